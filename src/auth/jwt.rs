@@ -1,0 +1,194 @@
+//! JWS compact parsing and the registered-claim checks, with jose's
+//! semantics (Backstage verifies with jose) and a clock passed in.
+
+use serde_json::{Map, Value};
+
+use crate::base64::decode_jws;
+
+/// A JWT split and decoded, not yet verified.
+#[derive(Debug, Clone)]
+pub struct Jwt<'a> {
+    pub header: Map<String, Value>,
+    pub payload: Map<String, Value>,
+    /// `base64url(header) "." base64url(payload)`: what the signature covers.
+    pub signing_input: &'a str,
+    pub signature: Vec<u8>,
+}
+
+fn decode_object(part: &str) -> Option<Map<String, Value>> {
+    let bytes = decode_jws(part)?;
+    match serde_json::from_slice::<Value>(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// The protected header alone (jose `decodeProtectedHeader`): what
+/// Backstage reads to recognise plugin and user tokens.
+pub fn decode_header(token: &str) -> Option<Map<String, Value>> {
+    decode_object(token.split('.').next()?)
+}
+
+/// Header and payload of a three-part JWS; `None` for anything else
+/// (JWE, JSON serialisation, non-object parts, bad base64url).
+pub fn decode(token: &str) -> Option<Jwt<'_>> {
+    let mut parts = token.split('.');
+    let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = decode_object(h)?;
+    let payload = decode_object(p)?;
+    let signature = decode_jws(s)?;
+    let signing_input = token.get(..h.len() + 1 + p.len())?;
+    Some(Jwt { header, payload, signing_input, signature })
+}
+
+impl Jwt<'_> {
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.get(name).and_then(Value::as_str)
+    }
+
+    pub fn claim_str(&self, name: &str) -> Option<&str> {
+        self.payload.get(name).and_then(Value::as_str)
+    }
+
+    /// Header parameters this implementation does not understand but must:
+    /// `crit` (any value) and `b64`.
+    pub fn has_unsupported_header(&self) -> bool {
+        self.header.contains_key("crit") || self.header.contains_key("b64")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// A registered claim of the wrong JSON type.
+    Malformed(&'static str),
+    Missing(&'static str),
+    Expired,
+    NotYetValid,
+}
+
+/// `exp`, `nbf` and `iat` as jose checks them: numbers if present; expired
+/// when `exp <= now - skew`; not yet valid when `nbf > now + skew`.
+/// `required` lists claims that must be present.
+pub fn check_registered_claims(payload: &Map<String, Value>, now: u64, skew: u64, required: &[&'static str]) -> Result<(), ClaimError> {
+    for &name in required {
+        if !payload.contains_key(name) {
+            return Err(ClaimError::Missing(name));
+        }
+    }
+    let number = |name: &'static str| -> Result<Option<f64>, ClaimError> {
+        match payload.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or(ClaimError::Malformed(name)),
+        }
+    };
+    let (now, skew) = (now as f64, skew as f64);
+    if let Some(exp) = number("exp")? {
+        if exp <= now - skew {
+            return Err(ClaimError::Expired);
+        }
+    }
+    if let Some(nbf) = number("nbf")? {
+        if nbf > now + skew {
+            return Err(ClaimError::NotYetValid);
+        }
+    }
+    number("iat")?;
+    for name in ["sub", "iss", "jti"] {
+        if payload.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(ClaimError::Malformed(match name {
+                "sub" => "sub",
+                "iss" => "iss",
+                _ => "jti",
+            }));
+        }
+    }
+    if let Some(aud) = payload.get("aud") {
+        let ok = match aud {
+            Value::String(_) => true,
+            Value::Array(items) => items.iter().all(Value::is_string),
+            _ => false,
+        };
+        if !ok {
+            return Err(ClaimError::Malformed("aud"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base64::encode_url_nopad;
+
+    fn token(header: &str, payload: &str, sig: &[u8]) -> String {
+        format!("{}.{}.{}", encode_url_nopad(header.as_bytes()), encode_url_nopad(payload.as_bytes()), encode_url_nopad(sig))
+    }
+
+    fn claims(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn decodes_three_part_jws() {
+        let t = token(r#"{"alg":"HS256"}"#, r#"{"sub":"x"}"#, b"sig");
+        let jwt = decode(&t).unwrap();
+        assert_eq!(jwt.header_str("alg"), Some("HS256"));
+        assert_eq!(jwt.claim_str("sub"), Some("x"));
+        assert_eq!(jwt.signature, b"sig");
+        assert_eq!(jwt.signing_input, &t[..t.rfind('.').unwrap()]);
+    }
+
+    #[test]
+    fn refuses_other_shapes() {
+        let good = token(r#"{"alg":"HS256"}"#, r#"{"sub":"x"}"#, b"sig");
+        assert!(decode(&format!("{good}.x.y")).is_none(), "five parts (JWE)");
+        assert!(decode(good.rsplit_once('.').unwrap().0).is_none(), "two parts");
+        assert!(decode(&token("[1]", "{}", b"s")).is_none(), "header not an object");
+        assert!(decode(&token("{}", "\"s\"", b"s")).is_none(), "payload not an object");
+        assert!(decode(&format!("{good}=")).is_none(), "padding");
+        assert!(decode("not-a-jwt").is_none());
+        assert!(decode("..").is_none());
+        assert!(decode(r#"{"payload":"x","signatures":[]}"#).is_none(), "JSON serialisation");
+    }
+
+    #[test]
+    fn exp_at_now_is_expired_with_zero_skew() {
+        let c = claims(r#"{"exp":1000}"#);
+        assert_eq!(check_registered_claims(&c, 1000, 0, &[]), Err(ClaimError::Expired));
+        assert_eq!(check_registered_claims(&c, 999, 0, &[]), Ok(()));
+        assert_eq!(check_registered_claims(&c, 1005, 5, &[]), Err(ClaimError::Expired));
+        assert_eq!(check_registered_claims(&c, 1004, 5, &[]), Ok(()));
+    }
+
+    #[test]
+    fn nbf_boundaries() {
+        let c = claims(r#"{"nbf":1000}"#);
+        assert_eq!(check_registered_claims(&c, 1000, 0, &[]), Ok(()));
+        assert_eq!(check_registered_claims(&c, 999, 0, &[]), Err(ClaimError::NotYetValid));
+        assert_eq!(check_registered_claims(&c, 990, 10, &[]), Ok(()));
+    }
+
+    #[test]
+    fn wrong_types_are_refusals_not_absences() {
+        for (json, name) in [
+            (r#"{"exp":"9999999999"}"#, "exp"),
+            (r#"{"nbf":null}"#, "nbf"),
+            (r#"{"iat":true}"#, "iat"),
+            (r#"{"sub":1}"#, "sub"),
+            (r#"{"aud":[1]}"#, "aud"),
+            (r#"{"aud":{}}"#, "aud"),
+            (r#"{"iss":[]}"#, "iss"),
+        ] {
+            assert_eq!(check_registered_claims(&claims(json), 0, 0, &[]), Err(ClaimError::Malformed(name)), "{json}");
+        }
+    }
+
+    #[test]
+    fn required_claims() {
+        assert_eq!(check_registered_claims(&claims("{}"), 0, 0, &["exp"]), Err(ClaimError::Missing("exp")));
+        assert_eq!(check_registered_claims(&claims(r#"{"exp":5.5}"#), 0, 0, &["exp"]), Ok(()));
+    }
+}

@@ -1,0 +1,145 @@
+//! Local replies: Backstage's JSON error bodies and the reason codes that
+//! name every outcome in logs and metrics.
+
+use serde_json::{json, Value};
+
+/// Why a request was answered by the filter. The code appears in metric
+/// names (`backstage_proxy.denied.<code>`) and in the debug log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    UnsafePath,
+    MissingCredentials,
+    MultipleCredentials,
+    TokenTooLarge,
+    IllegalToken,
+    IllegalLimitedUserToken,
+    InvalidToken,
+    InvalidPluginToken,
+    AccessRestricted,
+    NotFound,
+    MethodNotAllowed,
+    InvalidRewrite,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::UnsafePath,
+        Reason::MissingCredentials,
+        Reason::MultipleCredentials,
+        Reason::TokenTooLarge,
+        Reason::IllegalToken,
+        Reason::IllegalLimitedUserToken,
+        Reason::InvalidToken,
+        Reason::InvalidPluginToken,
+        Reason::AccessRestricted,
+        Reason::NotFound,
+        Reason::MethodNotAllowed,
+        Reason::InvalidRewrite,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::UnsafePath => "unsafe_path",
+            Reason::MissingCredentials => "missing_credentials",
+            Reason::MultipleCredentials => "multiple_credentials",
+            Reason::TokenTooLarge => "token_too_large",
+            Reason::IllegalToken => "illegal_token",
+            Reason::IllegalLimitedUserToken => "illegal_limited_user_token",
+            Reason::InvalidToken => "invalid_token",
+            Reason::InvalidPluginToken => "invalid_plugin_token",
+            Reason::AccessRestricted => "access_restricted",
+            Reason::NotFound => "not_found",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::InvalidRewrite => "invalid_rewrite",
+        }
+    }
+}
+
+/// A response the filter sends itself instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// `None` for answers that are not denials (the proxy's own key set).
+    pub reason: Option<Reason>,
+}
+
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Backstage's error body: `{"error":{"name","message"},"request":{"method","url"},"response":{"statusCode"}}`.
+pub fn error_body(status: u16, name: &str, message: &str, method: &str, url: &str) -> Vec<u8> {
+    let v: Value = json!({
+        "error": { "name": name, "message": message },
+        "request": { "method": method, "url": url },
+        "response": { "statusCode": status },
+    });
+    v.to_string().into_bytes()
+}
+
+/// A denial with Backstage's JSON body (400, 401, 403, 405).
+pub fn error(status: u16, reason: Reason, name: &str, message: &str, method: &str, url: &str) -> Reply {
+    let mut headers = vec![("content-type".to_string(), JSON_CONTENT_TYPE.to_string())];
+    if status == 401 {
+        headers.push(("www-authenticate".to_string(), "Bearer".to_string()));
+    }
+    Reply { status, headers, body: error_body(status, name, message, method, url), reason: Some(reason) }
+}
+
+/// 401 `AuthenticationError`.
+pub fn unauthenticated(reason: Reason, message: &str, method: &str, url: &str) -> Reply {
+    error(401, reason, "AuthenticationError", message, method, url)
+}
+
+/// 404 with an empty body, as Backstage's root `notFound` handler answers.
+pub fn not_found() -> Reply {
+    Reply { status: 404, headers: Vec::new(), body: Vec::new(), reason: Some(Reason::NotFound) }
+}
+
+/// The proxy plugin's own (empty) public key set.
+pub fn own_jwks() -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![("content-type".to_string(), JSON_CONTENT_TYPE.to_string())],
+        body: br#"{"keys":[]}"#.to_vec(),
+        reason: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_backstages_byte_for_byte() {
+        let body = error_body(401, "AuthenticationError", "Missing credentials", "GET", "/api/proxy/simple/x?y=1");
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"error":{"name":"AuthenticationError","message":"Missing credentials"},"request":{"method":"GET","url":"/api/proxy/simple/x?y=1"},"response":{"statusCode":401}}"#
+        );
+    }
+
+    #[test]
+    fn quotes_in_the_url_are_escaped() {
+        let body = error_body(400, "InputError", "m", "GET", "/a\"b");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["request"]["url"], "/a\"b");
+    }
+
+    #[test]
+    fn a_401_says_bearer() {
+        let r = unauthenticated(Reason::MissingCredentials, "Missing credentials", "GET", "/");
+        assert!(r.headers.contains(&("www-authenticate".into(), "Bearer".into())));
+        assert!(r.headers.contains(&("content-type".into(), JSON_CONTENT_TYPE.into())));
+        let r = error(403, Reason::AccessRestricted, "NotAllowedError", "x", "GET", "/");
+        assert!(!r.headers.iter().any(|(n, _)| n == "www-authenticate"));
+    }
+
+    #[test]
+    fn reason_codes_are_unique() {
+        let mut codes: Vec<_> = Reason::ALL.iter().map(|r| r.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), Reason::ALL.len());
+    }
+}

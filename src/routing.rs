@@ -1,0 +1,276 @@
+//! Path safety, endpoint matching, path rewriting and the join behind the
+//! target's base path. Pure functions over strings.
+
+use crate::config::{Endpoint, Plan, RewriteRule};
+
+/// `:path` split into its path part and query (without `?`). A fragment, if
+/// a client sent one, is dropped: it is never matched and never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitPath<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+}
+
+pub fn split_path(raw: &str) -> SplitPath<'_> {
+    let raw = raw.split('#').next().unwrap_or_default();
+    match raw.split_once('?') {
+        Some((path, query)) => SplitPath { path, query: Some(query) },
+        None => SplitPath { path: raw, query: None },
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Why a path was refused with 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafePath {
+    /// Raw byte outside printable ASCII (control characters, NUL, non-ASCII).
+    RawByte,
+    /// A `%` not followed by two hex digits, or decoding to invalid UTF-8.
+    BadEncoding,
+    /// NUL or a control character after decoding.
+    ControlCharacter,
+    /// A `.` or `..` segment (also `.;x`, `..;x`), after decoding with `\` as `/`.
+    DotSegment,
+}
+
+/// Path safety (SPEC §2 step 1): percent-decode the path part once, read
+/// `\` as `/`, and refuse dot segments, bad encodings and control
+/// characters. The path itself is not changed.
+pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
+    let bytes = path.as_bytes();
+    if bytes.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {
+        return Err(UnsafePath::RawByte);
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hi = bytes.get(i + 1).copied().and_then(hex);
+            let lo = bytes.get(i + 2).copied().and_then(hex);
+            match (hi, lo) {
+                (Some(h), Some(l)) => decoded.push(h << 4 | l),
+                _ => return Err(UnsafePath::BadEncoding),
+            }
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| UnsafePath::BadEncoding)?;
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(UnsafePath::ControlCharacter);
+    }
+    for segment in decoded.split(['/', '\\']) {
+        // Servlet-style containers strip `;params` per segment: `..;x` is `..` to them.
+        let name = segment.split(';').next().unwrap_or_default();
+        if name == "." || name == ".." {
+            return Err(UnsafePath::DotSegment);
+        }
+    }
+    Ok(())
+}
+
+/// Collapses runs of `/` into one.
+pub fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut prev_slash = false;
+    for c in path.chars() {
+        if c == '/' {
+            if !prev_slash {
+                out.push(c);
+            }
+            prev_slash = true;
+        } else {
+            out.push(c);
+            prev_slash = false;
+        }
+    }
+    out
+}
+
+/// Where a canonical path stands relative to the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// Not under `gateway.prefix`: passed through.
+    Outside,
+    /// Under the prefix; the rest after the prefix ("" or starting with `/`).
+    Under(String),
+}
+
+/// Is `canonical` (slashes collapsed) under the prefix? Compared ASCII
+/// case-insensitively, on a segment boundary.
+pub fn locate(plan: &Plan, canonical: &str) -> Location {
+    let prefix = &plan.prefix_lower;
+    let Some(head) = canonical.get(..prefix.len()) else {
+        return Location::Outside;
+    };
+    if !head.eq_ignore_ascii_case(prefix) {
+        return Location::Outside;
+    }
+    let rest = canonical.get(prefix.len()..).unwrap_or_default();
+    if rest.is_empty() || rest.starts_with('/') {
+        Location::Under(rest.to_string())
+    } else {
+        Location::Outside
+    }
+}
+
+/// Longest endpoint key matching `rest` (the path after the prefix). A key
+/// matches when it equals `rest` or is followed by `/`, ignoring ASCII case.
+pub fn match_endpoint<'p>(plan: &'p Plan, rest: &str) -> Option<(usize, &'p Endpoint)> {
+    let lower = rest.to_ascii_lowercase();
+    let lower = lower.trim_end_matches('/');
+    // Probe `rest` itself, then every shorter candidate ending before a `/`.
+    let mut candidate: &str = lower;
+    loop {
+        if let Some(&i) = plan.index.get(candidate) {
+            return plan.endpoints.get(i).map(|e| (i, e));
+        }
+        if candidate.is_empty() {
+            return None;
+        }
+        candidate = match candidate.rfind('/') {
+            Some(pos) => candidate.get(..pos).unwrap_or_default(),
+            None => "",
+        };
+    }
+}
+
+/// The request path and query an endpoint's upstream receives, or `None`
+/// when a `pathRewrite` result is refused (it must start with a single `/`).
+pub fn upstream_path(endpoint: &Endpoint, raw_path: &str, canonical_rest: &str, query: Option<&str>) -> Option<String> {
+    // 1. Rewrite: either the configured rules (applied to the original
+    //    path-and-query) or the default strip of `<prefix><key>` and one `/`.
+    let (path, query): (String, Option<String>) = match &endpoint.path_rewrite {
+        None => {
+            let after = canonical_rest.get(endpoint.key.len()..).unwrap_or_default();
+            (format!("/{}", after.strip_prefix('/').unwrap_or(after)), query.map(str::to_string))
+        }
+        Some(rules) => {
+            let original = raw_path.split('#').next().unwrap_or_default();
+            let rewritten = apply_rewrite(rules, original).unwrap_or_else(|| original.to_string());
+            let sp = split_path(&rewritten);
+            let (p, q) = (sp.path.to_string(), sp.query.map(str::to_string));
+            if !(p.is_empty() || (p.starts_with('/') && !p.starts_with("//"))) {
+                return None;
+            }
+            (p, q)
+        }
+    };
+    // 2. Join behind the target's base path and collapse slashes; the query
+    //    stays byte-for-byte, after the target's own parameters.
+    let joined = collapse_slashes(&format!("{}/{}", endpoint.target.path, path));
+    let query = match (&endpoint.target.query, query) {
+        (Some(t), Some(q)) if !t.is_empty() && !q.is_empty() => Some(format!("{t}&{q}")),
+        (Some(t), None) => Some(t.clone()),
+        (Some(t), Some(q)) if q.is_empty() => Some(t.clone()),
+        (_, q) => q,
+    };
+    Some(match query {
+        Some(q) => format!("{joined}?{q}"),
+        None => joined,
+    })
+}
+
+/// Applies the first matching rule once, with JavaScript replacement syntax.
+pub fn apply_rewrite(rules: &[RewriteRule], input: &str) -> Option<String> {
+    for rule in rules {
+        if let Some(caps) = rule.regex.captures(input) {
+            let m = caps.get(0)?;
+            let mut out = String::with_capacity(input.len() + rule.replacement.len());
+            out.push_str(input.get(..m.start())?);
+            let has_named = rule.regex.capture_names().flatten().next().is_some();
+            expand_js(&rule.replacement, &caps, has_named, input, m.start(), m.end(), &mut out);
+            out.push_str(input.get(m.end()..)?);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// `String.prototype.replace` substitution patterns: `$$`, `$&`, `` $` ``,
+/// `$'`, `$n`/`$nn` and `$<name>`.
+fn expand_js(
+    repl: &str,
+    caps: &regex_lite::Captures<'_>,
+    has_named: bool,
+    input: &str,
+    start: usize,
+    end: usize,
+    out: &mut String,
+) {
+    let groups = caps.len().saturating_sub(1);
+    let bytes = repl.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'$' {
+            // copy one UTF-8 character
+            let ch_len = repl.get(i..).and_then(|s| s.chars().next()).map(char::len_utf8).unwrap_or(1);
+            out.push_str(repl.get(i..i + ch_len).unwrap_or_default());
+            i += ch_len;
+            continue;
+        }
+        match bytes.get(i + 1).copied() {
+            Some(b'$') => {
+                out.push('$');
+                i += 2;
+            }
+            Some(b'&') => {
+                out.push_str(input.get(start..end).unwrap_or_default());
+                i += 2;
+            }
+            Some(b'`') => {
+                out.push_str(input.get(..start).unwrap_or_default());
+                i += 2;
+            }
+            Some(b'\'') => {
+                out.push_str(input.get(end..).unwrap_or_default());
+                i += 2;
+            }
+            Some(d1 @ b'0'..=b'9') => {
+                let one = usize::from(d1 - b'0');
+                let two = bytes
+                    .get(i + 2)
+                    .filter(|c| c.is_ascii_digit())
+                    .map(|&d2| one * 10 + usize::from(d2 - b'0'));
+                if let Some(n) = two.filter(|&n| n >= 1 && n <= groups) {
+                    out.push_str(caps.get(n).map(|m| m.as_str()).unwrap_or_default());
+                    i += 3;
+                } else if one >= 1 && one <= groups {
+                    out.push_str(caps.get(one).map(|m| m.as_str()).unwrap_or_default());
+                    i += 2;
+                } else {
+                    out.push('$');
+                    i += 1;
+                }
+            }
+            Some(b'<') if has_named => match repl.get(i + 2..).and_then(|s| s.find('>')) {
+                Some(close) => {
+                    let name = repl.get(i + 2..i + 2 + close).unwrap_or_default();
+                    out.push_str(caps.name(name).map(|m| m.as_str()).unwrap_or_default());
+                    i += close + 3;
+                }
+                None => {
+                    out.push('$');
+                    i += 1;
+                }
+            },
+            _ => {
+                out.push('$');
+                i += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
