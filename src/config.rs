@@ -749,11 +749,9 @@ fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<St
         let Some(o) = as_object(errs, &ip, item) else { continue };
         check_keys(errs, &ip, o, &["plugin", "permission", "permissionAttribute"]);
         match required_string(errs, o, &ip, "plugin") {
-            Some(p) if is_non_whitespace(p)
-                && !plugins.iter().any(|x| x == p) => {
-                    plugins.push(p.to_string());
-                }
-            Some(_) => errs.add(&join(&ip, "plugin"), "must not be empty or contain whitespace"),
+            Some(p) if !is_non_whitespace(p) => errs.add(&join(&ip, "plugin"), "must not be empty or contain whitespace"),
+            Some(p) if plugins.iter().any(|x| x == p) => {}
+            Some(p) => plugins.push(p.to_string()),
             None => {}
         }
         if let Some(perm) = o.get("permission") {

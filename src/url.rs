@@ -159,7 +159,7 @@ mod tests {
         let u = Url::parse("http://[::1]:8080/x").unwrap();
         assert_eq!(u.host, "[::1]");
         assert_eq!(u.authority(), "[::1]:8080");
-        assert_eq!(u.cluster_name(), "http____1___8080");
+        assert_eq!(u.cluster_name(), "http____1__8080");
 
         assert_eq!(Url::parse("http://h:80/").unwrap().authority(), "h");
     }
