@@ -122,6 +122,12 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
         return reply(r, Some(idx));
     }
 
+    // Upgrades (WebSocket) only for endpoints that ask for them.
+    if !endpoint.ws && !req.header_values("upgrade").is_empty() {
+        let r = reply::error(403, Reason::UpgradeNotAllowed, "NotAllowedError", "Upgrade is not enabled for this endpoint", req.method, url);
+        return reply(r, Some(idx));
+    }
+
     // 7. Path, headers, host, cluster.
     let Some(path) = routing::upstream_path(endpoint, raw_path, &rest, split.query) else {
         let r = reply::error(400, Reason::InvalidRewrite, "InputError", "Rewritten path is not a valid path", req.method, url);

@@ -19,10 +19,11 @@ pub enum Reason {
     NotFound,
     MethodNotAllowed,
     InvalidRewrite,
+    UpgradeNotAllowed,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::UnsafePath,
         Reason::MissingCredentials,
         Reason::MultipleCredentials,
@@ -35,6 +36,7 @@ impl Reason {
         Reason::NotFound,
         Reason::MethodNotAllowed,
         Reason::InvalidRewrite,
+        Reason::UpgradeNotAllowed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Reason {
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::InvalidRewrite => "invalid_rewrite",
+            Reason::UpgradeNotAllowed => "upgrade_not_allowed",
         }
     }
 }

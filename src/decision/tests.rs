@@ -285,3 +285,13 @@ fn response_policy_uses_the_endpoint() {
     let removed = response_removals(&p, idx, ["set-cookie", "x-custom", "x-api-key", "content-type", "location"].into_iter());
     assert_eq!(removed, ["set-cookie", "x-api-key", "location"]);
 }
+
+#[test]
+fn upgrades_only_for_ws_endpoints() {
+    let p = plan_with(r#"{"/ws":{"target":"http://t","ws":true},"/plain":"http://t"}"#, "");
+    let f = fwd(req("GET", "/api/proxy/ws/x").bearer(TOKEN).h("upgrade", "websocket").h("sec-websocket-key", "k").decide(&p));
+    assert!(!f.remove.contains(&"upgrade".to_string()) && !f.remove.contains(&"sec-websocket-key".to_string()));
+    assert_eq!(reply(req("GET", "/api/proxy/ws/x").h("upgrade", "websocket").decide(&p)).status, 401);
+    let r = reply(req("GET", "/api/proxy/plain").bearer(TOKEN).h("upgrade", "websocket").decide(&p));
+    assert_eq!((r.status, r.reason), (403, Some(Reason::UpgradeNotAllowed)));
+}

