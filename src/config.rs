@@ -212,7 +212,10 @@ struct Errors {
 
 impl Errors {
     fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.list.push(ConfigError { path: path.to_string(), message: message.into() });
+        self.list.push(ConfigError {
+            path: path.to_string(),
+            message: message.into(),
+        });
     }
 }
 
@@ -240,7 +243,10 @@ fn check_keys(errs: &mut Errors, path: &str, obj: &Map<String, Value>, allowed: 
         if !allowed.contains(&key.as_str()) {
             errs.add(
                 &join(path, key),
-                format!("unknown key '{key}'; expected one of {}", allowed.join(", ")),
+                format!(
+                    "unknown key '{key}'; expected one of {}",
+                    allowed.join(", ")
+                ),
             );
         }
     }
@@ -250,7 +256,10 @@ fn as_object<'a>(errs: &mut Errors, path: &str, v: &'a Value) -> Option<&'a Map<
     match v {
         Value::Object(m) => Some(m),
         other => {
-            errs.add(path, format!("must be an object, but is of type {}", type_name(other)));
+            errs.add(
+                path,
+                format!("must be an object, but is of type {}", type_name(other)),
+            );
             None
         }
     }
@@ -260,28 +269,49 @@ fn opt_bool(errs: &mut Errors, obj: &Map<String, Value>, path: &str, key: &str) 
     match obj.get(key)? {
         Value::Bool(b) => Some(*b),
         other => {
-            errs.add(&join(path, key), format!("must be a boolean, but is of type {}", type_name(other)));
+            errs.add(
+                &join(path, key),
+                format!("must be a boolean, but is of type {}", type_name(other)),
+            );
             None
         }
     }
 }
 
-fn opt_string<'a>(errs: &mut Errors, obj: &'a Map<String, Value>, path: &str, key: &str) -> Option<&'a str> {
+fn opt_string<'a>(
+    errs: &mut Errors,
+    obj: &'a Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Option<&'a str> {
     match obj.get(key)? {
         Value::String(s) => Some(s),
         other => {
-            errs.add(&join(path, key), format!("must be a string, but is of type {}", type_name(other)));
+            errs.add(
+                &join(path, key),
+                format!("must be a string, but is of type {}", type_name(other)),
+            );
             None
         }
     }
 }
 
-fn opt_uint(errs: &mut Errors, obj: &Map<String, Value>, path: &str, key: &str, min: u64, max: u64) -> Option<u64> {
+fn opt_uint(
+    errs: &mut Errors,
+    obj: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
     let v = obj.get(key)?;
     match v.as_u64() {
         Some(n) if (min..=max).contains(&n) => Some(n),
         _ => {
-            errs.add(&join(path, key), format!("must be a whole number from {min} to {max}"));
+            errs.add(
+                &join(path, key),
+                format!("must be a whole number from {min} to {max}"),
+            );
             None
         }
     }
@@ -295,9 +325,8 @@ fn is_non_whitespace(s: &str) -> bool {
 /// RFC 9110 token characters (header names, methods).
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Normalises an endpoint key: a leading `/`, no trailing `/`.
@@ -330,14 +359,23 @@ fn string_list(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<String>> 
                 match item {
                     Value::String(s) => push(s),
                     other => {
-                        errs.add(&format!("{path}[{i}]"), format!("must be a string, but is of type {}", type_name(other)));
+                        errs.add(
+                            &format!("{path}[{i}]"),
+                            format!("must be a string, but is of type {}", type_name(other)),
+                        );
                         return None;
                     }
                 }
             }
         }
         other => {
-            errs.add(path, format!("must be a string or an array of strings, but is of type {}", type_name(other)));
+            errs.add(
+                path,
+                format!(
+                    "must be a string or an array of strings, but is of type {}",
+                    type_name(other)
+                ),
+            );
             return None;
         }
     }
@@ -360,15 +398,20 @@ pub fn interpolate(template: &str, env: &dyn Fn(&str) -> Option<String>) -> Resu
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail.find('}').ok_or_else(|| "unterminated '${' in value".to_string())?;
+            let end = tail
+                .find('}')
+                .ok_or_else(|| "unterminated '${' in value".to_string())?;
             let (name, tail) = tail.split_at(end);
             let name = name.trim();
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!("invalid environment variable name '{name}'"));
             }
-            let value = env(name).ok_or_else(|| format!("environment variable '{name}' is not set"))?;
+            let value =
+                env(name).ok_or_else(|| format!("environment variable '{name}' is not set"))?;
             if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-                return Err(format!("environment variable '{name}' contains CR, LF or NUL"));
+                return Err(format!(
+                    "environment variable '{name}' contains CR, LF or NUL"
+                ));
             }
             out.push_str(&value);
             rest = tail.get(1..).unwrap_or_default();
@@ -399,7 +442,12 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, 
         Err(e) => {
             return Err(vec![ConfigError {
                 path: String::new(),
-                message: format!("configuration is not valid JSON: line {} column {}: {}", e.line(), e.column(), e.classify_message()),
+                message: format!(
+                    "configuration is not valid JSON: line {} column {}: {}",
+                    e.line(),
+                    e.column(),
+                    e.classify_message()
+                ),
             }])
         }
     };
@@ -422,7 +470,10 @@ impl ClassifyMessage for serde_json::Error {
     }
 }
 
-pub fn parse_value(root: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result<Plan, Vec<ConfigError>> {
+pub fn parse_value(
+    root: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, Vec<ConfigError>> {
     let mut errs = Errors { list: Vec::new() };
     let mut warnings = Vec::new();
     let Some(root) = as_object(&mut errs, "", root) else {
@@ -452,7 +503,10 @@ pub fn parse_value(root: &Value, env: &dyn Fn(&str) -> Option<String>) -> Result
     let mut index = HashMap::new();
     for (i, ep) in endpoints.iter().enumerate() {
         if let Some(prev) = index.insert(ep.key.to_ascii_lowercase(), i) {
-            let prev_key = endpoints.get(prev).map(|e| e.raw_key.as_str()).unwrap_or_default();
+            let prev_key = endpoints
+                .get(prev)
+                .map(|e| e.raw_key.as_str())
+                .unwrap_or_default();
             errs.add(
                 &format!("proxy.endpoints.{}", ep.raw_key),
                 format!("endpoint key matches the same paths as '{prev_key}' (keys are normalised and case-insensitive)"),
@@ -499,8 +553,16 @@ fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
         None => DEFAULT_PREFIX.to_string(),
         Some(s) => {
             let norm = normalise_key(s);
-            if !s.starts_with('/') || norm.is_empty() || s.contains(['?', '#', '%', '\\']) || s.contains("//") || s.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-                errs.add(&join(p, "prefix"), "must be an absolute path such as /api/proxy (no query, no '%', '\\' or '//')");
+            if !s.starts_with('/')
+                || norm.is_empty()
+                || s.contains(['?', '#', '%', '\\'])
+                || s.contains("//")
+                || s.bytes().any(|b| b <= b' ' || b >= 0x7f)
+            {
+                errs.add(
+                    &join(p, "prefix"),
+                    "must be an absolute path such as /api/proxy (no query, no '%', '\\' or '//')",
+                );
             }
             norm
         }
@@ -517,7 +579,11 @@ fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
     let plugin_id = match opt_string(errs, obj, p, "pluginId") {
         None => DEFAULT_PLUGIN_ID.to_string(),
         Some(s) => {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
                 errs.add(&join(p, "pluginId"), "must match ^[a-z0-9_-]+$");
             }
             s.to_string()
@@ -531,10 +597,19 @@ fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
         token_cache_size: opt_uint(errs, obj, p, "tokenCacheSize", 0, 1_000_000)
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
-        jwks_cache_seconds: opt_uint(errs, obj, p, "jwksCacheSeconds", 10, 86_400).unwrap_or(DEFAULT_JWKS_CACHE_SECONDS),
-        jwks_fetch_timeout_ms: opt_uint(errs, obj, p, "jwksFetchTimeoutMs", 100, 60_000).unwrap_or(DEFAULT_JWKS_FETCH_TIMEOUT_MS),
-        jwks_refetch_cooldown_seconds: opt_uint(errs, obj, p, "jwksRefetchCooldownSeconds", 1, 3600)
-            .unwrap_or(DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS),
+        jwks_cache_seconds: opt_uint(errs, obj, p, "jwksCacheSeconds", 10, 86_400)
+            .unwrap_or(DEFAULT_JWKS_CACHE_SECONDS),
+        jwks_fetch_timeout_ms: opt_uint(errs, obj, p, "jwksFetchTimeoutMs", 100, 60_000)
+            .unwrap_or(DEFAULT_JWKS_FETCH_TIMEOUT_MS),
+        jwks_refetch_cooldown_seconds: opt_uint(
+            errs,
+            obj,
+            p,
+            "jwksRefetchCooldownSeconds",
+            1,
+            3600,
+        )
+        .unwrap_or(DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS),
         jwks_max_bytes: opt_uint(errs, obj, p, "jwksMaxBytes", 1024, 1024 * 1024)
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_JWKS_MAX_BYTES),
@@ -544,8 +619,21 @@ fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
 /// Keys of Backstage's `backend` block that configure the Backstage server
 /// itself; accepted (so a user can paste the block) and ignored here.
 const BACKEND_SERVER_KEYS: [&str; 15] = [
-    "listen", "https", "database", "cache", "cors", "csp", "reading", "workingDirectory",
-    "lifecycle", "rateLimit", "trustProxy", "auditor", "health", "actions", "packages",
+    "listen",
+    "https",
+    "database",
+    "cache",
+    "cors",
+    "csp",
+    "reading",
+    "workingDirectory",
+    "lifecycle",
+    "rateLimit",
+    "trustProxy",
+    "auditor",
+    "health",
+    "actions",
+    "packages",
 ];
 
 fn parse_backend(
@@ -563,11 +651,16 @@ fn parse_backend(
     let base_url = opt_string(errs, obj, p, "baseUrl");
     let internal = opt_string(errs, gateway_obj, "gateway", "backendUrl");
     let explicit_cluster = opt_string(errs, gateway_obj, "gateway", "backendCluster");
-    let backend = match internal.map(|u| ("gateway.backendUrl", u)).or(base_url.map(|u| ("backend.baseUrl", u))) {
+    let backend = match internal
+        .map(|u| ("gateway.backendUrl", u))
+        .or(base_url.map(|u| ("backend.baseUrl", u)))
+    {
         None => None,
         Some((path, raw)) => match Url::parse(raw) {
             Ok(url) => {
-                let cluster = explicit_cluster.map(str::to_string).unwrap_or_else(|| url.cluster_name());
+                let cluster = explicit_cluster
+                    .map(str::to_string)
+                    .unwrap_or_else(|| url.cluster_name());
                 Some(Backend { url, cluster })
             }
             Err(e) => {
@@ -587,9 +680,16 @@ fn parse_backend(
         errs,
         ap,
         auth_obj,
-        &["dangerouslyDisableDefaultAuthPolicy", "keys", "externalAccess", "pluginKeyStore", "keyStore"],
+        &[
+            "dangerouslyDisableDefaultAuthPolicy",
+            "keys",
+            "externalAccess",
+            "pluginKeyStore",
+            "keyStore",
+        ],
     );
-    let disable = opt_bool(errs, auth_obj, ap, "dangerouslyDisableDefaultAuthPolicy").unwrap_or(false);
+    let disable =
+        opt_bool(errs, auth_obj, ap, "dangerouslyDisableDefaultAuthPolicy").unwrap_or(false);
     if disable {
         warnings.push("backend.auth.dangerouslyDisableDefaultAuthPolicy is true: no endpoint requires credentials".to_string());
     }
@@ -604,14 +704,23 @@ fn parse_backend(
                 }
                 for (i, item) in items.iter().enumerate() {
                     let ip = format!("{kp}[{i}]");
-                    let Some(o) = as_object(errs, &ip, item) else { continue };
+                    let Some(o) = as_object(errs, &ip, item) else {
+                        continue;
+                    };
                     check_keys(errs, &ip, o, &["secret"]);
                     if let Some(key) = parse_secret(errs, o, &ip) {
-                        auth.legacy.push(LegacySecret { key, subject: "external:backstage-plugin".to_string(), restrictions: None });
+                        auth.legacy.push(LegacySecret {
+                            key,
+                            subject: "external:backstage-plugin".to_string(),
+                            restrictions: None,
+                        });
                     }
                 }
             }
-            other => errs.add(kp, format!("must be an array, but is of type {}", type_name(other))),
+            other => errs.add(
+                kp,
+                format!("must be an array, but is of type {}", type_name(other)),
+            ),
         }
     }
 
@@ -623,9 +732,13 @@ fn parse_backend(
                 let mut statics = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let ip = format!("{ep}[{i}]");
-                    let Some(o) = as_object(errs, &ip, item) else { continue };
+                    let Some(o) = as_object(errs, &ip, item) else {
+                        continue;
+                    };
                     check_keys(errs, &ip, o, &["type", "options", "accessRestrictions"]);
-                    let restrictions = o.get("accessRestrictions").and_then(|v| parse_restrictions(errs, &join(&ip, "accessRestrictions"), v));
+                    let restrictions = o.get("accessRestrictions").and_then(|v| {
+                        parse_restrictions(errs, &join(&ip, "accessRestrictions"), v)
+                    });
                     let op = join(&ip, "options");
                     let options = match o.get("options") {
                         Some(v) => as_object(errs, &op, v),
@@ -637,11 +750,17 @@ fn parse_backend(
                     let kind = match o.get("type") {
                         Some(Value::String(s)) => s.as_str(),
                         Some(other) => {
-                            errs.add(&join(&ip, "type"), format!("must be a string, but is of type {}", type_name(other)));
+                            errs.add(
+                                &join(&ip, "type"),
+                                format!("must be a string, but is of type {}", type_name(other)),
+                            );
                             continue;
                         }
                         None => {
-                            errs.add(&join(&ip, "type"), "is required; expected one of static, legacy, jwks");
+                            errs.add(
+                                &join(&ip, "type"),
+                                "is required; expected one of static, legacy, jwks",
+                            );
                             continue;
                         }
                     };
@@ -653,9 +772,15 @@ fn parse_backend(
                             let subject = parse_subject(errs, options, &op);
                             if let Some(t) = token {
                                 if !is_non_whitespace(t) {
-                                    errs.add(&join(&op, "token"), "must not be empty or contain whitespace");
+                                    errs.add(
+                                        &join(&op, "token"),
+                                        "must not be empty or contain whitespace",
+                                    );
                                 } else if t.chars().count() < 8 {
-                                    errs.add(&join(&op, "token"), "must be at least 8 characters long");
+                                    errs.add(
+                                        &join(&op, "token"),
+                                        "must be at least 8 characters long",
+                                    );
                                 }
                             }
                             if let (Some(t), Some(s)) = (token, subject) {
@@ -667,7 +792,11 @@ fn parse_backend(
                             let key = parse_secret(errs, options, &op);
                             let subject = parse_subject(errs, options, &op);
                             if let (Some(key), Some(subject)) = (key, subject) {
-                                auth.legacy.push(LegacySecret { key, subject: subject.to_string(), restrictions });
+                                auth.legacy.push(LegacySecret {
+                                    key,
+                                    subject: subject.to_string(),
+                                    restrictions,
+                                });
                             }
                         }
                         "jwks" => {
@@ -686,10 +815,17 @@ fn parse_backend(
                         errs.add(&path, "the same static token is configured more than once");
                         continue;
                     }
-                    auth.static_tokens.push(StaticToken { token: token.as_bytes().to_vec(), subject: subject.to_string(), restrictions });
+                    auth.static_tokens.push(StaticToken {
+                        token: token.as_bytes().to_vec(),
+                        subject: subject.to_string(),
+                        restrictions,
+                    });
                 }
             }
-            other => errs.add(ep, format!("must be an array, but is of type {}", type_name(other))),
+            other => errs.add(
+                ep,
+                format!("must be an array, but is of type {}", type_name(other)),
+            ),
         }
     }
     if backend.is_none() {
@@ -700,7 +836,12 @@ fn parse_backend(
     (backend, disable, auth)
 }
 
-fn required_string<'a>(errs: &mut Errors, obj: &'a Map<String, Value>, path: &str, key: &str) -> Option<&'a str> {
+fn required_string<'a>(
+    errs: &mut Errors,
+    obj: &'a Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Option<&'a str> {
     if !obj.contains_key(key) {
         errs.add(&join(path, key), "is required");
         return None;
@@ -708,10 +849,17 @@ fn required_string<'a>(errs: &mut Errors, obj: &'a Map<String, Value>, path: &st
     opt_string(errs, obj, path, key)
 }
 
-fn parse_subject<'a>(errs: &mut Errors, obj: &'a Map<String, Value>, path: &str) -> Option<&'a str> {
+fn parse_subject<'a>(
+    errs: &mut Errors,
+    obj: &'a Map<String, Value>,
+    path: &str,
+) -> Option<&'a str> {
     let s = required_string(errs, obj, path, "subject")?;
     if !is_non_whitespace(s) {
-        errs.add(&join(path, "subject"), "must not be empty or contain whitespace");
+        errs.add(
+            &join(path, "subject"),
+            "must not be empty or contain whitespace",
+        );
         return None;
     }
     Some(s)
@@ -722,13 +870,22 @@ fn parse_subject<'a>(errs: &mut Errors, obj: &'a Map<String, Value>, path: &str)
 fn parse_secret(errs: &mut Errors, obj: &Map<String, Value>, path: &str) -> Option<Vec<u8>> {
     let s = required_string(errs, obj, path, "secret")?;
     if !is_non_whitespace(s) {
-        errs.add(&join(path, "secret"), "must not be empty or contain whitespace");
+        errs.add(
+            &join(path, "secret"),
+            "must not be empty or contain whitespace",
+        );
         return None;
     }
-    let valid = s.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
+    let valid = s
+        .trim_end_matches('=')
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
     let key = base64::decode_secret(s);
     if !valid || key.is_empty() {
-        errs.add(&join(path, "secret"), "must be base64 that decodes to a non-empty key");
+        errs.add(
+            &join(path, "secret"),
+            "must be base64 that decodes to a non-empty key",
+        );
         return None;
     }
     Some(key)
@@ -736,7 +893,10 @@ fn parse_secret(errs: &mut Errors, obj: &Map<String, Value>, path: &str) -> Opti
 
 fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<String>> {
     let Value::Array(items) = v else {
-        errs.add(path, format!("must be an array, but is of type {}", type_name(v)));
+        errs.add(
+            path,
+            format!("must be an array, but is of type {}", type_name(v)),
+        );
         return None;
     };
     if items.is_empty() {
@@ -746,10 +906,20 @@ fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<St
     let mut plugins: Vec<String> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ip = format!("{path}[{i}]");
-        let Some(o) = as_object(errs, &ip, item) else { continue };
-        check_keys(errs, &ip, o, &["plugin", "permission", "permissionAttribute"]);
+        let Some(o) = as_object(errs, &ip, item) else {
+            continue;
+        };
+        check_keys(
+            errs,
+            &ip,
+            o,
+            &["plugin", "permission", "permissionAttribute"],
+        );
         match required_string(errs, o, &ip, "plugin") {
-            Some(p) if !is_non_whitespace(p) => errs.add(&join(&ip, "plugin"), "must not be empty or contain whitespace"),
+            Some(p) if !is_non_whitespace(p) => errs.add(
+                &join(&ip, "plugin"),
+                "must not be empty or contain whitespace",
+            ),
             Some(p) if plugins.iter().any(|x| x == p) => {}
             Some(p) => plugins.push(p.to_string()),
             None => {}
@@ -761,7 +931,10 @@ fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<St
             let ap = join(&ip, "permissionAttribute");
             if let Some(a) = as_object(errs, &ap, attr) {
                 check_keys(errs, &ap, a, &["action"]);
-                if let Some(actions) = a.get("action").and_then(|v| string_list(errs, &join(&ap, "action"), v)) {
+                if let Some(actions) = a
+                    .get("action")
+                    .and_then(|v| string_list(errs, &join(&ap, "action"), v))
+                {
                     for action in actions {
                         if !["create", "read", "update", "delete"].contains(&action.as_str()) {
                             errs.add(&join(&ap, "action"), format!("unknown action '{action}'; expected one of create, read, update, delete"));
@@ -774,8 +947,25 @@ fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<St
     Some(plugins)
 }
 
-fn parse_jwks(errs: &mut Errors, options: &Map<String, Value>, op: &str, restrictions: Option<Vec<String>>) -> Option<JwksProvider> {
-    check_keys(errs, op, options, &["url", "issuer", "audience", "algorithm", "subjectPrefix", "cluster"]);
+fn parse_jwks(
+    errs: &mut Errors,
+    options: &Map<String, Value>,
+    op: &str,
+    restrictions: Option<Vec<String>>,
+) -> Option<JwksProvider> {
+    check_keys(
+        errs,
+        op,
+        options,
+        &[
+            "url",
+            "issuer",
+            "audience",
+            "algorithm",
+            "subjectPrefix",
+            "cluster",
+        ],
+    );
     let raw_url = required_string(errs, options, op, "url");
     let url = raw_url.and_then(|u| match Url::parse(u) {
         Ok(url) => Some(url),
@@ -784,9 +974,15 @@ fn parse_jwks(errs: &mut Errors, options: &Map<String, Value>, op: &str, restric
             None
         }
     });
-    let issuers = options.get("issuer").and_then(|v| string_list(errs, &join(op, "issuer"), v));
-    let audiences = options.get("audience").and_then(|v| string_list(errs, &join(op, "audience"), v));
-    let algorithms = options.get("algorithm").and_then(|v| string_list(errs, &join(op, "algorithm"), v));
+    let issuers = options
+        .get("issuer")
+        .and_then(|v| string_list(errs, &join(op, "issuer"), v));
+    let audiences = options
+        .get("audience")
+        .and_then(|v| string_list(errs, &join(op, "audience"), v));
+    let algorithms = options
+        .get("algorithm")
+        .and_then(|v| string_list(errs, &join(op, "algorithm"), v));
     if let Some(algs) = &algorithms {
         for alg in algs {
             if !JWS_ALGORITHMS.contains(&alg.as_str()) || alg.starts_with("HS") {
@@ -826,7 +1022,14 @@ fn parse_proxy(
     let (entries, base): (Vec<(&String, &Value)>, String) = match obj.get("endpoints") {
         Some(v) => {
             for k in obj.keys() {
-                if !k.starts_with('/') && !["endpoints", "skipInvalidProxies", "reviveConsumedRequestBodies"].contains(&k.as_str()) {
+                if !k.starts_with('/')
+                    && ![
+                        "endpoints",
+                        "skipInvalidProxies",
+                        "reviveConsumedRequestBodies",
+                    ]
+                    .contains(&k.as_str())
+                {
                     errs.add(&join(p, k), format!("unknown key '{k}'; expected one of endpoints, skipInvalidProxies, reviveConsumedRequestBodies"));
                 }
             }
@@ -840,7 +1043,9 @@ fn parse_proxy(
         }
         None => {
             for k in obj.keys() {
-                if !k.starts_with('/') && !["skipInvalidProxies", "reviveConsumedRequestBodies"].contains(&k.as_str()) {
+                if !k.starts_with('/')
+                    && !["skipInvalidProxies", "reviveConsumedRequestBodies"].contains(&k.as_str())
+                {
                     errs.add(&join(p, k), format!("unknown key '{k}'; expected endpoints, skipInvalidProxies, reviveConsumedRequestBodies or endpoint keys starting with '/'"));
                 }
             }
@@ -850,7 +1055,10 @@ fn parse_proxy(
                         .to_string(),
                 );
             }
-            (obj.iter().filter(|(k, _)| k.starts_with('/')).collect(), "proxy".to_string())
+            (
+                obj.iter().filter(|(k, _)| k.starts_with('/')).collect(),
+                "proxy".to_string(),
+            )
         }
     };
 
@@ -899,15 +1107,27 @@ fn parse_endpoint(
     value: &Value,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Endpoint> {
-    if raw_key.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#') {
-        errs.add(path, "endpoint key must not contain whitespace, control characters, '?' or '#'");
+    if raw_key
+        .bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+    {
+        errs.add(
+            path,
+            "endpoint key must not contain whitespace, control characters, '?' or '#'",
+        );
     }
     let empty = Map::new();
     let (obj, target_value): (&Map<String, Value>, Option<&Value>) = match value {
         Value::String(_) => (&empty, Some(value)),
         Value::Object(o) => (o, o.get("target")),
         other => {
-            errs.add(path, format!("must be a target URL string or an object, but is of type {}", type_name(other)));
+            errs.add(
+                path,
+                format!(
+                    "must be a target URL string or an object, but is of type {}",
+                    type_name(other)
+                ),
+            );
             return None;
         }
     };
@@ -928,12 +1148,19 @@ fn parse_endpoint(
             }
         },
         Some(other) => {
-            errs.add(&join(path, "credentials"), format!("must be a string, but is of type {}", type_name(other)));
+            errs.add(
+                &join(path, "credentials"),
+                format!("must be a string, but is of type {}", type_name(other)),
+            );
             Credentials::Require
         }
     };
 
-    let tp = if matches!(value, Value::String(_)) { path.to_string() } else { join(path, "target") };
+    let tp = if matches!(value, Value::String(_)) {
+        path.to_string()
+    } else {
+        join(path, "target")
+    };
     let target = match target_value {
         Some(Value::String(s)) => match Url::parse(s) {
             Ok(u) => Some(u),
@@ -943,7 +1170,13 @@ fn parse_endpoint(
             }
         },
         Some(other) => {
-            errs.add(&tp, format!("Proxy target for route \"{raw_key}\" must be a string, but is of type {}", type_name(other)));
+            errs.add(
+                &tp,
+                format!(
+                    "Proxy target for route \"{raw_key}\" must be a string, but is of type {}",
+                    type_name(other)
+                ),
+            );
             None
         }
         None => {
@@ -964,11 +1197,17 @@ fn parse_endpoint(
                     continue;
                 }
                 if NOT_INJECTABLE.contains(&lower.as_str()) {
-                    errs.add(&np, "framing and hop-by-hop headers are Envoy's and cannot be injected");
+                    errs.add(
+                        &np,
+                        "framing and hop-by-hop headers are Envoy's and cannot be injected",
+                    );
                     continue;
                 }
                 if headers.iter().any(|(n, _)| *n == lower) {
-                    errs.add(&np, "header is configured twice (names are case-insensitive)");
+                    errs.add(
+                        &np,
+                        "header is configured twice (names are case-insensitive)",
+                    );
                     continue;
                 }
                 match v {
@@ -982,7 +1221,10 @@ fn parse_endpoint(
                         }
                         Err(msg) => errs.add(&np, msg),
                     },
-                    other => errs.add(&np, format!("must be a string, but is of type {}", type_name(other))),
+                    other => errs.add(
+                        &np,
+                        format!("must be a string, but is of type {}", type_name(other)),
+                    ),
                 }
             }
         }
@@ -995,17 +1237,29 @@ fn parse_endpoint(
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Value::String(m) if is_token(m) => methods.push(m.clone()),
-                    Value::String(_) => errs.add(&format!("{path}.allowedMethods[{i}]"), "is not a valid HTTP method name"),
-                    other => errs.add(&format!("{path}.allowedMethods[{i}]"), format!("must be a string, but is of type {}", type_name(other))),
+                    Value::String(_) => errs.add(
+                        &format!("{path}.allowedMethods[{i}]"),
+                        "is not a valid HTTP method name",
+                    ),
+                    other => errs.add(
+                        &format!("{path}.allowedMethods[{i}]"),
+                        format!("must be a string, but is of type {}", type_name(other)),
+                    ),
                 }
             }
-            if methods.iter().any(|m| m.bytes().any(|b| b.is_ascii_lowercase())) {
+            if methods
+                .iter()
+                .any(|m| m.bytes().any(|b| b.is_ascii_lowercase()))
+            {
                 warnings.push(format!("{path}.allowedMethods: methods are compared case-sensitively; lower-case entries match no standard method"));
             }
             Some(methods)
         }
         Some(other) => {
-            errs.add(&join(path, "allowedMethods"), format!("must be an array, but is of type {}", type_name(other)));
+            errs.add(
+                &join(path, "allowedMethods"),
+                format!("must be an array, but is of type {}", type_name(other)),
+            );
             None
         }
     };
@@ -1017,12 +1271,21 @@ fn parse_endpoint(
             for (i, item) in items.iter().enumerate() {
                 match item {
                     Value::String(h) if is_token(h) => allowed_headers.push(h.to_ascii_lowercase()),
-                    Value::String(_) => errs.add(&format!("{path}.allowedHeaders[{i}]"), "is not a valid header name"),
-                    other => errs.add(&format!("{path}.allowedHeaders[{i}]"), format!("must be a string, but is of type {}", type_name(other))),
+                    Value::String(_) => errs.add(
+                        &format!("{path}.allowedHeaders[{i}]"),
+                        "is not a valid header name",
+                    ),
+                    other => errs.add(
+                        &format!("{path}.allowedHeaders[{i}]"),
+                        format!("must be a string, but is of type {}", type_name(other)),
+                    ),
                 }
             }
         }
-        Some(other) => errs.add(&join(path, "allowedHeaders"), format!("must be an array, but is of type {}", type_name(other))),
+        Some(other) => errs.add(
+            &join(path, "allowedHeaders"),
+            format!("must be an array, but is of type {}", type_name(other)),
+        ),
     }
 
     let path_rewrite = match obj.get("pathRewrite") {
@@ -1034,7 +1297,10 @@ fn parse_endpoint(
                 for (pattern, repl) in ro {
                     let pp = join(&rp, pattern);
                     let Value::String(replacement) = repl else {
-                        errs.add(&pp, format!("must be a string, but is of type {}", type_name(repl)));
+                        errs.add(
+                            &pp,
+                            format!("must be a string, but is of type {}", type_name(repl)),
+                        );
                         continue;
                     };
                     match RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).build() {
@@ -1072,7 +1338,10 @@ fn parse_endpoint(
     let cluster = opt_string(errs, obj, path, "cluster");
     if let Some(c) = cluster {
         if c.is_empty() || c.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-            errs.add(&join(path, "cluster"), "must be a non-empty cluster name without whitespace");
+            errs.add(
+                &join(path, "cluster"),
+                "must be a non-empty cluster name without whitespace",
+            );
         }
     }
 
@@ -1086,17 +1355,32 @@ fn parse_endpoint(
         request_allow.insert("authorization".to_string());
     }
     if ws {
-        for h in ["connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"] {
+        for h in [
+            "connection",
+            "upgrade",
+            "sec-websocket-key",
+            "sec-websocket-version",
+            "sec-websocket-protocol",
+            "sec-websocket-extensions",
+        ] {
             request_allow.insert(h.to_string());
         }
-        for h in ["connection", "upgrade", "sec-websocket-accept", "sec-websocket-protocol", "sec-websocket-extensions"] {
+        for h in [
+            "connection",
+            "upgrade",
+            "sec-websocket-accept",
+            "sec-websocket-protocol",
+            "sec-websocket-extensions",
+        ] {
             response_allow.insert(h.to_string());
         }
     }
     Some(Endpoint {
         key: normalise_key(raw_key),
         raw_key: raw_key.to_string(),
-        cluster: cluster.map(str::to_string).unwrap_or_else(|| target.cluster_name()),
+        cluster: cluster
+            .map(str::to_string)
+            .unwrap_or_else(|| target.cluster_name()),
         target,
         credentials,
         headers,

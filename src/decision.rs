@@ -48,7 +48,10 @@ pub enum Decision {
     /// Not under the prefix: continue, only dropping a client-sent cluster header.
     PassThrough { remove: Vec<String> },
     /// Answer locally.
-    Reply { reply: Reply, endpoint: Option<usize> },
+    Reply {
+        reply: Reply,
+        endpoint: Option<usize>,
+    },
     /// Continue to Envoy's router with these edits.
     Forward(Forward),
 }
@@ -66,7 +69,11 @@ pub struct Forward {
 
 impl Request<'_> {
     fn header_values(&self, name: &str) -> Vec<&[u8]> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+            .collect()
     }
 }
 
@@ -86,11 +93,25 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
 
     // 1. Path safety.
     if routing::check_path_safety(split.path).is_err() {
-        return reply(reply::error(400, Reason::UnsafePath, "InputError", "Invalid request path", req.method, url), None);
+        return reply(
+            reply::error(
+                400,
+                Reason::UnsafePath,
+                "InputError",
+                "Invalid request path",
+                req.method,
+                url,
+            ),
+            None,
+        );
     }
 
     // 2. The proxy plugin's own key set.
-    if matches!(req.method, "GET" | "HEAD") && rest.trim_end_matches('/').eq_ignore_ascii_case(OWN_JWKS_PATH) {
+    if matches!(req.method, "GET" | "HEAD")
+        && rest
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(OWN_JWKS_PATH)
+    {
         return reply(reply::own_jwks(), None);
     }
 
@@ -99,14 +120,22 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
 
     // 4. Credentials, decided by the matched endpoint (or required when none).
     let open = plan.disable_default_auth_policy
-        || matched.is_some_and(|(_, e)| e.credentials == Credentials::DangerouslyAllowUnauthenticated);
+        || matched
+            .is_some_and(|(_, e)| e.credentials == Credentials::DangerouslyAllowUnauthenticated);
     let endpoint_idx = matched.map(|(i, _)| i);
     let mut principal = None;
     if !open {
         match authenticate(plan, req) {
             Ok(p) => principal = Some(p),
             Err(denial) => {
-                let r = reply::error(denial.status, denial.reason, denial.name, &denial.message, req.method, url);
+                let r = reply::error(
+                    denial.status,
+                    denial.reason,
+                    denial.name,
+                    &denial.message,
+                    req.method,
+                    url,
+                );
                 return reply(r, endpoint_idx);
             }
         }
@@ -124,13 +153,27 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
 
     // Upgrades (WebSocket) only for endpoints that ask for them.
     if !endpoint.ws && !req.header_values("upgrade").is_empty() {
-        let r = reply::error(403, Reason::UpgradeNotAllowed, "NotAllowedError", "Upgrade is not enabled for this endpoint", req.method, url);
+        let r = reply::error(
+            403,
+            Reason::UpgradeNotAllowed,
+            "NotAllowedError",
+            "Upgrade is not enabled for this endpoint",
+            req.method,
+            url,
+        );
         return reply(r, Some(idx));
     }
 
     // 7. Path, headers, host, cluster.
     let Some(path) = routing::upstream_path(endpoint, raw_path, &rest, split.query) else {
-        let r = reply::error(400, Reason::InvalidRewrite, "InputError", "Rewritten path is not a valid path", req.method, url);
+        let r = reply::error(
+            400,
+            Reason::InvalidRewrite,
+            "InputError",
+            "Rewritten path is not a valid path",
+            req.method,
+            url,
+        );
         return reply(r, Some(idx));
     };
     Decision::Forward(forward(plan, endpoint, idx, req, path, principal))
@@ -138,7 +181,12 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
 
 fn authenticate(plan: &Plan, req: &Request<'_>) -> Result<Principal, auth::Denial> {
     let values = req.header_values("authorization");
-    let denial = |reason, message: &str| auth::Denial { status: 401, reason, name: "AuthenticationError", message: message.to_string() };
+    let denial = |reason, message: &str| auth::Denial {
+        status: 401,
+        reason,
+        name: "AuthenticationError",
+        message: message.to_string(),
+    };
     match auth::extract::extract(&values) {
         Extracted::None => Err(denial(Reason::MissingCredentials, "Missing credentials")),
         Extracted::Multiple => Err(denial(Reason::MultipleCredentials, "Multiple credentials")),
@@ -154,18 +202,36 @@ fn check_method(endpoint: &Endpoint, method: &str, url: &str) -> Option<Reply> {
         None if REFUSED_BY_DEFAULT.contains(&method) => DEFAULT_ALLOW.to_string(),
         None => return None,
     };
-    let mut r = reply::error(405, Reason::MethodNotAllowed, "MethodNotAllowedError", "Method not allowed", method, url);
+    let mut r = reply::error(
+        405,
+        Reason::MethodNotAllowed,
+        "MethodNotAllowedError",
+        "Method not allowed",
+        method,
+        url,
+    );
     r.headers.push(("allow".to_string(), allow));
     Some(r)
 }
 
-fn forward(plan: &Plan, endpoint: &Endpoint, idx: usize, req: &Request<'_>, path: String, principal: Option<Principal>) -> Forward {
+fn forward(
+    plan: &Plan,
+    endpoint: &Endpoint,
+    idx: usize,
+    req: &Request<'_>,
+    path: String,
+    principal: Option<Principal>,
+) -> Forward {
     let names = req.headers.iter().map(|(n, _)| n.as_str());
     let mut remove = headers::request_removals(endpoint, names);
     remove.retain(|n| !ENVOY_OWNED.contains(&n.as_str()));
     let mut set: Vec<(String, String)> = Vec::new();
 
-    let mut authority = if endpoint.change_origin { Some(endpoint.target.authority()) } else { None };
+    let mut authority = if endpoint.change_origin {
+        Some(endpoint.target.authority())
+    } else {
+        None
+    };
     for (name, value) in &endpoint.headers {
         if name == "host" {
             // `changeOrigin` wins over an injected Host, as in http-proxy.
@@ -182,7 +248,12 @@ fn forward(plan: &Plan, endpoint: &Endpoint, idx: usize, req: &Request<'_>, path
             set.push((name.to_string(), value));
         }
         set.push((marker, "1".to_string()));
-    } else if !remove.contains(&marker) && req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&marker)) {
+    } else if !remove.contains(&marker)
+        && req
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(&marker))
+    {
         remove.push(marker);
     }
     set.push((":path".to_string(), path));
@@ -190,11 +261,19 @@ fn forward(plan: &Plan, endpoint: &Endpoint, idx: usize, req: &Request<'_>, path
         set.push((":authority".to_string(), a));
     }
     remove.retain(|n| *n != plan.gateway.cluster_header);
-    set.push((plan.gateway.cluster_header.clone(), endpoint.cluster.clone()));
+    set.push((
+        plan.gateway.cluster_header.clone(),
+        endpoint.cluster.clone(),
+    ));
     // Anything set is first removed so a client value never survives next
     // to ours (set replaces, but be explicit about every value).
     remove.retain(|n| !set.iter().any(|(s, _)| s == n));
-    Forward { endpoint: idx, remove, set, principal }
+    Forward {
+        endpoint: idx,
+        remove,
+        set,
+        principal,
+    }
 }
 
 /// `x-forwarded-*` computed by the gateway, never taken from the client.
@@ -203,8 +282,14 @@ fn forwarded_headers(req: &Request<'_>) -> Vec<(&'static str, String)> {
     if let Some(addr) = req.client_address {
         out.push(("x-forwarded-for", strip_port(addr).to_string()));
     }
-    let proto = if req.scheme.eq_ignore_ascii_case("https") { "https" } else { "http" };
-    let port = authority_port(req.authority).map(str::to_string).unwrap_or_else(|| if proto == "https" { "443" } else { "80" }.to_string());
+    let proto = if req.scheme.eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        "http"
+    };
+    let port = authority_port(req.authority)
+        .map(str::to_string)
+        .unwrap_or_else(|| if proto == "https" { "443" } else { "80" }.to_string());
     out.push(("x-forwarded-host", req.authority.to_string()));
     out.push(("x-forwarded-proto", proto.to_string()));
     out.push(("x-forwarded-port", port));
@@ -216,7 +301,9 @@ fn strip_port(addr: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     match addr.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            host
+        }
         _ => addr,
     }
 }
@@ -231,7 +318,11 @@ fn authority_port(authority: &str) -> Option<&str> {
 }
 
 /// Response headers to remove for a forwarded request's endpoint.
-pub fn response_removals<'a>(plan: &Plan, endpoint: usize, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub fn response_removals<'a>(
+    plan: &Plan,
+    endpoint: usize,
+    names: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
     match plan.endpoints.get(endpoint) {
         Some(ep) => headers::response_removals(ep, names),
         None => Vec::new(),

@@ -39,7 +39,9 @@ impl Metrics {
             own_jwks: counter("backstage_proxy.own_jwks_served"),
             denied: Reason::ALL
                 .iter()
-                .filter_map(|r| counter(&format!("backstage_proxy.denied.{}", r.code())).map(|id| (*r, id)))
+                .filter_map(|r| {
+                    counter(&format!("backstage_proxy.denied.{}", r.code())).map(|id| (*r, id))
+                })
                 .collect(),
         }
     }
@@ -62,7 +64,9 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(bytes) = self.get_plugin_configuration() else {
-            error!("backstage-proxy-wasm: no configuration given (set the filter's `configuration`)");
+            error!(
+                "backstage-proxy-wasm: no configuration given (set the filter's `configuration`)"
+            );
             return false;
         };
         match config::parse(&bytes, &|name| std::env::var(name).ok()) {
@@ -89,7 +93,12 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http { plan: self.plan.clone(), metrics: self.metrics.clone(), endpoint: None, local_reply: false }))
+        Some(Box::new(Http {
+            plan: self.plan.clone(),
+            metrics: self.metrics.clone(),
+            endpoint: None,
+            local_reply: false,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -113,29 +122,48 @@ impl Context for Http {}
 impl Http {
     fn send(&mut self, reply: &Reply) -> Action {
         self.local_reply = true;
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         self.send_http_response(u32::from(reply.status), headers, Some(&reply.body));
         Action::Pause
     }
 }
 
 fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(plan) = self.plan.clone() else {
-            return self.send(&Reply { status: 503, headers: Vec::new(), body: Vec::new(), reason: None });
+            return self.send(&Reply {
+                status: 503,
+                headers: Vec::new(),
+                body: Vec::new(),
+                reason: None,
+            });
         };
         let headers = self.get_http_request_headers_bytes();
-        let text = |name: &str| header(&headers, name).map(|v| String::from_utf8_lossy(v).into_owned());
+        let text =
+            |name: &str| header(&headers, name).map(|v| String::from_utf8_lossy(v).into_owned());
         let method = text(":method").unwrap_or_default();
         let path = text(":path");
         let authority = text(":authority").unwrap_or_default();
         let scheme = text(":scheme").unwrap_or_else(|| "http".to_string());
-        let client = self.get_property(vec!["source", "address"]).map(|b| String::from_utf8_lossy(&b).into_owned());
-        let now = self.get_current_time().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let client = self
+            .get_property(vec!["source", "address"])
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let now = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let request = Request {
             method: &method,
             path: path.as_deref(),
@@ -159,8 +187,16 @@ impl HttpContext for Http {
                 match reply.reason {
                     Some(reason) => {
                         Metrics::bump(self.metrics.denied.get(&reason).copied());
-                        let key = endpoint.and_then(|i| plan.endpoints.get(i)).map(|e| e.raw_key.as_str()).unwrap_or("-");
-                        debug!("backstage-proxy-wasm: denied status={} reason={} endpoint={}", reply.status, reason.code(), key);
+                        let key = endpoint
+                            .and_then(|i| plan.endpoints.get(i))
+                            .map(|e| e.raw_key.as_str())
+                            .unwrap_or("-");
+                        debug!(
+                            "backstage-proxy-wasm: denied status={} reason={} endpoint={}",
+                            reply.status,
+                            reason.code(),
+                            key
+                        );
                     }
                     None => Metrics::bump(self.metrics.own_jwks),
                 }
@@ -186,7 +222,9 @@ impl HttpContext for Http {
         }
         if let (Some(plan), Some(idx)) = (self.plan.as_ref(), self.endpoint) {
             let headers = self.get_http_response_headers_bytes();
-            for name in decision::response_removals(plan, idx, headers.iter().map(|(n, _)| n.as_str())) {
+            for name in
+                decision::response_removals(plan, idx, headers.iter().map(|(n, _)| n.as_str()))
+            {
                 self.set_http_response_header(&name, None);
             }
         }

@@ -5,16 +5,25 @@ use crate::config::Endpoint;
 
 /// Names (lower-cased, deduplicated, in first-seen order) of the request
 /// headers to remove before the request leaves. Pseudo-headers are kept.
-pub fn request_removals<'a>(endpoint: &Endpoint, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub fn request_removals<'a>(
+    endpoint: &Endpoint,
+    names: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
     removals(names, |n| endpoint.request_allow.contains(n))
 }
 
 /// Names of the upstream response headers to remove.
-pub fn response_removals<'a>(endpoint: &Endpoint, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub fn response_removals<'a>(
+    endpoint: &Endpoint,
+    names: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
     removals(names, |n| endpoint.response_allow.contains(n))
 }
 
-fn removals<'a>(names: impl Iterator<Item = &'a str>, allowed: impl Fn(&str) -> bool) -> Vec<String> {
+fn removals<'a>(
+    names: impl Iterator<Item = &'a str>,
+    allowed: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for name in names {
         if name.starts_with(':') {
@@ -35,31 +44,72 @@ mod tests {
 
     fn endpoint(json: &str) -> Endpoint {
         let cfg = format!(r#"{{"proxy":{{"endpoints":{{"/e":{json}}}}}}}"#);
-        parse(cfg.as_bytes(), &|_| Some("v".into())).unwrap().endpoints.remove(0)
+        parse(cfg.as_bytes(), &|_| Some("v".into()))
+            .unwrap()
+            .endpoints
+            .remove(0)
     }
 
     #[test]
     fn default_request_allow_list_is_backstages_eleven() {
         let ep = endpoint(r#""http://t""#);
         let sent = [
-            ":method", ":path", ":authority", "cache-control", "content-language", "content-length", "content-type",
-            "expires", "last-modified", "pragma", "host", "accept", "accept-language", "user-agent", "cookie",
-            "authorization", "x-forwarded-for", "origin", "referer", "accept-encoding", "x-api-key",
+            ":method",
+            ":path",
+            ":authority",
+            "cache-control",
+            "content-language",
+            "content-length",
+            "content-type",
+            "expires",
+            "last-modified",
+            "pragma",
+            "host",
+            "accept",
+            "accept-language",
+            "user-agent",
+            "cookie",
+            "authorization",
+            "x-forwarded-for",
+            "origin",
+            "referer",
+            "accept-encoding",
+            "x-api-key",
         ];
         let removed = request_removals(&ep, sent.iter().copied());
         assert_eq!(
             removed,
-            ["cookie", "authorization", "x-forwarded-for", "origin", "referer", "accept-encoding", "x-api-key"]
+            [
+                "cookie",
+                "authorization",
+                "x-forwarded-for",
+                "origin",
+                "referer",
+                "accept-encoding",
+                "x-api-key"
+            ]
         );
     }
 
     #[test]
     fn configured_and_injected_names_extend_the_request_list_only() {
-        let ep = endpoint(r#"{"target":"http://t","headers":{"X-Api-Key":"k"},"allowedHeaders":["X-Custom","Set-Cookie"]}"#);
+        let ep = endpoint(
+            r#"{"target":"http://t","headers":{"X-Api-Key":"k"},"allowedHeaders":["X-Custom","Set-Cookie"]}"#,
+        );
         let removed = request_removals(&ep, ["x-api-key", "X-CUSTOM", "x-other"].into_iter());
         assert_eq!(removed, ["x-other"]);
         // response: injected header names are not allowed back, allowedHeaders are
-        let removed = response_removals(&ep, ["x-api-key", "set-cookie", "x-custom", "content-type", ":status"].into_iter());
+        let removed = response_removals(
+            &ep,
+            [
+                "x-api-key",
+                "set-cookie",
+                "x-custom",
+                "content-type",
+                ":status",
+            ]
+            .into_iter(),
+        );
         assert_eq!(removed, ["x-api-key"]);
     }
 
@@ -69,14 +119,22 @@ mod tests {
         assert!(request_removals(&fwd, ["authorization"].into_iter()).is_empty());
         assert!(response_removals(&fwd, ["authorization"].into_iter()).len() == 1);
         let req = endpoint(r#"{"target":"http://t","credentials":"require"}"#);
-        assert_eq!(request_removals(&req, ["authorization"].into_iter()), ["authorization"]);
-        let open = endpoint(r#"{"target":"http://t","credentials":"dangerously-allow-unauthenticated","allowedHeaders":["Authorization"]}"#);
+        assert_eq!(
+            request_removals(&req, ["authorization"].into_iter()),
+            ["authorization"]
+        );
+        let open = endpoint(
+            r#"{"target":"http://t","credentials":"dangerously-allow-unauthenticated","allowedHeaders":["Authorization"]}"#,
+        );
         assert!(request_removals(&open, ["authorization"].into_iter()).is_empty());
     }
 
     #[test]
     fn repeated_names_are_removed_once_with_all_values() {
         let ep = endpoint(r#""http://t""#);
-        assert_eq!(request_removals(&ep, ["cookie", "Cookie", "cookie"].into_iter()), ["cookie"]);
+        assert_eq!(
+            request_removals(&ep, ["cookie", "Cookie", "cookie"].into_iter()),
+            ["cookie"]
+        );
     }
 }

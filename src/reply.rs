@@ -81,12 +81,24 @@ pub fn error_body(status: u16, name: &str, message: &str, method: &str, url: &st
 }
 
 /// A denial with Backstage's JSON body (400, 401, 403, 405).
-pub fn error(status: u16, reason: Reason, name: &str, message: &str, method: &str, url: &str) -> Reply {
+pub fn error(
+    status: u16,
+    reason: Reason,
+    name: &str,
+    message: &str,
+    method: &str,
+    url: &str,
+) -> Reply {
     let mut headers = vec![("content-type".to_string(), JSON_CONTENT_TYPE.to_string())];
     if status == 401 {
         headers.push(("www-authenticate".to_string(), "Bearer".to_string()));
     }
-    Reply { status, headers, body: error_body(status, name, message, method, url), reason: Some(reason) }
+    Reply {
+        status,
+        headers,
+        body: error_body(status, name, message, method, url),
+        reason: Some(reason),
+    }
 }
 
 /// 401 `AuthenticationError`.
@@ -96,7 +108,12 @@ pub fn unauthenticated(reason: Reason, message: &str, method: &str, url: &str) -
 
 /// 404 with an empty body, as Backstage's root `notFound` handler answers.
 pub fn not_found() -> Reply {
-    Reply { status: 404, headers: Vec::new(), body: Vec::new(), reason: Some(Reason::NotFound) }
+    Reply {
+        status: 404,
+        headers: Vec::new(),
+        body: Vec::new(),
+        reason: Some(Reason::NotFound),
+    }
 }
 
 /// The proxy plugin's own (empty) public key set.
@@ -115,7 +132,13 @@ mod tests {
 
     #[test]
     fn body_is_backstages_byte_for_byte() {
-        let body = error_body(401, "AuthenticationError", "Missing credentials", "GET", "/api/proxy/simple/x?y=1");
+        let body = error_body(
+            401,
+            "AuthenticationError",
+            "Missing credentials",
+            "GET",
+            "/api/proxy/simple/x?y=1",
+        );
         assert_eq!(
             String::from_utf8(body).unwrap(),
             r#"{"error":{"name":"AuthenticationError","message":"Missing credentials"},"request":{"method":"GET","url":"/api/proxy/simple/x?y=1"},"response":{"statusCode":401}}"#
@@ -131,10 +154,26 @@ mod tests {
 
     #[test]
     fn a_401_says_bearer() {
-        let r = unauthenticated(Reason::MissingCredentials, "Missing credentials", "GET", "/");
-        assert!(r.headers.contains(&("www-authenticate".into(), "Bearer".into())));
-        assert!(r.headers.contains(&("content-type".into(), JSON_CONTENT_TYPE.into())));
-        let r = error(403, Reason::AccessRestricted, "NotAllowedError", "x", "GET", "/");
+        let r = unauthenticated(
+            Reason::MissingCredentials,
+            "Missing credentials",
+            "GET",
+            "/",
+        );
+        assert!(r
+            .headers
+            .contains(&("www-authenticate".into(), "Bearer".into())));
+        assert!(r
+            .headers
+            .contains(&("content-type".into(), JSON_CONTENT_TYPE.into())));
+        let r = error(
+            403,
+            Reason::AccessRestricted,
+            "NotAllowedError",
+            "x",
+            "GET",
+            "/",
+        );
         assert!(!r.headers.iter().any(|(n, _)| n == "www-authenticate"));
     }
 

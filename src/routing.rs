@@ -14,8 +14,14 @@ pub struct SplitPath<'a> {
 pub fn split_path(raw: &str) -> SplitPath<'_> {
     let raw = raw.split('#').next().unwrap_or_default();
     match raw.split_once('?') {
-        Some((path, query)) => SplitPath { path, query: Some(query) },
-        None => SplitPath { path: raw, query: None },
+        Some((path, query)) => SplitPath {
+            path,
+            query: Some(query),
+        },
+        None => SplitPath {
+            path: raw,
+            query: None,
+        },
     }
 }
 
@@ -147,13 +153,21 @@ pub fn match_endpoint<'p>(plan: &'p Plan, rest: &str) -> Option<(usize, &'p Endp
 
 /// The request path and query an endpoint's upstream receives, or `None`
 /// when a `pathRewrite` result is refused (it must start with a single `/`).
-pub fn upstream_path(endpoint: &Endpoint, raw_path: &str, canonical_rest: &str, query: Option<&str>) -> Option<String> {
+pub fn upstream_path(
+    endpoint: &Endpoint,
+    raw_path: &str,
+    canonical_rest: &str,
+    query: Option<&str>,
+) -> Option<String> {
     // 1. Rewrite: either the configured rules (applied to the original
     //    path-and-query) or the default strip of `<prefix><key>` and one `/`.
     let (path, query): (String, Option<String>) = match &endpoint.path_rewrite {
         None => {
             let after = canonical_rest.get(endpoint.key.len()..).unwrap_or_default();
-            (format!("/{}", after.strip_prefix('/').unwrap_or(after)), query.map(str::to_string))
+            (
+                format!("/{}", after.strip_prefix('/').unwrap_or(after)),
+                query.map(str::to_string),
+            )
         }
         Some(rules) => {
             let original = raw_path.split('#').next().unwrap_or_default();
@@ -189,7 +203,15 @@ pub fn apply_rewrite(rules: &[RewriteRule], input: &str) -> Option<String> {
             let mut out = String::with_capacity(input.len() + rule.replacement.len());
             out.push_str(input.get(..m.start())?);
             let has_named = rule.regex.capture_names().flatten().next().is_some();
-            expand_js(&rule.replacement, &caps, has_named, input, m.start(), m.end(), &mut out);
+            expand_js(
+                &rule.replacement,
+                &caps,
+                has_named,
+                input,
+                m.start(),
+                m.end(),
+                &mut out,
+            );
             out.push_str(input.get(m.end()..)?);
             return Some(out);
         }
@@ -214,7 +236,11 @@ fn expand_js(
     while let Some(&b) = bytes.get(i) {
         if b != b'$' {
             // copy one UTF-8 character
-            let ch_len = repl.get(i..).and_then(|s| s.chars().next()).map(char::len_utf8).unwrap_or(1);
+            let ch_len = repl
+                .get(i..)
+                .and_then(|s| s.chars().next())
+                .map(char::len_utf8)
+                .unwrap_or(1);
             out.push_str(repl.get(i..i + ch_len).unwrap_or_default());
             i += ch_len;
             continue;

@@ -34,9 +34,9 @@ impl Url {
         if input.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(UrlError("URL contains whitespace or control characters"));
         }
-        let (scheme, rest) = input
-            .split_once("://")
-            .ok_or(UrlError("not an absolute URL (expected http:// or https://)"))?;
+        let (scheme, rest) = input.split_once("://").ok_or(UrlError(
+            "not an absolute URL (expected http:// or https://)",
+        ))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
@@ -58,8 +58,18 @@ impl Url {
             Some((p, q)) => (p, Some(q.to_string())),
             None => (tail, None),
         };
-        let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
-        Ok(Url { scheme, host, port, path, query })
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path.to_string()
+        };
+        Ok(Url {
+            scheme,
+            host,
+            port,
+            path,
+            query,
+        })
     }
 
     pub fn default_port(&self) -> u16 {
@@ -86,7 +96,13 @@ impl Url {
         let host: String = self
             .host
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("{}_{}_{}", self.scheme, host, self.port)
     }
@@ -97,9 +113,15 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), UrlError> {
         return Err(UrlError("URL has no host"));
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let close = rest.find(']').ok_or(UrlError("unterminated IPv6 literal"))?;
+        let close = rest
+            .find(']')
+            .ok_or(UrlError("unterminated IPv6 literal"))?;
         let (inside, after) = rest.split_at(close);
-        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(UrlError("invalid IPv6 literal"));
         }
         let after = after.strip_prefix(']').unwrap_or(after);
@@ -146,7 +168,10 @@ mod tests {
     #[test]
     fn parses_targets() {
         let u = Url::parse("https://API.PagerDuty.com").unwrap();
-        assert_eq!((u.scheme.as_str(), u.host.as_str(), u.port, u.path.as_str()), ("https", "api.pagerduty.com", 443, "/"));
+        assert_eq!(
+            (u.scheme.as_str(), u.host.as_str(), u.port, u.path.as_str()),
+            ("https", "api.pagerduty.com", 443, "/")
+        );
         assert_eq!(u.authority(), "api.pagerduty.com");
         assert_eq!(u.cluster_name(), "https_api.pagerduty.com_443");
 

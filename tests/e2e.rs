@@ -1,6 +1,11 @@
 //! The compiled filter in a real Envoy: every rule of SPEC §2, §4, §5, §6
 //! and every deviation of §11, asserted on what a loopback upstream saw.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
@@ -103,7 +108,10 @@ fn get_auth(path: &str) -> Response {
 }
 
 fn upstream_a(mark: &str) -> Seen {
-    fixture().a.find(mark).unwrap_or_else(|| panic!("upstream A never saw {mark}"))
+    fixture()
+        .a
+        .find(mark)
+        .unwrap_or_else(|| panic!("upstream A never saw {mark}"))
 }
 
 // ---------------------------------------------------------------- §3 / §6
@@ -113,11 +121,16 @@ fn missing_credentials_is_backstages_401_and_nothing_is_forwarded() {
     let m = unique();
     let r = get(&format!("/api/proxy/simple/x?y=1&{m}"), &[]);
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     assert_eq!(
         r.text(),
-        format!(r#"{{"error":{{"name":"AuthenticationError","message":"Missing credentials"}},"request":{{"method":"GET","url":"/api/proxy/simple/x?y=1&{m}"}},"response":{{"statusCode":401}}}}"#)
+        format!(
+            r#"{{"error":{{"name":"AuthenticationError","message":"Missing credentials"}},"request":{{"method":"GET","url":"/api/proxy/simple/x?y=1&{m}"}},"response":{{"statusCode":401}}}}"#
+        )
     );
     fixture().a.assert_never(&m);
 }
@@ -131,7 +144,10 @@ fn unparseable_authorization_cookie_and_query_tokens_are_missing_credentials() {
         ("cookie", format!("backstage-auth={TOKEN}")),
     ] {
         let m = unique();
-        let r = get(&format!("/api/proxy/simple?{m}&access_token={TOKEN}"), &[(name, &value)]);
+        let r = get(
+            &format!("/api/proxy/simple?{m}&access_token={TOKEN}"),
+            &[(name, &value)],
+        );
         assert_eq!(r.status, 401, "{name}: {value}");
         assert_eq!(r.json()["error"]["message"], "Missing credentials");
         fixture().a.assert_never(&m);
@@ -141,15 +157,24 @@ fn unparseable_authorization_cookie_and_query_tokens_are_missing_credentials() {
 #[test]
 fn an_unknown_token_is_illegal() {
     let m = unique();
-    let r = get(&format!("/api/proxy/simple?{m}"), &[("authorization", "Bearer not-a-known-token")]);
-    assert_eq!((r.status, r.json()["error"]["message"].as_str()), (401, Some("Illegal token")));
+    let r = get(
+        &format!("/api/proxy/simple?{m}"),
+        &[("authorization", "Bearer not-a-known-token")],
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["message"].as_str()),
+        (401, Some("Illegal token"))
+    );
     fixture().a.assert_never(&m);
 }
 
 #[test]
 fn bearer_scheme_is_case_insensitive() {
     let m = unique();
-    let r = get(&format!("/api/proxy/simple?{m}"), &[("authorization", &format!("bEaReR   {TOKEN}"))]);
+    let r = get(
+        &format!("/api/proxy/simple?{m}"),
+        &[("authorization", &format!("bEaReR   {TOKEN}"))],
+    );
     assert_eq!(r.status, 200);
     upstream_a(&m);
 }
@@ -167,7 +192,10 @@ fn two_authorization_headers_are_refused_deviation() {
 fn oversized_token_is_refused_without_parsing() {
     let m = unique();
     let big = "a".repeat(16 * 1024 + 1);
-    let r = get(&format!("/api/proxy/simple?{m}"), &[("authorization", &bearer(&big))]);
+    let r = get(
+        &format!("/api/proxy/simple?{m}"),
+        &[("authorization", &bearer(&big))],
+    );
     assert_eq!(r.status, 401);
     fixture().a.assert_never(&m);
 }
@@ -181,33 +209,62 @@ fn static_token_reaches_the_target_under_its_base_path_without_authorization() {
     assert_eq!(seen.method, "GET");
     assert_eq!(seen.target, format!("/base/a/b?{m}"));
     assert_eq!(seen.header("authorization"), None);
-    assert_eq!(seen.header("host"), Some(format!("127.0.0.1:{}", fixture().a.port).as_str()));
+    assert_eq!(
+        seen.header("host"),
+        Some(format!("127.0.0.1:{}", fixture().a.port).as_str())
+    );
 }
 
 #[test]
 fn forward_passes_the_callers_authorization_verbatim() {
     let m = unique();
-    let r = get(&format!("/api/proxy/forward/x?{m}"), &[("authorization", &format!("Bearer   {TOKEN}"))]);
+    let r = get(
+        &format!("/api/proxy/forward/x?{m}"),
+        &[("authorization", &format!("Bearer   {TOKEN}"))],
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(upstream_a(&m).header("authorization"), Some(format!("Bearer   {TOKEN}").as_str()));
+    assert_eq!(
+        upstream_a(&m).header("authorization"),
+        Some(format!("Bearer   {TOKEN}").as_str())
+    );
     // and still refuses a bad token
     let m = unique();
-    assert_eq!(get(&format!("/api/proxy/forward/x?{m}"), &[("authorization", "Bearer garbage-token")]).status, 401);
+    assert_eq!(
+        get(
+            &format!("/api/proxy/forward/x?{m}"),
+            &[("authorization", "Bearer garbage-token")]
+        )
+        .status,
+        401
+    );
     fixture().a.assert_never(&m);
 }
 
 #[test]
 fn dangerously_allow_unauthenticated_needs_no_token_and_strips_it_unless_allowed() {
     let m = unique();
-    let r = get(&format!("/api/proxy/open/x?{m}"), &[("authorization", "Bearer garbage")]);
+    let r = get(
+        &format!("/api/proxy/open/x?{m}"),
+        &[("authorization", "Bearer garbage")],
+    );
     assert_eq!(r.status, 200);
     let seen = upstream_a(&m);
     assert_eq!(seen.target, format!("/open/x?{m}"));
     assert_eq!(seen.header("authorization"), None);
     // with Authorization allow-listed, whatever was sent is forwarded, valid or not
     let m = unique();
-    assert_eq!(get(&format!("/api/proxy/open-fwd?{m}"), &[("authorization", "Bearer not-valid")]).status, 200);
-    assert_eq!(upstream_a(&m).header("authorization"), Some("Bearer not-valid"));
+    assert_eq!(
+        get(
+            &format!("/api/proxy/open-fwd?{m}"),
+            &[("authorization", "Bearer not-valid")]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        upstream_a(&m).header("authorization"),
+        Some("Bearer not-valid")
+    );
 }
 
 #[test]
@@ -220,45 +277,93 @@ fn an_open_parent_never_opens_a_protected_child_deviation() {
     assert_eq!(r.status, 401);
     f.a.assert_never(&m);
     f.b.assert_never(&m);
-    assert_eq!(f.b.all().iter().filter(|s| s.header("authorization") == Some(&format!("Token {UPSTREAM_TOKEN}"))).filter(|s| s.target.contains(&m)).count(), 0);
+    assert_eq!(
+        f.b.all()
+            .iter()
+            .filter(|s| s.header("authorization") == Some(&format!("Token {UPSTREAM_TOKEN}")))
+            .filter(|s| s.target.contains(&m))
+            .count(),
+        0
+    );
     let m = unique();
     assert_eq!(get_auth(&format!("/api/proxy/open/priv/x?{m}")).status, 200);
     let seen = f.b.find(&m).unwrap();
     assert_eq!(seen.target, format!("/priv/x?{m}"));
-    assert_eq!(seen.header("authorization"), Some(format!("Token {UPSTREAM_TOKEN}").as_str()));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Token {UPSTREAM_TOKEN}").as_str())
+    );
 }
 
 #[test]
 fn legacy_tokens_valid_expired_and_without_exp() {
     let f = fixture();
     let now = now();
-    let good = hs256(r#"{"alg":"HS256"}"#, &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, now + 3600), LEGACY_SECRET);
+    let good = hs256(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, now + 3600),
+        LEGACY_SECRET,
+    );
     let m = unique();
-    assert_eq!(get(&format!("/api/proxy/simple?{m}"), &[("authorization", &bearer(&good))]).status, 200);
+    assert_eq!(
+        get(
+            &format!("/api/proxy/simple?{m}"),
+            &[("authorization", &bearer(&good))]
+        )
+        .status,
+        200
+    );
     assert!(f.a.find(&m).unwrap().header("authorization").is_none());
     // Deviation: Backstage answers 500 for an expired legacy token; here 401.
-    let expired = hs256(r#"{"alg":"HS256"}"#, &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, now - 10), LEGACY_SECRET);
+    let expired = hs256(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, now - 10),
+        LEGACY_SECRET,
+    );
     // Deviation: Backstage accepts a legacy token without exp.
-    let no_exp = hs256(r#"{"alg":"HS256"}"#, r#"{"sub":"backstage-server"}"#, LEGACY_SECRET);
+    let no_exp = hs256(
+        r#"{"alg":"HS256"}"#,
+        r#"{"sub":"backstage-server"}"#,
+        LEGACY_SECRET,
+    );
     for t in [expired, no_exp] {
         let m = unique();
-        let r = get(&format!("/api/proxy/simple?{m}"), &[("authorization", &bearer(&t))]);
+        let r = get(
+            &format!("/api/proxy/simple?{m}"),
+            &[("authorization", &bearer(&t))],
+        );
         assert_eq!(r.status, 401);
         assert_eq!(r.json()["error"]["name"], "AuthenticationError");
         f.a.assert_never(&m);
     }
-    let wrong_key = hs256(r#"{"alg":"HS256"}"#, &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, now + 60), b"some-other-secret");
-    let r = get("/api/proxy/simple", &[("authorization", &bearer(&wrong_key))]);
-    assert_eq!((r.status, r.json()["error"]["message"].as_str()), (401, Some("Illegal token")));
+    let wrong_key = hs256(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, now + 60),
+        b"some-other-secret",
+    );
+    let r = get(
+        "/api/proxy/simple",
+        &[("authorization", &bearer(&wrong_key))],
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["message"].as_str()),
+        (401, Some("Illegal token"))
+    );
 }
 
 #[test]
 fn access_restricted_token_is_403_not_allowed() {
     let m = unique();
-    let r = get(&format!("/api/proxy/simple/x?{m}"), &[("authorization", "Bearer catalog-only-token")]);
+    let r = get(
+        &format!("/api/proxy/simple/x?{m}"),
+        &[("authorization", "Bearer catalog-only-token")],
+    );
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"]["name"], "NotAllowedError");
-    assert_eq!(r.json()["error"]["message"], "This token's access is restricted to plugin(s) 'catalog'");
+    assert_eq!(
+        r.json()["error"]["message"],
+        "This token's access is restricted to plugin(s) 'catalog'"
+    );
     assert_eq!(r.header("www-authenticate"), None);
     fixture().a.assert_never(&m);
 }
@@ -266,10 +371,21 @@ fn access_restricted_token_is_403_not_allowed() {
 #[test]
 fn user_and_plugin_tokens_are_refused_until_their_key_sets_can_be_fetched() {
     for typ in ["vnd.backstage.user", "vnd.backstage.plugin"] {
-        let t = hs256(&format!(r#"{{"alg":"ES256","typ":"{typ}","kid":"k"}}"#), r#"{"sub":"user:default/jane","aud":"backstage"}"#, b"x");
+        let t = hs256(
+            &format!(r#"{{"alg":"ES256","typ":"{typ}","kid":"k"}}"#),
+            r#"{"sub":"user:default/jane","aud":"backstage"}"#,
+            b"x",
+        );
         let m = unique();
-        let r = get(&format!("/api/proxy/simple?{m}"), &[("authorization", &bearer(&t))]);
-        assert_eq!((r.status, r.json()["error"]["message"].as_str()), (401, Some("Illegal token")), "{typ}");
+        let r = get(
+            &format!("/api/proxy/simple?{m}"),
+            &[("authorization", &bearer(&t))],
+        );
+        assert_eq!(
+            (r.status, r.json()["error"]["message"].as_str()),
+            (401, Some("Illegal token")),
+            "{typ}"
+        );
         fixture().a.assert_never(&m);
     }
 }
@@ -285,7 +401,11 @@ fn unknown_routes_need_credentials_then_404_with_an_empty_body() {
     assert!(r.body.is_empty());
     assert_eq!(r.header("content-type"), None);
     assert_eq!(get_auth("/api/proxy").status, 404);
-    assert_eq!(get_auth("/api/proxy/simplex").status, 404, "segment boundary");
+    assert_eq!(
+        get_auth("/api/proxy/simplex").status,
+        404,
+        "segment boundary"
+    );
 }
 
 #[test]
@@ -293,14 +413,20 @@ fn own_key_set_is_served_without_credentials() {
     let r = get("/api/proxy/.backstage/auth/v1/jwks.json", &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), r#"{"keys":[]}"#);
-    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
 }
 
 #[test]
 fn longest_key_wins_and_matching_is_case_insensitive_deviation() {
     let f = fixture();
     let m = unique();
-    assert_eq!(get_auth(&format!("/api/proxy/nested/inner/x?{m}")).status, 200);
+    assert_eq!(
+        get_auth(&format!("/api/proxy/nested/inner/x?{m}")).status,
+        200
+    );
     assert_eq!(f.b.find(&m).unwrap().target, format!("/inner/x?{m}"));
     let m = unique();
     assert_eq!(get_auth(&format!("/API/Proxy/NESTED/x?{m}")).status, 200);
@@ -327,7 +453,11 @@ fn default_rewrite_join_slash_collapsing_and_verbatim_query() {
         let m = unique();
         let r = get_auth(&format!("{req}?x=%2F/../..&{m}"));
         assert_eq!(r.status, 200, "{req}");
-        assert_eq!(upstream_a(&m).target, format!("{want}?x=%2F/../..&{m}"), "{req}");
+        assert_eq!(
+            upstream_a(&m).target,
+            format!("{want}?x=%2F/../..&{m}"),
+            "{req}"
+        );
     }
     // the target's own query first, then the request's
     let m = unique();
@@ -341,7 +471,10 @@ fn path_rewrite_first_matching_rule_with_groups() {
     assert_eq!(get_auth(&format!("/api/proxy/rewrite/a/b?{m}")).status, 200);
     assert_eq!(upstream_a(&m).target, format!("/t/AAA/b?{m}"));
     let m = unique();
-    assert_eq!(get_auth(&format!("/api/proxy/rewrite/zz/d?{m}")).status, 200);
+    assert_eq!(
+        get_auth(&format!("/api/proxy/rewrite/zz/d?{m}")).status,
+        200
+    );
     assert_eq!(upstream_a(&m).target, format!("/t/BBB/zz/d?{m}"));
     // no rule matches: the original path, behind the target's
     let m = unique();
@@ -353,7 +486,10 @@ fn path_rewrite_first_matching_rule_with_groups() {
 fn change_origin_true_and_false() {
     let m = unique();
     get_auth(&format!("/api/proxy/simple?{m}"));
-    assert_eq!(upstream_a(&m).header("host"), Some(format!("127.0.0.1:{}", fixture().a.port).as_str()));
+    assert_eq!(
+        upstream_a(&m).header("host"),
+        Some(format!("127.0.0.1:{}", fixture().a.port).as_str())
+    );
     let m = unique();
     assert_eq!(get_auth(&format!("/api/proxy/keephost/x?{m}")).status, 200);
     assert_eq!(upstream_a(&m).header("host"), Some("gateway.test"));
@@ -393,17 +529,33 @@ fn dot_segments_and_bad_encodings_are_400_and_never_forwarded_deviation() {
 fn allowed_methods_answer_405_with_allow_after_credentials_deviation() {
     let f = fixture();
     let m = unique();
-    assert_eq!(f.envoy.request("POST", &format!("/api/proxy/methods?{m}"), &[]).status, 401);
+    assert_eq!(
+        f.envoy
+            .request("POST", &format!("/api/proxy/methods?{m}"), &[])
+            .status,
+        401
+    );
     let (n, v) = auth();
-    let r = f.envoy.request("POST", &format!("/api/proxy/methods?{m}"), &[(n, &v), ("content-length", "0")]);
+    let r = f.envoy.request(
+        "POST",
+        &format!("/api/proxy/methods?{m}"),
+        &[(n, &v), ("content-length", "0")],
+    );
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, DELETE"));
     assert_eq!(r.json()["response"]["statusCode"], 405);
-    let r = f.envoy.request("HEAD", &format!("/api/proxy/methods?{m}"), &[(n, &v)]);
+    let r = f
+        .envoy
+        .request("HEAD", &format!("/api/proxy/methods?{m}"), &[(n, &v)]);
     assert_eq!(r.status, 405, "HEAD is not implied by GET");
     f.a.assert_never(&m);
     let m = unique();
-    assert_eq!(f.envoy.request("DELETE", &format!("/api/proxy/methods/x?{m}"), &[(n, &v)]).status, 200);
+    assert_eq!(
+        f.envoy
+            .request("DELETE", &format!("/api/proxy/methods/x?{m}"), &[(n, &v)])
+            .status,
+        200
+    );
     assert_eq!(upstream_a(&m).method, "DELETE");
 }
 
@@ -412,11 +564,18 @@ fn trace_is_refused_and_extension_methods_are_forwarded_deviation() {
     let f = fixture();
     let (n, v) = auth();
     let m = unique();
-    let r = f.envoy.request("TRACE", &format!("/api/proxy/simple?{m}"), &[(n, &v)]);
+    let r = f
+        .envoy
+        .request("TRACE", &format!("/api/proxy/simple?{m}"), &[(n, &v)]);
     assert_eq!(r.status, 405);
     f.a.assert_never(&m);
     let m = unique();
-    assert_eq!(f.envoy.request("PROPFIND", &format!("/api/proxy/simple?{m}"), &[(n, &v)]).status, 200);
+    assert_eq!(
+        f.envoy
+            .request("PROPFIND", &format!("/api/proxy/simple?{m}"), &[(n, &v)])
+            .status,
+        200
+    );
     assert_eq!(upstream_a(&m).method, "PROPFIND");
 }
 
@@ -442,7 +601,19 @@ fn request_allow_list_removes_every_other_header_and_all_its_values() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["accept", "accept-language", "cache-control", "content-language", "content-length", "content-type", "expires", "host", "last-modified", "pragma", "user-agent"],
+        [
+            "accept",
+            "accept-language",
+            "cache-control",
+            "content-language",
+            "content-length",
+            "content-type",
+            "expires",
+            "host",
+            "last-modified",
+            "pragma",
+            "user-agent"
+        ],
         "upstream saw {:?}",
         seen.headers
     );
@@ -459,8 +630,15 @@ fn allowed_and_injected_headers() {
     assert_eq!(fixture().envoy.send(&raw).status, 200);
     let seen = upstream_a(&m);
     let custom = seen.all("x-custom").join(",");
-    assert!(custom == "one,two" || custom == "one, two", "both values of an allowed header: {custom:?}");
-    assert_eq!(seen.all("x-api-key"), [API_KEY], "the configured value replaces the client's");
+    assert!(
+        custom == "one,two" || custom == "one, two",
+        "both values of an allowed header: {custom:?}"
+    );
+    assert_eq!(
+        seen.all("x-api-key"),
+        [API_KEY],
+        "the configured value replaces the client's"
+    );
     assert!(seen.all("x-other").is_empty());
 }
 
@@ -487,7 +665,15 @@ fn response_allow_list_keeps_two_set_cookie_lines_only_when_allowed() {
 #[test]
 fn xfwd_headers_are_computed_by_the_gateway() {
     let m = unique();
-    let r = get(&format!("/api/proxy/xfwd?{m}"), &[("authorization", &bearer(TOKEN)), ("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil")]);
+    let r = get(
+        &format!("/api/proxy/xfwd?{m}"),
+        &[
+            ("authorization", &bearer(TOKEN)),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+        ],
+    );
     assert_eq!(r.status, 200);
     let seen = upstream_a(&m);
     assert_eq!(seen.all("x-forwarded-for"), ["127.0.0.1"]);
@@ -497,9 +683,19 @@ fn xfwd_headers_are_computed_by_the_gateway() {
     assert!(seen.all("x-backstage-proxy-cluster-xfwd").is_empty());
     // without xfwd none of them reach the upstream
     let m = unique();
-    get(&format!("/api/proxy/simple?{m}"), &[("authorization", &bearer(TOKEN)), ("x-forwarded-proto", "https")]);
+    get(
+        &format!("/api/proxy/simple?{m}"),
+        &[
+            ("authorization", &bearer(TOKEN)),
+            ("x-forwarded-proto", "https"),
+        ],
+    );
     let seen = upstream_a(&m);
-    assert!(seen.names().iter().all(|n| !n.starts_with("x-forwarded")), "{:?}", seen.headers);
+    assert!(
+        seen.names().iter().all(|n| !n.starts_with("x-forwarded")),
+        "{:?}",
+        seen.headers
+    );
 }
 
 #[test]
@@ -507,13 +703,32 @@ fn the_cluster_header_never_leaves_and_cannot_be_forged() {
     let f = fixture();
     let m = unique();
     let forged = cluster(f.b.port);
-    assert_eq!(get(&format!("/api/proxy/simple?{m}"), &[("authorization", &bearer(TOKEN)), ("x-backstage-proxy-cluster", &forged)]).status, 200);
+    assert_eq!(
+        get(
+            &format!("/api/proxy/simple?{m}"),
+            &[
+                ("authorization", &bearer(TOKEN)),
+                ("x-backstage-proxy-cluster", &forged)
+            ]
+        )
+        .status,
+        200
+    );
     let seen = upstream_a(&m);
-    assert!(seen.names().iter().all(|n| !n.starts_with("x-backstage-proxy")), "{:?}", seen.headers);
+    assert!(
+        seen.names()
+            .iter()
+            .all(|n| !n.starts_with("x-backstage-proxy")),
+        "{:?}",
+        seen.headers
+    );
     f.b.assert_never(&m);
     // outside the prefix a forged header selects nothing
     let m = unique();
-    let r = get(&format!("/elsewhere?{m}"), &[("x-backstage-proxy-cluster", &forged)]);
+    let r = get(
+        &format!("/elsewhere?{m}"),
+        &[("x-backstage-proxy-cluster", &forged)],
+    );
     assert_eq!(r.status, 404);
     f.b.assert_never(&m);
 }
@@ -522,16 +737,24 @@ fn the_cluster_header_never_leaves_and_cannot_be_forged() {
 fn websocket_upgrades_only_for_ws_endpoints_after_credentials_deviation() {
     let f = fixture();
     let upgrade = |path: &str, token: Option<&str>| {
-        let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         f.envoy.send(&format!(
             "GET {path} HTTP/1.1\r\nhost: g\r\n{auth}connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
         ))
     };
     let m = unique();
-    assert_eq!(upgrade(&format!("/api/proxy/ws/chat?{m}"), None).status, 401);
+    assert_eq!(
+        upgrade(&format!("/api/proxy/ws/chat?{m}"), None).status,
+        401
+    );
     f.a.assert_never(&m);
     let m = unique();
-    assert_eq!(upgrade(&format!("/api/proxy/ws/chat?{m}"), Some(TOKEN)).status, 101);
+    assert_eq!(
+        upgrade(&format!("/api/proxy/ws/chat?{m}"), Some(TOKEN)).status,
+        101
+    );
     let seen = upstream_a(&m);
     assert_eq!(seen.target, format!("/sock/chat?{m}"));
     assert_eq!(seen.header("upgrade"), Some("websocket"));
@@ -555,17 +778,39 @@ fn upstream_failure_is_envoys_local_reply_deviation() {
 #[test]
 fn outcomes_are_counted_and_denials_logged_without_secrets() {
     let f = fixture();
-    let before = f.envoy.counter("wasmcustom.backstage_proxy.denied.missing_credentials");
+    let before = f
+        .envoy
+        .counter("wasmcustom.backstage_proxy.denied.missing_credentials");
     let allowed_before = f.envoy.counter("wasmcustom.backstage_proxy.allowed");
     get("/api/proxy/simple/counted", &[]);
     get_auth(&format!("/api/proxy/simple?{}", unique()));
-    get("/api/proxy/simple", &[("authorization", "Bearer some-unknown-secret-value")]);
-    assert!(f.envoy.counter("wasmcustom.backstage_proxy.denied.missing_credentials") > before);
+    get(
+        "/api/proxy/simple",
+        &[("authorization", "Bearer some-unknown-secret-value")],
+    );
+    assert!(
+        f.envoy
+            .counter("wasmcustom.backstage_proxy.denied.missing_credentials")
+            > before
+    );
     assert!(f.envoy.counter("wasmcustom.backstage_proxy.allowed") > allowed_before);
-    assert!(f.envoy.counter("wasmcustom.backstage_proxy.denied.illegal_token") >= 1);
+    assert!(
+        f.envoy
+            .counter("wasmcustom.backstage_proxy.denied.illegal_token")
+            >= 1
+    );
     let log = f.envoy.log();
-    assert!(log.contains("denied status=401 reason=missing_credentials endpoint=/simple"), "{log}");
-    for secret in [TOKEN, "some-unknown-secret-value", API_KEY, UPSTREAM_TOKEN, &b64url(LEGACY_SECRET)] {
+    assert!(
+        log.contains("denied status=401 reason=missing_credentials endpoint=/simple"),
+        "{log}"
+    );
+    for secret in [
+        TOKEN,
+        "some-unknown-secret-value",
+        API_KEY,
+        UPSTREAM_TOKEN,
+        &b64url(LEGACY_SECRET),
+    ] {
         assert!(!log.contains(secret), "the log holds a secret");
     }
 }

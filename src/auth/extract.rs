@@ -72,7 +72,19 @@ mod tests {
 
     #[test]
     fn anything_else_is_no_credentials() {
-        for v in ["", "Bearer", "Bearer ", "Bearerabc", "Bearer\tabc", "Bearer a b", "Bearer abc ", "Basic abc", "Token abc", " Bearer abc", "Bearer abc\u{a0}"] {
+        for v in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearerabc",
+            "Bearer\tabc",
+            "Bearer a b",
+            "Bearer abc ",
+            "Basic abc",
+            "Token abc",
+            " Bearer abc",
+            "Bearer abc\u{a0}",
+        ] {
             assert_eq!(one(v), Extracted::None, "{v:?}");
         }
         // NBSP as a raw Latin-1 byte is whitespace to Node's regex

@@ -41,7 +41,12 @@ pub fn decode(token: &str) -> Option<Jwt<'_>> {
     let payload = decode_object(p)?;
     let signature = decode_jws(s)?;
     let signing_input = token.get(..h.len() + 1 + p.len())?;
-    Some(Jwt { header, payload, signing_input, signature })
+    Some(Jwt {
+        header,
+        payload,
+        signing_input,
+        signature,
+    })
 }
 
 impl Jwt<'_> {
@@ -72,7 +77,12 @@ pub enum ClaimError {
 /// `exp`, `nbf` and `iat` as jose checks them: numbers if present; expired
 /// when `exp <= now - skew`; not yet valid when `nbf > now + skew`.
 /// `required` lists claims that must be present.
-pub fn check_registered_claims(payload: &Map<String, Value>, now: u64, skew: u64, required: &[&'static str]) -> Result<(), ClaimError> {
+pub fn check_registered_claims(
+    payload: &Map<String, Value>,
+    now: u64,
+    skew: u64,
+    required: &[&'static str],
+) -> Result<(), ClaimError> {
     for &name in required {
         if !payload.contains_key(name) {
             return Err(ClaimError::Missing(name));
@@ -124,7 +134,12 @@ mod tests {
     use crate::base64::encode_url_nopad;
 
     fn token(header: &str, payload: &str, sig: &[u8]) -> String {
-        format!("{}.{}.{}", encode_url_nopad(header.as_bytes()), encode_url_nopad(payload.as_bytes()), encode_url_nopad(sig))
+        format!(
+            "{}.{}.{}",
+            encode_url_nopad(header.as_bytes()),
+            encode_url_nopad(payload.as_bytes()),
+            encode_url_nopad(sig)
+        )
     }
 
     fn claims(json: &str) -> Map<String, Value> {
@@ -145,21 +160,39 @@ mod tests {
     fn refuses_other_shapes() {
         let good = token(r#"{"alg":"HS256"}"#, r#"{"sub":"x"}"#, b"sig");
         assert!(decode(&format!("{good}.x.y")).is_none(), "five parts (JWE)");
-        assert!(decode(good.rsplit_once('.').unwrap().0).is_none(), "two parts");
-        assert!(decode(&token("[1]", "{}", b"s")).is_none(), "header not an object");
-        assert!(decode(&token("{}", "\"s\"", b"s")).is_none(), "payload not an object");
+        assert!(
+            decode(good.rsplit_once('.').unwrap().0).is_none(),
+            "two parts"
+        );
+        assert!(
+            decode(&token("[1]", "{}", b"s")).is_none(),
+            "header not an object"
+        );
+        assert!(
+            decode(&token("{}", "\"s\"", b"s")).is_none(),
+            "payload not an object"
+        );
         assert!(decode(&format!("{good}=")).is_none(), "padding");
         assert!(decode("not-a-jwt").is_none());
         assert!(decode("..").is_none());
-        assert!(decode(r#"{"payload":"x","signatures":[]}"#).is_none(), "JSON serialisation");
+        assert!(
+            decode(r#"{"payload":"x","signatures":[]}"#).is_none(),
+            "JSON serialisation"
+        );
     }
 
     #[test]
     fn exp_at_now_is_expired_with_zero_skew() {
         let c = claims(r#"{"exp":1000}"#);
-        assert_eq!(check_registered_claims(&c, 1000, 0, &[]), Err(ClaimError::Expired));
+        assert_eq!(
+            check_registered_claims(&c, 1000, 0, &[]),
+            Err(ClaimError::Expired)
+        );
         assert_eq!(check_registered_claims(&c, 999, 0, &[]), Ok(()));
-        assert_eq!(check_registered_claims(&c, 1005, 5, &[]), Err(ClaimError::Expired));
+        assert_eq!(
+            check_registered_claims(&c, 1005, 5, &[]),
+            Err(ClaimError::Expired)
+        );
         assert_eq!(check_registered_claims(&c, 1004, 5, &[]), Ok(()));
     }
 
@@ -167,7 +200,10 @@ mod tests {
     fn nbf_boundaries() {
         let c = claims(r#"{"nbf":1000}"#);
         assert_eq!(check_registered_claims(&c, 1000, 0, &[]), Ok(()));
-        assert_eq!(check_registered_claims(&c, 999, 0, &[]), Err(ClaimError::NotYetValid));
+        assert_eq!(
+            check_registered_claims(&c, 999, 0, &[]),
+            Err(ClaimError::NotYetValid)
+        );
         assert_eq!(check_registered_claims(&c, 990, 10, &[]), Ok(()));
     }
 
@@ -182,13 +218,23 @@ mod tests {
             (r#"{"aud":{}}"#, "aud"),
             (r#"{"iss":[]}"#, "iss"),
         ] {
-            assert_eq!(check_registered_claims(&claims(json), 0, 0, &[]), Err(ClaimError::Malformed(name)), "{json}");
+            assert_eq!(
+                check_registered_claims(&claims(json), 0, 0, &[]),
+                Err(ClaimError::Malformed(name)),
+                "{json}"
+            );
         }
     }
 
     #[test]
     fn required_claims() {
-        assert_eq!(check_registered_claims(&claims("{}"), 0, 0, &["exp"]), Err(ClaimError::Missing("exp")));
-        assert_eq!(check_registered_claims(&claims(r#"{"exp":5.5}"#), 0, 0, &["exp"]), Ok(()));
+        assert_eq!(
+            check_registered_claims(&claims("{}"), 0, 0, &["exp"]),
+            Err(ClaimError::Missing("exp"))
+        );
+        assert_eq!(
+            check_registered_claims(&claims(r#"{"exp":5.5}"#), 0, 0, &["exp"]),
+            Ok(())
+        );
     }
 }

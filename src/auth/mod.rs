@@ -40,7 +40,12 @@ pub struct Denial {
 
 impl Denial {
     fn unauthenticated(reason: Reason, message: &str) -> Denial {
-        Denial { status: 401, reason, name: "AuthenticationError", message: message.to_string() }
+        Denial {
+            status: 401,
+            reason,
+            name: "AuthenticationError",
+            message: message.to_string(),
+        }
     }
 }
 
@@ -84,7 +89,11 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// 403 when an external caller's access restrictions do not name this
 /// proxy's plugin id.
-fn restrict(plan: &Plan, restrictions: Option<&Vec<String>>, principal: Principal) -> Result<Principal, Denial> {
+fn restrict(
+    plan: &Plan,
+    restrictions: Option<&Vec<String>>,
+    principal: Principal,
+) -> Result<Principal, Denial> {
     match restrictions {
         Some(plugins) if !plugins.contains(&plan.gateway.plugin_id) => {
             let list: Vec<String> = plugins.iter().map(|p| format!("'{p}'")).collect();
@@ -92,7 +101,10 @@ fn restrict(plan: &Plan, restrictions: Option<&Vec<String>>, principal: Principa
                 status: 403,
                 reason: Reason::AccessRestricted,
                 name: "NotAllowedError",
-                message: format!("This token's access is restricted to plugin(s) {}", list.join(", ")),
+                message: format!(
+                    "This token's access is restricted to plugin(s) {}",
+                    list.join(", ")
+                ),
             })
         }
         _ => Ok(principal),
@@ -105,7 +117,10 @@ pub fn authenticate(plan: &Plan, token: &str, now: u64) -> Result<Principal, Den
         // Verification of plugin and user tokens needs the Backstage key sets
         // (fetched through Envoy); until then such tokens claim the request
         // and are refused.
-        Kind::Plugin | Kind::User => Err(Denial::unauthenticated(Reason::IllegalToken, "Illegal token")),
+        Kind::Plugin | Kind::User => Err(Denial::unauthenticated(
+            Reason::IllegalToken,
+            "Illegal token",
+        )),
         Kind::External => authenticate_external(plan, token, now),
     }
 }
@@ -119,12 +134,19 @@ fn authenticate_external(plan: &Plan, token: &str, now: u64) -> Result<Principal
         }
     }
     if let Some(entry) = matched {
-        return restrict(plan, entry.restrictions.as_ref(), Principal::Service(entry.subject.clone()));
+        return restrict(
+            plan,
+            entry.restrictions.as_ref(),
+            Principal::Service(entry.subject.clone()),
+        );
     }
     if let Some(result) = authenticate_legacy(plan, token, now) {
         return result;
     }
-    Err(Denial::unauthenticated(Reason::IllegalToken, "Illegal token"))
+    Err(Denial::unauthenticated(
+        Reason::IllegalToken,
+        "Illegal token",
+    ))
 }
 
 /// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified
@@ -143,17 +165,31 @@ fn authenticate_legacy(plan: &Plan, token: &str, now: u64) -> Option<Result<Prin
     }
     let entry = plan.auth.legacy.iter().find(|entry| {
         let key = HS256Key::from_bytes(&entry.key);
-        ct_eq(&key.authentication_tag(jwt.signing_input.as_bytes()), &jwt.signature)
+        ct_eq(
+            &key.authentication_tag(jwt.signing_input.as_bytes()),
+            &jwt.signature,
+        )
     })?;
-    let invalid = || Some(Err(Denial::unauthenticated(Reason::InvalidToken, "Invalid token")));
+    let invalid = || {
+        Some(Err(Denial::unauthenticated(
+            Reason::InvalidToken,
+            "Invalid token",
+        )))
+    };
     if jwt.has_unsupported_header() {
         return invalid();
     }
     // Backstage accepts a legacy token without `exp`; here every JWT must expire.
-    if jwt::check_registered_claims(&jwt.payload, now, plan.gateway.clock_skew_seconds, &["exp"]).is_err() {
+    if jwt::check_registered_claims(&jwt.payload, now, plan.gateway.clock_skew_seconds, &["exp"])
+        .is_err()
+    {
         return invalid();
     }
-    Some(restrict(plan, entry.restrictions.as_ref(), Principal::Service(entry.subject.clone())))
+    Some(restrict(
+        plan,
+        entry.restrictions.as_ref(),
+        Principal::Service(entry.subject.clone()),
+    ))
 }
 
 /// JavaScript truthiness of a JSON value (Backstage checks `if (aud)`).

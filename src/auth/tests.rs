@@ -24,7 +24,11 @@ fn plan() -> Plan {
 /// An HS256 JWS with exactly this header and payload, signed independently
 /// of the code under test.
 fn hs256(header: &str, payload: &str, key: &[u8]) -> String {
-    let input = format!("{}.{}", encode_url_nopad(header.as_bytes()), encode_url_nopad(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        encode_url_nopad(header.as_bytes()),
+        encode_url_nopad(payload.as_bytes())
+    );
     let sig = hmac_sha256::HMAC::mac(input.as_bytes(), key);
     format!("{input}.{}", encode_url_nopad(&sig))
 }
@@ -43,9 +47,22 @@ fn denial(r: Result<Principal, Denial>) -> (u16, Reason, String) {
 #[test]
 fn static_tokens_match_exactly() {
     let p = plan();
-    assert_eq!(authenticate(&p, "static-token-abc", NOW), Ok(Principal::Service("ci".into())));
-    for near in ["static-token-ab", "static-token-abcd", "Static-token-abc", "static-token-abC", "static"] {
-        assert_eq!(denial(authenticate(&p, near, NOW)).1, Reason::IllegalToken, "{near}");
+    assert_eq!(
+        authenticate(&p, "static-token-abc", NOW),
+        Ok(Principal::Service("ci".into()))
+    );
+    for near in [
+        "static-token-ab",
+        "static-token-abcd",
+        "Static-token-abc",
+        "static-token-abC",
+        "static",
+    ] {
+        assert_eq!(
+            denial(authenticate(&p, near, NOW)).1,
+            Reason::IllegalToken,
+            "{near}"
+        );
     }
 }
 
@@ -54,8 +71,14 @@ fn access_restrictions_answer_403_with_backstages_message() {
     let p = plan();
     let (status, reason, message) = denial(authenticate(&p, "restricted-token", NOW));
     assert_eq!((status, reason), (403, Reason::AccessRestricted));
-    assert_eq!(message, "This token's access is restricted to plugin(s) 'catalog', 'scaffolder'");
-    assert_eq!(authenticate(&p, "proxy-allowed-tok", NOW), Ok(Principal::Service("bot2".into())));
+    assert_eq!(
+        message,
+        "This token's access is restricted to plugin(s) 'catalog', 'scaffolder'"
+    );
+    assert_eq!(
+        authenticate(&p, "proxy-allowed-tok", NOW),
+        Ok(Principal::Service("bot2".into()))
+    );
 }
 
 #[test]
@@ -63,12 +86,23 @@ fn legacy_tokens_verify_against_each_secret() {
     let p = plan();
     let exp = NOW + 3600;
     let t = legacy(&format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#));
-    assert_eq!(authenticate(&p, &t, NOW), Ok(Principal::Service("external:backstage-plugin".into())));
+    assert_eq!(
+        authenticate(&p, &t, NOW),
+        Ok(Principal::Service("external:backstage-plugin".into()))
+    );
     // typ is irrelevant for legacy tokens
-    let t = hs256(r#"{"alg":"HS256","typ":"JWT"}"#, &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#), SECRET);
+    let t = hs256(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#),
+        SECRET,
+    );
     assert!(authenticate(&p, &t, NOW).is_ok());
     // second secret: its own subject and its own restrictions
-    let t = hs256(r#"{"alg":"HS256"}"#, &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#), OTHER);
+    let t = hs256(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#),
+        OTHER,
+    );
     assert_eq!(denial(authenticate(&p, &t, NOW)).0, 403);
 }
 
@@ -77,20 +111,43 @@ fn legacy_duck_typing_falls_through_to_illegal_token() {
     let p = plan();
     let exp = NOW + 3600;
     for t in [
-        hs256(r#"{"alg":"HS256"}"#, &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#), b"wrong-secret"),
+        hs256(
+            r#"{"alg":"HS256"}"#,
+            &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#),
+            b"wrong-secret",
+        ),
         legacy(&format!(r#"{{"sub":"someone-else","exp":{exp}}}"#)),
-        legacy(&format!(r#"{{"sub":"backstage-server","aud":"x","exp":{exp}}}"#)),
-        hs256(r#"{"alg":"HS384"}"#, &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#), SECRET),
-        hs256(r#"{"alg":"none"}"#, &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#), SECRET),
+        legacy(&format!(
+            r#"{{"sub":"backstage-server","aud":"x","exp":{exp}}}"#
+        )),
+        hs256(
+            r#"{"alg":"HS384"}"#,
+            &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#),
+            SECRET,
+        ),
+        hs256(
+            r#"{"alg":"none"}"#,
+            &format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#),
+            SECRET,
+        ),
     ] {
-        assert_eq!(denial(authenticate(&p, &t, NOW)), (401, Reason::IllegalToken, "Illegal token".into()), "{t}");
+        assert_eq!(
+            denial(authenticate(&p, &t, NOW)),
+            (401, Reason::IllegalToken, "Illegal token".into()),
+            "{t}"
+        );
     }
     // signature stripped
     let t = legacy(&format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#));
     let stripped = format!("{}.", t.rsplit_once('.').unwrap().0);
-    assert_eq!(denial(authenticate(&p, &stripped, NOW)).1, Reason::IllegalToken);
+    assert_eq!(
+        denial(authenticate(&p, &stripped, NOW)).1,
+        Reason::IllegalToken
+    );
     // a falsy aud does not disqualify (JavaScript truthiness)
-    let t = legacy(&format!(r#"{{"sub":"backstage-server","aud":"","exp":{exp}}}"#));
+    let t = legacy(&format!(
+        r#"{{"sub":"backstage-server","aud":"","exp":{exp}}}"#
+    ));
     assert!(authenticate(&p, &t, NOW).is_ok());
 }
 
@@ -102,12 +159,24 @@ fn legacy_claims_expired_missing_or_malformed_are_401_invalid_token() {
         format!(r#"{{"sub":"backstage-server","exp":{}}}"#, NOW - 1),
         r#"{"sub":"backstage-server"}"#.to_string(),
         r#"{"sub":"backstage-server","exp":"9999999999"}"#.to_string(),
-        format!(r#"{{"sub":"backstage-server","exp":{},"nbf":{}}}"#, NOW + 60, NOW + 1),
+        format!(
+            r#"{{"sub":"backstage-server","exp":{},"nbf":{}}}"#,
+            NOW + 60,
+            NOW + 1
+        ),
     ] {
         let t = legacy(&payload);
-        assert_eq!(denial(authenticate(&p, &t, NOW)), (401, Reason::InvalidToken, "Invalid token".into()), "{payload}");
+        assert_eq!(
+            denial(authenticate(&p, &t, NOW)),
+            (401, Reason::InvalidToken, "Invalid token".into()),
+            "{payload}"
+        );
     }
-    let t = hs256(r#"{"alg":"HS256","crit":["exp"]}"#, &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, NOW + 5), SECRET);
+    let t = hs256(
+        r#"{"alg":"HS256","crit":["exp"]}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, NOW + 5),
+        SECRET,
+    );
     assert_eq!(denial(authenticate(&p, &t, NOW)).1, Reason::InvalidToken);
 }
 
@@ -123,23 +192,67 @@ fn clock_skew_applies_to_exp() {
 
 #[test]
 fn user_and_plugin_shaped_tokens_are_claimed_before_static_and_legacy() {
-    assert_eq!(classify(&hs256(r#"{"alg":"ES256","typ":"vnd.backstage.plugin"}"#, "{}", b"k")), Kind::Plugin);
-    assert_eq!(classify(&hs256(r#"{"alg":"ES256","typ":"vnd.backstage.user"}"#, "{}", b"k")), Kind::User);
-    assert_eq!(classify(&hs256(r#"{"alg":"ES256","typ":"vnd.backstage.limited-user"}"#, "{}", b"k")), Kind::User);
-    assert_eq!(classify(&hs256(r#"{"alg":"ES256"}"#, r#"{"aud":"backstage"}"#, b"k")), Kind::User);
-    assert_eq!(classify(&hs256(r#"{"alg":"ES256"}"#, r#"{"aud":["backstage"]}"#, b"k")), Kind::External);
-    assert_eq!(classify(&hs256(r#"{"alg":"ES256","typ":"VND.BACKSTAGE.USER"}"#, "{}", b"k")), Kind::External);
+    assert_eq!(
+        classify(&hs256(
+            r#"{"alg":"ES256","typ":"vnd.backstage.plugin"}"#,
+            "{}",
+            b"k"
+        )),
+        Kind::Plugin
+    );
+    assert_eq!(
+        classify(&hs256(
+            r#"{"alg":"ES256","typ":"vnd.backstage.user"}"#,
+            "{}",
+            b"k"
+        )),
+        Kind::User
+    );
+    assert_eq!(
+        classify(&hs256(
+            r#"{"alg":"ES256","typ":"vnd.backstage.limited-user"}"#,
+            "{}",
+            b"k"
+        )),
+        Kind::User
+    );
+    assert_eq!(
+        classify(&hs256(r#"{"alg":"ES256"}"#, r#"{"aud":"backstage"}"#, b"k")),
+        Kind::User
+    );
+    assert_eq!(
+        classify(&hs256(
+            r#"{"alg":"ES256"}"#,
+            r#"{"aud":["backstage"]}"#,
+            b"k"
+        )),
+        Kind::External
+    );
+    assert_eq!(
+        classify(&hs256(
+            r#"{"alg":"ES256","typ":"VND.BACKSTAGE.USER"}"#,
+            "{}",
+            b"k"
+        )),
+        Kind::External
+    );
     assert_eq!(classify("static-token-abc"), Kind::External);
     // A legacy-looking token that also says aud=backstage is a user token.
     let p = plan();
-    let t = legacy(&format!(r#"{{"sub":"backstage-server","aud":"backstage","exp":{}}}"#, NOW + 10));
+    let t = legacy(&format!(
+        r#"{{"sub":"backstage-server","aud":"backstage","exp":{}}}"#,
+        NOW + 10
+    ));
     assert_eq!(denial(authenticate(&p, &t, NOW)).1, Reason::IllegalToken);
 }
 
 #[test]
 fn messages_never_reflect_the_token() {
     let p = plan();
-    for t in ["static-token-abcX", &legacy(r#"{"sub":"backstage-server"}"#)] {
+    for t in [
+        "static-token-abcX",
+        &legacy(r#"{"sub":"backstage-server"}"#),
+    ] {
         let (_, _, message) = denial(authenticate(&p, t, NOW));
         assert!(!message.contains(t));
     }

@@ -81,15 +81,28 @@ fn the_spec_example_loads() {
       "gateway": { "prefix": "/api/proxy" }
     }"#);
     let pd = &p.endpoints[0];
-    assert_eq!(pd.headers, vec![("authorization".to_string(), "Token token=s3cr3t-value".to_string())]);
+    assert_eq!(
+        pd.headers,
+        vec![(
+            "authorization".to_string(),
+            "Token token=s3cr3t-value".to_string()
+        )]
+    );
     assert_eq!(pd.cluster, "https_api.pagerduty.com_443");
-    assert!(pd.request_allow.contains("x-request-id") && pd.request_allow.contains("authorization"));
-    assert!(pd.response_allow.contains("x-request-id") && !pd.response_allow.contains("authorization"));
+    assert!(
+        pd.request_allow.contains("x-request-id") && pd.request_allow.contains("authorization")
+    );
+    assert!(
+        pd.response_allow.contains("x-request-id") && !pd.response_allow.contains("authorization")
+    );
     assert_eq!(p.auth.static_tokens.len(), 1);
     assert_eq!(p.auth.legacy.len(), 2);
     assert_eq!(p.auth.legacy[0].subject, "external:backstage-plugin");
     assert_eq!(p.auth.legacy[1].subject, "cron");
-    assert_eq!(p.auth.jwks[0].issuers.as_deref(), Some(&["https://idp".to_string()][..]));
+    assert_eq!(
+        p.auth.jwks[0].issuers.as_deref(),
+        Some(&["https://idp".to_string()][..])
+    );
     assert_eq!(p.auth.jwks[0].cluster, "https_idp_443");
     let backend = p.backend.unwrap();
     assert_eq!(backend.cluster, "http_backstage_7007");
@@ -97,7 +110,8 @@ fn the_spec_example_loads() {
 
 #[test]
 fn unknown_policy_names_the_path_and_the_choices() {
-    let e = errors(r#"{"proxy":{"endpoints":{"/pd":{"target":"http://t","credentials":"maybe"}}}}"#);
+    let e =
+        errors(r#"{"proxy":{"endpoints":{"/pd":{"target":"http://t","credentials":"maybe"}}}}"#);
     assert_eq!(
         e,
         vec!["proxy.endpoints./pd.credentials: unknown policy 'maybe'; expected one of require, forward, dangerously-allow-unauthenticated"]
@@ -106,8 +120,15 @@ fn unknown_policy_names_the_path_and_the_choices() {
 
 #[test]
 fn a_typo_is_an_error_not_a_silent_allow_all() {
-    let e = errors(r#"{"proxy":{"endpoints":{"/pd":{"target":"http://t","allowedMethod":["GET"]}}}}"#);
-    assert!(has(&e, "proxy.endpoints./pd.allowedMethod: unknown key 'allowedMethod'"), "{e:?}");
+    let e =
+        errors(r#"{"proxy":{"endpoints":{"/pd":{"target":"http://t","allowedMethod":["GET"]}}}}"#);
+    assert!(
+        has(
+            &e,
+            "proxy.endpoints./pd.allowedMethod: unknown key 'allowedMethod'"
+        ),
+        "{e:?}"
+    );
     let e = errors(r#"{"proxy":{"endpoints":{}},"gatway":{}}"#);
     assert!(has(&e, "gatway: unknown key"), "{e:?}");
     let e = errors(r#"{"proxy":{"endpoints":{}},"backend":{"auth":{"externalAcess":[]}}}"#);
@@ -116,31 +137,64 @@ fn a_typo_is_an_error_not_a_silent_allow_all() {
 
 #[test]
 fn every_error_is_reported_not_only_the_first() {
-    let e = errors(r#"{"proxy":{"endpoints":{"/a":{"target":1},"/b":{"target":"http://t","changeOrigin":"yes"}}},"gateway":{"clockSkewSeconds":-1}}"#);
+    let e = errors(
+        r#"{"proxy":{"endpoints":{"/a":{"target":1},"/b":{"target":"http://t","changeOrigin":"yes"}}},"gateway":{"clockSkewSeconds":-1}}"#,
+    );
     assert_eq!(e.len(), 3, "{e:?}");
-    assert!(has(&e, r#"proxy.endpoints./a.target: Proxy target for route "/a" must be a string, but is of type number"#));
-    assert!(has(&e, "proxy.endpoints./b.changeOrigin: must be a boolean"));
+    assert!(has(
+        &e,
+        r#"proxy.endpoints./a.target: Proxy target for route "/a" must be a string, but is of type number"#
+    ));
+    assert!(has(
+        &e,
+        "proxy.endpoints./b.changeOrigin: must be a boolean"
+    ));
     assert!(has(&e, "gateway.clockSkewSeconds"));
 }
 
 #[test]
 fn targets_must_be_urls() {
     let e = errors(r#"{"proxy":{"endpoints":{"/a":"backstage.io"}}}"#);
-    assert!(has(&e, "proxy.endpoints./a: Proxy target is not a valid URL"), "{e:?}");
+    assert!(
+        has(&e, "proxy.endpoints./a: Proxy target is not a valid URL"),
+        "{e:?}"
+    );
     let e = errors(r#"{"proxy":{"endpoints":{"/a":{"target":"backstage.io"}}}}"#);
-    assert!(has(&e, "proxy.endpoints./a.target: Proxy target is not a valid URL"), "{e:?}");
+    assert!(
+        has(
+            &e,
+            "proxy.endpoints./a.target: Proxy target is not a valid URL"
+        ),
+        "{e:?}"
+    );
     let e = errors(r#"{"proxy":{"endpoints":{"/a":{"credentials":"require"}}}}"#);
-    assert!(has(&e, r#"Proxy target for route "/a" must be a string, but is of type undefined"#), "{e:?}");
+    assert!(
+        has(
+            &e,
+            r#"Proxy target for route "/a" must be a string, but is of type undefined"#
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn skip_invalid_proxies_turns_endpoint_errors_into_warnings() {
-    let p = ok(r#"{"proxy":{"skipInvalidProxies":true,"endpoints":{"/bad":{"credentials":"require"},"/good":"http://t"}}}"#);
+    let p = ok(
+        r#"{"proxy":{"skipInvalidProxies":true,"endpoints":{"/bad":{"credentials":"require"},"/good":"http://t"}}}"#,
+    );
     assert_eq!(p.endpoints.len(), 1);
     assert_eq!(p.endpoints[0].key, "/good");
-    assert!(p.warnings.iter().any(|w| w.starts_with("skipped configuring /bad due to")), "{:?}", p.warnings);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("skipped configuring /bad due to")),
+        "{:?}",
+        p.warnings
+    );
     // ... but not errors elsewhere
-    let e = errors(r#"{"proxy":{"skipInvalidProxies":true,"endpoints":{}},"gateway":{"prefix":"nope"}}"#);
+    let e = errors(
+        r#"{"proxy":{"skipInvalidProxies":true,"endpoints":{}},"gateway":{"prefix":"nope"}}"#,
+    );
     assert!(has(&e, "gateway.prefix"));
 }
 
@@ -160,35 +214,59 @@ fn legacy_root_form_is_accepted_with_a_deprecation_warning() {
 
 #[test]
 fn keys_are_normalised_and_must_not_collide() {
-    let p = ok(r#"{"proxy":{"endpoints":{"simple":"http://t","/trail/":"http://t","/":"http://t"}}}"#);
+    let p =
+        ok(r#"{"proxy":{"endpoints":{"simple":"http://t","/trail/":"http://t","/":"http://t"}}}"#);
     let keys: Vec<&str> = p.endpoints.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["/simple", "/trail", ""]);
     let e = errors(r#"{"proxy":{"endpoints":{"/a":"http://t","/A/":"http://t"}}}"#);
-    assert!(has(&e, "proxy.endpoints./A/: endpoint key matches the same paths as '/a'"), "{e:?}");
+    assert!(
+        has(
+            &e,
+            "proxy.endpoints./A/: endpoint key matches the same paths as '/a'"
+        ),
+        "{e:?}"
+    );
     let e = errors(r#"{"proxy":{"endpoints":{"/a?b":"http://t"}}}"#);
     assert!(has(&e, "proxy.endpoints./a?b"));
 }
 
 #[test]
 fn env_interpolation() {
-    assert_eq!(interpolate("Token ${PD_TOKEN}", &env).unwrap(), "Token s3cr3t-value");
-    assert_eq!(interpolate("$${PD_TOKEN} and $x", &env).unwrap(), "${PD_TOKEN} and $x");
+    assert_eq!(
+        interpolate("Token ${PD_TOKEN}", &env).unwrap(),
+        "Token s3cr3t-value"
+    );
+    assert_eq!(
+        interpolate("$${PD_TOKEN} and $x", &env).unwrap(),
+        "${PD_TOKEN} and $x"
+    );
     assert_eq!(interpolate("${ PD_TOKEN }", &env).unwrap(), "s3cr3t-value");
-    let e = errors(r#"{"proxy":{"endpoints":{"/a":{"target":"http://t","headers":{"X-Key":"${MISSING}"}}}}}"#);
-    assert_eq!(e, vec!["proxy.endpoints./a.headers.X-Key: environment variable 'MISSING' is not set"]);
+    let e = errors(
+        r#"{"proxy":{"endpoints":{"/a":{"target":"http://t","headers":{"X-Key":"${MISSING}"}}}}}"#,
+    );
+    assert_eq!(
+        e,
+        vec!["proxy.endpoints./a.headers.X-Key: environment variable 'MISSING' is not set"]
+    );
     for var in ["BAD", "NUL"] {
-        let e = errors(&format!(r#"{{"proxy":{{"endpoints":{{"/a":{{"target":"http://t","headers":{{"X-Key":"${{{var}}}"}}}}}}}}}}"#));
+        let e = errors(&format!(
+            r#"{{"proxy":{{"endpoints":{{"/a":{{"target":"http://t","headers":{{"X-Key":"${{{var}}}"}}}}}}}}}}"#
+        ));
         assert_eq!(e, vec![format!("proxy.endpoints./a.headers.X-Key: environment variable '{var}' contains CR, LF or NUL")]);
         assert!(!e[0].contains("Injected"));
     }
-    let e = errors(r#"{"proxy":{"endpoints":{"/a":{"target":"http://t","headers":{"X-Key":"a\r\nb"}}}}}"#);
+    let e = errors(
+        r#"{"proxy":{"endpoints":{"/a":{"target":"http://t","headers":{"X-Key":"a\r\nb"}}}}}"#,
+    );
     assert!(has(&e, "contains CR, LF or NUL"));
     assert_eq!(referenced_env_vars("a ${A} $${B} ${C}"), ["A", "C"]);
 }
 
 #[test]
 fn injected_headers_are_validated() {
-    let e = errors(r#"{"proxy":{"endpoints":{"/a":{"target":"http://t","headers":{"Bad Name":"x","Content-Length":"1","X":"1","x":"2"}}}}}"#);
+    let e = errors(
+        r#"{"proxy":{"endpoints":{"/a":{"target":"http://t","headers":{"Bad Name":"x","Content-Length":"1","X":"1","x":"2"}}}}}"#,
+    );
     assert!(has(&e, "headers.Bad Name: is not a valid header name"));
     assert!(has(&e, "headers.Content-Length: framing"));
     assert!(has(&e, "headers.x: header is configured twice"));
@@ -196,31 +274,55 @@ fn injected_headers_are_validated() {
 
 #[test]
 fn static_tokens_rules() {
-    let cfg = |opts: &str| format!(r#"{{"proxy":{{"endpoints":{{}}}},"backend":{{"auth":{{"externalAccess":[{opts}]}}}}}}"#);
-    let e = errors(&cfg(r#"{"type":"static","options":{"token":"short7!","subject":"s"}}"#));
-    assert_eq!(e, vec!["backend.auth.externalAccess[0].options.token: must be at least 8 characters long"]);
-    let e = errors(&cfg(r#"{"type":"static","options":{"token":"has white space","subject":"s"}}"#));
+    let cfg = |opts: &str| {
+        format!(
+            r#"{{"proxy":{{"endpoints":{{}}}},"backend":{{"auth":{{"externalAccess":[{opts}]}}}}}}"#
+        )
+    };
+    let e = errors(&cfg(
+        r#"{"type":"static","options":{"token":"short7!","subject":"s"}}"#,
+    ));
+    assert_eq!(
+        e,
+        vec!["backend.auth.externalAccess[0].options.token: must be at least 8 characters long"]
+    );
+    let e = errors(&cfg(
+        r#"{"type":"static","options":{"token":"has white space","subject":"s"}}"#,
+    ));
     assert!(has(&e, "must not be empty or contain whitespace"));
     assert!(!e[0].contains("white space"), "the token is never echoed");
-    let e = errors(&cfg(r#"{"type":"static","options":{"token":"12345678","subject":"a"}},{"type":"static","options":{"token":"12345678","subject":"b"}}"#));
+    let e = errors(&cfg(
+        r#"{"type":"static","options":{"token":"12345678","subject":"a"}},{"type":"static","options":{"token":"12345678","subject":"b"}}"#,
+    ));
     assert_eq!(e, vec!["backend.auth.externalAccess[1].options.token: the same static token is configured more than once"]);
     let e = errors(&cfg(r#"{"type":"static","options":{"token":"12345678"}}"#));
     assert!(has(&e, "options.subject: is required"));
-    let e = errors(&cfg(r#"{"type":"static","options":{"token":"12345678","subject":"s","extra":1}}"#));
+    let e = errors(&cfg(
+        r#"{"type":"static","options":{"token":"12345678","subject":"s","extra":1}}"#,
+    ));
     assert!(has(&e, "options.extra: unknown key"));
     let e = errors(&cfg(r#"{"type":"magic","options":{}}"#));
     assert!(has(&e, "backend.auth.externalAccess[0].type: unknown type 'magic'; expected one of static, legacy, jwks"));
     // Backstage's docs once showed `config:` instead of `options:`
-    let e = errors(&cfg(r#"{"type":"static","config":{"token":"12345678","subject":"s"}}"#));
-    assert!(has(&e, "externalAccess[0].config: unknown key") && has(&e, "externalAccess[0].options: is required"));
+    let e = errors(&cfg(
+        r#"{"type":"static","config":{"token":"12345678","subject":"s"}}"#,
+    ));
+    assert!(
+        has(&e, "externalAccess[0].config: unknown key")
+            && has(&e, "externalAccess[0].options: is required")
+    );
 }
 
 #[test]
 fn secrets_must_decode_and_are_never_echoed() {
-    let cfg = |secret: &str| format!(r#"{{"backend":{{"auth":{{"keys":[{{"secret":"{secret}"}}]}}}}}}"#);
+    let cfg =
+        |secret: &str| format!(r#"{{"backend":{{"auth":{{"keys":[{{"secret":"{secret}"}}]}}}}}}"#);
     assert_eq!(ok(&cfg("c2VjcmV0")).auth.legacy[0].key, b"secret");
     assert_eq!(ok(&cfg("c2VjcmV0==")).auth.legacy[0].key, b"secret");
-    assert_eq!(ok(&cfg("-_-_")).auth.legacy[0].key, ok(&cfg("+/+/")).auth.legacy[0].key);
+    assert_eq!(
+        ok(&cfg("-_-_")).auth.legacy[0].key,
+        ok(&cfg("+/+/")).auth.legacy[0].key
+    );
     for bad in ["", "not*base64", "=", "a"] {
         let e = errors(&cfg(bad));
         assert!(has(&e, "backend.auth.keys[0].secret"), "{bad}: {e:?}");
@@ -240,9 +342,13 @@ fn jwks_entries_accept_backstage_list_forms() {
     assert_eq!(j.audiences.as_deref().unwrap(), ["x", "y"]);
     assert_eq!(j.algorithms.as_deref().unwrap(), ["ES256", "RS256"]);
     assert_eq!(j.subject_prefix.as_deref(), Some("idp"));
-    let e = errors(r#"{"backend":{"auth":{"externalAccess":[{"type":"jwks","options":{"url":"not a url"}}]}}}"#);
+    let e = errors(
+        r#"{"backend":{"auth":{"externalAccess":[{"type":"jwks","options":{"url":"not a url"}}]}}}"#,
+    );
     assert!(has(&e, "externalAccess[0].options.url: is not a valid URL"));
-    let e = errors(r#"{"backend":{"auth":{"externalAccess":[{"type":"jwks","options":{"url":"https://i/","algorithm":["HS256"]}}]}}}"#);
+    let e = errors(
+        r#"{"backend":{"auth":{"externalAccess":[{"type":"jwks","options":{"url":"https://i/","algorithm":["HS256"]}}]}}}"#,
+    );
     assert!(has(&e, "unsupported algorithm 'HS256'"));
     let e = errors(r#"{"backend":{"auth":{"externalAccess":[{"type":"jwks","options":{}}]}}}"#);
     assert!(has(&e, "options.url: is required"));
@@ -250,25 +356,61 @@ fn jwks_entries_accept_backstage_list_forms() {
 
 #[test]
 fn access_restrictions_are_validated() {
-    let cfg = |r: &str| format!(r#"{{"backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"12345678","subject":"s"}},"accessRestrictions":{r}}}]}}}}}}"#);
-    let p = ok(&cfg(r#"[{"plugin":"catalog"},{"plugin":"scaffolder","permission":"a,b","permissionAttribute":{"action":["read","update"]}},{"plugin":"catalog"}]"#));
-    assert_eq!(p.auth.static_tokens[0].restrictions.as_deref().unwrap(), ["catalog", "scaffolder"]);
-    assert!(has(&errors(&cfg(r#"[{"permission":"x"}]"#)), "accessRestrictions[0].plugin: is required"));
-    assert!(has(&errors(&cfg(r#"[{"plugin":"c","permissionAttribute":{"action":"destroy"}}]"#)), "unknown action 'destroy'"));
-    assert!(has(&errors(&cfg(r#"[{"plugin":"c","other":1}]"#)), "accessRestrictions[0].other: unknown key"));
-    assert!(has(&errors(&cfg("[]")), "accessRestrictions: must not be empty"));
+    let cfg = |r: &str| {
+        format!(
+            r#"{{"backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"12345678","subject":"s"}},"accessRestrictions":{r}}}]}}}}}}"#
+        )
+    };
+    let p = ok(&cfg(
+        r#"[{"plugin":"catalog"},{"plugin":"scaffolder","permission":"a,b","permissionAttribute":{"action":["read","update"]}},{"plugin":"catalog"}]"#,
+    ));
+    assert_eq!(
+        p.auth.static_tokens[0].restrictions.as_deref().unwrap(),
+        ["catalog", "scaffolder"]
+    );
+    assert!(has(
+        &errors(&cfg(r#"[{"permission":"x"}]"#)),
+        "accessRestrictions[0].plugin: is required"
+    ));
+    assert!(has(
+        &errors(&cfg(
+            r#"[{"plugin":"c","permissionAttribute":{"action":"destroy"}}]"#
+        )),
+        "unknown action 'destroy'"
+    ));
+    assert!(has(
+        &errors(&cfg(r#"[{"plugin":"c","other":1}]"#)),
+        "accessRestrictions[0].other: unknown key"
+    ));
+    assert!(has(
+        &errors(&cfg("[]")),
+        "accessRestrictions: must not be empty"
+    ));
 }
 
 #[test]
 fn path_rewrite_keeps_key_order_and_reports_bad_patterns_by_endpoint() {
-    let p = ok(r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/z":"/1","^/a":"/2","^/m":"/3"}}}}}"#);
-    let pats: Vec<&str> = p.endpoints[0].path_rewrite.as_ref().unwrap().iter().map(|r| r.pattern.as_str()).collect();
+    let p = ok(
+        r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/z":"/1","^/a":"/2","^/m":"/3"}}}}}"#,
+    );
+    let pats: Vec<&str> = p.endpoints[0]
+        .path_rewrite
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| r.pattern.as_str())
+        .collect();
     assert_eq!(pats, ["^/z", "^/a", "^/m"]);
-    let e = errors(r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/(?=x)":"/"}}}}}"#);
+    let e = errors(
+        r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/(?=x)":"/"}}}}}"#,
+    );
     assert!(has(&e, "proxy.endpoints./r.pathRewrite.^/(?=x): endpoint '/r': pathRewrite pattern cannot be compiled"), "{e:?}");
-    let e = errors(r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"(a)\\1":"/"}}}}}"#);
+    let e = errors(
+        r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"(a)\\1":"/"}}}}}"#,
+    );
     assert!(has(&e, "cannot be compiled"));
-    let e = errors(r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/x":1}}}}}"#);
+    let e =
+        errors(r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/x":1}}}}}"#);
     assert!(has(&e, "pathRewrite.^/x: must be a string"));
     let p = ok(r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{}}}}}"#);
     assert!(p.endpoints[0].path_rewrite.as_ref().unwrap().is_empty());
@@ -276,23 +418,45 @@ fn path_rewrite_keeps_key_order_and_reports_bad_patterns_by_endpoint() {
 
 #[test]
 fn envoy_side_options_are_accepted_and_noted() {
-    let p = ok(r#"{"proxy":{"endpoints":{"/a":{"target":"https://t","secure":false,"timeout":5000,"proxyTimeout":3000,"followRedirects":true,"cluster":"my_cluster"}}}}"#);
+    let p = ok(
+        r#"{"proxy":{"endpoints":{"/a":{"target":"https://t","secure":false,"timeout":5000,"proxyTimeout":3000,"followRedirects":true,"cluster":"my_cluster"}}}}"#,
+    );
     let e = &p.endpoints[0];
-    assert_eq!(e.envoy, EnvoyOptions { secure: Some(false), timeout_ms: Some(5000), proxy_timeout_ms: Some(3000), follow_redirects: Some(true) });
+    assert_eq!(
+        e.envoy,
+        EnvoyOptions {
+            secure: Some(false),
+            timeout_ms: Some(5000),
+            proxy_timeout_ms: Some(3000),
+            follow_redirects: Some(true)
+        }
+    );
     assert_eq!(e.cluster, "my_cluster");
-    assert!(p.warnings.iter().any(|w| w.contains("proxy.endpoints./a.secure: handled by Envoy")));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.contains("proxy.endpoints./a.secure: handled by Envoy")));
 }
 
 #[test]
 fn gateway_section_is_validated() {
-    let p = ok(r#"{"gateway":{"prefix":"/edge/","clusterHeader":"X-Route","backendUrl":"http://backstage.internal:7007","backendCluster":"bs","pluginId":"edge","clockSkewSeconds":5}}"#);
+    let p = ok(
+        r#"{"gateway":{"prefix":"/edge/","clusterHeader":"X-Route","backendUrl":"http://backstage.internal:7007","backendCluster":"bs","pluginId":"edge","clockSkewSeconds":5}}"#,
+    );
     assert_eq!(p.gateway.prefix, "/edge");
     assert_eq!(p.prefix_lower, "/edge");
     assert_eq!(p.gateway.cluster_header, "x-route");
     assert_eq!(p.gateway.plugin_id, "edge");
     assert_eq!(p.gateway.clock_skew_seconds, 5);
     assert_eq!(p.backend.as_ref().unwrap().cluster, "bs");
-    for bad in [r#"{"prefix":"api"}"#, r#"{"prefix":"/a?b"}"#, r#"{"prefix":"/"}"#, r#"{"pluginId":"Bad"}"#, r#"{"clusterHeader":"a b"}"#, r#"{"tokenCacheSize":"big"}"#] {
+    for bad in [
+        r#"{"prefix":"api"}"#,
+        r#"{"prefix":"/a?b"}"#,
+        r#"{"prefix":"/"}"#,
+        r#"{"pluginId":"Bad"}"#,
+        r#"{"clusterHeader":"a b"}"#,
+        r#"{"tokenCacheSize":"big"}"#,
+    ] {
         let e = errors(&format!(r#"{{"gateway":{bad}}}"#));
         assert!(e.iter().all(|m| m.starts_with("gateway.")), "{bad}: {e:?}");
     }
@@ -300,11 +464,16 @@ fn gateway_section_is_validated() {
 
 #[test]
 fn backend_server_keys_are_accepted_auth_typos_are_not() {
-    ok(r#"{"backend":{"baseUrl":"http://b:7007","listen":{"port":7007},"cors":{"origin":"*"},"database":{"client":"better-sqlite3"}}}"#);
+    ok(
+        r#"{"backend":{"baseUrl":"http://b:7007","listen":{"port":7007},"cors":{"origin":"*"},"database":{"client":"better-sqlite3"}}}"#,
+    );
     let e = errors(r#"{"backend":{"baseUrl":"nope"}}"#);
     assert!(has(&e, "backend.baseUrl: is not a valid URL"));
     let e = errors(r#"{"backend":{"auth":{"dangerouslyDisableDefaultAuthPolicy":"true"}}}"#);
-    assert!(has(&e, "backend.auth.dangerouslyDisableDefaultAuthPolicy: must be a boolean"));
+    assert!(has(
+        &e,
+        "backend.auth.dangerouslyDisableDefaultAuthPolicy: must be a boolean"
+    ));
 }
 
 #[test]

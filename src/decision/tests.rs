@@ -37,12 +37,17 @@ struct Req {
 }
 
 fn req(method: &'static str, path: &'static str) -> Req {
-    Req { method, path, headers: vec![(":authority".into(), b"gw.example:8080".to_vec())] }
+    Req {
+        method,
+        path,
+        headers: vec![(":authority".into(), b"gw.example:8080".to_vec())],
+    }
 }
 
 impl Req {
     fn h(mut self, name: &str, value: &str) -> Req {
-        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self.headers
+            .push((name.to_string(), value.as_bytes().to_vec()));
         self
     }
     fn bearer(self, t: &str) -> Req {
@@ -77,7 +82,10 @@ fn fwd(d: Decision) -> Forward {
 }
 
 fn set<'a>(f: &'a Forward, name: &str) -> Option<&'a str> {
-    f.set.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    f.set
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn body(r: &Reply) -> serde_json::Value {
@@ -87,12 +95,22 @@ fn body(r: &Reply) -> serde_json::Value {
 #[test]
 fn outside_the_prefix_passes_through_minus_the_cluster_header() {
     let p = plan();
-    let d = req("GET", "/api/catalog/entities").h("x-backstage-proxy-cluster", "evil").decide(&p);
+    let d = req("GET", "/api/catalog/entities")
+        .h("x-backstage-proxy-cluster", "evil")
+        .decide(&p);
     assert_eq!(
         d,
-        Decision::PassThrough { remove: vec!["x-backstage-proxy-cluster".into(), "x-backstage-proxy-cluster-xfwd".into()] }
+        Decision::PassThrough {
+            remove: vec![
+                "x-backstage-proxy-cluster".into(),
+                "x-backstage-proxy-cluster-xfwd".into()
+            ]
+        }
     );
-    assert!(matches!(req("GET", "/api/proxyx").decide(&p), Decision::PassThrough { .. }));
+    assert!(matches!(
+        req("GET", "/api/proxyx").decide(&p),
+        Decision::PassThrough { .. }
+    ));
 }
 
 #[test]
@@ -105,23 +123,50 @@ fn missing_credentials_is_backstages_401() {
     );
     assert_eq!(r.reason, Some(Reason::MissingCredentials));
     for bad in ["Basic abc", "Bearer a b", "Bearer"] {
-        let r = reply(req("GET", "/api/proxy/simple").h("authorization", bad).decide(&plan()));
+        let r = reply(
+            req("GET", "/api/proxy/simple")
+                .h("authorization", bad)
+                .decide(&plan()),
+        );
         assert_eq!(body(&r)["error"]["message"], "Missing credentials", "{bad}");
     }
     // cookies and query tokens are not credentials
-    let r = reply(req("GET", "/api/proxy/simple?access_token=static-token-abc").h("cookie", "backstage-auth=static-token-abc").decide(&plan()));
+    let r = reply(
+        req("GET", "/api/proxy/simple?access_token=static-token-abc")
+            .h("cookie", "backstage-auth=static-token-abc")
+            .decide(&plan()),
+    );
     assert_eq!(r.status, 401);
 }
 
 #[test]
 fn illegal_token_multiple_and_oversized() {
-    let r = reply(req("GET", "/api/proxy/simple").bearer("nope-nope").decide(&plan()));
-    assert_eq!((r.status, body(&r)["error"]["message"].as_str()), (401, Some("Illegal token")));
-    let r = reply(req("GET", "/api/proxy/simple").bearer(TOKEN).bearer(TOKEN).decide(&plan()));
-    assert_eq!((r.status, r.reason), (401, Some(Reason::MultipleCredentials)));
+    let r = reply(
+        req("GET", "/api/proxy/simple")
+            .bearer("nope-nope")
+            .decide(&plan()),
+    );
+    assert_eq!(
+        (r.status, body(&r)["error"]["message"].as_str()),
+        (401, Some("Illegal token"))
+    );
+    let r = reply(
+        req("GET", "/api/proxy/simple")
+            .bearer(TOKEN)
+            .bearer(TOKEN)
+            .decide(&plan()),
+    );
+    assert_eq!(
+        (r.status, r.reason),
+        (401, Some(Reason::MultipleCredentials))
+    );
     let big = "a".repeat(16 * 1024 + 1);
-    let r = Req { method: "GET", path: "/api/proxy/simple", headers: vec![("authorization".into(), format!("Bearer {big}").into_bytes())] }
-        .decide(&plan());
+    let r = Req {
+        method: "GET",
+        path: "/api/proxy/simple",
+        headers: vec![("authorization".into(), format!("Bearer {big}").into_bytes())],
+    }
+    .decide(&plan());
     let r = reply(r);
     assert_eq!((r.status, r.reason), (401, Some(Reason::TokenTooLarge)));
 }
@@ -130,14 +175,27 @@ fn illegal_token_multiple_and_oversized() {
 fn unknown_routes_401_then_404_and_404_when_the_policy_is_disabled() {
     let r = reply(req("GET", "/api/proxy/unknown/x").decide(&plan()));
     assert_eq!(r.status, 401);
-    let r = reply(req("GET", "/api/proxy/unknown/x").bearer(TOKEN).decide(&plan()));
+    let r = reply(
+        req("GET", "/api/proxy/unknown/x")
+            .bearer(TOKEN)
+            .decide(&plan()),
+    );
     assert_eq!((r.status, r.body.len(), r.headers.len()), (404, 0, 0));
     let r = reply(req("GET", "/api/proxy").bearer(TOKEN).decide(&plan()));
     assert_eq!(r.status, 404);
-    let p = plan_with(r#"{"/a":"http://t"}"#, r#""dangerouslyDisableDefaultAuthPolicy":true,"#);
-    assert_eq!(reply(req("GET", "/api/proxy/unknown").decide(&p)).status, 404);
+    let p = plan_with(
+        r#"{"/a":"http://t"}"#,
+        r#""dangerouslyDisableDefaultAuthPolicy":true,"#,
+    );
+    assert_eq!(
+        reply(req("GET", "/api/proxy/unknown").decide(&p)).status,
+        404
+    );
     let f = fwd(req("GET", "/api/proxy/a/x").bearer("garbage").decide(&p));
-    assert!(f.remove.contains(&"authorization".to_string()), "require still strips the header");
+    assert!(
+        f.remove.contains(&"authorization".to_string()),
+        "require still strips the header"
+    );
 }
 
 #[test]
@@ -147,8 +205,14 @@ fn an_open_parent_never_opens_a_protected_child() {
         r#"{"/pub/priv":{"target":"http://priv.test","headers":{"Authorization":"Token x"}},"/pub":{"target":"http://pub.test","credentials":"dangerously-allow-unauthenticated"}}"#,
     ] {
         let p = plan_with(endpoints, "");
-        assert_eq!(reply(req("GET", "/api/proxy/pub/priv/x").decide(&p)).status, 401);
-        assert_eq!(reply(req("GET", "/api/proxy/PUB/Priv").decide(&p)).status, 401);
+        assert_eq!(
+            reply(req("GET", "/api/proxy/pub/priv/x").decide(&p)).status,
+            401
+        );
+        assert_eq!(
+            reply(req("GET", "/api/proxy/PUB/Priv").decide(&p)).status,
+            401
+        );
         let f = fwd(req("GET", "/api/proxy/pub/priv/x").bearer(TOKEN).decide(&p));
         assert_eq!(set(&f, ":authority"), Some("priv.test"));
         assert_eq!(set(&f, "authorization"), Some("Token x"));
@@ -159,17 +223,27 @@ fn an_open_parent_never_opens_a_protected_child() {
 
 #[test]
 fn own_key_set_is_served_without_credentials() {
-    for path in ["/api/proxy/.backstage/auth/v1/jwks.json", "/API/proxy/.backstage/auth/v1/JWKS.json?x=1"] {
+    for path in [
+        "/api/proxy/.backstage/auth/v1/jwks.json",
+        "/API/proxy/.backstage/auth/v1/JWKS.json?x=1",
+    ] {
         let r = reply(req("GET", path).decide(&plan()));
         assert_eq!((r.status, r.body.as_slice()), (200, &br#"{"keys":[]}"#[..]));
         assert_eq!(r.reason, None);
     }
-    assert_eq!(reply(req("POST", "/api/proxy/.backstage/auth/v1/jwks.json").decide(&plan())).status, 401);
+    assert_eq!(
+        reply(req("POST", "/api/proxy/.backstage/auth/v1/jwks.json").decide(&plan())).status,
+        401
+    );
 }
 
 #[test]
 fn unsafe_paths_are_400_before_anything_else() {
-    for path in ["/api/proxy/pub/../simple", "/api/proxy/pub/%2e%2e/simple", "/api/proxy/simple/%00"] {
+    for path in [
+        "/api/proxy/pub/../simple",
+        "/api/proxy/pub/%2e%2e/simple",
+        "/api/proxy/simple/%00",
+    ] {
         let r = reply(req("GET", path).bearer(TOKEN).decide(&plan()));
         assert_eq!(r.status, 400, "{path}");
         assert_eq!(body(&r)["error"]["name"], "InputError");
@@ -179,23 +253,37 @@ fn unsafe_paths_are_400_before_anything_else() {
 #[test]
 fn methods_405_with_allow_after_credentials() {
     let p = plan();
-    assert_eq!(reply(req("POST", "/api/proxy/methods").decide(&p)).status, 401);
+    assert_eq!(
+        reply(req("POST", "/api/proxy/methods").decide(&p)).status,
+        401
+    );
     let r = reply(req("POST", "/api/proxy/methods").bearer(TOKEN).decide(&p));
     assert_eq!(r.status, 405);
     assert!(r.headers.contains(&("allow".into(), "GET, DELETE".into())));
     assert_eq!(body(&r)["response"]["statusCode"], 405);
     for m in ["HEAD", "OPTIONS", "get"] {
-        assert_eq!(reply(req(m, "/api/proxy/methods").bearer(TOKEN).decide(&p)).status, 405, "{m}");
+        assert_eq!(
+            reply(req(m, "/api/proxy/methods").bearer(TOKEN).decide(&p)).status,
+            405,
+            "{m}"
+        );
     }
-    fwd(req("DELETE", "/api/proxy/methods/x").bearer(TOKEN).decide(&p));
+    fwd(req("DELETE", "/api/proxy/methods/x")
+        .bearer(TOKEN)
+        .decide(&p));
     // open endpoint: no credentials needed to learn the method is wrong
-    assert_eq!(reply(req("PUT", "/api/proxy/openget").decide(&p)).status, 405);
+    assert_eq!(
+        reply(req("PUT", "/api/proxy/openget").decide(&p)).status,
+        405
+    );
     // default: TRACE and CONNECT refused, others (even extension methods) forwarded
     for m in ["TRACE", "CONNECT"] {
         let r = reply(req(m, "/api/proxy/simple").bearer(TOKEN).decide(&p));
         assert_eq!(r.status, 405, "{m}");
     }
-    fwd(req("PROPFIND", "/api/proxy/simple").bearer(TOKEN).decide(&p));
+    fwd(req("PROPFIND", "/api/proxy/simple")
+        .bearer(TOKEN)
+        .decide(&p));
 }
 
 #[test]
@@ -206,9 +294,15 @@ fn require_strips_authorization_forward_keeps_it() {
     assert_eq!(f.principal, Some(Principal::Service("ci".into())));
     let f = fwd(req("GET", "/api/proxy/forward/a").bearer(TOKEN).decide(&p));
     assert!(!f.remove.contains(&"authorization".to_string()));
-    assert_eq!(set(&f, "authorization"), None, "forwarded verbatim, not rewritten");
+    assert_eq!(
+        set(&f, "authorization"),
+        None,
+        "forwarded verbatim, not rewritten"
+    );
     // open endpoint with Authorization allow-listed forwards whatever was sent
-    let f = fwd(req("GET", "/api/proxy/openget").bearer("not-valid").decide(&p));
+    let f = fwd(req("GET", "/api/proxy/openget")
+        .bearer("not-valid")
+        .decide(&p));
     assert!(!f.remove.contains(&"authorization".to_string()));
     assert_eq!(f.principal, None);
     // open endpoint without it strips
@@ -219,34 +313,67 @@ fn require_strips_authorization_forward_keeps_it() {
 #[test]
 fn forward_sets_path_authority_cluster_and_injected_headers() {
     let p = plan();
-    let f = fwd(req("GET", "/api/proxy/inject/a/b?c=d").bearer(TOKEN).h("x-api-key", "client-key").h("x-custom", "1").h("cookie", "a=b").decide(&p));
+    let f = fwd(req("GET", "/api/proxy/inject/a/b?c=d")
+        .bearer(TOKEN)
+        .h("x-api-key", "client-key")
+        .h("x-custom", "1")
+        .h("cookie", "a=b")
+        .decide(&p));
     assert_eq!(set(&f, ":path"), Some("/a/b?c=d"));
-    assert_eq!(set(&f, ":authority"), Some("upstream.test"), "changeOrigin wins over an injected Host");
+    assert_eq!(
+        set(&f, ":authority"),
+        Some("upstream.test"),
+        "changeOrigin wins over an injected Host"
+    );
     assert_eq!(set(&f, "x-api-key"), Some("k1"));
-    assert_eq!(set(&f, "x-backstage-proxy-cluster"), Some("http_upstream.test_80"));
+    assert_eq!(
+        set(&f, "x-backstage-proxy-cluster"),
+        Some("http_upstream.test_80")
+    );
     assert!(f.remove.contains(&"cookie".to_string()));
     assert!(!f.remove.contains(&"x-custom".to_string()));
-    assert!(!f.remove.contains(&"x-api-key".to_string()), "set, not removed");
+    assert!(
+        !f.remove.contains(&"x-api-key".to_string()),
+        "set, not removed"
+    );
     let f = fwd(req("GET", "/api/proxy/port/x").bearer(TOKEN).decide(&p));
     assert_eq!(set(&f, ":authority"), Some("upstream.test:8443"));
     assert_eq!(set(&f, ":path"), Some("/p/x"));
-    assert_eq!(set(&f, "x-backstage-proxy-cluster"), Some("https_upstream.test_8443"));
+    assert_eq!(
+        set(&f, "x-backstage-proxy-cluster"),
+        Some("https_upstream.test_8443")
+    );
     let f = fwd(req("GET", "/api/proxy/keephost/x").bearer(TOKEN).decide(&p));
-    assert_eq!(set(&f, ":authority"), None, "changeOrigin false keeps the client's Host");
+    assert_eq!(
+        set(&f, ":authority"),
+        None,
+        "changeOrigin false keeps the client's Host"
+    );
 }
 
 #[test]
 fn xfwd_headers_are_the_gateways_not_the_clients() {
     let p = plan();
-    let f = fwd(req("GET", "/api/proxy/xfwd").bearer(TOKEN).h("x-forwarded-for", "6.6.6.6").h("x-forwarded-host", "evil").decide(&p));
+    let f = fwd(req("GET", "/api/proxy/xfwd")
+        .bearer(TOKEN)
+        .h("x-forwarded-for", "6.6.6.6")
+        .h("x-forwarded-host", "evil")
+        .decide(&p));
     assert_eq!(set(&f, "x-forwarded-for"), Some("10.1.2.3"));
     assert_eq!(set(&f, "x-forwarded-host"), Some("gw.example:8080"));
     assert_eq!(set(&f, "x-forwarded-proto"), Some("http"));
     assert_eq!(set(&f, "x-forwarded-port"), Some("8080"));
     assert_eq!(set(&f, "x-backstage-proxy-cluster-xfwd"), Some("1"));
-    let f = fwd(req("GET", "/api/proxy/simple").bearer(TOKEN).h("x-forwarded-for", "6.6.6.6").h("x-forwarded-proto", "https").decide(&p));
+    let f = fwd(req("GET", "/api/proxy/simple")
+        .bearer(TOKEN)
+        .h("x-forwarded-for", "6.6.6.6")
+        .h("x-forwarded-proto", "https")
+        .decide(&p));
     assert!(f.remove.contains(&"x-forwarded-for".to_string()));
-    assert!(!f.remove.contains(&"x-forwarded-proto".to_string()), "Envoy needs it to route; the route removes it");
+    assert!(
+        !f.remove.contains(&"x-forwarded-proto".to_string()),
+        "Envoy needs it to route; the route removes it"
+    );
     assert_eq!(set(&f, "x-backstage-proxy-cluster-xfwd"), None);
     assert_eq!(strip_port("[::1]:80"), "::1");
     assert_eq!(strip_port("::1"), "::1");
@@ -256,7 +383,11 @@ fn xfwd_headers_are_the_gateways_not_the_clients() {
 
 #[test]
 fn access_restricted_static_token_is_403() {
-    let r = reply(req("GET", "/api/proxy/simple/x").bearer("catalog-only-tok").decide(&plan()));
+    let r = reply(
+        req("GET", "/api/proxy/simple/x")
+            .bearer("catalog-only-tok")
+            .decide(&plan()),
+    );
     assert_eq!(r.status, 403);
     assert_eq!(
         String::from_utf8(r.body).unwrap(),
@@ -266,7 +397,10 @@ fn access_restricted_static_token_is_403() {
 
 #[test]
 fn refused_rewrite_is_400() {
-    let p = plan_with(r#"{"/r":{"target":"http://t/base","pathRewrite":{"^/api/proxy/r/":"//evil/"}}}"#, "");
+    let p = plan_with(
+        r#"{"/r":{"target":"http://t/base","pathRewrite":{"^/api/proxy/r/":"//evil/"}}}"#,
+        "",
+    );
     let r = reply(req("GET", "/api/proxy/r/x").bearer(TOKEN).decide(&p));
     assert_eq!((r.status, r.reason), (400, Some(Reason::InvalidRewrite)));
 }
@@ -274,7 +408,15 @@ fn refused_rewrite_is_400() {
 #[test]
 fn a_request_without_path_passes_through() {
     let p = plan();
-    let request = Request { method: "CONNECT", path: None, authority: "x:443", scheme: "http", headers: &[], client_address: None, now: 0 };
+    let request = Request {
+        method: "CONNECT",
+        path: None,
+        authority: "x:443",
+        scheme: "http",
+        headers: &[],
+        client_address: None,
+        now: 0,
+    };
     assert!(matches!(decide(&p, &request), Decision::PassThrough { .. }));
 }
 
@@ -282,16 +424,50 @@ fn a_request_without_path_passes_through() {
 fn response_policy_uses_the_endpoint() {
     let p = plan();
     let idx = p.endpoints.iter().position(|e| e.key == "/inject").unwrap();
-    let removed = response_removals(&p, idx, ["set-cookie", "x-custom", "x-api-key", "content-type", "location"].into_iter());
+    let removed = response_removals(
+        &p,
+        idx,
+        [
+            "set-cookie",
+            "x-custom",
+            "x-api-key",
+            "content-type",
+            "location",
+        ]
+        .into_iter(),
+    );
     assert_eq!(removed, ["set-cookie", "x-api-key", "location"]);
 }
 
 #[test]
 fn upgrades_only_for_ws_endpoints() {
-    let p = plan_with(r#"{"/ws":{"target":"http://t","ws":true},"/plain":"http://t"}"#, "");
-    let f = fwd(req("GET", "/api/proxy/ws/x").bearer(TOKEN).h("upgrade", "websocket").h("sec-websocket-key", "k").decide(&p));
-    assert!(!f.remove.contains(&"upgrade".to_string()) && !f.remove.contains(&"sec-websocket-key".to_string()));
-    assert_eq!(reply(req("GET", "/api/proxy/ws/x").h("upgrade", "websocket").decide(&p)).status, 401);
-    let r = reply(req("GET", "/api/proxy/plain").bearer(TOKEN).h("upgrade", "websocket").decide(&p));
+    let p = plan_with(
+        r#"{"/ws":{"target":"http://t","ws":true},"/plain":"http://t"}"#,
+        "",
+    );
+    let f = fwd(req("GET", "/api/proxy/ws/x")
+        .bearer(TOKEN)
+        .h("upgrade", "websocket")
+        .h("sec-websocket-key", "k")
+        .decide(&p));
+    assert!(
+        !f.remove.contains(&"upgrade".to_string())
+            && !f.remove.contains(&"sec-websocket-key".to_string())
+    );
+    assert_eq!(
+        reply(
+            req("GET", "/api/proxy/ws/x")
+                .h("upgrade", "websocket")
+                .decide(&p)
+        )
+        .status,
+        401
+    );
+    let r = reply(
+        req("GET", "/api/proxy/plain")
+            .bearer(TOKEN)
+            .h("upgrade", "websocket")
+            .decide(&p),
+    );
     assert_eq!((r.status, r.reason), (403, Some(Reason::UpgradeNotAllowed)));
 }

@@ -10,7 +10,9 @@ fn plan(endpoints: &str) -> Plan {
 fn upstream(plan: &Plan, raw: &str) -> Option<String> {
     let split = split_path(raw);
     let canonical = collapse_slashes(split.path);
-    let Location::Under(rest) = locate(plan, &canonical) else { return None };
+    let Location::Under(rest) = locate(plan, &canonical) else {
+        return None;
+    };
     let (_, ep) = match_endpoint(plan, &rest)?;
     upstream_path(ep, raw, &rest, split.query)
 }
@@ -41,10 +43,23 @@ fn dot_segments_are_refused_raw_encoded_and_with_backslashes() {
 fn bad_encodings_and_control_characters_are_refused() {
     assert_eq!(check_path_safety("/a/%zz"), Err(UnsafePath::BadEncoding));
     assert_eq!(check_path_safety("/a/%2"), Err(UnsafePath::BadEncoding));
-    assert_eq!(check_path_safety("/a/%c3%28"), Err(UnsafePath::BadEncoding), "invalid UTF-8");
-    assert_eq!(check_path_safety("/a/%00"), Err(UnsafePath::ControlCharacter));
-    assert_eq!(check_path_safety("/a/%0d%0a"), Err(UnsafePath::ControlCharacter));
-    assert_eq!(check_path_safety("/a/%7f"), Err(UnsafePath::ControlCharacter));
+    assert_eq!(
+        check_path_safety("/a/%c3%28"),
+        Err(UnsafePath::BadEncoding),
+        "invalid UTF-8"
+    );
+    assert_eq!(
+        check_path_safety("/a/%00"),
+        Err(UnsafePath::ControlCharacter)
+    );
+    assert_eq!(
+        check_path_safety("/a/%0d%0a"),
+        Err(UnsafePath::ControlCharacter)
+    );
+    assert_eq!(
+        check_path_safety("/a/%7f"),
+        Err(UnsafePath::ControlCharacter)
+    );
     assert_eq!(check_path_safety("/a/\u{0}"), Err(UnsafePath::RawByte));
     assert_eq!(check_path_safety("/a b"), Err(UnsafePath::RawByte));
     assert_eq!(check_path_safety("/a/é"), Err(UnsafePath::RawByte));
@@ -68,10 +83,34 @@ fn ordinary_paths_pass_unchanged() {
 
 #[test]
 fn split_keeps_the_query_verbatim_and_drops_a_fragment() {
-    assert_eq!(split_path("/a?x=/../../admin"), SplitPath { path: "/a", query: Some("x=/../../admin") });
-    assert_eq!(split_path("/a/b#frag"), SplitPath { path: "/a/b", query: None });
-    assert_eq!(split_path("/a?q#f"), SplitPath { path: "/a", query: Some("q") });
-    assert_eq!(split_path("/a?"), SplitPath { path: "/a", query: Some("") });
+    assert_eq!(
+        split_path("/a?x=/../../admin"),
+        SplitPath {
+            path: "/a",
+            query: Some("x=/../../admin")
+        }
+    );
+    assert_eq!(
+        split_path("/a/b#frag"),
+        SplitPath {
+            path: "/a/b",
+            query: None
+        }
+    );
+    assert_eq!(
+        split_path("/a?q#f"),
+        SplitPath {
+            path: "/a",
+            query: Some("q")
+        }
+    );
+    assert_eq!(
+        split_path("/a?"),
+        SplitPath {
+            path: "/a",
+            query: Some("")
+        }
+    );
 }
 
 #[test]
@@ -108,10 +147,20 @@ fn longest_key_wins_whatever_the_order() {
 fn keys_are_literal_text_and_a_root_key_matches_everything() {
     let p = plan(r#"{"/p:id":"http://param","/a+b":"http://plus"}"#);
     assert!(match_endpoint(&p, "/pfoo").is_none());
-    assert_eq!(match_endpoint(&p, "/p:id/x").unwrap().1.target.host, "param");
+    assert_eq!(
+        match_endpoint(&p, "/p:id/x").unwrap().1.target.host,
+        "param"
+    );
     assert_eq!(match_endpoint(&p, "/a+b").unwrap().1.target.host, "plus");
     let p = plan(r#"{"/":"http://root","/x":"http://x"}"#);
-    assert_eq!(match_endpoint(&p, "/anything/at/all").unwrap().1.target.host, "root");
+    assert_eq!(
+        match_endpoint(&p, "/anything/at/all")
+            .unwrap()
+            .1
+            .target
+            .host,
+        "root"
+    );
     assert_eq!(match_endpoint(&p, "").unwrap().1.target.host, "root");
     assert_eq!(match_endpoint(&p, "/x/1").unwrap().1.target.host, "x");
 }
@@ -132,7 +181,10 @@ fn default_rewrite_and_join_match_backstages_table() {
         ("/api/proxy/withpath/", "/base/v1/"),
         ("/api/proxy/withslash/a", "/base/v1/a"),
         ("/api/proxy/simple//a//b", "/a/b"),
-        ("/api/proxy/simple/a%2Fb%20c/%41?x=%2F", "/a%2Fb%20c/%41?x=%2F"),
+        (
+            "/api/proxy/simple/a%2Fb%20c/%41?x=%2F",
+            "/a%2Fb%20c/%41?x=%2F",
+        ),
         ("/api/proxy/trail", "/tr/"),
         // Deviation: the default rewrite is case-insensitive like routing.
         ("/api/proxy/SIMPLE/x", "/x"),
@@ -141,7 +193,10 @@ fn default_rewrite_and_join_match_backstages_table() {
         ("/api/proxy/withquery/a?z=1", "/base/a?k=v&z=1"),
         ("/api/proxy/withquery/a", "/base/a?k=v"),
         // the query is byte-for-byte, never normalised
-        ("/api/proxy/simple?x=/../../admin&y=%2f..", "/?x=/../../admin&y=%2f.."),
+        (
+            "/api/proxy/simple?x=/../../admin&y=%2f..",
+            "/?x=/../../admin&y=%2f..",
+        ),
         ("//api/proxy//simple///x", "/x"),
     ] {
         assert_eq!(upstream(&p, req).as_deref(), Some(want), "{req}");
@@ -180,20 +235,37 @@ fn rewritten_paths_must_start_with_a_single_slash() {
     assert_eq!(upstream(&p, "/api/proxy/dbl/a"), None);
     // An empty result is the target's own path (stays under it).
     assert_eq!(upstream(&p, "/api/proxy/empty").as_deref(), Some("/base/"));
-    assert_eq!(upstream(&p, "/api/proxy/empty?q=1").as_deref(), Some("/base/?q=1"));
-    assert_eq!(upstream(&p, "/api/proxy/empty/a").as_deref(), Some("/base/a"));
+    assert_eq!(
+        upstream(&p, "/api/proxy/empty?q=1").as_deref(),
+        Some("/base/?q=1")
+    );
+    assert_eq!(
+        upstream(&p, "/api/proxy/empty/a").as_deref(),
+        Some("/base/a")
+    );
 }
 
 #[test]
 fn javascript_replacement_patterns() {
-    let p = plan(r#"{"/j":{"target":"http://h","pathRewrite":{"^/api/proxy/j/(a)(b)?(c)":"/[$$][$&][$`][$'][$1][$2][$3][$4][$01][$10][$<x>]"}}}"#);
+    let p = plan(
+        r#"{"/j":{"target":"http://h","pathRewrite":{"^/api/proxy/j/(a)(b)?(c)":"/[$$][$&][$`][$'][$1][$2][$3][$4][$01][$10][$<x>]"}}}"#,
+    );
     let rules = p.endpoints[0].path_rewrite.as_ref().unwrap();
     let out = apply_rewrite(rules, "/api/proxy/j/ac/tail").unwrap();
     // $2 did not participate: empty. $4 and $10 (only 3 groups): literal. $01 is group 1.
     // No named groups: $<x> is literal.
-    assert_eq!(out, "/[$][/api/proxy/j/ac][][/tail][a][][c][$4][a][a0][$<x>]/tail");
-    let p = plan(r#"{"/n":{"target":"http://h","pathRewrite":{"^/api/proxy/n/(?<first>[^/]+)":"/$<first>-$<missing>"}}}"#);
-    let out = apply_rewrite(p.endpoints[0].path_rewrite.as_ref().unwrap(), "/api/proxy/n/abc/d").unwrap();
+    assert_eq!(
+        out,
+        "/[$][/api/proxy/j/ac][][/tail][a][][c][$4][a][a0][$<x>]/tail"
+    );
+    let p = plan(
+        r#"{"/n":{"target":"http://h","pathRewrite":{"^/api/proxy/n/(?<first>[^/]+)":"/$<first>-$<missing>"}}}"#,
+    );
+    let out = apply_rewrite(
+        p.endpoints[0].path_rewrite.as_ref().unwrap(),
+        "/api/proxy/n/abc/d",
+    )
+    .unwrap();
     assert_eq!(out, "/abc-/d");
 }
 

@@ -1,7 +1,13 @@
 //! End-to-end harness: the compiled `.wasm` inside a real Envoy, a loopback
 //! upstream that records exactly what reached it, and a raw HTTP/1.1 client
 //! that can send what curl would refuse to (dot segments, duplicate headers).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -44,8 +50,14 @@ pub fn envoy_bin() -> PathBuf {
 pub fn wasm_path() -> PathBuf {
     let p = std::env::var("WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target/wasm32-wasip1/release/backstage_proxy_wasm.wasm"));
-    assert!(p.is_file(), "{} is missing: run `make build` first", p.display());
+        .unwrap_or_else(|_| {
+            repo_root().join("target/wasm32-wasip1/release/backstage_proxy_wasm.wasm")
+        });
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make build` first",
+        p.display()
+    );
     p
 }
 
@@ -54,7 +66,11 @@ static UNIQUE: AtomicU64 = AtomicU64::new(1);
 /// A process-unique id for marking a request (put it in the query string:
 /// it reaches the upstream byte-for-byte).
 pub fn unique() -> String {
-    format!("t{}x{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "t{}x{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -71,10 +87,17 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     pub fn names(&self) -> Vec<&str> {
         self.headers.iter().map(|(n, _)| n.as_str()).collect()
@@ -94,7 +117,10 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let extra: Vec<(String, String)> = response_headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let extra: Vec<(String, String)> = response_headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
         let record = seen.clone();
         thread::spawn(move || {
             for conn in listener.incoming() {
@@ -115,7 +141,13 @@ impl Upstream {
     pub fn find(&self, mark: &str) -> Option<Seen> {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            if let Some(s) = self.seen.lock().unwrap().iter().find(|s| s.target.contains(mark)) {
+            if let Some(s) = self
+                .seen
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|s| s.target.contains(mark))
+            {
                 return Some(s.clone());
             }
             if Instant::now() > deadline {
@@ -128,8 +160,18 @@ impl Upstream {
     /// Asserts nothing carrying `mark` ever reached this upstream.
     pub fn assert_never(&self, mark: &str) {
         thread::sleep(Duration::from_millis(150));
-        let hits: Vec<Seen> = self.seen.lock().unwrap().iter().filter(|s| s.target.contains(mark) || s.headers.iter().any(|(_, v)| v.contains(mark))).cloned().collect();
-        assert!(hits.is_empty(), "expected nothing to reach the upstream, but it saw {hits:?}");
+        let hits: Vec<Seen> = self
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.target.contains(mark) || s.headers.iter().any(|(_, v)| v.contains(mark)))
+            .cloned()
+            .collect();
+        assert!(
+            hits.is_empty(),
+            "expected nothing to reach the upstream, but it saw {hits:?}"
+        );
     }
 
     pub fn count(&self) -> usize {
@@ -166,7 +208,12 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Seen>>, extra: &[(String, String)])
                 headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v): &(String, String)| v.clone());
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v): &(String, String)| v.clone())
+        };
         let mut body = Vec::new();
         if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
             body.resize(len, 0);
@@ -189,7 +236,12 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Seen>>, extra: &[(String, String)])
             }
         }
         let upgrade = get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        record.lock().unwrap().push(Seen { method: method.clone(), target: target.clone(), headers: headers.clone(), body });
+        record.lock().unwrap().push(Seen {
+            method: method.clone(),
+            target: target.clone(),
+            headers: headers.clone(),
+            body,
+        });
         if upgrade {
             let _ = out.write_all(
                 b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
@@ -198,8 +250,14 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Seen>>, extra: &[(String, String)])
             thread::sleep(Duration::from_millis(200));
             return;
         }
-        let payload = format!("{{\"method\":\"{method}\",\"target\":\"{}\"}}", target.replace('"', "%22"));
-        let mut resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", payload.len());
+        let payload = format!(
+            "{{\"method\":\"{method}\",\"target\":\"{}\"}}",
+            target.replace('"', "%22")
+        );
+        let mut resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            payload.len()
+        );
         for (n, v) in extra {
             resp.push_str(&format!("{n}: {v}\r\n"));
         }
@@ -230,7 +288,14 @@ pub struct EnvoyOptions {
 
 impl EnvoyOptions {
     pub fn new(filter_config: impl Into<String>) -> EnvoyOptions {
-        EnvoyOptions { filter_config: filter_config.into(), clusters: Vec::new(), vm_env: Vec::new(), normalize: false, cors_origin: None, concurrency: 1 }
+        EnvoyOptions {
+            filter_config: filter_config.into(),
+            clusters: Vec::new(),
+            vm_env: Vec::new(),
+            normalize: false,
+            cors_origin: None,
+            concurrency: 1,
+        }
     }
     pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
         self.clusters.push((name.into(), port));
@@ -293,8 +358,16 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
             )
         })
         .collect();
-    let env: String = opts.vm_env.iter().map(|(k, v)| format!("\n                      {k}: {}", yaml_str(v))).collect();
-    let env_block = if env.is_empty() { String::new() } else { format!("\n                  environment_variables:\n                    key_values:{env}") };
+    let env: String = opts
+        .vm_env
+        .iter()
+        .map(|(k, v)| format!("\n                      {k}: {}", yaml_str(v)))
+        .collect();
+    let env_block = if env.is_empty() {
+        String::new()
+    } else {
+        format!("\n                  environment_variables:\n                    key_values:{env}")
+    };
     let cors_filter = match &opts.cors_origin {
         Some(_) => "
           - name: envoy.filters.http.cors
@@ -318,7 +391,10 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
     };
     let template = std::fs::read_to_string(repo_root().join("tests/envoy-test.yaml.tmpl")).unwrap();
     template
-        .replace("{{NORMALIZE}}", if opts.normalize { "true" } else { "false" })
+        .replace(
+            "{{NORMALIZE}}",
+            if opts.normalize { "true" } else { "false" },
+        )
         .replace("{{WASM}}", &yaml_str(&wasm.display().to_string()))
         .replace("{{CONFIG}}", &yaml_str(&opts.filter_config))
         .replace("{{ENV}}", &env_block)
@@ -345,13 +421,26 @@ impl Envoy {
 
     /// Runs Envoy on a configuration file whose listener and admin ports are
     /// 0 (so parallel tests never collide), discovering the bound ports.
-    pub fn run_file(cfg: &Path, concurrency: u32, dir: TempDir, extra_args: &[&str]) -> Result<Envoy, (String, Option<i32>)> {
+    pub fn run_file(
+        cfg: &Path,
+        concurrency: u32,
+        dir: TempDir,
+        extra_args: &[&str],
+    ) -> Result<Envoy, (String, Option<i32>)> {
         let log_path = dir.0.join("envoy.log");
         let admin_file = dir.0.join("admin.addr");
         let child = Command::new(envoy_bin())
             .arg("-c")
             .arg(cfg)
-            .args(["--concurrency", &concurrency.to_string(), "--disable-hot-restart", "-l", "info", "--component-log-level", "wasm:debug"])
+            .args([
+                "--concurrency",
+                &concurrency.to_string(),
+                "--disable-hot-restart",
+                "-l",
+                "info",
+                "--component-log-level",
+                "wasm:debug",
+            ])
             .arg("--admin-address-path")
             .arg(&admin_file)
             .args(extra_args)
@@ -361,17 +450,31 @@ impl Envoy {
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .expect("spawn envoy");
-        let mut envoy = Envoy { child, port: 0, admin_port: 0, log_path, _dir: dir };
+        let mut envoy = Envoy {
+            child,
+            port: 0,
+            admin_port: 0,
+            log_path,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = envoy.child.try_wait() {
                 return Err((envoy.log(), status.code()));
             }
             if Instant::now() > deadline {
-                return Err((format!("timed out waiting for Envoy\n{}", envoy.log()), None));
+                return Err((
+                    format!("timed out waiting for Envoy\n{}", envoy.log()),
+                    None,
+                ));
             }
             if let Ok(addr) = std::fs::read_to_string(&admin_file) {
-                if let Some(port) = addr.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+                if let Some(port) = addr
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                {
                     envoy.admin_port = port;
                     if let Some(listener) = envoy.listener_port("gateway") {
                         envoy.port = listener;
@@ -391,7 +494,10 @@ impl Envoy {
     }
 
     pub fn admin(&self, path: &str) -> (u16, String) {
-        match http(self.admin_port, &format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")) {
+        match http(
+            self.admin_port,
+            &format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"),
+        ) {
             Ok(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
             Err(_) => (0, String::new()),
         }
@@ -403,7 +509,10 @@ impl Envoy {
             return None;
         }
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["listener_statuses"].as_array()?.iter().find(|l| l["name"] == name)?["local_address"]["socket_address"]["port_value"]
+        v["listener_statuses"]
+            .as_array()?
+            .iter()
+            .find(|l| l["name"] == name)?["local_address"]["socket_address"]["port_value"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0)
@@ -413,14 +522,20 @@ impl Envoy {
     pub fn counter(&self, name: &str) -> u64 {
         let (_, body) = self.admin(&format!("/stats?filter=^{}$", name.replace('.', "\\.")));
         body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name}: "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or(0)
     }
 
     pub fn stats(&self) -> HashMap<String, u64> {
         let (_, body) = self.admin("/stats");
         body.lines()
-            .filter_map(|l| l.split_once(": ").and_then(|(k, v)| v.trim().parse().ok().map(|v| (k.to_string(), v))))
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .and_then(|(k, v)| v.trim().parse().ok().map(|v| (k.to_string(), v)))
+            })
             .collect()
     }
 
@@ -462,16 +577,24 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -483,7 +606,11 @@ pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
     let mut reader = BufReader::new(s.try_clone()?);
     let mut status_line = String::new();
     reader.read_line(&mut status_line)?;
-    let status = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -498,7 +625,12 @@ pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let get = |name: &str| headers.iter().find(|(n, _): &&(String, String)| n == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _): &&(String, String)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     let head = raw.starts_with("HEAD ");
     if status == 101 || head || status == 204 || status == 304 {
@@ -522,7 +654,11 @@ pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
         let _ = reader.read_to_end(&mut body);
     }
     let _ = s.shutdown(Shutdown::Both);
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -532,7 +668,11 @@ pub fn b64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -542,11 +682,18 @@ pub fn b64url(data: &[u8]) -> String {
 }
 
 pub fn hs256(header: &str, payload: &str, key: &[u8]) -> String {
-    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(payload.as_bytes())
+    );
     let sig = hmac_sha256::HMAC::mac(input.as_bytes(), key);
     format!("{input}.{}", b64url(&sig))
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }

