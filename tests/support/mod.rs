@@ -450,6 +450,19 @@ impl Envoy {
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .expect("spawn envoy");
+        // Shared fixtures live in statics, which are never dropped: a watcher
+        // process kills this Envoy once the test process is gone.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill -9 {} 2>/dev/null",
+                std::process::id(),
+                child.id()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
         let mut envoy = Envoy {
             child,
             port: 0,
