@@ -1,7 +1,8 @@
 //! One request's headers in, one decision out. No host calls: the filter
 //! feeds this and applies what it returns.
 
-use crate::auth::{self, extract::Extracted, Principal};
+use crate::auth::keysets::Source;
+use crate::auth::{self, extract::Extracted, AuthState, Outcome, Principal};
 use crate::config::{Credentials, Endpoint, Plan};
 use crate::headers;
 use crate::reply::{self, Reason, Reply};
@@ -39,8 +40,8 @@ pub struct Request<'a> {
     pub headers: &'a [(String, Vec<u8>)],
     /// The client's address (`ip:port` or `ip`), for `xfwd`.
     pub client_address: Option<&'a str>,
-    /// Unix seconds.
-    pub now: u64,
+    /// Unix milliseconds.
+    pub now_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub enum Decision {
     },
     /// Continue to Envoy's router with these edits.
     Forward(Forward),
+    /// Pause: the token needs this key set; fetch it and decide again.
+    NeedKeys(Source),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +80,7 @@ impl Request<'_> {
     }
 }
 
-pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
+pub fn decide(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Decision {
     let internal = || vec![plan.gateway.cluster_header.clone(), xfwd_marker(plan)];
     let Some(raw_path) = req.path else {
         return Decision::PassThrough { remove: internal() };
@@ -125,19 +128,13 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
     let endpoint_idx = matched.map(|(i, _)| i);
     let mut principal = None;
     if !open {
-        match authenticate(plan, req) {
-            Ok(p) => principal = Some(p),
-            Err(denial) => {
-                let r = reply::error(
-                    denial.status,
-                    denial.reason,
-                    denial.name,
-                    &denial.message,
-                    req.method,
-                    url,
-                );
+        match authenticate(plan, auth, req) {
+            Outcome::Authenticated(p) => principal = Some(p),
+            Outcome::Denied(denial) => {
+                let r = reply::error(denial.status, denial.reason, denial.name, &denial.message, req.method, url);
                 return reply(r, endpoint_idx);
             }
+            Outcome::Pending(source) => return Decision::NeedKeys(source),
         }
     }
 
@@ -179,19 +176,16 @@ pub fn decide(plan: &Plan, req: &Request<'_>) -> Decision {
     Decision::Forward(forward(plan, endpoint, idx, req, path, principal))
 }
 
-fn authenticate(plan: &Plan, req: &Request<'_>) -> Result<Principal, auth::Denial> {
+fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Outcome {
     let values = req.header_values("authorization");
-    let denial = |reason, message: &str| auth::Denial {
-        status: 401,
-        reason,
-        name: "AuthenticationError",
-        message: message.to_string(),
+    let denial = |reason, message: &str| {
+        Outcome::Denied(auth::Denial { status: 401, reason, name: "AuthenticationError", message: message.to_string() })
     };
     match auth::extract::extract(&values) {
-        Extracted::None => Err(denial(Reason::MissingCredentials, "Missing credentials")),
-        Extracted::Multiple => Err(denial(Reason::MultipleCredentials, "Multiple credentials")),
-        Extracted::TooLarge => Err(denial(Reason::TokenTooLarge, "Illegal token")),
-        Extracted::Token(token) => auth::authenticate(plan, token, req.now),
+        Extracted::None => denial(Reason::MissingCredentials, "Missing credentials"),
+        Extracted::Multiple => denial(Reason::MultipleCredentials, "Multiple credentials"),
+        Extracted::TooLarge => denial(Reason::TokenTooLarge, "Illegal token"),
+        Extracted::Token(token) => auth::authenticate(plan, auth, token, req.now_ms),
     }
 }
 

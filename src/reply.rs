@@ -20,10 +20,11 @@ pub enum Reason {
     MethodNotAllowed,
     InvalidRewrite,
     UpgradeNotAllowed,
+    KeySetUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::UnsafePath,
         Reason::MissingCredentials,
         Reason::MultipleCredentials,
@@ -37,6 +38,7 @@ impl Reason {
         Reason::MethodNotAllowed,
         Reason::InvalidRewrite,
         Reason::UpgradeNotAllowed,
+        Reason::KeySetUnavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Reason {
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::InvalidRewrite => "invalid_rewrite",
             Reason::UpgradeNotAllowed => "upgrade_not_allowed",
+            Reason::KeySetUnavailable => "key_set_unavailable",
         }
     }
 }

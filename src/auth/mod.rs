@@ -2,14 +2,20 @@
 //! whether it is valid. Kinds are tried in Backstage's order (plugin, user,
 //! static, legacy, jwks); the first kind that claims a token decides it.
 
+pub mod cache;
 pub mod extract;
+pub mod jwk;
 pub mod jwt;
+pub mod keysets;
+mod verify;
 
 use jwt_simple::algorithms::{HS256Key, MACLike};
 use serde_json::Value;
 
 use crate::config::Plan;
 use crate::reply::Reason;
+use cache::{TokenCache, Verified};
+use keysets::{KeySets, Source, Timing};
 
 pub const TYP_PLUGIN: &str = "vnd.backstage.plugin";
 pub const TYP_USER: &str = "vnd.backstage.user";
@@ -39,7 +45,7 @@ pub struct Denial {
 }
 
 impl Denial {
-    fn unauthenticated(reason: Reason, message: &str) -> Denial {
+    pub(crate) fn unauthenticated(reason: Reason, message: &str) -> Denial {
         Denial {
             status: 401,
             reason,
@@ -111,21 +117,76 @@ fn restrict(
     }
 }
 
-/// Authenticates one bearer token at time `now` (Unix seconds).
-pub fn authenticate(plan: &Plan, token: &str, now: u64) -> Result<Principal, Denial> {
-    match classify(token) {
-        // Verification of plugin and user tokens needs the Backstage key sets
-        // (fetched through Envoy); until then such tokens claim the request
-        // and are refused.
-        Kind::Plugin | Kind::User => Err(Denial::unauthenticated(
-            Reason::IllegalToken,
-            "Illegal token",
-        )),
-        Kind::External => authenticate_external(plan, token, now),
+/// The outcome of authenticating one token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Authenticated(Principal),
+    Denied(Denial),
+    /// The token needs a key set this VM does not have yet: fetch it, then
+    /// ask again.
+    Pending(Source),
+}
+
+/// Per-VM authentication state: key sets and verified tokens.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    pub keys: KeySets,
+    pub tokens: TokenCache,
+    /// Verified-token cache hits and misses (signature checks done).
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+impl AuthState {
+    pub fn new(plan: &Plan) -> AuthState {
+        AuthState {
+            keys: KeySets::new(Timing::from(&plan.gateway)),
+            tokens: TokenCache::new(plan.gateway.token_cache_size),
+            cache_hits: 0,
+            cache_misses: 0,
+        }
     }
 }
 
-fn authenticate_external(plan: &Plan, token: &str, now: u64) -> Result<Principal, Denial> {
+/// Authenticates one bearer token at `now_ms` (Unix milliseconds).
+pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Outcome {
+    let now = now_ms / 1000;
+    let skew = plan.gateway.clock_skew_seconds;
+    if let Some(v) = state.tokens.get(token, now, skew, &state.keys) {
+        state.cache_hits += 1;
+        return finish(plan, v);
+    }
+    let result = match classify(token) {
+        Kind::Plugin => verify::plugin(plan, state, token, now_ms),
+        Kind::User => verify::user_token(plan, state, token, now_ms),
+        Kind::External => return authenticate_external(plan, state, token, now_ms),
+    };
+    settle(plan, state, token, result)
+}
+
+/// Records a successful verification in the cache and turns the result
+/// into an outcome.
+fn settle(plan: &Plan, state: &mut AuthState, token: &str, result: Result<verify::Success, verify::Failure>) -> Outcome {
+    match result {
+        Ok(ok) => {
+            state.cache_misses += 1;
+            state.tokens.insert(token, ok.verified.clone(), ok.exp, ok.deps);
+            finish(plan, ok.verified)
+        }
+        Err(verify::Failure::Pending(src)) => Outcome::Pending(src),
+        Err(verify::Failure::Denied(d)) => Outcome::Denied(d),
+    }
+}
+
+fn finish(plan: &Plan, v: Verified) -> Outcome {
+    match restrict(plan, v.restrictions.as_ref(), v.principal) {
+        Ok(p) => Outcome::Authenticated(p),
+        Err(d) => Outcome::Denied(d),
+    }
+}
+
+fn authenticate_external(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Outcome {
+    let now = now_ms / 1000;
     // static: exact, constant-time match against every configured token.
     let mut matched = None;
     for entry in &plan.auth.static_tokens {
@@ -134,19 +195,18 @@ fn authenticate_external(plan: &Plan, token: &str, now: u64) -> Result<Principal
         }
     }
     if let Some(entry) = matched {
-        return restrict(
-            plan,
-            entry.restrictions.as_ref(),
-            Principal::Service(entry.subject.clone()),
-        );
+        return finish(plan, Verified { principal: Principal::Service(entry.subject.clone()), restrictions: entry.restrictions.clone() });
     }
     if let Some(result) = authenticate_legacy(plan, token, now) {
-        return result;
+        return match result {
+            Ok(p) => Outcome::Authenticated(p),
+            Err(d) => Outcome::Denied(d),
+        };
     }
-    Err(Denial::unauthenticated(
-        Reason::IllegalToken,
-        "Illegal token",
-    ))
+    match verify::external(plan, state, token, now_ms) {
+        Some(result) => settle(plan, state, token, result),
+        None => Outcome::Denied(Denial::unauthenticated(Reason::IllegalToken, "Illegal token")),
+    }
 }
 
 /// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified

@@ -1,4 +1,5 @@
 use super::*;
+use crate::auth::AuthState;
 use crate::config::parse;
 
 const TOKEN: &str = "static-token-abc";
@@ -61,9 +62,9 @@ impl Req {
             scheme: "http",
             headers: &self.headers,
             client_address: Some("10.1.2.3:5555"),
-            now: 1_800_000_000,
+            now_ms: 1_800_000_000_000,
         };
-        decide(plan, &request)
+        decide(plan, &mut AuthState::new(plan), &request)
     }
 }
 
@@ -415,9 +416,9 @@ fn a_request_without_path_passes_through() {
         scheme: "http",
         headers: &[],
         client_address: None,
-        now: 0,
+        now_ms: 0,
     };
-    assert!(matches!(decide(&p, &request), Decision::PassThrough { .. }));
+    assert!(matches!(decide(&p, &mut AuthState::new(&p), &request), Decision::PassThrough { .. }));
 }
 
 #[test]
