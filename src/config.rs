@@ -597,7 +597,7 @@ fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
         token_cache_size: opt_uint(errs, obj, p, "tokenCacheSize", 0, 1_000_000)
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
-        jwks_cache_seconds: opt_uint(errs, obj, p, "jwksCacheSeconds", 10, 86_400)
+        jwks_cache_seconds: opt_uint(errs, obj, p, "jwksCacheSeconds", 1, 86_400)
             .unwrap_or(DEFAULT_JWKS_CACHE_SECONDS),
         jwks_fetch_timeout_ms: opt_uint(errs, obj, p, "jwksFetchTimeoutMs", 100, 60_000)
             .unwrap_or(DEFAULT_JWKS_FETCH_TIMEOUT_MS),
