@@ -131,7 +131,14 @@ pub fn decide(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Decision 
         match authenticate(plan, auth, req) {
             Outcome::Authenticated(p) => principal = Some(p),
             Outcome::Denied(denial) => {
-                let r = reply::error(denial.status, denial.reason, denial.name, &denial.message, req.method, url);
+                let r = reply::error(
+                    denial.status,
+                    denial.reason,
+                    denial.name,
+                    &denial.message,
+                    req.method,
+                    url,
+                );
                 return reply(r, endpoint_idx);
             }
             Outcome::Pending(source) => return Decision::NeedKeys(source),
@@ -179,7 +186,12 @@ pub fn decide(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Decision 
 fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Outcome {
     let values = req.header_values("authorization");
     let denial = |reason, message: &str| {
-        Outcome::Denied(auth::Denial { status: 401, reason, name: "AuthenticationError", message: message.to_string() })
+        Outcome::Denied(auth::Denial {
+            status: 401,
+            reason,
+            name: "AuthenticationError",
+            message: message.to_string(),
+        })
     };
     match auth::extract::extract(&values) {
         Extracted::None => denial(Reason::MissingCredentials, "Missing credentials"),

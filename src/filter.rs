@@ -59,7 +59,9 @@ impl Metrics {
             own_jwks: counter("backstage_proxy.own_jwks_served"),
             denied: Reason::ALL
                 .iter()
-                .filter_map(|r| counter(&format!("backstage_proxy.denied.{}", r.code())).map(|id| (*r, id)))
+                .filter_map(|r| {
+                    counter(&format!("backstage_proxy.denied.{}", r.code())).map(|id| (*r, id))
+                })
                 .collect(),
             fetch_success: counter("backstage_proxy.keyset.fetch_success"),
             fetch_failure: counter("backstage_proxy.keyset.fetch_failure"),
@@ -130,7 +132,13 @@ struct Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         if let Some(rt) = &self.runtime {
             fetch_done(rt, token, body_size);
         }
@@ -140,7 +148,9 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(bytes) = self.get_plugin_configuration() else {
-            error!("backstage-proxy-wasm: no configuration given (set the filter's `configuration`)");
+            error!(
+                "backstage-proxy-wasm: no configuration given (set the filter's `configuration`)"
+            );
             return false;
         };
         let plan = match config::parse(&bytes, &|name| std::env::var(name).ok()) {
@@ -155,10 +165,18 @@ impl RootContext for Root {
         for w in &plan.warnings {
             warn!("backstage-proxy-wasm: {w}");
         }
-        info!("backstage-proxy-wasm: loaded {} endpoint(s) under {}", plan.endpoints.len(), plan.gateway.prefix);
+        info!(
+            "backstage-proxy-wasm: loaded {} endpoint(s) under {}",
+            plan.endpoints.len(),
+            plan.gateway.prefix
+        );
         // One queue per VM: a name no other worker uses.
         let nonce = std::collections::hash_map::RandomState::new();
-        let name = format!("backstage_proxy.wake.{}.{:x}", self.id, std::hash::BuildHasher::hash_one(&nonce, now_ms()));
+        let name = format!(
+            "backstage_proxy.wake.{}.{:x}",
+            self.id,
+            std::hash::BuildHasher::hash_one(&nonce, now_ms())
+        );
         let queue = hostcalls::register_shared_queue(&name).ok();
         let auth = AuthState::new(&plan);
         self.runtime = Some(Rc::new(RefCell::new(Runtime {
@@ -198,7 +216,11 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http { id: context_id, runtime: self.runtime.clone(), stream: Rc::new(RefCell::new(Stream::default())) }))
+        Some(Box::new(Http {
+            id: context_id,
+            runtime: self.runtime.clone(),
+            stream: Rc::new(RefCell::new(Stream::default())),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -207,10 +229,20 @@ impl RootContext for Root {
 }
 
 /// Shared data written by another worker, if it is newer than ours and fresh.
-fn shared_set(url: &str, newer_than: Option<u64>, max_age_ms: u64, now: u64) -> Option<(u64, Vec<u8>)> {
-    let (Some(bytes), _) = hostcalls::get_shared_data(&shared_key(url)).ok()? else { return None };
+fn shared_set(
+    url: &str,
+    newer_than: Option<u64>,
+    max_age_ms: u64,
+    now: u64,
+) -> Option<(u64, Vec<u8>)> {
+    let (Some(bytes), _) = hostcalls::get_shared_data(&shared_key(url)).ok()? else {
+        return None;
+    };
     let split = bytes.iter().position(|&b| b == b'\n')?;
-    let fetched_at: u64 = std::str::from_utf8(bytes.get(..split)?).ok()?.parse().ok()?;
+    let fetched_at: u64 = std::str::from_utf8(bytes.get(..split)?)
+        .ok()?
+        .parse()
+        .ok()?;
     if newer_than.is_some_and(|t| fetched_at <= t) || now.saturating_sub(fetched_at) >= max_age_ms {
         return None;
     }
@@ -225,7 +257,10 @@ fn take_lease(url: &str, now: u64, hold_ms: u64) -> bool {
         Ok(v) => v,
         Err(_) => return true,
     };
-    let until: u64 = value.and_then(|v| String::from_utf8(v).ok()).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let until: u64 = value
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     if until > now {
         return false;
     }
@@ -245,7 +280,10 @@ fn adopt_shared_for_waiters(rt: &Shared) {
     for url in urls {
         let (known, max_age) = {
             let r = rt.borrow();
-            (r.auth.keys.fetched_at(&url), r.auth.keys.timing().refresh_ms)
+            (
+                r.auth.keys.fetched_at(&url),
+                r.auth.keys.timing().refresh_ms,
+            )
         };
         if let Some((fetched_at, body)) = shared_set(&url, known, max_age, now) {
             if let Ok(set) = parse_key_set(&body) {
@@ -282,7 +320,12 @@ fn pump(rt: &Shared) {
         if !take_lease(&source.url, now, timing.fetch_timeout_ms + 500) {
             continue;
         }
-        let headers = vec![(":method", "GET"), (":path", source.path.as_str()), (":authority", source.authority.as_str()), ("accept", "application/json")];
+        let headers = vec![
+            (":method", "GET"),
+            (":path", source.path.as_str()),
+            (":authority", source.authority.as_str()),
+            ("accept", "application/json"),
+        ];
         let timeout = Duration::from_millis(timing.fetch_timeout_ms);
         match hostcalls::dispatch_http_call(&source.cluster, headers, None, vec![], timeout) {
             Ok(token) => {
@@ -291,7 +334,10 @@ fn pump(rt: &Shared) {
                 r.callouts.insert(token, source);
             }
             Err(status) => {
-                warn!("backstage-proxy-wasm: cannot fetch key set {} through cluster {}: {status:?}", source.url, source.cluster);
+                warn!(
+                    "backstage-proxy-wasm: cannot fetch key set {} through cluster {}: {status:?}",
+                    source.url, source.cluster
+                );
                 release_lease(&source.url);
                 let mut r = rt.borrow_mut();
                 r.auth.keys.start(&source.url, now);
@@ -307,14 +353,23 @@ fn pump(rt: &Shared) {
 /// A key-set fetch ended: keep the set if it is usable, else keep the last
 /// good one; then wake the streams that waited for it.
 fn fetch_done(rt: &Shared, token: u32, body_size: usize) {
-    let Some(source) = rt.borrow_mut().callouts.remove(&token) else { return };
+    let Some(source) = rt.borrow_mut().callouts.remove(&token) else {
+        return;
+    };
     let now = now_ms();
     let max = rt.borrow().plan.gateway.jwks_max_bytes;
-    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten();
     let outcome = match status.as_deref() {
         Some(b"200") if body_size <= max => {
-            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
-            parse_key_set(&body).map(|set| (set, body)).map_err(|e| e.describe().to_string())
+            let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            parse_key_set(&body)
+                .map(|set| (set, body))
+                .map_err(|e| e.describe().to_string())
         }
         Some(b"200") => Err(format!("response larger than {max} bytes")),
         Some(s) => Err(format!("status {}", String::from_utf8_lossy(s))),
@@ -326,7 +381,10 @@ fn fetch_done(rt: &Shared, token: u32, body_size: usize) {
         match outcome {
             Ok((set, body)) => {
                 if set.ignored > 0 {
-                    debug!("backstage-proxy-wasm: key set {}: {} unusable key(s) ignored", source.url, set.ignored);
+                    debug!(
+                        "backstage-proxy-wasm: key set {}: {} unusable key(s) ignored",
+                        source.url, set.ignored
+                    );
                 }
                 r.auth.keys.succeeded(&source.url, set, now);
                 Metrics::bump(r.metrics.fetch_success, 1);
@@ -357,13 +415,17 @@ fn resume_waiters(rt: &Shared, url: &str) {
     }
     let mut again = false;
     for id in ids {
-        let Some(stream) = rt.borrow().streams.get(&id).cloned() else { continue };
+        let Some(stream) = rt.borrow().streams.get(&id).cloned() else {
+            continue;
+        };
         if hostcalls::set_effective_context(id).is_err() {
             rt.borrow_mut().streams.remove(&id);
             continue;
         }
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let client = hostcalls::get_property(vec!["source", "address"]).ok().flatten();
+        let client = hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten();
         match run(rt, id, &stream, &headers, client) {
             Action::Continue => {
                 rt.borrow_mut().streams.remove(&id);
@@ -388,8 +450,19 @@ fn resume_waiters(rt: &Shared, url: &str) {
 
 /// One decision for a stream, applied through the host. `Pause` means the
 /// stream was answered locally or is waiting for a key set.
-fn run(rt: &Shared, id: u32, stream: &Rc<RefCell<Stream>>, headers: &[(String, Vec<u8>)], client: Option<Vec<u8>>) -> Action {
-    let text = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+fn run(
+    rt: &Shared,
+    id: u32,
+    stream: &Rc<RefCell<Stream>>,
+    headers: &[(String, Vec<u8>)],
+    client: Option<Vec<u8>>,
+) -> Action {
+    let text = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
     let method = text(":method").unwrap_or_default();
     let path = text(":path");
     let authority = text(":authority").unwrap_or_default();
@@ -432,8 +505,16 @@ fn run(rt: &Shared, id: u32, stream: &Rc<RefCell<Stream>>, headers: &[(String, V
             match reply.reason {
                 Some(reason) => {
                     Metrics::bump(r.metrics.denied.get(&reason).copied(), 1);
-                    let key = endpoint.and_then(|i| plan.endpoints.get(i)).map(|e| e.raw_key.as_str()).unwrap_or("-");
-                    debug!("backstage-proxy-wasm: denied status={} reason={} endpoint={}", reply.status, reason.code(), key);
+                    let key = endpoint
+                        .and_then(|i| plan.endpoints.get(i))
+                        .map(|e| e.raw_key.as_str())
+                        .unwrap_or("-");
+                    debug!(
+                        "backstage-proxy-wasm: denied status={} reason={} endpoint={}",
+                        reply.status,
+                        reason.code(),
+                        key
+                    );
                 }
                 None => Metrics::bump(r.metrics.own_jwks, 1),
             }
@@ -452,8 +533,20 @@ fn run(rt: &Shared, id: u32, stream: &Rc<RefCell<Stream>>, headers: &[(String, V
             Action::Continue
         }
         Decision::NeedKeys(_) if rounds > MAX_ROUNDS => {
-            let reply = crate::reply::unauthenticated(Reason::KeySetUnavailable, "Invalid token", &method, path.as_deref().unwrap_or_default());
-            Metrics::bump(rt.borrow().metrics.denied.get(&Reason::KeySetUnavailable).copied(), 1);
+            let reply = crate::reply::unauthenticated(
+                Reason::KeySetUnavailable,
+                "Invalid token",
+                &method,
+                path.as_deref().unwrap_or_default(),
+            );
+            Metrics::bump(
+                rt.borrow()
+                    .metrics
+                    .denied
+                    .get(&Reason::KeySetUnavailable)
+                    .copied(),
+                1,
+            );
             send(stream, &reply)
         }
         Decision::NeedKeys(source) => {
@@ -470,7 +563,11 @@ fn run(rt: &Shared, id: u32, stream: &Rc<RefCell<Stream>>, headers: &[(String, V
 
 fn send(stream: &Rc<RefCell<Stream>>, reply: &Reply) -> Action {
     stream.borrow_mut().local_reply = true;
-    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let _ = hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body));
     Action::Pause
 }
@@ -499,7 +596,15 @@ impl Context for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(rt) = self.runtime.clone() else {
-            return send(&self.stream, &Reply { status: 503, headers: Vec::new(), body: Vec::new(), reason: None });
+            return send(
+                &self.stream,
+                &Reply {
+                    status: 503,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    reason: None,
+                },
+            );
         };
         let headers = self.get_http_request_headers_bytes();
         let client = self.get_property(vec!["source", "address"]);
@@ -517,7 +622,9 @@ impl HttpContext for Http {
         if let (Some(rt), Some(idx)) = (&self.runtime, endpoint) {
             let plan = rt.borrow().plan.clone();
             let headers = self.get_http_response_headers_bytes();
-            for name in decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str())) {
+            for name in
+                decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str()))
+            {
                 self.set_http_response_header(&name, None);
             }
         }

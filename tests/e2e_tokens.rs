@@ -1,7 +1,12 @@
 //! Every Backstage token kind through real Envoy, with key sets fetched
 //! through Envoy from a loopback key-set server that rotates keys, goes
 //! down, stalls, answers garbage or redirects, and counts its fetches.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
@@ -32,9 +37,15 @@ fn gateway(extra: &str, concurrency: u32) -> Gw {
               {{"type":"jwks","options":{{"url":"http://127.0.0.1:{kp}{IDP}","issuer":"https://idp.example","audience":"edge","subjectPrefix":"idp"}}}}]}}}},
             "gateway":{{"jwksFetchTimeoutMs":1000{extra}}}}}"#
     );
-    let mut opts = EnvoyOptions::new(config).cluster(format!("http_127.0.0.1_{upp}"), upp).cluster(format!("http_127.0.0.1_{kp}"), kp);
+    let mut opts = EnvoyOptions::new(config)
+        .cluster(format!("http_127.0.0.1_{upp}"), upp)
+        .cluster(format!("http_127.0.0.1_{kp}"), kp);
     opts.concurrency = concurrency;
-    Gw { envoy: Envoy::start(opts), keys, up }
+    Gw {
+        envoy: Envoy::start(opts),
+        keys,
+        up,
+    }
 }
 
 fn bearer(t: &str) -> String {
@@ -44,7 +55,10 @@ fn bearer(t: &str) -> String {
 impl Gw {
     fn call(&self, token: &str) -> (Response, String) {
         let m = unique();
-        let r = self.envoy.get(&format!("/api/proxy/svc/x?{m}"), &[("authorization", &bearer(token))]);
+        let r = self.envoy.get(
+            &format!("/api/proxy/svc/x?{m}"),
+            &[("authorization", &bearer(token))],
+        );
         (r, m)
     }
 
@@ -84,34 +98,100 @@ fn each_token_kind_is_verified_through_fetched_key_sets() {
     gw.assert_allowed(&user_token(&rs, "user:default/jane", t, t + 3600));
     gw.assert_allowed(&plugin_token(&cat, "catalog", "proxy", t, t + 3600, None));
     let obo = limited_user_token(&auth, "user:default/jane", t, t + 600);
-    gw.assert_allowed(&plugin_token(&cat, "catalog", "proxy", t, t + 600, Some(&obo)));
-    gw.assert_allowed(&external_token(&idp, "https://idp.example", "edge", "robot", t + 60));
-    assert_eq!((gw.keys.count(AUTH), gw.keys.count(CATALOG), gw.keys.count(IDP)), (1, 1, 1), "one fetch per key set");
+    gw.assert_allowed(&plugin_token(
+        &cat,
+        "catalog",
+        "proxy",
+        t,
+        t + 600,
+        Some(&obo),
+    ));
+    gw.assert_allowed(&external_token(
+        &idp,
+        "https://idp.example",
+        "edge",
+        "robot",
+        t + 60,
+    ));
+    assert_eq!(
+        (
+            gw.keys.count(AUTH),
+            gw.keys.count(CATALOG),
+            gw.keys.count(IDP)
+        ),
+        (1, 1, 1),
+        "one fetch per key set"
+    );
 
     // failure modes, each a 401 that reaches nobody
     let forged = Es256::new(9, "auth-1");
     let body = gw.assert_refused(&user_token(&forged, "user:default/admin", t, t + 60), 401);
-    assert_eq!(body["error"]["message"], "Invalid token; caused by JWSSignatureVerificationFailed: signature verification failed");
-    let body = gw.assert_refused(&limited_user_token(&auth, "user:default/jane", t, t + 60), 401);
+    assert_eq!(
+        body["error"]["message"],
+        "Invalid token; caused by JWSSignatureVerificationFailed: signature verification failed"
+    );
+    let body = gw.assert_refused(
+        &limited_user_token(&auth, "user:default/jane", t, t + 60),
+        401,
+    );
     assert_eq!(body["error"]["message"], "Illegal limited user token");
-    let body = gw.assert_refused(&user_token(&auth, "user:default/jane", t - 7200, t - 3600), 401);
-    assert_eq!(body["error"]["message"], "Invalid token; caused by JWTExpired: \"exp\" claim timestamp check failed");
-    let body = gw.assert_refused(&plugin_token(&cat, "catalog", "scaffolder", t, t + 60, None), 401);
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("Invalid plugin token"));
-    let body = gw.assert_refused(&plugin_token(&cat, "../catalog", "proxy", t, t + 60, None), 401);
-    assert_eq!(body["error"]["message"], "Invalid plugin token: forbidden subject format");
+    let body = gw.assert_refused(
+        &user_token(&auth, "user:default/jane", t - 7200, t - 3600),
+        401,
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "Invalid token; caused by JWTExpired: \"exp\" claim timestamp check failed"
+    );
+    let body = gw.assert_refused(
+        &plugin_token(&cat, "catalog", "scaffolder", t, t + 60, None),
+        401,
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Invalid plugin token"));
+    let body = gw.assert_refused(
+        &plugin_token(&cat, "../catalog", "proxy", t, t + 60, None),
+        401,
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "Invalid plugin token: forbidden subject format"
+    );
     let bad_obo = limited_user_token(&forged, "user:default/admin", t, t + 60);
-    gw.assert_refused(&plugin_token(&cat, "catalog", "proxy", t, t + 60, Some(&bad_obo)), 401);
-    let body = gw.assert_refused(&external_token(&idp, "https://evil.example", "edge", "robot", t + 60), 401);
+    gw.assert_refused(
+        &plugin_token(&cat, "catalog", "proxy", t, t + 60, Some(&bad_obo)),
+        401,
+    );
+    let body = gw.assert_refused(
+        &external_token(&idp, "https://evil.example", "edge", "robot", t + 60),
+        401,
+    );
     assert_eq!(body["error"]["message"], "Illegal token");
     // messages never carry token material
     let (r, _) = gw.call(&user_token(&forged, "user:default/admin", t, t + 60));
     assert!(!r.text().contains("auth-1") && !r.text().contains("admin"));
     // none of the refusals cost a fetch
-    assert_eq!((gw.keys.count(AUTH), gw.keys.count(CATALOG), gw.keys.count(IDP)), (1, 1, 1));
-    assert!(gw.envoy.counter("wasmcustom.backstage_proxy.token_cache.miss") >= 5);
+    assert_eq!(
+        (
+            gw.keys.count(AUTH),
+            gw.keys.count(CATALOG),
+            gw.keys.count(IDP)
+        ),
+        (1, 1, 1)
+    );
+    assert!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.token_cache.miss")
+            >= 5
+    );
     gw.assert_allowed(&user_token(&auth, "user:default/jane", t, t + 3600));
-    assert!(gw.envoy.counter("wasmcustom.backstage_proxy.token_cache.hit") >= 1);
+    assert!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.token_cache.hit")
+            >= 1
+    );
 }
 
 #[test]
@@ -146,7 +226,10 @@ fn rotation_adds_with_one_refetch_and_removal_takes_effect_at_refresh() {
         if r.status == 401 {
             break;
         }
-        assert!(Instant::now() < deadline, "k1 still accepted after its removal");
+        assert!(
+            Instant::now() < deadline,
+            "k1 still accepted after its removal"
+        );
         thread::sleep(Duration::from_millis(200));
     }
     gw.assert_allowed(&user_token(&k2, "u", t, t + 3600));
@@ -169,7 +252,10 @@ fn unknown_kids_refetch_at_most_once_per_cooldown() {
         }
     }
     let extra = gw.keys.count(AUTH) - before;
-    assert!(extra <= 1, "{extra} extra fetches for 1000 unknown kids within one cooldown");
+    assert!(
+        extra <= 1,
+        "{extra} extra fetches for 1000 unknown kids within one cooldown"
+    );
 }
 
 #[test]
@@ -186,7 +272,11 @@ fn cold_start_with_200_concurrent_requests_fetches_once_and_answers_all() {
         })
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(statuses.iter().all(|s| *s == 200), "{:?}", statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
     assert_eq!(gw.keys.count(AUTH), 1, "exactly one fetch");
     assert_eq!(gw.up.count(), 200);
 }
@@ -200,16 +290,35 @@ fn key_server_down_at_start_then_up() {
     gw.keys.set(AUTH, KeyMode::Refuse);
     let started = Instant::now();
     let body = gw.assert_refused(&token, 401);
-    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the fetch timeout");
-    assert!(body["error"]["message"].as_str().unwrap().contains("JWKSUnavailable"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "bounded by the fetch timeout"
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("JWKSUnavailable"));
     // other token kinds keep working meanwhile: none configured here but
     // the plugin's own key set endpoint still answers
-    assert_eq!(gw.envoy.get("/api/proxy/.backstage/auth/v1/jwks.json", &[]).status, 200);
+    assert_eq!(
+        gw.envoy
+            .get("/api/proxy/.backstage/auth/v1/jwks.json", &[])
+            .status,
+        200
+    );
     gw.keys.set(AUTH, KeyMode::Serve(key_set(&[&k1])));
     thread::sleep(Duration::from_millis(1100));
     gw.assert_allowed(&token);
-    assert!(gw.envoy.counter("wasmcustom.backstage_proxy.keyset.fetch_failure") >= 1);
-    assert!(gw.envoy.counter("wasmcustom.backstage_proxy.keyset.fetch_success") >= 1);
+    assert!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.keyset.fetch_failure")
+            >= 1
+    );
+    assert!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.keyset.fetch_success")
+            >= 1
+    );
 }
 
 #[test]
@@ -240,7 +349,10 @@ fn stalled_garbage_redirects_errors_and_oversized_sets_fail_but_never_replace_a_
         let good_fetches = gw.keys.count(AUTH);
         gw.keys.set(AUTH, mode.clone());
         thread::sleep(Duration::from_millis(2500));
-        assert!(gw.keys.count(AUTH) > good_fetches, "{mode:?}: the refresh was attempted");
+        assert!(
+            gw.keys.count(AUTH) > good_fetches,
+            "{mode:?}: the refresh was attempted"
+        );
         let fresh = user_token(&k1, "u2", t, t + 3600);
         gw.assert_allowed(&fresh);
     }
@@ -263,8 +375,20 @@ fn worker_vms_share_fetched_key_sets() {
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let stats = gw.envoy.stats();
-    let per_worker: Vec<(&String, &u64)> = stats.iter().filter(|(k, _)| k.contains("backstage_proxy.keyset")).collect();
-    assert_eq!(gw.keys.count(AUTH), 1, "two workers, one fetch: {per_worker:?}");
+    let per_worker: Vec<(&String, &u64)> = stats
+        .iter()
+        .filter(|(k, _)| k.contains("backstage_proxy.keyset"))
+        .collect();
+    assert_eq!(
+        gw.keys.count(AUTH),
+        1,
+        "two workers, one fetch: {per_worker:?}"
+    );
     // the worker that did not fetch took the set from shared data
-    assert!(gw.envoy.counter("wasmcustom.backstage_proxy.keyset.shared_adopted") >= 1, "{per_worker:?}");
+    assert!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.keyset.shared_adopted")
+            >= 1,
+        "{per_worker:?}"
+    );
 }

@@ -34,13 +34,18 @@ pub struct TokenCache {
 
 impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
-        TokenCache { capacity, entries: HashMap::new(), clock: 0 }
+        TokenCache {
+            capacity,
+            entries: HashMap::new(),
+            clock: 0,
+        }
     }
 
     pub fn get(&mut self, token: &str, now: u64, skew: u64, keys: &KeySets) -> Option<Verified> {
         let valid = {
             let e = self.entries.get(token)?;
-            e.exp > now as f64 - skew as f64 && e.deps.iter().all(|(url, gen)| keys.generation(url) == *gen)
+            e.exp > now as f64 - skew as f64
+                && e.deps.iter().all(|(url, gen)| keys.generation(url) == *gen)
         };
         if !valid {
             self.entries.remove(token);
@@ -58,12 +63,25 @@ impl TokenCache {
             return;
         }
         if self.entries.len() >= self.capacity && !self.entries.contains_key(token) {
-            if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+            {
                 self.entries.remove(&oldest);
             }
         }
         self.clock += 1;
-        self.entries.insert(token.to_string(), Entry { verified, exp, deps, used: self.clock });
+        self.entries.insert(
+            token.to_string(),
+            Entry {
+                verified,
+                exp,
+                deps,
+                used: self.clock,
+            },
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -84,11 +102,19 @@ mod tests {
     const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
 
     fn v(s: &str) -> Verified {
-        Verified { principal: Principal::User(s.into()), restrictions: None }
+        Verified {
+            principal: Principal::User(s.into()),
+            restrictions: None,
+        }
     }
 
     fn keys() -> KeySets {
-        KeySets::new(Timing { refresh_ms: 1000, cooldown_ms: 1000, fetch_timeout_ms: 1000, retry_after_failure_ms: 1000 })
+        KeySets::new(Timing {
+            refresh_ms: 1000,
+            cooldown_ms: 1000,
+            fetch_timeout_ms: 1000,
+            retry_after_failure_ms: 1000,
+        })
     }
 
     #[test]
@@ -112,7 +138,10 @@ mod tests {
         assert!(c.get("a", 0, 0, &k).is_some());
         c.insert("c", v("c"), 1e12, vec![]);
         assert_eq!(c.len(), 2);
-        assert!(c.get("b", 0, 0, &k).is_none(), "least recently used evicted");
+        assert!(
+            c.get("b", 0, 0, &k).is_none(),
+            "least recently used evicted"
+        );
         assert!(c.get("a", 0, 0, &k).is_some() && c.get("c", 0, 0, &k).is_some());
         let mut off = TokenCache::new(0);
         off.insert("a", v("a"), 1e12, vec![]);
@@ -122,7 +151,12 @@ mod tests {
     #[test]
     fn replaced_key_set_invalidates() {
         let mut k = keys();
-        let s = Source { url: "u".into(), cluster: "c".into(), authority: "h".into(), path: "/".into() };
+        let s = Source {
+            url: "u".into(),
+            cluster: "c".into(),
+            authority: "h".into(),
+            path: "/".into(),
+        };
         k.lookup(&s, 0);
         k.start("u", 0);
         k.succeeded("u", parse_key_set(ED.as_bytes()).unwrap(), 0);

@@ -3,8 +3,9 @@
 //! too weak are ignored; the others are used.
 
 use jwt_simple::algorithms::{
-    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey, EdDSAPublicKeyLike, Ed25519PublicKey,
-    PS256PublicKey, PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey, RS512PublicKey, RSAPublicKeyLike,
+    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
+    Ed25519PublicKey, EdDSAPublicKeyLike, PS256PublicKey, PS384PublicKey, PS512PublicKey,
+    RS256PublicKey, RS384PublicKey, RS512PublicKey, RSAPublicKeyLike,
 };
 use jwt_simple::common::VerificationOptions;
 use jwt_simple::prelude::{Duration, NoCustomClaims, UnixTimeStamp};
@@ -19,7 +20,10 @@ pub enum Material {
     P384(ES384PublicKey),
     /// RSA modulus and exponent (at least 2048 bits); the RS/PS key for the
     /// token's algorithm is built on use.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     Ed25519(Ed25519PublicKey),
 }
 
@@ -59,8 +63,12 @@ impl KeySetError {
 /// so that it never replaces a good one.
 pub fn parse_key_set(body: &[u8]) -> Result<KeySet, KeySetError> {
     let doc: Value = serde_json::from_slice(body).map_err(|_| KeySetError::NotJson)?;
-    let Value::Object(doc) = doc else { return Err(KeySetError::NotJson) };
-    let Some(Value::Array(items)) = doc.get("keys") else { return Err(KeySetError::NoKeysArray) };
+    let Value::Object(doc) = doc else {
+        return Err(KeySetError::NotJson);
+    };
+    let Some(Value::Array(items)) = doc.get("keys") else {
+        return Err(KeySetError::NoKeysArray);
+    };
     let mut set = KeySet::default();
     for item in items {
         match parse_jwk(item) {
@@ -157,7 +165,10 @@ impl Jwk {
         let fits = match &self.material {
             Material::P256(_) => alg == "ES256",
             Material::P384(_) => alg == "ES384",
-            Material::Rsa { .. } => matches!(alg, "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"),
+            Material::Rsa { .. } => matches!(
+                alg,
+                "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"
+            ),
             Material::Ed25519(_) => alg == "EdDSA",
         };
         fits && self.alg.as_deref().is_none_or(|own| own == alg)
@@ -187,12 +198,18 @@ impl Jwk {
             Material::P384(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::Ed25519(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::Rsa { n, e } => match alg {
-                "RS256" => RS256PublicKey::from_components(n, e).is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "RS384" => RS384PublicKey::from_components(n, e).is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "RS512" => RS512PublicKey::from_components(n, e).is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS256" => PS256PublicKey::from_components(n, e).is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS384" => PS384PublicKey::from_components(n, e).is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS512" => PS512PublicKey::from_components(n, e).is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "RS256" => RS256PublicKey::from_components(n, e)
+                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "RS384" => RS384PublicKey::from_components(n, e)
+                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "RS512" => RS512PublicKey::from_components(n, e)
+                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "PS256" => PS256PublicKey::from_components(n, e)
+                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "PS384" => PS384PublicKey::from_components(n, e)
+                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "PS512" => PS512PublicKey::from_components(n, e)
+                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
                 _ => false,
             },
         }
@@ -202,8 +219,14 @@ impl Jwk {
 impl KeySet {
     /// Candidate keys for a token: by `kid` when it has one, else every
     /// key that supports the algorithm.
-    pub fn candidates<'a>(&'a self, kid: Option<&'a str>, alg: &'a str) -> impl Iterator<Item = &'a Jwk> + 'a {
-        self.keys.iter().filter(move |k| k.supports(alg) && (kid.is_none() || k.kid.as_deref() == kid))
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: &'a str,
+    ) -> impl Iterator<Item = &'a Jwk> + 'a {
+        self.keys
+            .iter()
+            .filter(move |k| k.supports(alg) && (kid.is_none() || k.kid.as_deref() == kid))
     }
 
     pub fn has_kid(&self, kid: &str) -> bool {

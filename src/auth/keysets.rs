@@ -41,7 +41,10 @@ impl Source {
     pub fn user(plan: &Plan) -> Option<Source> {
         let b = plan.backend.as_ref()?;
         let mut url = b.url.clone();
-        url.path = format!("{}/api/auth/.well-known/jwks.json", url.path.trim_end_matches('/'));
+        url.path = format!(
+            "{}/api/auth/.well-known/jwks.json",
+            url.path.trim_end_matches('/')
+        );
         url.query = None;
         Some(Source::from_url(&url, &b.cluster))
     }
@@ -51,7 +54,10 @@ impl Source {
     pub fn plugin(plan: &Plan, plugin: &str) -> Option<Source> {
         let b = plan.backend.as_ref()?;
         let mut url = b.url.clone();
-        url.path = format!("{}/api/{plugin}/.backstage/auth/v1/jwks.json", url.path.trim_end_matches('/'));
+        url.path = format!(
+            "{}/api/{plugin}/.backstage/auth/v1/jwks.json",
+            url.path.trim_end_matches('/')
+        );
         url.query = None;
         Some(Source::from_url(&url, &b.cluster))
     }
@@ -128,7 +134,10 @@ pub struct KeySets {
 
 impl KeySets {
     pub fn new(timing: Timing) -> KeySets {
-        KeySets { timing, entries: HashMap::new() }
+        KeySets {
+            timing,
+            entries: HashMap::new(),
+        }
     }
 
     pub fn timing(&self) -> Timing {
@@ -159,7 +168,9 @@ impl KeySets {
 
     pub fn lookup(&mut self, source: &Source, now: u64) -> Lookup {
         let retry = self.timing.retry_after_failure_ms;
-        let Some(e) = self.entry(source) else { return Lookup::Unavailable };
+        let Some(e) = self.entry(source) else {
+            return Lookup::Unavailable;
+        };
         if let Some(set) = &e.set {
             return Lookup::Ready(set.clone(), e.generation);
         }
@@ -176,7 +187,9 @@ impl KeySets {
     /// A token names a `kid` the current set lacks.
     pub fn unknown_kid(&mut self, source: &Source, now: u64) -> KidRefetch {
         let cooldown = self.timing.cooldown_ms;
-        let Some(e) = self.entry(source) else { return KidRefetch::Refused };
+        let Some(e) = self.entry(source) else {
+            return KidRefetch::Refused;
+        };
         if e.in_flight.is_some() {
             return KidRefetch::Wait;
         }
@@ -201,9 +214,13 @@ impl KeySets {
             .values()
             .filter(|e| e.in_flight.is_none())
             .filter(|e| {
-                let refresh_due = e.fetched_at.is_some_and(|f| now.saturating_sub(f) >= t.refresh_ms);
+                let refresh_due = e
+                    .fetched_at
+                    .is_some_and(|f| now.saturating_sub(f) >= t.refresh_ms);
                 // after a failed refresh, the last good set serves until the next try
-                let failed_recently = e.failed_at.is_some_and(|f| now.saturating_sub(f) < t.retry_after_failure_ms.max(t.cooldown_ms));
+                let failed_recently = e.failed_at.is_some_and(|f| {
+                    now.saturating_sub(f) < t.retry_after_failure_ms.max(t.cooldown_ms)
+                });
                 e.wanted || (refresh_due && !failed_recently)
             })
             .map(|e| e.source.clone())
@@ -284,11 +301,21 @@ mod tests {
     const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
 
     fn src(url: &str) -> Source {
-        Source { url: url.into(), cluster: "c".into(), authority: "h".into(), path: "/".into() }
+        Source {
+            url: url.into(),
+            cluster: "c".into(),
+            authority: "h".into(),
+            path: "/".into(),
+        }
     }
 
     fn sets() -> KeySets {
-        KeySets::new(Timing { refresh_ms: 600_000, cooldown_ms: 30_000, fetch_timeout_ms: 5000, retry_after_failure_ms: 1000 })
+        KeySets::new(Timing {
+            refresh_ms: 600_000,
+            cooldown_ms: 30_000,
+            fetch_timeout_ms: 5000,
+            retry_after_failure_ms: 1000,
+        })
     }
 
     #[test]
@@ -298,7 +325,10 @@ mod tests {
         assert!(matches!(k.lookup(&s, 0), Lookup::Wait));
         assert_eq!(k.due(0), vec![s.clone()]);
         k.start(&s.url, 0);
-        assert!(k.due(1).is_empty(), "never two fetches in flight for one URL");
+        assert!(
+            k.due(1).is_empty(),
+            "never two fetches in flight for one URL"
+        );
         assert!(matches!(k.lookup(&s, 1), Lookup::Wait));
         k.succeeded(&s.url, parse_key_set(ED.as_bytes()).unwrap(), 2);
         assert!(matches!(k.lookup(&s, 3), Lookup::Ready(_, 1)));
@@ -328,9 +358,16 @@ mod tests {
         assert_eq!(k.due(600_000), vec![s.clone()]);
         k.start(&s.url, 600_000);
         k.failed(&s.url, 600_010);
-        assert!(matches!(k.lookup(&s, 600_020), Lookup::Ready(_, 1)), "the last good set stays");
+        assert!(
+            matches!(k.lookup(&s, 600_020), Lookup::Ready(_, 1)),
+            "the last good set stays"
+        );
         assert!(k.due(600_020).is_empty());
-        assert_eq!(k.due(630_010), vec![s.clone()], "retried after the cooldown");
+        assert_eq!(
+            k.due(630_010),
+            vec![s.clone()],
+            "retried after the cooldown"
+        );
     }
 
     #[test]
@@ -343,7 +380,11 @@ mod tests {
         assert_eq!(k.unknown_kid(&s, 100), KidRefetch::Wait);
         assert_eq!(k.due(100), vec![s.clone()]);
         k.start(&s.url, 100);
-        assert_eq!(k.unknown_kid(&s, 101), KidRefetch::Wait, "a refetch under way: wait for it");
+        assert_eq!(
+            k.unknown_kid(&s, 101),
+            KidRefetch::Wait,
+            "a refetch under way: wait for it"
+        );
         k.succeeded(&s.url, parse_key_set(ED.as_bytes()).unwrap(), 150);
         for t in [200, 10_000, 30_099] {
             assert_eq!(k.unknown_kid(&s, t), KidRefetch::Refused);
@@ -357,9 +398,15 @@ mod tests {
     fn sources_are_bounded() {
         let mut k = sets();
         for i in 0..MAX_SOURCES {
-            assert!(matches!(k.lookup(&src(&format!("http://a/{i}")), 0), Lookup::Wait));
+            assert!(matches!(
+                k.lookup(&src(&format!("http://a/{i}")), 0),
+                Lookup::Wait
+            ));
         }
-        assert!(matches!(k.lookup(&src("http://a/one-too-many"), 0), Lookup::Unavailable));
+        assert!(matches!(
+            k.lookup(&src("http://a/one-too-many"), 0),
+            Lookup::Unavailable
+        ));
         assert_eq!(k.len(), MAX_SOURCES);
     }
 

@@ -166,11 +166,18 @@ pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64
 
 /// Records a successful verification in the cache and turns the result
 /// into an outcome.
-fn settle(plan: &Plan, state: &mut AuthState, token: &str, result: Result<verify::Success, verify::Failure>) -> Outcome {
+fn settle(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    result: Result<verify::Success, verify::Failure>,
+) -> Outcome {
     match result {
         Ok(ok) => {
             state.cache_misses += 1;
-            state.tokens.insert(token, ok.verified.clone(), ok.exp, ok.deps);
+            state
+                .tokens
+                .insert(token, ok.verified.clone(), ok.exp, ok.deps);
             finish(plan, ok.verified)
         }
         Err(verify::Failure::Pending(src)) => Outcome::Pending(src),
@@ -195,7 +202,13 @@ fn authenticate_external(plan: &Plan, state: &mut AuthState, token: &str, now_ms
         }
     }
     if let Some(entry) = matched {
-        return finish(plan, Verified { principal: Principal::Service(entry.subject.clone()), restrictions: entry.restrictions.clone() });
+        return finish(
+            plan,
+            Verified {
+                principal: Principal::Service(entry.subject.clone()),
+                restrictions: entry.restrictions.clone(),
+            },
+        );
     }
     if let Some(result) = authenticate_legacy(plan, token, now) {
         return match result {
@@ -205,7 +218,10 @@ fn authenticate_external(plan: &Plan, state: &mut AuthState, token: &str, now_ms
     }
     match verify::external(plan, state, token, now_ms) {
         Some(result) => settle(plan, state, token, result),
-        None => Outcome::Denied(Denial::unauthenticated(Reason::IllegalToken, "Illegal token")),
+        None => Outcome::Denied(Denial::unauthenticated(
+            Reason::IllegalToken,
+            "Illegal token",
+        )),
     }
 }
 

@@ -255,7 +255,10 @@ fn user_and_plugin_shaped_tokens_are_claimed_before_static_and_legacy() {
         r#"{{"sub":"backstage-server","aud":"backstage","exp":{}}}"#,
         NOW + 10
     ));
-    assert_eq!(denial(authenticate(&p, &t, NOW)).1, Reason::KeySetUnavailable);
+    assert_eq!(
+        denial(authenticate(&p, &t, NOW)).1,
+        Reason::KeySetUnavailable
+    );
 }
 
 #[test]

@@ -28,32 +28,64 @@ pub enum Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cause(pub &'static str, pub &'static str);
 
-const SIGNATURE: Cause = Cause("JWSSignatureVerificationFailed", "signature verification failed");
-const NO_KEY: Cause = Cause("JWKSNoMatchingKey", "no applicable key found in the JSON Web Key Set");
-const ALG: Cause = Cause("JOSEAlgNotAllowed", "\"alg\" (Algorithm) Header Parameter value not allowed");
+const SIGNATURE: Cause = Cause(
+    "JWSSignatureVerificationFailed",
+    "signature verification failed",
+);
+const NO_KEY: Cause = Cause(
+    "JWKSNoMatchingKey",
+    "no applicable key found in the JSON Web Key Set",
+);
+const ALG: Cause = Cause(
+    "JOSEAlgNotAllowed",
+    "\"alg\" (Algorithm) Header Parameter value not allowed",
+);
 const INVALID: Cause = Cause("JWSInvalid", "Invalid Compact JWS");
-const CRIT: Cause = Cause("JOSENotSupported", "Extension Header Parameter not recognized");
+const CRIT: Cause = Cause(
+    "JOSENotSupported",
+    "Extension Header Parameter not recognized",
+);
 const AUD: Cause = Cause("JWTClaimValidationFailed", "unexpected \"aud\" claim value");
 const UNAVAILABLE: Cause = Cause("JWKSUnavailable", "the key set could not be fetched");
 
 fn claim_cause(e: ClaimError) -> Cause {
     match e {
         ClaimError::Expired => Cause("JWTExpired", "\"exp\" claim timestamp check failed"),
-        ClaimError::NotYetValid => Cause("JWTClaimValidationFailed", "\"nbf\" claim timestamp check failed"),
-        ClaimError::Missing("iat") => Cause("JWTClaimValidationFailed", "missing required \"iat\" claim"),
-        ClaimError::Missing("exp") => Cause("JWTClaimValidationFailed", "missing required \"exp\" claim"),
-        ClaimError::Missing("sub") => Cause("JWTClaimValidationFailed", "missing required \"sub\" claim"),
-        ClaimError::Missing("aud") => Cause("JWTClaimValidationFailed", "missing required \"aud\" claim"),
+        ClaimError::NotYetValid => Cause(
+            "JWTClaimValidationFailed",
+            "\"nbf\" claim timestamp check failed",
+        ),
+        ClaimError::Missing("iat") => {
+            Cause("JWTClaimValidationFailed", "missing required \"iat\" claim")
+        }
+        ClaimError::Missing("exp") => {
+            Cause("JWTClaimValidationFailed", "missing required \"exp\" claim")
+        }
+        ClaimError::Missing("sub") => {
+            Cause("JWTClaimValidationFailed", "missing required \"sub\" claim")
+        }
+        ClaimError::Missing("aud") => {
+            Cause("JWTClaimValidationFailed", "missing required \"aud\" claim")
+        }
         ClaimError::Missing(_) => Cause("JWTClaimValidationFailed", "missing required claim"),
-        ClaimError::Malformed("exp") => Cause("JWTClaimValidationFailed", "\"exp\" claim must be a number"),
-        ClaimError::Malformed("nbf") => Cause("JWTClaimValidationFailed", "\"nbf\" claim must be a number"),
-        ClaimError::Malformed("iat") => Cause("JWTClaimValidationFailed", "\"iat\" claim must be a number"),
+        ClaimError::Malformed("exp") => {
+            Cause("JWTClaimValidationFailed", "\"exp\" claim must be a number")
+        }
+        ClaimError::Malformed("nbf") => {
+            Cause("JWTClaimValidationFailed", "\"nbf\" claim must be a number")
+        }
+        ClaimError::Malformed("iat") => {
+            Cause("JWTClaimValidationFailed", "\"iat\" claim must be a number")
+        }
         ClaimError::Malformed(_) => Cause("JWTInvalid", "JWT Claims Set claims of the wrong type"),
     }
 }
 
 fn denied(reason: Reason, prefix: &str, cause: Cause) -> Failure {
-    Failure::Denied(Denial::unauthenticated(reason, &format!("{prefix}; caused by {}: {}", cause.0, cause.1)))
+    Failure::Denied(Denial::unauthenticated(
+        reason,
+        &format!("{prefix}; caused by {}: {}", cause.0, cause.1),
+    ))
 }
 
 fn denied_plain(reason: Reason, message: &str) -> Failure {
@@ -62,7 +94,14 @@ fn denied_plain(reason: Reason, message: &str) -> Failure {
 
 /// Signature check of `jwt` with the key set of `src`: `Ok(generation)` of
 /// the set that verified it.
-fn verify_signature(state: &mut AuthState, src: &Source, jwt: &Jwt<'_>, token: &str, now_ms: u64, typ: Option<&str>) -> Result<u64, KeyFailure> {
+fn verify_signature(
+    state: &mut AuthState,
+    src: &Source,
+    jwt: &Jwt<'_>,
+    token: &str,
+    now_ms: u64,
+    typ: Option<&str>,
+) -> Result<u64, KeyFailure> {
     if jwt.has_unsupported_header() {
         return Err(KeyFailure::Cause(CRIT));
     }
@@ -108,7 +147,10 @@ enum KeyFailure {
 }
 
 fn exp_of(payload: &serde_json::Map<String, Value>) -> f64 {
-    payload.get("exp").and_then(Value::as_f64).unwrap_or(f64::INFINITY)
+    payload
+        .get("exp")
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::INFINITY)
 }
 
 /// What a user-token verification yields before the caller decides what a
@@ -124,11 +166,23 @@ struct UserToken {
 /// Backstage's user-token rules (typ `vnd.backstage.user` or
 /// `vnd.backstage.limited-user`, or the older `aud: backstage` form).
 /// `Ok(None)` when the token is not a user token at all.
-fn verify_user(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Result<Option<UserToken>, Failure> {
+fn verify_user(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    now_ms: u64,
+) -> Result<Option<UserToken>, Failure> {
     let prefix = "Invalid token";
     let Some(jwt) = jwt::decode(token) else {
         return match jwt::decode_header(token) {
-            Some(h) if matches!(h.get("typ").and_then(Value::as_str), Some(TYP_USER | TYP_LIMITED_USER)) => Err(denied(Reason::InvalidToken, prefix, INVALID)),
+            Some(h)
+                if matches!(
+                    h.get("typ").and_then(Value::as_str),
+                    Some(TYP_USER | TYP_LIMITED_USER)
+                ) =>
+            {
+                Err(denied(Reason::InvalidToken, prefix, INVALID))
+            }
             _ => Ok(None),
         };
     };
@@ -150,26 +204,51 @@ fn verify_user(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> 
     let generation = match verify_signature(state, &src, &jwt, token, now_ms, typ) {
         Ok(g) => g,
         Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
-        Err(KeyFailure::Unavailable) => return Err(denied(Reason::KeySetUnavailable, prefix, UNAVAILABLE)),
+        Err(KeyFailure::Unavailable) => {
+            return Err(denied(Reason::KeySetUnavailable, prefix, UNAVAILABLE))
+        }
         Err(KeyFailure::Cause(c)) => return Err(denied(Reason::InvalidToken, prefix, c)),
     };
     if !typed && !jwt.payload.contains_key("exp") {
-        return Err(denied_plain(Reason::InvalidToken, "User token is missing expiration"));
+        return Err(denied_plain(
+            Reason::InvalidToken,
+            "User token is missing expiration",
+        ));
     }
     let sub = jwt.claim_str("sub").unwrap_or_default();
     if sub.is_empty() {
-        return Err(denied_plain(Reason::InvalidToken, "No user sub found in token"));
+        return Err(denied_plain(
+            Reason::InvalidToken,
+            "No user sub found in token",
+        ));
     }
-    Ok(Some(UserToken { sub: sub.to_string(), limited: typ == Some(TYP_LIMITED_USER), exp: exp_of(&jwt.payload), generation, url: src.url }))
+    Ok(Some(UserToken {
+        sub: sub.to_string(),
+        limited: typ == Some(TYP_LIMITED_USER),
+        exp: exp_of(&jwt.payload),
+        generation,
+        url: src.url,
+    }))
 }
 
 /// A user token presented as the bearer token.
-pub fn user_token(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Result<Success, Failure> {
+pub fn user_token(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    now_ms: u64,
+) -> Result<Success, Failure> {
     match verify_user(plan, state, token, now_ms)? {
         None => Err(denied_plain(Reason::IllegalToken, "Illegal token")),
-        Some(u) if u.limited => Err(denied_plain(Reason::IllegalLimitedUserToken, "Illegal limited user token")),
+        Some(u) if u.limited => Err(denied_plain(
+            Reason::IllegalLimitedUserToken,
+            "Illegal limited user token",
+        )),
         Some(u) => Ok(Success {
-            verified: Verified { principal: Principal::User(u.sub), restrictions: None },
+            verified: Verified {
+                principal: Principal::User(u.sub),
+                restrictions: None,
+            },
             exp: u.exp,
             deps: vec![(u.url, u.generation)],
         }),
@@ -177,11 +256,18 @@ pub fn user_token(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) 
 }
 
 fn is_plugin_id(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A plugin-to-plugin token (`typ: vnd.backstage.plugin`).
-pub fn plugin(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Result<Success, Failure> {
+pub fn plugin(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    now_ms: u64,
+) -> Result<Success, Failure> {
     let prefix = "Invalid plugin token";
     let Some(jwt) = jwt::decode(token) else {
         return Err(denied(Reason::InvalidPluginToken, prefix, INVALID));
@@ -189,19 +275,39 @@ pub fn plugin(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> R
     // Backstage stringifies whatever `sub` is; only a plugin id passes.
     let sub = match jwt.payload.get("sub") {
         Some(Value::String(s)) => s.as_str(),
-        None => return Err(denied_plain(Reason::InvalidPluginToken, "Invalid plugin token: forbidden subject format")),
-        Some(_) => return Err(denied_plain(Reason::InvalidPluginToken, "Invalid plugin token: forbidden subject format")),
+        None => {
+            return Err(denied_plain(
+                Reason::InvalidPluginToken,
+                "Invalid plugin token: forbidden subject format",
+            ))
+        }
+        Some(_) => {
+            return Err(denied_plain(
+                Reason::InvalidPluginToken,
+                "Invalid plugin token: forbidden subject format",
+            ))
+        }
     };
     if !is_plugin_id(sub) {
-        return Err(denied_plain(Reason::InvalidPluginToken, "Invalid plugin token: forbidden subject format"));
+        return Err(denied_plain(
+            Reason::InvalidPluginToken,
+            "Invalid plugin token: forbidden subject format",
+        ));
     }
     let skew = plan.gateway.clock_skew_seconds;
-    if let Err(e) = check_registered_claims(&jwt.payload, now_ms / 1000, skew, &["iat", "exp", "sub", "aud"]) {
+    if let Err(e) = check_registered_claims(
+        &jwt.payload,
+        now_ms / 1000,
+        skew,
+        &["iat", "exp", "sub", "aud"],
+    ) {
         return Err(denied(Reason::InvalidPluginToken, prefix, claim_cause(e)));
     }
     let audience_ok = match jwt.payload.get("aud") {
         Some(Value::String(a)) => *a == plan.gateway.plugin_id,
-        Some(Value::Array(items)) => items.iter().any(|a| a.as_str() == Some(plan.gateway.plugin_id.as_str())),
+        Some(Value::Array(items)) => items
+            .iter()
+            .any(|a| a.as_str() == Some(plan.gateway.plugin_id.as_str())),
         _ => false,
     };
     if !audience_ok {
@@ -214,7 +320,9 @@ pub fn plugin(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> R
     let generation = match verify_signature(state, &src, &jwt, token, now_ms, Some(TYP_PLUGIN)) {
         Ok(g) => g,
         Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
-        Err(KeyFailure::Unavailable) => return Err(denied_plain(Reason::KeySetUnavailable, no_jwks)),
+        Err(KeyFailure::Unavailable) => {
+            return Err(denied_plain(Reason::KeySetUnavailable, no_jwks))
+        }
         Err(KeyFailure::Cause(c)) => return Err(denied(Reason::InvalidPluginToken, prefix, c)),
     };
     let mut deps = vec![(src.url.clone(), generation)];
@@ -227,24 +335,48 @@ pub fn plugin(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> R
                 exp = exp.min(u.exp);
                 Principal::User(u.sub)
             }
-            None => return Err(denied_plain(Reason::InvalidPluginToken, "Invalid user token in plugin token obo claim")),
+            None => {
+                return Err(denied_plain(
+                    Reason::InvalidPluginToken,
+                    "Invalid user token in plugin token obo claim",
+                ))
+            }
         },
-        Some(_) => return Err(denied_plain(Reason::InvalidPluginToken, "Invalid user token in plugin token obo claim")),
+        Some(_) => {
+            return Err(denied_plain(
+                Reason::InvalidPluginToken,
+                "Invalid user token in plugin token obo claim",
+            ))
+        }
     };
-    Ok(Success { verified: Verified { principal, restrictions: None }, exp, deps })
+    Ok(Success {
+        verified: Verified {
+            principal,
+            restrictions: None,
+        },
+        exp,
+        deps,
+    })
 }
 
 fn intersects(claim: Option<&Value>, allowed: &[String]) -> bool {
     match claim {
         Some(Value::String(s)) => allowed.iter().any(|a| a == s),
-        Some(Value::Array(items)) => items.iter().any(|v| v.as_str().is_some_and(|s| allowed.iter().any(|a| a == s))),
+        Some(Value::Array(items)) => items
+            .iter()
+            .any(|v| v.as_str().is_some_and(|s| allowed.iter().any(|a| a == s))),
         _ => false,
     }
 }
 
 /// External `jwks` entries, in order; `None` when none verifies the token
 /// (the caller answers "Illegal token").
-pub fn external(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Option<Result<Success, Failure>> {
+pub fn external(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    now_ms: u64,
+) -> Option<Result<Success, Failure>> {
     if plan.auth.jwks.is_empty() {
         return None;
     }
@@ -263,7 +395,10 @@ pub fn external(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) ->
                     None => format!("external:{sub}"),
                 };
                 return Some(Ok(Success {
-                    verified: Verified { principal: Principal::Service(subject), restrictions: provider.restrictions.clone() },
+                    verified: Verified {
+                        principal: Principal::Service(subject),
+                        restrictions: provider.restrictions.clone(),
+                    },
                     exp: exp_of(&jwt.payload),
                     deps: vec![(src.url, generation)],
                 }));
@@ -280,7 +415,9 @@ pub fn external(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) ->
 /// without fetching its key set.
 fn applies(provider: &JwksProvider, jwt: &Jwt<'_>, now: u64, skew: u64) -> bool {
     if let Some(issuers) = &provider.issuers {
-        if !intersects(jwt.payload.get("iss"), issuers) || !jwt.payload.get("iss").is_some_and(Value::is_string) {
+        if !intersects(jwt.payload.get("iss"), issuers)
+            || !jwt.payload.get("iss").is_some_and(Value::is_string)
+        {
             return false;
         }
     }
@@ -290,7 +427,10 @@ fn applies(provider: &JwksProvider, jwt: &Jwt<'_>, now: u64, skew: u64) -> bool 
         }
     }
     if let Some(algs) = &provider.algorithms {
-        if !jwt.header_str("alg").is_some_and(|a| algs.iter().any(|x| x == a)) {
+        if !jwt
+            .header_str("alg")
+            .is_some_and(|a| algs.iter().any(|x| x == a))
+        {
             return false;
         }
     }
@@ -301,4 +441,11 @@ fn applies(provider: &JwksProvider, jwt: &Jwt<'_>, now: u64, skew: u64) -> bool 
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/mint.rs"]
+mod tests_support;
+
+#[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod catalog;

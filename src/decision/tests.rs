@@ -418,7 +418,10 @@ fn a_request_without_path_passes_through() {
         client_address: None,
         now_ms: 0,
     };
-    assert!(matches!(decide(&p, &mut AuthState::new(&p), &request), Decision::PassThrough { .. }));
+    assert!(matches!(
+        decide(&p, &mut AuthState::new(&p), &request),
+        Decision::PassThrough { .. }
+    ));
 }
 
 #[test]

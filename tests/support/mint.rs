@@ -1,7 +1,13 @@
 //! Test keys and tokens in Backstage's exact formats, signed with
 //! libraries independent of the filter's verifier path: p256 (ES256),
 //! ed25519-compact (EdDSA), rsa (RS256, PS256), hmac-sha256 (HS256).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::{json, Value};
 
@@ -9,7 +15,11 @@ pub fn b64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -35,7 +45,10 @@ impl Es256 {
     pub fn new(seed: u8, kid: &str) -> Es256 {
         let mut scalar = [seed; 32];
         scalar[0] = 0x11;
-        Es256 { sk: p256::ecdsa::SigningKey::from_slice(&scalar).unwrap(), kid: kid.to_string() }
+        Es256 {
+            sk: p256::ecdsa::SigningKey::from_slice(&scalar).unwrap(),
+            kid: kid.to_string(),
+        }
     }
 }
 
@@ -65,7 +78,10 @@ pub struct Ed {
 
 impl Ed {
     pub fn new(seed: u8, kid: &str) -> Ed {
-        Ed { kp: ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32])), kid: kid.to_string() }
+        Ed {
+            kp: ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32])),
+            kid: kid.to_string(),
+        }
     }
 }
 
@@ -93,13 +109,21 @@ pub struct Rsa {
 impl Rsa {
     pub fn from_pem(pem: &str, kid: &str, pss: bool) -> Rsa {
         use rsa::pkcs8::DecodePrivateKey;
-        Rsa { key: rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap(), kid: kid.to_string(), pss }
+        Rsa {
+            key: rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap(),
+            kid: kid.to_string(),
+            pss,
+        }
     }
     pub fn test_key(kid: &str) -> Rsa {
         Rsa::from_pem(include_str!("../fixtures/rsa2048-test-key.pem"), kid, false)
     }
     pub fn weak_key(kid: &str) -> Rsa {
-        Rsa::from_pem(include_str!("../fixtures/rsa1024-weak-test-key.pem"), kid, false)
+        Rsa::from_pem(
+            include_str!("../fixtures/rsa1024-weak-test-key.pem"),
+            kid,
+            false,
+        )
     }
 }
 
@@ -132,7 +156,11 @@ impl Key for Rsa {
 
 /// A JWS with exactly this header and payload text.
 pub fn jws(key: &dyn Key, header: &str, payload: &str) -> String {
-    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(payload.as_bytes())
+    );
     let sig = key.sign(input.as_bytes());
     format!("{input}.{}", b64url(&sig))
 }
@@ -142,7 +170,11 @@ pub fn key_set(keys: &[&dyn Key]) -> String {
 }
 
 fn header(typ: &str, key: &dyn Key) -> String {
-    format!(r#"{{"typ":"{typ}","alg":"{}","kid":"{}"}}"#, key.alg(), key.kid())
+    format!(
+        r#"{{"typ":"{typ}","alg":"{}","kid":"{}"}}"#,
+        key.alg(),
+        key.kid()
+    )
 }
 
 /// The `uip` claim: the signature part of the matching limited-user token.
@@ -162,16 +194,50 @@ pub fn user_token(key: &dyn Key, sub: &str, iat: u64, exp: u64) -> String {
 
 /// The limited-user form (cookie and `obo` claim).
 pub fn limited_user_token(key: &dyn Key, sub: &str, iat: u64, exp: u64) -> String {
-    jws(key, &header("vnd.backstage.limited-user", key), &format!(r#"{{"sub":"{sub}","iat":{iat},"exp":{exp}}}"#))
+    jws(
+        key,
+        &header("vnd.backstage.limited-user", key),
+        &format!(r#"{{"sub":"{sub}","iat":{iat},"exp":{exp}}}"#),
+    )
 }
 
 /// A plugin-to-plugin token (`sub` = calling plugin, `aud` = target plugin).
-pub fn plugin_token(key: &dyn Key, sub: &str, aud: &str, iat: u64, exp: u64, obo: Option<&str>) -> String {
+pub fn plugin_token(
+    key: &dyn Key,
+    sub: &str,
+    aud: &str,
+    iat: u64,
+    exp: u64,
+    obo: Option<&str>,
+) -> String {
     let obo = obo.map(|o| format!(r#","obo":"{o}""#)).unwrap_or_default();
-    jws(key, &header("vnd.backstage.plugin", key), &format!(r#"{{"sub":"{sub}","aud":"{aud}","iat":{iat},"exp":{exp}{obo}}}"#))
+    jws(
+        key,
+        &header("vnd.backstage.plugin", key),
+        &format!(r#"{{"sub":"{sub}","aud":"{aud}","iat":{iat},"exp":{exp}{obo}}}"#),
+    )
 }
 
 /// A token from an external identity provider (for `jwks` entries).
 pub fn external_token(key: &dyn Key, iss: &str, aud: &str, sub: &str, exp: u64) -> String {
-    jws(key, &format!(r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#, key.alg(), key.kid()), &format!(r#"{{"iss":"{iss}","aud":"{aud}","sub":"{sub}","exp":{exp}}}"#))
+    jws(
+        key,
+        &format!(
+            r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
+            key.alg(),
+            key.kid()
+        ),
+        &format!(r#"{{"iss":"{iss}","aud":"{aud}","sub":"{sub}","exp":{exp}}}"#),
+    )
+}
+
+/// HS256 over exactly these parts with this (possibly absurd) key.
+pub fn hs256_raw(header: &str, payload: &str, key: &[u8]) -> String {
+    let input = format!(
+        "{}.{}",
+        b64url(header.as_bytes()),
+        b64url(payload.as_bytes())
+    );
+    let sig = hmac_sha256::HMAC::mac(input.as_bytes(), key);
+    format!("{input}.{}", b64url(&sig))
 }

@@ -752,7 +752,11 @@ impl KeyServer {
                 thread::spawn(move || key_serve(conn, &m, &c));
             }
         });
-        KeyServer { port, modes, counts }
+        KeyServer {
+            port,
+            modes,
+            counts,
+        }
     }
 
     pub fn set(&self, path: &str, mode: KeyMode) {
@@ -768,7 +772,11 @@ impl KeyServer {
     }
 }
 
-fn key_serve(conn: TcpStream, modes: &Mutex<HashMap<String, KeyMode>>, counts: &Mutex<HashMap<String, usize>>) {
+fn key_serve(
+    conn: TcpStream,
+    modes: &Mutex<HashMap<String, KeyMode>>,
+    counts: &Mutex<HashMap<String, usize>>,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -787,7 +795,12 @@ fn key_serve(conn: TcpStream, modes: &Mutex<HashMap<String, KeyMode>>, counts: &
             }
         }
         *counts.lock().unwrap().entry(path.clone()).or_default() += 1;
-        let mode = modes.lock().unwrap().get(&path).cloned().unwrap_or(KeyMode::Status(404));
+        let mode = modes
+            .lock()
+            .unwrap()
+            .get(&path)
+            .cloned()
+            .unwrap_or(KeyMode::Status(404));
         let respond = |out: &mut TcpStream, status: &str, extra: &str, body: &[u8]| {
             let head = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n", body.len());
             let _ = out.write_all(head.as_bytes());
@@ -796,7 +809,9 @@ fn key_serve(conn: TcpStream, modes: &Mutex<HashMap<String, KeyMode>>, counts: &
         match mode {
             KeyMode::Serve(body) => respond(&mut out, "200 OK", "", body.as_bytes()),
             KeyMode::Status(code) => respond(&mut out, &format!("{code} X"), "", b"{}"),
-            KeyMode::Redirect(to) => respond(&mut out, "302 Found", &format!("location: {to}\r\n"), b""),
+            KeyMode::Redirect(to) => {
+                respond(&mut out, "302 Found", &format!("location: {to}\r\n"), b"")
+            }
             KeyMode::Garbage => respond(&mut out, "200 OK", "", b"<html>not a key set</html>"),
             KeyMode::Huge(n) => {
                 let mut body = br#"{"keys":[],"pad":""#.to_vec();

