@@ -26,7 +26,7 @@ wasm-target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
 build: wasm-target
-	$(CARGO) build --release --target $(TARGET)
+	$(CARGO) build --release --target $(TARGET) --lib
 	@mkdir -p build
 	@cp $(WASM_OUT) $(PLUGIN)
 	@echo "$(PLUGIN): $$(wc -c < $(PLUGIN)) bytes"
@@ -52,7 +52,7 @@ e2e: build envoy
 
 # Every test, native and in Envoy.
 test: lint build envoy
-	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --all-targets
+	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --lib --bins --tests
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
 # the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.

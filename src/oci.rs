@@ -1,0 +1,208 @@
+//! The distributable image: an OCI image layout holding the "compat" Wasm
+//! image Istio's `WasmPlugin`, Envoy Gateway and Kuadrant pull — one
+//! `tar+gzip` layer containing `plugin.wasm`. Built reproducibly: the same
+//! `.wasm` always gives the same manifest digest.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hmac_sha256::Hash::hash(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Copies `bytes` into the header at `off` (clipped to the header).
+fn put(h: &mut [u8; 512], off: usize, bytes: &[u8]) {
+    for (dst, src) in h.iter_mut().skip(off).zip(bytes) {
+        *dst = *src;
+    }
+}
+
+/// A NUL-terminated, zero-padded octal field of `len` bytes, as ustar writes it.
+fn octal(value: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("{value:0w$o}", w = len.saturating_sub(1)).into_bytes();
+    v.push(0);
+    v
+}
+
+/// A ustar archive with one regular file, every variable field fixed
+/// (mtime 0, uid/gid 0, mode 0644, no user or group names).
+pub fn tar_one_file(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    put(&mut h, 0, name.as_bytes());
+    put(&mut h, 100, &octal(0o644, 8));
+    put(&mut h, 108, &octal(0, 8));
+    put(&mut h, 116, &octal(0, 8));
+    put(&mut h, 124, &octal(data.len() as u64, 12));
+    put(&mut h, 136, &octal(0, 12));
+    put(&mut h, 156, b"0");
+    put(&mut h, 257, b"ustar\0");
+    put(&mut h, 263, b"00");
+    // checksum: the header's byte sum with the checksum field read as spaces
+    put(&mut h, 148, b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// gzip with a fixed header (no name, mtime 0) and level.
+pub fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(9));
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// `sha256:<hex>` of the manifest: what Istio's `sha256` field takes.
+    pub manifest_digest: String,
+    pub layer_digest: String,
+    pub config_digest: String,
+}
+
+fn write_blob(dir: &Path, data: &[u8]) -> io::Result<String> {
+    let hex = sha256_hex(data);
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs)?;
+    std::fs::write(blobs.join(&hex), data)?;
+    Ok(format!("sha256:{hex}"))
+}
+
+/// Writes the image layout to `dir` (replacing what was there) under `tag`.
+pub fn build(wasm: &[u8], dir: &Path, tag: &str) -> io::Result<Image> {
+    if !wasm.starts_with(b"\0asm") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a WebAssembly module (no \\0asm magic)",
+        ));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let tar = tar_one_file("plugin.wasm", wasm);
+    let layer = gzip(&tar)?;
+    let layer_digest = write_blob(dir, &layer)?;
+    let config = json!({
+        "architecture": "wasm",
+        "os": "wasip1",
+        "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&tar))] }
+    });
+    let config = serde_json::to_vec(&config).map_err(io::Error::other)?;
+    let config_digest = write_blob(dir, &config)?;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": { "mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config.len() },
+        "layers": [{ "mediaType": LAYER_MEDIA_TYPE, "digest": layer_digest, "size": layer.len() }],
+        "annotations": { "module.wasm.image/variant": "compat" }
+    });
+    let manifest = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+    let manifest_digest = write_blob(dir, &manifest)?;
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "digest": manifest_digest,
+            "size": manifest.len(),
+            "annotations": { "org.opencontainers.image.ref.name": tag }
+        }]
+    });
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).map_err(io::Error::other)?,
+    )?;
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    Ok(Image {
+        manifest_digest,
+        layer_digest,
+        config_digest,
+    })
+}
+
+/// The files of a tar archive (regular files only), for checking a layer.
+pub fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while let Some(h) = data.get(off..off + 512) {
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name = String::from_utf8_lossy(h.get(..100).unwrap_or_default())
+            .trim_end_matches('\0')
+            .to_string();
+        let size_field = String::from_utf8_lossy(h.get(124..136).unwrap_or_default())
+            .trim_matches(|c: char| c == '\0' || c == ' ')
+            .to_string();
+        let size = usize::from_str_radix(&size_field, 8).unwrap_or(0);
+        let body = data
+            .get(off + 512..off + 512 + size)
+            .unwrap_or_default()
+            .to_vec();
+        if h.get(156).copied() == Some(b'0') || h.get(156).copied() == Some(0) {
+            out.push((name, body));
+        }
+        off += 512 + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+pub fn gunzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_round_trips_and_is_deterministic() {
+        let data = b"\0asm\x01\0\0\0 some module bytes".repeat(100);
+        let t = tar_one_file("plugin.wasm", &data);
+        assert_eq!(t.len() % 512, 0);
+        assert_eq!(untar(&t), vec![("plugin.wasm".to_string(), data.clone())]);
+        assert_eq!(gzip(&t).unwrap(), gzip(&t).unwrap());
+        assert_eq!(gunzip(&gzip(&t).unwrap()).unwrap(), t);
+    }
+
+    #[test]
+    fn same_wasm_same_manifest_digest() {
+        let base = std::env::temp_dir().join(format!("bpw-oci-unit-{}", std::process::id()));
+        let wasm = b"\0asm\x01\0\0\0".to_vec();
+        let a = build(&wasm, &base.join("a"), "v1").unwrap();
+        let b = build(&wasm, &base.join("b"), "v1").unwrap();
+        assert_eq!(a, b);
+        let other = build(b"\0asm\x01\0\0\0x", &base.join("c"), "v1").unwrap();
+        assert_ne!(a.manifest_digest, other.manifest_digest);
+        assert!(build(b"not wasm", &base.join("d"), "v1").is_err());
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                base.join("a/blobs/sha256")
+                    .join(a.manifest_digest.trim_start_matches("sha256:")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+        assert_eq!(manifest["layers"][0]["mediaType"], LAYER_MEDIA_TYPE);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
