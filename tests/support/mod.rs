@@ -418,7 +418,7 @@ impl Envoy {
         let dir = TempDir::new("envoy");
         let cfg_path = dir.0.join("envoy.yaml");
         std::fs::write(&cfg_path, render_config(opts, &wasm_path())).unwrap();
-        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[])
+        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[], &[])
     }
 
     /// Runs Envoy on a configuration file whose listener and admin ports are
@@ -428,6 +428,7 @@ impl Envoy {
         concurrency: u32,
         dir: TempDir,
         extra_args: &[&str],
+        env: &[(&str, &str)],
     ) -> Result<Envoy, (String, Option<i32>)> {
         let log_path = dir.0.join("envoy.log");
         let admin_file = dir.0.join("admin.addr");
@@ -446,6 +447,7 @@ impl Envoy {
             .arg("--admin-address-path")
             .arg(&admin_file)
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // stderr, not --log-path: the file log is flushed lazily.
