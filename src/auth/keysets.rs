@@ -37,29 +37,24 @@ impl Source {
         }
     }
 
-    /// Backstage's user-token key set: `<backend>/api/auth/.well-known/jwks.json`.
-    pub fn user(plan: &Plan) -> Option<Source> {
+    /// A key set served by the Backstage backend, at `<backend><path>`.
+    fn backend(plan: &Plan, path: &str) -> Option<Source> {
         let b = plan.backend.as_ref()?;
         let mut url = b.url.clone();
-        url.path = format!(
-            "{}/api/auth/.well-known/jwks.json",
-            url.path.trim_end_matches('/')
-        );
+        url.path = format!("{}{path}", url.path.trim_end_matches('/'));
         url.query = None;
         Some(Source::from_url(&url, &b.cluster))
+    }
+
+    /// Backstage's user-token key set: `<backend>/api/auth/.well-known/jwks.json`.
+    pub fn user(plan: &Plan) -> Option<Source> {
+        Source::backend(plan, "/api/auth/.well-known/jwks.json")
     }
 
     /// A plugin's key set: `<backend>/api/<plugin>/.backstage/auth/v1/jwks.json`.
     /// `plugin` must already match `^[a-z0-9_-]+$`.
     pub fn plugin(plan: &Plan, plugin: &str) -> Option<Source> {
-        let b = plan.backend.as_ref()?;
-        let mut url = b.url.clone();
-        url.path = format!(
-            "{}/api/{plugin}/.backstage/auth/v1/jwks.json",
-            url.path.trim_end_matches('/')
-        );
-        url.query = None;
-        Some(Source::from_url(&url, &b.cluster))
+        Source::backend(plan, &format!("/api/{plugin}/.backstage/auth/v1/jwks.json"))
     }
 
     /// An external `jwks` entry's key set.
