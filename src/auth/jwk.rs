@@ -18,13 +18,48 @@ use crate::base64::decode_jws;
 pub enum Material {
     P256(ES256PublicKey),
     P384(ES384PublicKey),
-    /// RSA modulus and exponent (at least 2048 bits); the RS/PS key for the
-    /// token's algorithm is built on use.
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
+    /// An RSA key (at least 2048 bits), built once per algorithm it may
+    /// verify (all six unless the JWK names one).
+    Rsa(Box<RsaKeys>),
     Ed25519(Ed25519PublicKey),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RsaKeys {
+    rs256: Option<RS256PublicKey>,
+    rs384: Option<RS384PublicKey>,
+    rs512: Option<RS512PublicKey>,
+    ps256: Option<PS256PublicKey>,
+    ps384: Option<PS384PublicKey>,
+    ps512: Option<PS512PublicKey>,
+}
+
+impl RsaKeys {
+    fn build(n: &[u8], e: &[u8], only: Option<&str>) -> Option<RsaKeys> {
+        // Validates size and exponent once, so a weak key is ignored at load.
+        RS256PublicKey::from_components(n, e).ok()?;
+        let want = |alg: &str| only.is_none_or(|o| o == alg);
+        Some(RsaKeys {
+            rs256: want("RS256")
+                .then(|| RS256PublicKey::from_components(n, e).ok())
+                .flatten(),
+            rs384: want("RS384")
+                .then(|| RS384PublicKey::from_components(n, e).ok())
+                .flatten(),
+            rs512: want("RS512")
+                .then(|| RS512PublicKey::from_components(n, e).ok())
+                .flatten(),
+            ps256: want("PS256")
+                .then(|| PS256PublicKey::from_components(n, e).ok())
+                .flatten(),
+            ps384: want("PS384")
+                .then(|| PS384PublicKey::from_components(n, e).ok())
+                .flatten(),
+            ps512: want("PS512")
+                .then(|| PS512PublicKey::from_components(n, e).ok())
+                .flatten(),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,9 +168,19 @@ fn parse_jwk(v: &Value) -> Option<Jwk> {
         "RSA" => {
             let n = decode_jws(field(o, "n")?)?;
             let e = decode_jws(field(o, "e")?)?;
-            // Validate once (size, exponent) so a weak key is ignored at load.
-            RS256PublicKey::from_components(&n, &e).ok()?;
-            Material::Rsa { n, e }
+            let only = match &alg {
+                Some(a)
+                    if matches!(
+                        a.as_str(),
+                        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"
+                    ) =>
+                {
+                    Some(a.as_str())
+                }
+                Some(_) => return None,
+                None => None,
+            };
+            Material::Rsa(Box::new(RsaKeys::build(&n, &e, only)?))
         }
         "OKP" => {
             if field(o, "crv")? != "Ed25519" {
@@ -165,7 +210,7 @@ impl Jwk {
         let fits = match &self.material {
             Material::P256(_) => alg == "ES256",
             Material::P384(_) => alg == "ES384",
-            Material::Rsa { .. } => matches!(
+            Material::Rsa(_) => matches!(
                 alg,
                 "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"
             ),
@@ -197,19 +242,31 @@ impl Jwk {
             Material::P256(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::P384(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::Ed25519(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
-            Material::Rsa { n, e } => match alg {
-                "RS256" => RS256PublicKey::from_components(n, e)
-                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "RS384" => RS384PublicKey::from_components(n, e)
-                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "RS512" => RS512PublicKey::from_components(n, e)
-                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS256" => PS256PublicKey::from_components(n, e)
-                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS384" => PS384PublicKey::from_components(n, e)
-                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS512" => PS512PublicKey::from_components(n, e)
-                    .is_ok_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+            Material::Rsa(k) => match alg {
+                "RS256" => k
+                    .rs256
+                    .as_ref()
+                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "RS384" => k
+                    .rs384
+                    .as_ref()
+                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "RS512" => k
+                    .rs512
+                    .as_ref()
+                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "PS256" => k
+                    .ps256
+                    .as_ref()
+                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "PS384" => k
+                    .ps384
+                    .as_ref()
+                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
+                "PS512" => k
+                    .ps512
+                    .as_ref()
+                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
                 _ => false,
             },
         }

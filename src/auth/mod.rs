@@ -68,17 +68,28 @@ pub enum Kind {
 /// or a payload `aud` of exactly the string `backstage` for the older user
 /// token form.
 pub fn classify(token: &str) -> Kind {
-    let Some(header) = jwt::decode_header(token) else {
-        return Kind::External;
+    classify_decoded(token, jwt::decode(token).as_ref())
+}
+
+/// [`classify`] for a token already decoded (`None` when it is not a
+/// well-formed JWS; its header alone may still name a kind).
+fn classify_decoded(token: &str, decoded: Option<&jwt::Jwt<'_>>) -> Kind {
+    let typ_kind = |typ: Option<&str>| match typ {
+        Some(TYP_PLUGIN) => Some(Kind::Plugin),
+        Some(TYP_USER) | Some(TYP_LIMITED_USER) => Some(Kind::User),
+        _ => None,
     };
-    match header.get("typ").and_then(Value::as_str) {
-        Some(TYP_PLUGIN) => return Kind::Plugin,
-        Some(TYP_USER) | Some(TYP_LIMITED_USER) => return Kind::User,
-        _ => {}
-    }
-    match jwt::decode(token) {
-        Some(j) if j.payload.get("aud").and_then(Value::as_str) == Some("backstage") => Kind::User,
-        _ => Kind::External,
+    match decoded {
+        Some(j) => {
+            typ_kind(j.header_str("typ")).unwrap_or(if j.claim_str("aud") == Some("backstage") {
+                Kind::User
+            } else {
+                Kind::External
+            })
+        }
+        None => jwt::decode_header(token)
+            .and_then(|h| typ_kind(h.get("typ").and_then(Value::as_str)))
+            .unwrap_or(Kind::External),
     }
 }
 
@@ -156,10 +167,14 @@ pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64
         state.cache_hits += 1;
         return finish(plan, v);
     }
-    let result = match classify(token) {
-        Kind::Plugin => verify::plugin(plan, state, token, now_ms),
-        Kind::User => verify::user_token(plan, state, token, now_ms),
-        Kind::External => return authenticate_external(plan, state, token, now_ms),
+    // Decoded once; every kind works from the same parse.
+    let decoded = jwt::decode(token);
+    let result = match classify_decoded(token, decoded.as_ref()) {
+        Kind::Plugin => verify::plugin(plan, state, token, decoded.as_ref(), now_ms),
+        Kind::User => verify::user_token(plan, state, token, decoded.as_ref(), now_ms),
+        Kind::External => {
+            return authenticate_external(plan, state, token, decoded.as_ref(), now_ms)
+        }
     };
     settle(plan, state, token, result)
 }
@@ -192,7 +207,13 @@ fn finish(plan: &Plan, v: Verified) -> Outcome {
     }
 }
 
-fn authenticate_external(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Outcome {
+fn authenticate_external(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    decoded: Option<&jwt::Jwt<'_>>,
+    now_ms: u64,
+) -> Outcome {
     let now = now_ms / 1000;
     // static: exact, constant-time match against every configured token.
     let mut matched = None;
@@ -210,13 +231,13 @@ fn authenticate_external(plan: &Plan, state: &mut AuthState, token: &str, now_ms
             },
         );
     }
-    if let Some(result) = authenticate_legacy(plan, token, now) {
+    if let Some(result) = authenticate_legacy(plan, decoded, now) {
         return match result {
             Ok(p) => Outcome::Authenticated(p),
             Err(d) => Outcome::Denied(d),
         };
     }
-    match verify::external(plan, state, token, now_ms) {
+    match verify::external(plan, state, token, decoded, now_ms) {
         Some(result) => settle(plan, state, token, result),
         None => Outcome::Denied(Denial::unauthenticated(
             Reason::IllegalToken,
@@ -228,11 +249,15 @@ fn authenticate_external(plan: &Plan, state: &mut AuthState, token: &str, now_ms
 /// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified
 /// against each configured secret in turn. `None` when the token is not a
 /// legacy token or no secret verifies it (the next kind is tried).
-fn authenticate_legacy(plan: &Plan, token: &str, now: u64) -> Option<Result<Principal, Denial>> {
+fn authenticate_legacy(
+    plan: &Plan,
+    decoded: Option<&jwt::Jwt<'_>>,
+    now: u64,
+) -> Option<Result<Principal, Denial>> {
     if plan.auth.legacy.is_empty() {
         return None;
     }
-    let jwt = jwt::decode(token)?;
+    let jwt = decoded?;
     if jwt.header_str("alg") != Some("HS256") || jwt.claim_str("sub") != Some(LEGACY_SUBJECT) {
         return None;
     }

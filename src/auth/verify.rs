@@ -170,10 +170,11 @@ fn verify_user(
     plan: &Plan,
     state: &mut AuthState,
     token: &str,
+    decoded: Option<&Jwt<'_>>,
     now_ms: u64,
 ) -> Result<Option<UserToken>, Failure> {
     let prefix = "Invalid token";
-    let Some(jwt) = jwt::decode(token) else {
+    let Some(jwt) = decoded else {
         return match jwt::decode_header(token) {
             Some(h)
                 if matches!(
@@ -201,7 +202,7 @@ fn verify_user(
     let Some(src) = Source::user(plan) else {
         return Err(denied(Reason::KeySetUnavailable, prefix, UNAVAILABLE));
     };
-    let generation = match verify_signature(state, &src, &jwt, token, now_ms, typ) {
+    let generation = match verify_signature(state, &src, jwt, token, now_ms, typ) {
         Ok(g) => g,
         Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
         Err(KeyFailure::Unavailable) => {
@@ -236,9 +237,10 @@ pub fn user_token(
     plan: &Plan,
     state: &mut AuthState,
     token: &str,
+    decoded: Option<&Jwt<'_>>,
     now_ms: u64,
 ) -> Result<Success, Failure> {
-    match verify_user(plan, state, token, now_ms)? {
+    match verify_user(plan, state, token, decoded, now_ms)? {
         None => Err(denied_plain(Reason::IllegalToken, "Illegal token")),
         Some(u) if u.limited => Err(denied_plain(
             Reason::IllegalLimitedUserToken,
@@ -266,10 +268,11 @@ pub fn plugin(
     plan: &Plan,
     state: &mut AuthState,
     token: &str,
+    decoded: Option<&Jwt<'_>>,
     now_ms: u64,
 ) -> Result<Success, Failure> {
     let prefix = "Invalid plugin token";
-    let Some(jwt) = jwt::decode(token) else {
+    let Some(jwt) = decoded else {
         return Err(denied(Reason::InvalidPluginToken, prefix, INVALID));
     };
     // Backstage stringifies whatever `sub` is; only a plugin id passes.
@@ -317,7 +320,7 @@ pub fn plugin(
     let Some(src) = Source::plugin(plan, sub) else {
         return Err(denied_plain(Reason::KeySetUnavailable, no_jwks));
     };
-    let generation = match verify_signature(state, &src, &jwt, token, now_ms, Some(TYP_PLUGIN)) {
+    let generation = match verify_signature(state, &src, jwt, token, now_ms, Some(TYP_PLUGIN)) {
         Ok(g) => g,
         Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
         Err(KeyFailure::Unavailable) => {
@@ -329,19 +332,21 @@ pub fn plugin(
     let mut exp = exp_of(&jwt.payload);
     let principal = match jwt.payload.get("obo") {
         None => Principal::Service(format!("plugin:{sub}")),
-        Some(Value::String(obo)) => match verify_user(plan, state, obo, now_ms)? {
-            Some(u) => {
-                deps.push((u.url, u.generation));
-                exp = exp.min(u.exp);
-                Principal::User(u.sub)
+        Some(Value::String(obo)) => {
+            match verify_user(plan, state, obo, jwt::decode(obo).as_ref(), now_ms)? {
+                Some(u) => {
+                    deps.push((u.url, u.generation));
+                    exp = exp.min(u.exp);
+                    Principal::User(u.sub)
+                }
+                None => {
+                    return Err(denied_plain(
+                        Reason::InvalidPluginToken,
+                        "Invalid user token in plugin token obo claim",
+                    ))
+                }
             }
-            None => {
-                return Err(denied_plain(
-                    Reason::InvalidPluginToken,
-                    "Invalid user token in plugin token obo claim",
-                ))
-            }
-        },
+        }
         Some(_) => {
             return Err(denied_plain(
                 Reason::InvalidPluginToken,
@@ -375,19 +380,20 @@ pub fn external(
     plan: &Plan,
     state: &mut AuthState,
     token: &str,
+    decoded: Option<&Jwt<'_>>,
     now_ms: u64,
 ) -> Option<Result<Success, Failure>> {
     if plan.auth.jwks.is_empty() {
         return None;
     }
-    let jwt = jwt::decode(token)?;
+    let jwt = decoded?;
     let skew = plan.gateway.clock_skew_seconds;
     for provider in &plan.auth.jwks {
-        if !applies(provider, &jwt, now_ms / 1000, skew) {
+        if !applies(provider, jwt, now_ms / 1000, skew) {
             continue;
         }
         let src = Source::external(provider);
-        match verify_signature(state, &src, &jwt, token, now_ms, jwt.header_str("typ")) {
+        match verify_signature(state, &src, jwt, token, now_ms, jwt.header_str("typ")) {
             Ok(generation) => {
                 let sub = jwt.claim_str("sub").unwrap_or_default();
                 let subject = match &provider.subject_prefix {
