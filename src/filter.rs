@@ -48,10 +48,12 @@ struct Metrics {
     shared_adopted: Option<u32>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    /// This VM's linear memory in bytes (a gauge, one per VM).
+    vm_memory: Option<u32>,
 }
 
 impl Metrics {
-    fn define() -> Metrics {
+    fn define(vm_tag: &str) -> Metrics {
         let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, name).ok();
         Metrics {
             allowed: counter("backstage_proxy.allowed"),
@@ -68,6 +70,7 @@ impl Metrics {
             shared_adopted: counter("backstage_proxy.keyset.shared_adopted"),
             cache_hit: counter("backstage_proxy.token_cache.hit"),
             cache_miss: counter("backstage_proxy.token_cache.miss"),
+            vm_memory: hostcalls::define_metric(MetricType::Gauge, &format!("backstage_proxy.vm_memory_bytes.{vm_tag}")).ok(),
         }
     }
 
@@ -172,18 +175,16 @@ impl RootContext for Root {
         );
         // One queue per VM: a name no other worker uses.
         let nonce = std::collections::hash_map::RandomState::new();
-        let name = format!(
-            "backstage_proxy.wake.{}.{:x}",
-            self.id,
-            std::hash::BuildHasher::hash_one(&nonce, now_ms())
-        );
+        // (also tags this VM's memory gauge)
+        let tag = format!("{:016x}", std::hash::BuildHasher::hash_one(&nonce, now_ms()));
+        let name = format!("backstage_proxy.wake.{}.{tag}", self.id);
         let queue = hostcalls::register_shared_queue(&name).ok();
         let auth = AuthState::new(&plan);
         self.runtime = Some(Rc::new(RefCell::new(Runtime {
             root_id: self.id,
             plan: Rc::new(plan),
             auth,
-            metrics: Metrics::define(),
+            metrics: Metrics::define(&tag),
             queue,
             waiters: HashMap::new(),
             streams: HashMap::new(),
@@ -197,6 +198,10 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         if let Some(rt) = &self.runtime {
+            if let Some(id) = rt.borrow().metrics.vm_memory {
+                let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
+                let _ = hostcalls::record_metric(id, bytes);
+            }
             let now = now_ms();
             let lost = rt.borrow_mut().auth.keys.expire_stuck(now);
             for source in lost {
