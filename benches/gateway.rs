@@ -20,7 +20,12 @@
 //!
 //! Environment: BENCH_SECONDS (per wrk run, default 10), BENCH_SOAK
 //! (requests before reading VM memory, default 1000000), BENCH_SKIP_NODE=1.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -63,7 +68,14 @@ fn micros(s: &str) -> f64 {
 
 fn wrk(port: u16, conns: u32, secs: u64, token: Option<&str>) -> Wrk {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "--timeout", "5s"]);
+    cmd.args([
+        "-t1",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+        "--timeout",
+        "5s",
+    ]);
     if let Some(t) = token {
         cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
@@ -79,9 +91,22 @@ fn wrk(port: u16, conns: u32, secs: u64, token: Option<&str>) -> Wrk {
             Some("75%") => w.p75 = micros(parts.next().unwrap_or("")),
             Some("90%") => w.p90 = micros(parts.next().unwrap_or("")),
             Some("99%") => w.p99 = micros(parts.next().unwrap_or("")),
-            Some("Requests/sec:") => w.rps = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0),
-            Some("Non-2xx") => w.errors += l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
-            Some("Socket") => w.errors += l.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum::<u64>(),
+            Some("Requests/sec:") => {
+                w.rps = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            }
+            Some("Non-2xx") => {
+                w.errors += l
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            }
+            Some("Socket") => {
+                w.errors += l
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum::<u64>()
+            }
             _ => {
                 if let Some((n, _)) = l.split_once(" requests in ") {
                     w.requests = n.trim().parse().unwrap_or(0);
@@ -89,7 +114,11 @@ fn wrk(port: u16, conns: u32, secs: u64, token: Option<&str>) -> Wrk {
             }
         }
     }
-    assert!(w.requests > 0, "wrk produced no result:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        w.requests > 0,
+        "wrk produced no result:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     w
 }
 
@@ -98,7 +127,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -117,8 +147,16 @@ fn measure(name: &'static str, port: u16, pid: u32, token: Option<&str>, secs: u
     let c1 = cpu_seconds(pid);
     let latency = wrk(port, 1, secs, token);
     let cpu_us_per_req = (c1 - c0) * 1e6 / through.requests.max(1) as f64;
-    eprintln!("  {name}: {:.0} req/s, p50 at 1 connection {:.0} us", through.rps, latency.p50);
-    Row { name, through, latency, cpu_us_per_req }
+    eprintln!(
+        "  {name}: {:.0} req/s, p50 at 1 connection {:.0} us",
+        through.rps, latency.p50
+    );
+    Row {
+        name,
+        through,
+        latency,
+        cpu_us_per_req,
+    }
 }
 
 fn start_yaml(yaml: &str, tag: &str) -> Envoy {
@@ -129,7 +167,8 @@ fn start_yaml(yaml: &str, tag: &str) -> Envoy {
 }
 
 fn native(upstream: u16, jwt: Option<(&Value, bool)>) -> Envoy {
-    let template = std::fs::read_to_string(repo_root().join("bench/envoy-native.yaml.tmpl")).unwrap();
+    let template =
+        std::fs::read_to_string(repo_root().join("bench/envoy-native.yaml.tmpl")).unwrap();
     let filter = match jwt {
         None => String::new(),
         Some((jwks, cache)) => {
@@ -151,7 +190,9 @@ fn native(upstream: u16, jwt: Option<(&Value, bool)>) -> Envoy {
             format!("\n          - {}", serde_json::to_string(&cfg).unwrap())
         }
     };
-    let yaml = template.replace("{{UPSTREAM_PORT}}", &upstream.to_string()).replace("{{JWT_AUTHN}}", &filter);
+    let yaml = template
+        .replace("{{UPSTREAM_PORT}}", &upstream.to_string())
+        .replace("{{JWT_AUTHN}}", &filter);
     start_yaml(&yaml, "native")
 }
 
@@ -183,11 +224,18 @@ impl Drop for Node {
 
 fn backstage(upstream: u16) -> Option<Node> {
     let dir = repo_root().join("bench/backstage");
-    if !dir.join("node_modules/@backstage/plugin-proxy-backend").is_dir() {
+    if !dir
+        .join("node_modules/@backstage/plugin-proxy-backend")
+        .is_dir()
+    {
         eprintln!("  Backstage's proxy not installed (make bench installs it with npm): skipped");
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = std::env::temp_dir().join(format!("bpw-bench-backstage-{}.yaml", std::process::id()));
     std::fs::write(
         &cfg,
@@ -229,22 +277,38 @@ fn soak_memory(envoy: &Envoy, token: &str, n: u64) -> (u64, Vec<(String, u64)>) 
         wrk(envoy.port, 32, 10, Some(token));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let mut vms: Vec<(String, u64)> = envoy.stats().into_iter().filter(|(k, _)| k.contains("backstage_proxy.vm_memory_bytes.")).collect();
+    let mut vms: Vec<(String, u64)> = envoy
+        .stats()
+        .into_iter()
+        .filter(|(k, _)| k.contains("backstage_proxy.vm_memory_bytes."))
+        .collect();
     vms.sort();
     (served(envoy), vms)
 }
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken from the command line.
-    let secs: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let soak: u64 = std::env::var("BENCH_SOAK").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let soak: u64 = std::env::var("BENCH_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let wasm_size = std::fs::metadata(wasm_path()).map(|m| m.len()).unwrap_or(0);
 
-    let upstream = start_yaml(&std::fs::read_to_string(repo_root().join("bench/envoy-upstream.yaml")).unwrap(), "upstream");
+    let upstream = start_yaml(
+        &std::fs::read_to_string(repo_root().join("bench/envoy-upstream.yaml")).unwrap(),
+        "upstream",
+    );
     let up = upstream.port;
     let keys = KeyServer::start();
     let es = Es256::new(1, "bench-es256");
-    keys.set("/api/auth/.well-known/jwks.json", KeyMode::Serve(key_set(&[&es])));
+    keys.set(
+        "/api/auth/.well-known/jwks.json",
+        KeyMode::Serve(key_set(&[&es])),
+    );
     let t = now();
     let user = user_token(&es, "user:default/bench", t, t + 86_400);
     let jwks: Value = serde_json::from_str(&key_set(&[&es])).unwrap();
@@ -253,37 +317,90 @@ fn main() {
     let mut rows = Vec::new();
     {
         let e = native(up, None);
-        rows.push(measure("bare Envoy (no filter)", e.port, e.pid(), Some(&user), secs));
+        rows.push(measure(
+            "bare Envoy (no filter)",
+            e.port,
+            e.pid(),
+            Some(&user),
+            secs,
+        ));
     }
     {
         let e = filter(up, &keys, 1024);
-        rows.push(measure("filter, static token", e.port, e.pid(), Some(STATIC), secs));
-        rows.push(measure("filter, ES256 user, cache warm", e.port, e.pid(), Some(&user), secs));
+        rows.push(measure(
+            "filter, static token",
+            e.port,
+            e.pid(),
+            Some(STATIC),
+            secs,
+        ));
+        rows.push(measure(
+            "filter, ES256 user, cache warm",
+            e.port,
+            e.pid(),
+            Some(&user),
+            secs,
+        ));
     }
     {
         let e = filter(up, &keys, 0);
-        rows.push(measure("filter, ES256 user, no cache", e.port, e.pid(), Some(&user), secs));
+        rows.push(measure(
+            "filter, ES256 user, no cache",
+            e.port,
+            e.pid(),
+            Some(&user),
+            secs,
+        ));
     }
     {
         let e = native(up, Some((&jwks, true)));
-        rows.push(measure("jwt_authn ES256, cache on", e.port, e.pid(), Some(&user), secs));
+        rows.push(measure(
+            "jwt_authn ES256, cache on",
+            e.port,
+            e.pid(),
+            Some(&user),
+            secs,
+        ));
     }
     {
         let e = native(up, Some((&jwks, false)));
-        rows.push(measure("jwt_authn ES256, no cache", e.port, e.pid(), Some(&user), secs));
+        rows.push(measure(
+            "jwt_authn ES256, no cache",
+            e.port,
+            e.pid(),
+            Some(&user),
+            secs,
+        ));
     }
     if std::env::var("BENCH_SKIP_NODE").is_err() {
         if let Some(n) = backstage(up) {
             let pid = n.child.id();
-            rows.push(measure("Backstage proxy (Node)", n.port, pid, Some(STATIC), secs));
+            rows.push(measure(
+                "Backstage proxy (Node)",
+                n.port,
+                pid,
+                Some(STATIC),
+                secs,
+            ));
         }
     }
 
-    let bare = rows.first().map(|r| (r.through.rps, r.latency.p50)).unwrap_or((1.0, 0.0));
+    let bare = rows
+        .first()
+        .map(|r| (r.through.rps, r.latency.p50))
+        .unwrap_or((1.0, 0.0));
     println!();
     println!(
         "{:<34} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11}",
-        "system", "req/s", "x bare", "p50 us", "p90 us", "p99 us", "p50-bare", "p99@32 us", "CPU us/req"
+        "system",
+        "req/s",
+        "x bare",
+        "p50 us",
+        "p90 us",
+        "p99 us",
+        "p50-bare",
+        "p99@32 us",
+        "CPU us/req"
     );
     for r in &rows {
         println!(
@@ -299,7 +416,10 @@ fn main() {
             r.cpu_us_per_req
         );
     }
-    let errors: u64 = rows.iter().map(|r| r.through.errors + r.latency.errors).sum();
+    let errors: u64 = rows
+        .iter()
+        .map(|r| r.through.errors + r.latency.errors)
+        .sum();
     println!("(throughput: 32 connections; latency: 1 connection; {secs} s each; non-2xx/socket errors: {errors})");
 
     // Per-VM memory after a long run of the filter with a cached token.

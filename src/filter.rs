@@ -70,7 +70,11 @@ impl Metrics {
             shared_adopted: counter("backstage_proxy.keyset.shared_adopted"),
             cache_hit: counter("backstage_proxy.token_cache.hit"),
             cache_miss: counter("backstage_proxy.token_cache.miss"),
-            vm_memory: hostcalls::define_metric(MetricType::Gauge, &format!("backstage_proxy.vm_memory_bytes.{vm_tag}")).ok(),
+            vm_memory: hostcalls::define_metric(
+                MetricType::Gauge,
+                &format!("backstage_proxy.vm_memory_bytes.{vm_tag}"),
+            )
+            .ok(),
         }
     }
 
@@ -109,6 +113,8 @@ struct Runtime {
     callouts: HashMap<u32, Source>,
     hits_seen: u64,
     misses_seen: u64,
+    /// Some endpoint has `xfwd`: only then is the client address read.
+    needs_client: bool,
 }
 
 type Shared = Rc<RefCell<Runtime>>;
@@ -176,10 +182,14 @@ impl RootContext for Root {
         // One queue per VM: a name no other worker uses.
         let nonce = std::collections::hash_map::RandomState::new();
         // (also tags this VM's memory gauge)
-        let tag = format!("{:016x}", std::hash::BuildHasher::hash_one(&nonce, now_ms()));
+        let tag = format!(
+            "{:016x}",
+            std::hash::BuildHasher::hash_one(&nonce, now_ms())
+        );
         let name = format!("backstage_proxy.wake.{}.{tag}", self.id);
         let queue = hostcalls::register_shared_queue(&name).ok();
         let auth = AuthState::new(&plan);
+        let needs_client = plan.endpoints.iter().any(|e| e.xfwd);
         self.runtime = Some(Rc::new(RefCell::new(Runtime {
             root_id: self.id,
             plan: Rc::new(plan),
@@ -191,6 +201,7 @@ impl RootContext for Root {
             callouts: HashMap::new(),
             hits_seen: 0,
             misses_seen: 0,
+            needs_client,
         })));
         let _ = hostcalls::set_tick_period(TICK);
         true
@@ -428,9 +439,7 @@ fn resume_waiters(rt: &Shared, url: &str) {
             continue;
         }
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let client = hostcalls::get_property(vec!["source", "address"])
-            .ok()
-            .flatten();
+        let client = client_address(rt);
         match run(rt, id, &stream, &headers, client) {
             Action::Continue => {
                 rt.borrow_mut().streams.remove(&id);
@@ -451,6 +460,16 @@ fn resume_waiters(rt: &Shared, url: &str) {
     if again {
         pump(rt);
     }
+}
+
+/// The client's address, read only when some endpoint needs it (`xfwd`).
+fn client_address(rt: &Shared) -> Option<Vec<u8>> {
+    if !rt.borrow().needs_client {
+        return None;
+    }
+    hostcalls::get_property(vec!["source", "address"])
+        .ok()
+        .flatten()
 }
 
 /// One decision for a stream, applied through the host. `Pause` means the
@@ -612,7 +631,7 @@ impl HttpContext for Http {
             );
         };
         let headers = self.get_http_request_headers_bytes();
-        let client = self.get_property(vec!["source", "address"]);
+        let client = client_address(&rt);
         run(&rt, self.id, &self.stream, &headers, client)
     }
 
