@@ -348,6 +348,7 @@ pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, String> {
         "use_remote_address": true,
         "xff_num_trusted_hops": 0,
         "preserve_external_request_id": true,
+        "generate_request_id": false,
         "server_header_transformation": "PASS_THROUGH",
         "upgrade_configs": [{ "upgrade_type": "websocket" }],
         "common_http_protocol_options": { "headers_with_underscores_action": "DROP_HEADER" },
