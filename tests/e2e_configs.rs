@@ -281,7 +281,15 @@ fn the_shipped_envoy_yaml_serves_its_example() {
     assert_eq!(seen.header("x-forwarded-proto"), None);
     // allow-listed but not sent: Envoy must not invent one
     let m2 = unique();
-    assert_eq!(envoy.get(&format!("/api/proxy/echo/x?{m2}"), &[("authorization", "Bearer example-static-token-0123")]).status, 200);
+    assert_eq!(
+        envoy
+            .get(
+                &format!("/api/proxy/echo/x?{m2}"),
+                &[("authorization", "Bearer example-static-token-0123")]
+            )
+            .status,
+        200
+    );
     assert_eq!(up.find(&m2).unwrap().header("x-request-id"), None);
     let m = unique();
     assert_eq!(
