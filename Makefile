@@ -92,6 +92,7 @@ bench-tools: envoy
 
 # Side-by-side benchmark (see benches/gateway.rs); BENCH_SECONDS per run.
 bench: build bench-tools
+	$(CARGO) bench --bench core
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway
 	$(VENV)/bin/python bench/plot.py
 
