@@ -547,12 +547,11 @@ fn run(
         }
         Decision::Forward(fwd) => {
             Metrics::bump(rt.borrow().metrics.allowed, 1);
-            for name in &fwd.remove {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
-            }
-            for (name, value) in &fwd.set {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
-            }
+            // One host call for every edit, instead of one per header.
+            let _ = hostcalls::set_map_bytes(
+                MapType::HttpRequestHeaders,
+                decision::rewritten(headers, &fwd.remove, &fwd.set),
+            );
             stream.borrow_mut().endpoint = Some(fwd.endpoint);
             Action::Continue
         }
@@ -646,10 +645,14 @@ impl HttpContext for Http {
         if let (Some(rt), Some(idx)) = (&self.runtime, endpoint) {
             let plan = rt.borrow().plan.clone();
             let headers = self.get_http_response_headers_bytes();
-            for name in
-                decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str()))
-            {
-                self.set_http_response_header(&name, None);
+            let remove =
+                decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str()));
+            if !remove.is_empty() {
+                // One host call for every removal, instead of one per header.
+                let _ = hostcalls::set_map_bytes(
+                    MapType::HttpResponseHeaders,
+                    decision::rewritten(&headers, &remove, &[]),
+                );
             }
         }
         Action::Continue
