@@ -191,6 +191,55 @@ impl Upstream {
     }
 }
 
+/// Reads header lines up to the blank line (names lower-cased); `None` at EOF.
+fn read_head(reader: &mut impl BufRead) -> Option<Vec<(String, String)>> {
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Some(headers);
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}
+
+/// Reads a body framed by content-length or chunked encoding (`None` when
+/// neither frames it).
+fn read_body(
+    reader: &mut impl BufRead,
+    headers: &[(String, String)],
+) -> Option<std::io::Result<Vec<u8>>> {
+    let mut body = Vec::new();
+    if let Some(len) = first_of(headers, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        return Some(reader.read_exact(&mut body).map(|_| body));
+    }
+    if !first_of(headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        return None;
+    }
+    loop {
+        let mut size = String::new();
+        if let Err(e) = reader.read_line(&mut size) {
+            return Some(Err(e));
+        }
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        let mut chunk = vec![0; n + 2];
+        if let Err(e) = reader.read_exact(&mut chunk) {
+            return Some(Err(e));
+        }
+        if n == 0 {
+            return Some(Ok(body));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+}
+
 fn serve(conn: TcpStream, record: &Mutex<Vec<Seen>>, extra: &[(String, String)]) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
@@ -206,47 +255,15 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Seen>>, extra: &[(String, String)])
         let mut parts = line.splitn(3, ' ');
         let method = parts.next().unwrap_or_default().to_string();
         let target = parts.next().unwrap_or_default().to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v): &(String, String)| v.clone())
+        let Some(headers) = read_head(&mut reader) else {
+            return;
         };
-        let mut body = Vec::new();
-        if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-            body.resize(len, 0);
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).unwrap_or(0);
-                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                if reader.read_exact(&mut chunk).is_err() {
-                    return;
-                }
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
+        let get = |name: &str| first_of(&headers, name).map(str::to_string);
+        let body = match read_body(&mut reader, &headers) {
+            None => Vec::new(),
+            Some(Ok(b)) => b,
+            Some(Err(_)) => return,
+        };
         let upgrade = get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         record.lock().unwrap().push(Seen {
             method: method.clone(),
@@ -635,48 +652,20 @@ pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            break;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = h.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _): &&(String, String)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
+    let headers = read_head(&mut reader).unwrap_or_default();
     let head = raw.starts_with("HEAD ");
-    if status == 101 || head || status == 204 || status == 304 {
-        // no body
-    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(len, 0);
-        reader.read_exact(&mut body)?;
-    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size)?;
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
+    let body = if status == 101 || head || status == 204 || status == 304 {
+        Vec::new()
     } else {
-        let _ = reader.read_to_end(&mut body);
-    }
+        match read_body(&mut reader, &headers) {
+            Some(b) => b?,
+            None => {
+                let mut rest = Vec::new();
+                let _ = reader.read_to_end(&mut rest);
+                rest
+            }
+        }
+    };
     let _ = s.shutdown(Shutdown::Both);
     Ok(Response {
         status,
@@ -775,14 +764,8 @@ fn key_serve(
             return;
         }
         let path = line.split(' ').nth(1).unwrap_or("/").to_string();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h.trim_end().is_empty() {
-                break;
-            }
+        if read_head(&mut reader).is_none() {
+            return;
         }
         *counts.lock().unwrap().entry(path.clone()).or_default() += 1;
         let mode = modes
