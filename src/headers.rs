@@ -29,9 +29,14 @@ fn removals<'a>(
         if name.starts_with(':') {
             continue;
         }
-        let lower = name.to_ascii_lowercase();
-        if !allowed(&lower) && !out.contains(&lower) {
-            out.push(lower);
+        // Envoy hands over lower-cased names: allocate only when one is not.
+        let lower: std::borrow::Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        };
+        if !allowed(&lower) && !out.iter().any(|o| *o == *lower) {
+            out.push(lower.into_owned());
         }
     }
     out
