@@ -10,6 +10,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::*;
 
 const TOKEN: &str = "static-token-0123456789";
@@ -303,6 +305,34 @@ fn the_shipped_envoy_yaml_serves_its_example() {
             .status,
         405
     );
+}
+
+/// The exact envoy.yaml docker-compose mounts, run from the repository root
+/// as compose runs it from /work: nothing substituted (fixed ports 10000,
+/// 9901 and the example upstream's 8081, which this test serves).
+#[test]
+fn the_exact_shipped_envoy_yaml_runs_unchanged() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:8081")
+        .expect("port 8081 (the example upstream's) must be free for this test");
+    drop(listener);
+    let up = Upstream::start_on(8081, &[]);
+    let envoy = Envoy::run_file_in(
+        Some(&repo_root()),
+        Path::new("envoy.yaml"),
+        1,
+        TempDir::new("exact"),
+        &[],
+        &[],
+    )
+    .unwrap_or_else(|(log, _)| panic!("{log}"));
+    assert_eq!((envoy.port, envoy.admin_port), (10000, 9901));
+    let m = unique();
+    let r = envoy.get(
+        &format!("/api/proxy/echo/x?{m}"),
+        &[("authorization", "Bearer example-static-token-0123")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(up.find(&m).unwrap().target, format!("/base/x?{m}"));
 }
 
 #[test]

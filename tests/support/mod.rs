@@ -126,7 +126,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(response_headers: &[(&str, &str)]) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_on(0, response_headers)
+    }
+
+    /// On a given loopback port (0: any).
+    pub fn start_on(port: u16, response_headers: &[(&str, &str)]) -> Upstream {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let extra: Vec<(String, String)> = response_headers
@@ -457,9 +462,26 @@ impl Envoy {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Envoy, (String, Option<i32>)> {
+        Envoy::run_file_in(None, cfg, concurrency, dir, extra_args, env)
+    }
+
+    /// [`Envoy::run_file`] with a working directory (relative paths in the
+    /// configuration resolve against it).
+    pub fn run_file_in(
+        cwd: Option<&Path>,
+        cfg: &Path,
+        concurrency: u32,
+        dir: TempDir,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Envoy, (String, Option<i32>)> {
         let log_path = dir.0.join("envoy.log");
         let admin_file = dir.0.join("admin.addr");
-        let child = Command::new(envoy_bin())
+        let mut command = Command::new(envoy_bin());
+        if let Some(d) = cwd {
+            command.current_dir(d);
+        }
+        let child = command
             .arg("-c")
             .arg(cfg)
             .args([
