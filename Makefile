@@ -26,7 +26,7 @@ wasm-target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
 build: wasm-target
-	$(CARGO) build --release --target $(TARGET) --lib
+	$(CARGO) build --release --target $(TARGET) --lib --config 'profile.release.lto=true'
 	@mkdir -p build
 	@cp $(WASM_OUT) $(PLUGIN)
 	@echo "$(PLUGIN): $$(wc -c < $(PLUGIN)) bytes"
@@ -63,7 +63,7 @@ oci: build cli
 lint: wasm-target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) --lib -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) --lib --config 'profile.release.lto=true' -- -D warnings
 
 unit:
 	$(CARGO) test --lib
