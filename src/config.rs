@@ -179,6 +179,9 @@ pub struct Backend {
 pub struct Gateway {
     pub prefix: String,
     pub cluster_header: String,
+    /// `<clusterHeader>-xfwd`: marks requests whose route keeps
+    /// `x-forwarded-proto` (endpoints with `xfwd`).
+    pub xfwd_marker: String,
     pub plugin_id: String,
     pub clock_skew_seconds: u64,
     pub token_cache_size: usize,
@@ -591,6 +594,7 @@ fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
     };
     Gateway {
         prefix,
+        xfwd_marker: format!("{cluster_header}-xfwd"),
         cluster_header,
         plugin_id,
         clock_skew_seconds: opt_uint(errs, obj, p, "clockSkewSeconds", 0, 300).unwrap_or(0),

@@ -16,12 +16,6 @@ pub const OWN_JWKS_PATH: &str = "/.backstage/auth/v1/jwks.json";
 /// before the request leaves unless the endpoint has `xfwd`.
 pub const ENVOY_OWNED: [&str; 1] = ["x-forwarded-proto"];
 
-/// The marker header that selects the `xfwd` route (the one that keeps
-/// `x-forwarded-proto`): `<clusterHeader>-xfwd`.
-pub fn xfwd_marker(plan: &Plan) -> String {
-    format!("{}-xfwd", plan.gateway.cluster_header)
-}
-
 /// Methods refused when an endpoint has no `allowedMethods`.
 const REFUSED_BY_DEFAULT: [&str; 2] = ["TRACE", "CONNECT"];
 /// What a 405 for a refused-by-default method offers instead.
@@ -81,7 +75,12 @@ impl Request<'_> {
 }
 
 pub fn decide(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Decision {
-    let internal = || vec![plan.gateway.cluster_header.clone(), xfwd_marker(plan)];
+    let internal = || {
+        vec![
+            plan.gateway.cluster_header.clone(),
+            plan.gateway.xfwd_marker.clone(),
+        ]
+    };
     let Some(raw_path) = req.path else {
         return Decision::PassThrough { remove: internal() };
     };
@@ -248,7 +247,7 @@ fn forward(
         }
         set.push((name.clone(), value.clone()));
     }
-    let marker = xfwd_marker(plan);
+    let marker = plan.gateway.xfwd_marker.clone();
     if endpoint.xfwd {
         for (name, value) in forwarded_headers(req) {
             set.push((name.to_string(), value));

@@ -160,7 +160,7 @@ fn seconds(ms: u64) -> String {
 /// `x-forwarded-proto`, then the prefix route, then 404.
 fn routes(plan: &Plan) -> Vec<Value> {
     let header = &plan.gateway.cluster_header;
-    let marker = crate::decision::xfwd_marker(plan);
+    let marker = &plan.gateway.xfwd_marker;
     let mut per_cluster: BTreeMap<&str, (Option<u64>, Option<u64>, bool)> = BTreeMap::new();
     for e in &plan.endpoints {
         let entry = per_cluster
