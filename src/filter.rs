@@ -629,6 +629,8 @@ impl HttpContext for Http {
                 },
             );
         };
+        #[cfg(feature = "test-panic")]
+        forced_panic(self);
         let headers = self.get_http_request_headers_bytes();
         let client = client_address(&rt);
         run(&rt, self.id, &self.stream, &headers, client)
@@ -656,5 +658,17 @@ impl HttpContext for Http {
             }
         }
         Action::Continue
+    }
+}
+
+/// Test-only (feature `test-panic`): a request with this header kills the VM.
+#[cfg(feature = "test-panic")]
+#[allow(clippy::panic)]
+fn forced_panic(ctx: &impl HttpContext) {
+    if ctx
+        .get_http_request_header("x-backstage-proxy-test-panic")
+        .is_some()
+    {
+        panic!("test-panic: forced by x-backstage-proxy-test-panic");
     }
 }

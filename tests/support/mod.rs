@@ -76,6 +76,87 @@ pub fn unique() -> String {
 }
 
 // ---------------------------------------------------------------------------
+// Envoy logs and the secrets that must never appear in them
+//
+// With `BPW_LOG_DIR` set (make test sets it), every Envoy's log (wasm
+// component at debug) is kept there, and every secret a test hands to the
+// gateway is appended to `secrets.txt` beside it: the values of
+// `authorization` lines sent, the static tokens, legacy secrets and injected
+// header values of each filter configuration, the VM environment values.
+// tests/log_scan.rs then reads them all.
+
+pub fn log_dir() -> Option<PathBuf> {
+    let d = PathBuf::from(std::env::var_os("BPW_LOG_DIR")?);
+    std::fs::create_dir_all(&d).unwrap();
+    Some(d)
+}
+
+/// Records a value that must not appear in any Envoy log.
+pub fn secret(value: &str) {
+    // short values ("x", "Bearer") would match ordinary log text
+    if value.len() < 12 {
+        return;
+    }
+    if let Some(d) = log_dir() {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("secrets.txt"))
+            .unwrap();
+        // one write per line: appends from parallel tests do not interleave
+        f.write_all(format!("{}\n", value.replace('\n', " ")).as_bytes())
+            .unwrap();
+    }
+}
+
+fn register_request_secrets(raw: &str) {
+    for line in raw.split("\r\n") {
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim().to_ascii_lowercase();
+            if name == "authorization" || name == "proxy-authorization" {
+                let value = value.trim();
+                secret(value.rsplit(' ').next().unwrap_or(value));
+            }
+        }
+    }
+}
+
+fn register_config_secrets(opts: &EnvoyOptions) {
+    for (_, v) in &opts.vm_env {
+        secret(v);
+    }
+    let Ok(cfg) = serde_json::from_str::<serde_json::Value>(&opts.filter_config) else {
+        return;
+    };
+    let auth = &cfg["backend"]["auth"];
+    for k in auth["keys"].as_array().into_iter().flatten() {
+        secret(k["secret"].as_str().unwrap_or_default());
+    }
+    for e in auth["externalAccess"].as_array().into_iter().flatten() {
+        for field in ["token", "secret"] {
+            secret(e["options"][field].as_str().unwrap_or_default());
+        }
+    }
+    let endpoints = cfg["proxy"]["endpoints"]
+        .as_object()
+        .or_else(|| cfg["proxy"].as_object());
+    for ep in endpoints.into_iter().flat_map(|m| m.values()) {
+        for v in ep["headers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|h| h.values())
+        {
+            // `${VAR}` references are resolved in the VM: their values are
+            // registered through vm_env
+            let v = v.as_str().unwrap_or_default();
+            if !v.contains("${") {
+                secret(v);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The recording upstream
 
 #[derive(Debug, Clone)]
@@ -318,6 +399,10 @@ pub struct EnvoyOptions {
     /// Put Envoy's CORS filter (allowing this origin) before the filter.
     pub cors_origin: Option<String>,
     pub concurrency: u32,
+    /// Another build of the filter (the panic feature's); default the release.
+    pub wasm: Option<PathBuf>,
+    /// The Wasm filter's `failure_policy` (the shipped one: FAIL_CLOSED).
+    pub failure_policy: &'static str,
 }
 
 impl EnvoyOptions {
@@ -329,6 +414,8 @@ impl EnvoyOptions {
             normalize: false,
             cors_origin: None,
             concurrency: 1,
+            wasm: None,
+            failure_policy: "FAIL_CLOSED",
         }
     }
     pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
@@ -435,6 +522,10 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
         .replace("{{CORS_FILTER}}", &cors_filter)
         .replace("{{CORS_POLICY}}", &cors_policy)
         .replace("{{CLUSTERS}}", &clusters)
+        .replace(
+            "failure_policy: FAIL_CLOSED",
+            &format!("failure_policy: {}", opts.failure_policy),
+        )
 }
 
 impl Envoy {
@@ -449,7 +540,9 @@ impl Envoy {
     pub fn try_start(opts: &EnvoyOptions) -> Result<Envoy, (String, Option<i32>)> {
         let dir = TempDir::new("envoy");
         let cfg_path = dir.0.join("envoy.yaml");
-        std::fs::write(&cfg_path, render_config(opts, &wasm_path())).unwrap();
+        register_config_secrets(opts);
+        let wasm = opts.wasm.clone().unwrap_or_else(wasm_path);
+        std::fs::write(&cfg_path, render_config(opts, &wasm)).unwrap();
         Envoy::run_file(&cfg_path, opts.concurrency, dir, &[], &[])
     }
 
@@ -475,7 +568,10 @@ impl Envoy {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Envoy, (String, Option<i32>)> {
-        let log_path = dir.0.join("envoy.log");
+        let log_path = match log_dir() {
+            Some(d) => d.join(format!("envoy-{}.log", unique())),
+            None => dir.0.join("envoy.log"),
+        };
         let admin_file = dir.0.join("admin.addr");
         let mut command = Command::new(envoy_bin());
         if let Some(d) = cwd {
@@ -663,6 +759,7 @@ impl Response {
 
 /// Sends raw bytes and reads one response (to EOF or its length).
 pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
+    register_request_secrets(raw);
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(raw.as_bytes())?;
