@@ -281,10 +281,12 @@ impl Upstream {
 fn read_head(reader: &mut impl BufRead) -> Option<Vec<(String, String)>> {
     let mut headers = Vec::new();
     loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+        // bytes, not read_line: header values may hold obs-text (non-UTF-8)
+        let mut raw = Vec::new();
+        if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
             return None;
         }
+        let h = String::from_utf8_lossy(&raw);
         let h = h.trim_end();
         if h.is_empty() {
             return Some(headers);
