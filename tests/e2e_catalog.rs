@@ -666,7 +666,7 @@ fn d01_d02_the_bearer_scheme_as_backstage_reads_it() {
     for bad in [
         format!("Bearer\t{S1}"),
         format!("Bearer {S1} x"),
-        format!("Bearer a b"),
+        "Bearer a b".to_string(),
         format!("Basic {S1}"),
         "Bearer".to_string(),
         format!("Bearer-{S1}"),
