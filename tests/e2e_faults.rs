@@ -314,3 +314,57 @@ fn e16_a_key_set_cluster_missing_from_envoy_is_a_refusal_not_a_trap() {
     }
     assert!(envoy.counter("wasmcustom.backstage_proxy.keyset.fetch_failure") >= 1);
 }
+
+/// E12: clients that give up while their requests wait for a key set leave
+/// nothing behind: the fetch completes, the VM lives, later requests pass.
+#[test]
+fn e12_clients_resetting_while_paused_on_a_key_set_do_not_hurt_the_vm() {
+    let keys = KeyServer::start();
+    let up = Upstream::start(&[]);
+    let (kp, upp) = (keys.port, up.port);
+    let k = Es256::new(43, "k1");
+    keys.set("/jwks", KeyMode::Stall(1500, key_set(&[&k])));
+    let config = format!(
+        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upp}/base"}}}},
+            "backend":{{"auth":{{"externalAccess":[
+              {{"type":"jwks","options":{{"url":"http://127.0.0.1:{kp}/jwks","issuer":"https://idp.example"}}}}]}}}},
+            "gateway":{{"jwksFetchTimeoutMs":5000}}}}"#
+    );
+    let envoy = Envoy::start(
+        EnvoyOptions::new(config)
+            .cluster(format!("http_127.0.0.1_{upp}"), upp)
+            .cluster(format!("http_127.0.0.1_{kp}"), kp),
+    );
+    let token = external_token(&k, "https://idp.example", "x", "robot", now() + 600);
+    // 50 clients send and hang up while the fetch is stalled
+    let mut marks = Vec::new();
+    for _ in 0..50 {
+        let m = unique();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", envoy.port)).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET /api/proxy/svc/x?{m} HTTP/1.1\r\nhost: g\r\nauthorization: Bearer {token}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        marks.push(m);
+        drop(s);
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let m = unique();
+    let r = envoy.get(
+        &format!("/api/proxy/svc/x?{m}"),
+        &[("authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(keys.count("/jwks"), 1, "one fetch for all of them");
+    // requests whose clients left were not forwarded after the fact
+    thread::sleep(Duration::from_millis(200));
+    let forwarded = marks
+        .iter()
+        .filter(|m| up.all().iter().any(|s| s.target.contains(m.as_str())))
+        .count();
+    assert_eq!(forwarded, 0, "abandoned requests were forwarded");
+    assert!(!envoy.log().contains("panicked"), "the VM panicked");
+    assert_eq!(envoy.admin("/ready").0, 200);
+}

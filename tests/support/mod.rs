@@ -863,6 +863,14 @@ impl KeyServer {
         self.modes.lock().unwrap().insert(path.to_string(), mode);
     }
 
+    /// [`KeyServer::set`] from another thread.
+    pub fn handle(&self) -> impl Fn(&str, KeyMode) + Send + 'static {
+        let modes = self.modes.clone();
+        move |path, mode| {
+            modes.lock().unwrap().insert(path.to_string(), mode);
+        }
+    }
+
     pub fn count(&self, path: &str) -> usize {
         *self.counts.lock().unwrap().get(path).unwrap_or(&0)
     }
