@@ -216,17 +216,7 @@ fn k10_envoy_restarted_while_requests_wait_for_a_key_set() {
     let (kp, upp) = (keys.port, up.port);
     let k = Es256::new(41, "k1");
     keys.set("/jwks", KeyMode::Stall(30_000, key_set(&[&k])));
-    let config = format!(
-        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upp}/base"}}}},
-            "backend":{{"auth":{{"externalAccess":[
-              {{"type":"jwks","options":{{"url":"http://127.0.0.1:{kp}/jwks","issuer":"https://idp.example"}}}}]}}}},
-            "gateway":{{"jwksFetchTimeoutMs":20000}}}}"#
-    );
-    let opts = || {
-        EnvoyOptions::new(config.clone())
-            .cluster(format!("http_127.0.0.1_{upp}"), upp)
-            .cluster(format!("http_127.0.0.1_{kp}"), kp)
-    };
+    let opts = || jwks_gateway(kp, upp, 20_000);
     let token = external_token(&k, "https://idp.example", "x", "robot", now() + 600);
     let mut envoy = Envoy::start(opts());
     let port = envoy.port;
@@ -250,7 +240,7 @@ fn k10_envoy_restarted_while_requests_wait_for_a_key_set() {
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_millis(300));
-    unsafe_kill(&mut envoy);
+    sigkill(&mut envoy);
     for w in waiting {
         let (m, status, took) = w.join().unwrap();
         assert!(
@@ -278,7 +268,21 @@ fn k10_envoy_restarted_while_requests_wait_for_a_key_set() {
     up.assert_never(&m);
 }
 
-fn unsafe_kill(envoy: &mut Envoy) {
+/// `/svc` → the upstream's `/base`, verified by one external `jwks` entry
+/// whose key set is the key server's `/jwks`.
+fn jwks_gateway(kp: u16, upp: u16, fetch_timeout_ms: u32) -> EnvoyOptions {
+    let config = format!(
+        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upp}/base"}}}},
+            "backend":{{"auth":{{"externalAccess":[
+              {{"type":"jwks","options":{{"url":"http://127.0.0.1:{kp}/jwks","issuer":"https://idp.example"}}}}]}}}},
+            "gateway":{{"jwksFetchTimeoutMs":{fetch_timeout_ms}}}}}"#
+    );
+    EnvoyOptions::new(config)
+        .cluster(format!("http_127.0.0.1_{upp}"), upp)
+        .cluster(format!("http_127.0.0.1_{kp}"), kp)
+}
+
+fn sigkill(envoy: &mut Envoy) {
     let _ = std::process::Command::new("kill")
         .args(["-9", &envoy.pid().to_string()])
         .status();
@@ -324,17 +328,7 @@ fn e12_clients_resetting_while_paused_on_a_key_set_do_not_hurt_the_vm() {
     let (kp, upp) = (keys.port, up.port);
     let k = Es256::new(43, "k1");
     keys.set("/jwks", KeyMode::Stall(1500, key_set(&[&k])));
-    let config = format!(
-        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upp}/base"}}}},
-            "backend":{{"auth":{{"externalAccess":[
-              {{"type":"jwks","options":{{"url":"http://127.0.0.1:{kp}/jwks","issuer":"https://idp.example"}}}}]}}}},
-            "gateway":{{"jwksFetchTimeoutMs":5000}}}}"#
-    );
-    let envoy = Envoy::start(
-        EnvoyOptions::new(config)
-            .cluster(format!("http_127.0.0.1_{upp}"), upp)
-            .cluster(format!("http_127.0.0.1_{kp}"), kp),
-    );
+    let envoy = Envoy::start(jwks_gateway(kp, upp, 5_000));
     let token = external_token(&k, "https://idp.example", "x", "robot", now() + 600);
     // 50 clients send and hang up while the fetch is stalled
     let mut marks = Vec::new();

@@ -361,13 +361,11 @@ fn a_million_mixed_requests_with_rotating_keys() {
     let rotations = Arc::new(AtomicU64::new(0));
     let rotator = {
         let (active, done, rotations) = (active.clone(), done.clone(), rotations.clone());
-        let keys_ref: Vec<String> = (0..KEYS + 2)
+        let keys_ref: Vec<String> = (0..KEYS)
             .map(|r| key_set(&[&keys[r % KEYS], &keys[(r + 1) % KEYS]]))
             .collect();
-        let ks_port = kp;
         let setter = keys_server_setter(&keys_server);
         thread::spawn(move || {
-            let _ = ks_port;
             let mut r = 0usize;
             loop {
                 // the next key has been published for ≥ 2 refresh periods
