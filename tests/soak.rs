@@ -5,7 +5,7 @@
 //! tokens, unknown key ids, oversized tokens and oversized headers, unknown
 //! endpoints and disallowed methods, while the key set rotates underneath.
 //! Every response must have the status its kind calls for, and each
-//! worker's VM memory must be flat after warm-up.
+//! worker's VM memory must level off after warm-up (a step or two, no steady growth).
 //!
 //! `SOAK_REQUESTS` sets the count (default 1 000 000).
 #![allow(
@@ -384,24 +384,19 @@ fn a_million_mixed_requests_with_rotating_keys() {
         })
     };
 
-    // memory after warm-up, then at the end. Warm-up is the first 40%:
-    // by then the verified-token cache has been filled and emptied by
-    // several key rotations, and the allocator has reached its working set
-    // (measured: the gauge steps up to ~2.25 MiB per worker within the first
-    // ~650 000 requests of a million, then holds).
+    // memory after warm-up, then sampled every two seconds to the end.
+    // Warm-up is the first 40%: by then the verified-token cache has been
+    // filled and emptied by several key rotations.
     let warm_at = total * 4 / 10;
     while sent.load(Ordering::Relaxed) < warm_at {
         thread::sleep(Duration::from_millis(200));
     }
     thread::sleep(Duration::from_millis(300));
     let warm = vm_memory(&envoy);
-    let mut samples = vec![(sent.load(Ordering::Relaxed), warm.values().sum::<u64>())];
+    let mut samples = vec![(sent.load(Ordering::Relaxed), warm.clone())];
     while !clients.iter().all(|c| c.is_finished()) {
-        thread::sleep(Duration::from_secs(5));
-        samples.push((
-            sent.load(Ordering::Relaxed).min(total),
-            vm_memory(&envoy).values().sum(),
-        ));
+        thread::sleep(Duration::from_secs(2));
+        samples.push((sent.load(Ordering::Relaxed).min(total), vm_memory(&envoy)));
     }
     for c in clients {
         c.join().unwrap();
@@ -437,7 +432,21 @@ fn a_million_mixed_requests_with_rotating_keys() {
         stat("keyset.fetch_failure")
     );
     eprintln!("soak: VM memory after warm-up {warm:?}, at the end {end:?}");
-    eprintln!("soak: VM memory (sum) by requests sent {samples:?}");
+    let steps = |vm: &str| -> Vec<(u64, u64)> {
+        samples
+            .windows(2)
+            .filter_map(|w| {
+                let (a, b) = (w[0].1.get(vm)?, w[1].1.get(vm)?);
+                (b > a).then_some((w[1].0, b - a))
+            })
+            .collect()
+    };
+    for vm in warm.keys() {
+        eprintln!(
+            "soak: {vm} grew after warm-up at (requests sent, bytes) {:?}",
+            steps(vm)
+        );
+    }
 
     assert_eq!(answered, total);
     let unexpected = unexpected.lock().unwrap();
@@ -455,12 +464,17 @@ fn a_million_mixed_requests_with_rotating_keys() {
     assert!(warm.len() >= 2, "memory gauges: {warm:?}");
     for (vm, before) in &warm {
         let after = end[vm];
-        // Wasm memory grows in 64 KiB pages and never shrinks: flat means
-        // at most two pages of allocator slack after warm-up (a leak of even
-        // one byte per request would add nine pages over 600 000)
+        // Wasm memory grows in 64 KiB pages and never shrinks. The allocator
+        // reaches its high-water mark by a step or two at a random point
+        // (seen: 4 pages at 438 000 in one run, 5 pages by 645 000 in
+        // another), then holds. A leak grows steadily instead: one byte per
+        // request is a page every 65 000 requests, nine separate steps over
+        // the 600 000 after warm-up. So: at most two steps, at most eight
+        // pages in all, and under the 8 MiB budget.
+        let steps = steps(vm);
         assert!(
-            after <= before + 128 * 1024,
-            "{vm}: {before} → {after} bytes after warm-up"
+            steps.len() <= 2 && after <= before + 8 * 64 * 1024,
+            "{vm}: {before} → {after} bytes after warm-up, in steps {steps:?}"
         );
         assert!(after <= 8 * 1024 * 1024, "{vm}: {after} bytes");
     }
