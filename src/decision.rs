@@ -322,29 +322,6 @@ fn authority_port(authority: &str) -> Option<&str> {
     (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
-/// The complete header list after removing `remove` (every value) and
-/// setting `set` (replacing any value): what a single
-/// `proxy_set_header_map_pairs` writes. Order of the kept headers, and of
-/// repeated ones, is preserved.
-pub fn rewritten<'a>(
-    headers: &'a [(String, Vec<u8>)],
-    remove: &[String],
-    set: &'a [(String, String)],
-) -> Vec<(&'a str, &'a [u8])> {
-    let mut out: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + set.len());
-    for (name, value) in headers {
-        let dropped = remove.iter().any(|r| r.eq_ignore_ascii_case(name))
-            || set.iter().any(|(s, _)| s.eq_ignore_ascii_case(name));
-        if !dropped {
-            out.push((name.as_str(), value.as_slice()));
-        }
-    }
-    for (name, value) in set {
-        out.push((name.as_str(), value.as_bytes()));
-    }
-    out
-}
-
 /// Response headers to remove for a forwarded request's endpoint.
 pub fn response_removals<'a>(
     plan: &Plan,
