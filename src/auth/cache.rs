@@ -42,20 +42,17 @@ impl TokenCache {
     }
 
     pub fn get(&mut self, token: &str, now: u64, skew: u64, keys: &KeySets) -> Option<Verified> {
-        let valid = {
-            let e = self.entries.get(token)?;
-            e.exp > now as f64 - skew as f64
-                && e.deps.iter().all(|(url, gen)| keys.generation(url) == *gen)
-        };
-        if !valid {
-            self.entries.remove(token);
-            return None;
-        }
-        self.clock += 1;
-        let clock = self.clock;
+        // One lookup (one hash of the token) on the hit path.
         let e = self.entries.get_mut(token)?;
-        e.used = clock;
-        Some(e.verified.clone())
+        let valid = e.exp > now as f64 - skew as f64
+            && e.deps.iter().all(|(url, gen)| keys.generation(url) == *gen);
+        if valid {
+            self.clock += 1;
+            e.used = self.clock;
+            return Some(e.verified.clone());
+        }
+        self.entries.remove(token);
+        None
     }
 
     pub fn insert(&mut self, token: &str, verified: Verified, exp: f64, deps: Vec<(String, u64)>) {

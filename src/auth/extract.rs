@@ -40,6 +40,16 @@ pub fn extract<'a>(values: &[&'a [u8]]) -> Extracted<'a> {
         return Extracted::None;
     }
     let token = rest.get(spaces..).unwrap_or_default();
+    // Fast path, one pass: printable ASCII only (every token Backstage issues).
+    if !token.is_empty()
+        && token.len() <= MAX_TOKEN_BYTES
+        && token.iter().all(|&b| (0x21..0x7f).contains(&b))
+    {
+        return match std::str::from_utf8(token) {
+            Ok(t) => Extracted::Token(t),
+            Err(_) => Extracted::Token(""),
+        };
+    }
     if token.is_empty() || token.iter().any(|&b| is_js_space(b)) {
         return Extracted::None;
     }
