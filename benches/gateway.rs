@@ -132,31 +132,79 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// One system's runs, a throughput and a latency run per round.
 struct Row {
-    name: &'static str,
-    through: Wrk,
-    latency: Wrk,
-    cpu_us_per_req: f64,
+    name: String,
+    through: Vec<Wrk>,
+    latency: Vec<Wrk>,
+    cpu_us_per_req: Vec<f64>,
 }
 
-fn measure(name: &'static str, port: u16, pid: u32, token: Option<&str>, secs: u64) -> Row {
-    // warm-up: key sets fetched, connections and VM code hot
-    wrk(port, 4, 2, token);
-    let c0 = cpu_seconds(pid);
-    let through = wrk(port, 32, secs, token);
-    let c1 = cpu_seconds(pid);
-    let latency = wrk(port, 1, secs, token);
-    let cpu_us_per_req = (c1 - c0) * 1e6 / through.requests.max(1) as f64;
-    eprintln!(
-        "  {name}: {:.0} req/s, p50 at 1 connection {:.0} us",
-        through.rps, latency.p50
-    );
-    Row {
-        name,
-        through,
-        latency,
-        cpu_us_per_req,
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+impl Row {
+    fn rps(&self) -> f64 {
+        median(self.through.iter().map(|w| w.rps).collect())
+    }
+    fn rps_range(&self) -> (f64, f64) {
+        let v: Vec<f64> = self.through.iter().map(|w| w.rps).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    }
+    fn lat(&self, f: impl Fn(&Wrk) -> f64) -> f64 {
+        median(self.latency.iter().map(f).collect())
+    }
+    fn p99_32(&self) -> f64 {
+        median(self.through.iter().map(|w| w.p99).collect())
+    }
+    fn p50_32(&self) -> f64 {
+        median(self.through.iter().map(|w| w.p50).collect())
+    }
+    fn cpu(&self) -> f64 {
+        median(self.cpu_us_per_req.clone())
+    }
+    fn errors(&self) -> u64 {
+        self.through
+            .iter()
+            .chain(&self.latency)
+            .map(|w| w.errors)
+            .sum()
+    }
+}
+
+/// A system under test: where it listens, which process does the work.
+struct System {
+    name: String,
+    port: u16,
+    pid: u32,
+    token: String,
+}
+
+/// One round for one system: throughput at 32 connections (with the
+/// process's CPU time around it), then latency at one connection.
+fn measure_round(sys: &System, row: &mut Row, secs: u64) {
+    let token = Some(sys.token.as_str());
+    let c0 = cpu_seconds(sys.pid);
+    let through = wrk(sys.port, 32, secs, token);
+    let c1 = cpu_seconds(sys.pid);
+    let latency = wrk(sys.port, 1, secs, token);
+    row.cpu_us_per_req
+        .push((c1 - c0) * 1e6 / through.requests.max(1) as f64);
+    eprintln!(
+        "  {}: {:.0} req/s, p50 at 1 connection {:.0} us",
+        sys.name, through.rps, latency.p50
+    );
+    row.through.push(through);
+    row.latency.push(latency);
 }
 
 fn start_yaml(yaml: &str, tag: &str) -> Envoy {
@@ -166,12 +214,46 @@ fn start_yaml(yaml: &str, tag: &str) -> Envoy {
     Envoy::run_file(&path, 1, dir, &[], &[]).unwrap_or_else(|(log, _)| panic!("{log}"))
 }
 
-fn native(upstream: u16, jwt: Option<(&Value, bool)>) -> Envoy {
+/// The no-op proxy-wasm filter (bench/noop-filter, built by `make bench`).
+fn noop_wasm() -> Option<std::path::PathBuf> {
+    let p = repo_root().join("bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm");
+    p.is_file().then_some(p)
+}
+
+enum Native<'a> {
+    Bare,
+    Noop(&'a Path),
+    JwtAuthn(&'a Value, bool),
+}
+
+fn native(upstream: u16, kind: Native<'_>) -> Envoy {
     let template =
         std::fs::read_to_string(repo_root().join("bench/envoy-native.yaml.tmpl")).unwrap();
-    let filter = match jwt {
-        None => String::new(),
-        Some((jwks, cache)) => {
+    let jwt = match kind {
+        Native::JwtAuthn(jwks, cache) => Some((jwks, cache)),
+        _ => None,
+    };
+    let filter = match (jwt, &kind) {
+        (None, Native::Noop(wasm)) => {
+            let cfg = json!({
+                "name": "envoy.filters.http.wasm",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                    "config": {
+                        "name": "noop",
+                        "failure_policy": "FAIL_CLOSED",
+                        "vm_config": {
+                            "vm_id": "noop",
+                            "runtime": "envoy.wasm.runtime.v8",
+                            "code": { "local": { "filename": wasm.display().to_string() } }
+                        }
+                    }
+                }
+            });
+            format!("\n          - {}", serde_json::to_string(&cfg).unwrap())
+        }
+        (None, _) => String::new(),
+        (Some((jwks, cache)), _) => {
             let mut provider = json!({
                 "local_jwks": { "inline_string": jwks.to_string() },
                 "forward": false,
@@ -196,18 +278,18 @@ fn native(upstream: u16, jwt: Option<(&Value, bool)>) -> Envoy {
     start_yaml(&yaml, "native")
 }
 
-fn filter(upstream: u16, keys: &KeyServer, cache: usize) -> Envoy {
+fn filter(upstream: u16, keys: &KeyServer, cache: usize, wasm: Option<&Path>) -> Envoy {
     let config = format!(
         r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upstream}"}}}},
             "backend":{{"baseUrl":"http://127.0.0.1:{}","auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{STATIC}","subject":"bench"}}}}]}}}},
             "gateway":{{"tokenCacheSize":{cache}}}}}"#,
         keys.port
     );
-    Envoy::start(
-        EnvoyOptions::new(config)
-            .cluster(format!("http_127.0.0.1_{upstream}"), upstream)
-            .cluster(format!("http_127.0.0.1_{}", keys.port), keys.port),
-    )
+    let mut opts = EnvoyOptions::new(config)
+        .cluster(format!("http_127.0.0.1_{upstream}"), upstream)
+        .cluster(format!("http_127.0.0.1_{}", keys.port), keys.port);
+    opts.wasm = wasm.map(Path::to_path_buf);
+    Envoy::start(opts)
 }
 
 struct Node {
@@ -288,14 +370,15 @@ fn soak_memory(envoy: &Envoy, token: &str, n: u64) -> (u64, Vec<(String, u64)>) 
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken from the command line.
-    let secs: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let soak: u64 = std::env::var("BENCH_SOAK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let env_num = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let secs = env_num("BENCH_SECONDS", 10);
+    let rounds = env_num("BENCH_ROUNDS", 3).max(1);
+    let soak = env_num("BENCH_SOAK", 1_000_000);
     let wasm_size = std::fs::metadata(wasm_path()).map(|m| m.len()).unwrap_or(0);
 
     let upstream = start_yaml(
@@ -313,87 +396,120 @@ fn main() {
     let user = user_token(&es, "user:default/bench", t, t + 86_400);
     let jwks: Value = serde_json::from_str(&key_set(&[&es])).unwrap();
 
-    eprintln!("benchmark: {secs} s per run, wrk -t1, Envoy --concurrency 1, upstream = Envoy direct_response");
-    let mut rows = Vec::new();
-    {
-        let e = native(up, None);
-        rows.push(measure(
-            "bare Envoy (no filter)",
-            e.port,
-            e.pid(),
-            Some(&user),
-            secs,
-        ));
+    // Every system runs at once, each Envoy on one worker; the rounds
+    // interleave them, so that a slow minute of this shared machine falls on
+    // all of them alike. Medians over the rounds are reported.
+    let mut envoys: Vec<Envoy> = Vec::new();
+    let mut systems: Vec<System> = Vec::new();
+    let add = |envoys: &mut Vec<Envoy>, systems: &mut Vec<System>, name: &str, e: Envoy, token: &str| {
+        systems.push(System {
+            name: name.to_string(),
+            port: e.port,
+            pid: e.pid(),
+            token: token.to_string(),
+        });
+        envoys.push(e);
+    };
+    add(&mut envoys, &mut systems, "bare Envoy (no filter)", native(up, Native::Bare), &user);
+    match noop_wasm() {
+        Some(w) => add(
+            &mut envoys,
+            &mut systems,
+            "no-op Rust proxy-wasm filter",
+            native(up, Native::Noop(&w)),
+            &user,
+        ),
+        None => eprintln!("  bench/noop-filter not built (make bench builds it): skipped"),
     }
-    {
-        let e = filter(up, &keys, 1024);
-        rows.push(measure(
-            "filter, static token",
-            e.port,
-            e.pid(),
-            Some(STATIC),
-            secs,
-        ));
-        rows.push(measure(
-            "filter, ES256 user, cache warm",
-            e.port,
-            e.pid(),
-            Some(&user),
-            secs,
-        ));
+    let cached = filter(up, &keys, 1024, None);
+    let (cached_port, cached_pid) = (cached.port, cached.pid());
+    add(&mut envoys, &mut systems, "filter, static token", cached, STATIC);
+    systems.push(System {
+        name: "filter, ES256 user, cache warm".into(),
+        port: cached_port,
+        pid: cached_pid,
+        token: user.clone(),
+    });
+    // BENCH_WASM=name=path,…: other builds of the filter, side by side
+    // (cached ES256 token), for comparing changes in one run
+    for spec in std::env::var("BENCH_WASM").unwrap_or_default().split(',') {
+        if let Some((name, path)) = spec.split_once('=') {
+            let e = filter(up, &keys, 1024, Some(Path::new(path)));
+            add(&mut envoys, &mut systems, &format!("{name}, ES256 cached"), e, &user);
+        }
     }
-    {
-        let e = filter(up, &keys, 0);
-        rows.push(measure(
-            "filter, ES256 user, no cache",
-            e.port,
-            e.pid(),
-            Some(&user),
-            secs,
-        ));
+    add(
+        &mut envoys,
+        &mut systems,
+        "filter, ES256 user, no cache",
+        filter(up, &keys, 0, None),
+        &user,
+    );
+    add(
+        &mut envoys,
+        &mut systems,
+        "jwt_authn ES256, cache on",
+        native(up, Native::JwtAuthn(&jwks, true)),
+        &user,
+    );
+    add(
+        &mut envoys,
+        &mut systems,
+        "jwt_authn ES256, no cache",
+        native(up, Native::JwtAuthn(&jwks, false)),
+        &user,
+    );
+    let node = if std::env::var("BENCH_SKIP_NODE").is_err() {
+        backstage(up)
+    } else {
+        None
+    };
+    if let Some(n) = &node {
+        systems.push(System {
+            name: "Backstage proxy (Node)".into(),
+            port: n.port,
+            pid: n.child.id(),
+            token: STATIC.into(),
+        });
     }
-    {
-        let e = native(up, Some((&jwks, true)));
-        rows.push(measure(
-            "jwt_authn ES256, cache on",
-            e.port,
-            e.pid(),
-            Some(&user),
-            secs,
-        ));
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let keep: Vec<&str> = only.split(',').collect();
+        systems.retain(|s| keep.iter().any(|k| s.name.contains(k)));
     }
-    {
-        let e = native(up, Some((&jwks, false)));
-        rows.push(measure(
-            "jwt_authn ES256, no cache",
-            e.port,
-            e.pid(),
-            Some(&user),
-            secs,
-        ));
+
+    eprintln!(
+        "benchmark: {rounds} rounds of {secs} s runs, wrk -t1, Envoy --concurrency 1, upstream = Envoy direct_response"
+    );
+    // warm-up: key sets fetched, connections open, VM code compiled and hot
+    for sys in &systems {
+        wrk(sys.port, 4, 2, Some(&sys.token));
     }
-    if std::env::var("BENCH_SKIP_NODE").is_err() {
-        if let Some(n) = backstage(up) {
-            let pid = n.child.id();
-            rows.push(measure(
-                "Backstage proxy (Node)",
-                n.port,
-                pid,
-                Some(STATIC),
-                secs,
-            ));
+    let mut rows: Vec<Row> = systems
+        .iter()
+        .map(|s| Row {
+            name: s.name.clone(),
+            through: Vec::new(),
+            latency: Vec::new(),
+            cpu_us_per_req: Vec::new(),
+        })
+        .collect();
+    for r in 0..rounds {
+        eprintln!("round {}/{rounds}", r + 1);
+        for (sys, row) in systems.iter().zip(rows.iter_mut()) {
+            measure_round(sys, row, secs);
         }
     }
 
     let bare = rows
         .first()
-        .map(|r| (r.through.rps, r.latency.p50))
+        .map(|r| (r.rps(), r.lat(|w| w.p50)))
         .unwrap_or((1.0, 0.0));
     println!();
     println!(
-        "{:<34} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11}",
+        "{:<36} {:>8} {:>13} {:>7} {:>8} {:>8} {:>8} {:>9} {:>10} {:>11}",
         "system",
         "req/s",
+        "(min-max)",
         "x bare",
         "p50 us",
         "p90 us",
@@ -403,27 +519,38 @@ fn main() {
         "CPU us/req"
     );
     for r in &rows {
+        let (lo, hi) = r.rps_range();
         println!(
-            "{:<34} {:>10.0} {:>7.2} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>11.1}",
+            "{:<36} {:>8.0} {:>13} {:>7.2} {:>8.0} {:>8.0} {:>8.0} {:>9.0} {:>10.0} {:>11.1}",
             r.name,
-            r.through.rps,
-            r.through.rps / bare.0,
-            r.latency.p50,
-            r.latency.p90,
-            r.latency.p99,
-            r.latency.p50 - bare.1,
-            r.through.p99,
-            r.cpu_us_per_req
+            r.rps(),
+            format!("{lo:.0}-{hi:.0}"),
+            r.rps() / bare.0,
+            r.lat(|w| w.p50),
+            r.lat(|w| w.p90),
+            r.lat(|w| w.p99),
+            r.lat(|w| w.p50) - bare.1,
+            r.p99_32(),
+            r.cpu()
         );
     }
-    let errors: u64 = rows
-        .iter()
-        .map(|r| r.through.errors + r.latency.errors)
-        .sum();
-    println!("(throughput: 32 connections; latency: 1 connection; {secs} s each; non-2xx/socket errors: {errors})");
+    let errors: u64 = rows.iter().map(Row::errors).sum();
+    println!("(medians of {rounds} interleaved rounds; throughput: 32 connections; latency: 1 connection; {secs} s each; non-2xx/socket errors: {errors})");
+    if let Some(n) = rows.iter().find(|r| r.name.starts_with("Backstage")) {
+        for f in rows.iter().filter(|r| r.name.starts_with("filter,")) {
+            println!(
+                "{}: {:.1}x Backstage's throughput, p99 at 1 connection {:.2} of Backstage's",
+                f.name,
+                f.rps() / n.rps(),
+                f.lat(|w| w.p99) / n.lat(|w| w.p99)
+            );
+        }
+    }
+    drop(node);
+    drop(envoys);
 
     // Per-VM memory after a long run of the filter with a cached token.
-    let e = filter(up, &keys, 1024);
+    let e = filter(up, &keys, 1024, None);
     let (served, vms) = soak_memory(&e, &user, soak);
     println!("\n.wasm: {wasm_size} bytes");
     println!("per-VM linear memory after {served} requests through the filter:");
@@ -433,15 +560,18 @@ fn main() {
 
     let result = json!({
         "seconds_per_run": secs,
+        "rounds": rounds,
         "wasm_bytes": wasm_size,
         "errors": errors,
         "rows": rows.iter().map(|r| json!({
             "system": r.name,
-            "rps_32": r.through.rps,
-            "ratio_to_bare": r.through.rps / bare.0,
-            "p50_us_1": r.latency.p50, "p75_us_1": r.latency.p75, "p90_us_1": r.latency.p90, "p99_us_1": r.latency.p99,
-            "p50_us_32": r.through.p50, "p99_us_32": r.through.p99,
-            "cpu_us_per_request": r.cpu_us_per_req,
+            "rps_32": r.rps(),
+            "rps_32_runs": r.through.iter().map(|w| w.rps).collect::<Vec<_>>(),
+            "ratio_to_bare": r.rps() / bare.0,
+            "p50_us_1": r.lat(|w| w.p50), "p75_us_1": r.lat(|w| w.p75),
+            "p90_us_1": r.lat(|w| w.p90), "p99_us_1": r.lat(|w| w.p99),
+            "p50_us_32": r.p50_32(), "p99_us_32": r.p99_32(),
+            "cpu_us_per_request": r.cpu(),
         })).collect::<Vec<_>>(),
         "soak_requests": served,
         "vm_memory_bytes": vms.iter().map(|(k, v)| json!({ "vm": k, "bytes": v })).collect::<Vec<_>>(),
