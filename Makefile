@@ -102,6 +102,7 @@ bench-tools: envoy
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	@[ -d bench/backstage/node_modules/@backstage/plugin-proxy-backend ] || (cd bench/backstage && npm ci --no-audit --no-fund)
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet matplotlib
+	cd bench/noop-filter && $(CARGO) build --quiet --release --target $(TARGET)
 
 # Side-by-side benchmark (see benches/gateway.rs); BENCH_SECONDS per run.
 bench: build bench-tools
