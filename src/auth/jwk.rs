@@ -4,13 +4,13 @@
 
 use jwt_simple::algorithms::{
     ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
-    Ed25519PublicKey, EdDSAPublicKeyLike, PS256PublicKey, PS384PublicKey, PS512PublicKey,
-    RS256PublicKey, RS384PublicKey, RS512PublicKey, RSAPublicKeyLike,
+    Ed25519PublicKey, EdDSAPublicKeyLike, RS256PublicKey,
 };
 use jwt_simple::common::VerificationOptions;
 use jwt_simple::prelude::{Duration, NoCustomClaims, UnixTimeStamp};
 use serde_json::Value;
 
+use crate::auth::rsa::{HashAlg, RsaPublicKey};
 use crate::base64::decode_jws;
 
 /// Public key material, by family.
@@ -18,48 +18,20 @@ use crate::base64::decode_jws;
 pub enum Material {
     P256(ES256PublicKey),
     P384(ES384PublicKey),
-    /// An RSA key (at least 2048 bits), built once per algorithm it may
-    /// verify (all six unless the JWK names one).
-    Rsa(Box<RsaKeys>),
+    /// An RSA key (2048 to 4096 bits), verified by our own code
+    /// (src/auth/rsa.rs) for RS256/384/512 and PS256/384/512.
+    Rsa(Box<RsaPublicKey>),
     Ed25519(Ed25519PublicKey),
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct RsaKeys {
-    rs256: Option<RS256PublicKey>,
-    rs384: Option<RS384PublicKey>,
-    rs512: Option<RS512PublicKey>,
-    ps256: Option<PS256PublicKey>,
-    ps384: Option<PS384PublicKey>,
-    ps512: Option<PS512PublicKey>,
-}
+/// jwt-simple's limit on the encoded header, kept for every algorithm.
+const MAX_HEADER_B64: usize = 8192;
 
-impl RsaKeys {
-    fn build(n: &[u8], e: &[u8], only: Option<&str>) -> Option<RsaKeys> {
-        // Validates size and exponent once, so a weak key is ignored at load.
-        RS256PublicKey::from_components(n, e).ok()?;
-        let want = |alg: &str| only.is_none_or(|o| o == alg);
-        Some(RsaKeys {
-            rs256: want("RS256")
-                .then(|| RS256PublicKey::from_components(n, e).ok())
-                .flatten(),
-            rs384: want("RS384")
-                .then(|| RS384PublicKey::from_components(n, e).ok())
-                .flatten(),
-            rs512: want("RS512")
-                .then(|| RS512PublicKey::from_components(n, e).ok())
-                .flatten(),
-            ps256: want("PS256")
-                .then(|| PS256PublicKey::from_components(n, e).ok())
-                .flatten(),
-            ps384: want("PS384")
-                .then(|| PS384PublicKey::from_components(n, e).ok())
-                .flatten(),
-            ps512: want("PS512")
-                .then(|| PS512PublicKey::from_components(n, e).ok())
-                .flatten(),
-        })
-    }
+fn rsa_key(n: &[u8], e: &[u8]) -> Option<RsaPublicKey> {
+    // jwt-simple's policy, as for every other key: 2048 to 4096 bits, a
+    // usable exponent; a weak key is ignored at load.
+    RS256PublicKey::from_components(n, e).ok()?;
+    RsaPublicKey::new(n, e)
 }
 
 #[derive(Debug, Clone)]
@@ -168,19 +140,13 @@ fn parse_jwk(v: &Value) -> Option<Jwk> {
         "RSA" => {
             let n = decode_jws(field(o, "n")?)?;
             let e = decode_jws(field(o, "e")?)?;
-            let only = match &alg {
-                Some(a)
-                    if matches!(
-                        a.as_str(),
-                        "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"
-                    ) =>
-                {
-                    Some(a.as_str())
-                }
-                Some(_) => return None,
-                None => None,
-            };
-            Material::Rsa(Box::new(RsaKeys::build(&n, &e, only)?))
+            // an RSA key whose own alg is not an RSA signature algorithm
+            if alg.as_deref().is_some_and(|a| {
+                !matches!(a, "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512")
+            }) {
+                return None;
+            }
+            Material::Rsa(Box::new(rsa_key(&n, &e)?))
         }
         "OKP" => {
             if field(o, "crv")? != "Ed25519" {
@@ -242,36 +208,51 @@ impl Jwk {
             Material::P256(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::P384(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::Ed25519(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
-            Material::Rsa(k) => match alg {
-                "RS256" => k
-                    .rs256
-                    .as_ref()
-                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "RS384" => k
-                    .rs384
-                    .as_ref()
-                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "RS512" => k
-                    .rs512
-                    .as_ref()
-                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS256" => k
-                    .ps256
-                    .as_ref()
-                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS384" => k
-                    .ps384
-                    .as_ref()
-                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                "PS512" => k
-                    .ps512
-                    .as_ref()
-                    .is_some_and(|k| k.verify_token::<NoCustomClaims>(token, o).is_ok()),
-                _ => false,
-            },
+            Material::Rsa(k) => verify_rsa(k, token, alg, typ),
         }
     }
 }
+
+/// RS*/PS* tokens: the signature over `header.payload` with our verifier,
+/// behind the same gates jwt-simple applies to the other algorithms that
+/// matter here (header size; `typ`, when one is required, equal ignoring
+/// case). Claims are the caller's, as for every algorithm.
+fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> bool {
+    let (hash, pss) = match alg {
+        "RS256" => (HashAlg::Sha256, false),
+        "RS384" => (HashAlg::Sha384, false),
+        "RS512" => (HashAlg::Sha512, false),
+        "PS256" => (HashAlg::Sha256, true),
+        "PS384" => (HashAlg::Sha384, true),
+        "PS512" => (HashAlg::Sha512, true),
+        _ => return false,
+    };
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    if h.len() > MAX_HEADER_B64 {
+        return false;
+    }
+    if let Some(want) = typ {
+        let header = crate::auth::jwt::decode_header(token);
+        let got = header.as_ref().and_then(|m| m.get("typ")).and_then(Value::as_str);
+        if !got.is_some_and(|t| t.eq_ignore_ascii_case(want)) {
+            return false;
+        }
+    }
+    let (Some(signature), Some(signing_input)) = (decode_jws(sig), token.get(..h.len() + 1 + p.len()))
+    else {
+        return false;
+    };
+    if pss {
+        key.verify_pss(hash, signing_input.as_bytes(), &signature)
+    } else {
+        key.verify_pkcs1v15(hash, signing_input.as_bytes(), &signature)
+    }
+}
+
 
 impl KeySet {
     /// Candidate keys for a token: by `kid` when it has one, else every

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod jwk;
 pub mod jwt;
 pub mod keysets;
+pub mod rsa;
 mod verify;
 
 use jwt_simple::algorithms::{HS256Key, MACLike};
