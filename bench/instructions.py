@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Instructions per request, counted by valgrind's callgrind inside Envoy:
+bare Envoy, a no-op Rust proxy-wasm filter, and the filter (static token and
+cached ES256 user token). Unlike requests per second on a shared machine,
+the count repeats to within a fraction of a percent, so it shows the effect
+of a change to the filter. Run by `make bench-instructions`.
+
+Each gateway runs under callgrind with one worker; 2,000 requests warm it up
+(V8 compiles and tiers up the module), the counters are zeroed, 1,000
+sequential keep-alive requests are counted, and the total is divided by
+1,000. Everything Envoy's threads execute in that window counts.
+"""
+import http.client
+import http.server
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ENVOY = os.environ.get("ENVOY_BIN", "envoy")
+WASM = os.environ.get("WASM", str(ROOT / "target/wasm32-wasip1/release/backstage_proxy_wasm.wasm"))
+NOOP = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
+STATIC = "static-bench-token-0123"
+WARM, COUNT = 2000, 1000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(admin, proc, seconds=180):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"Envoy exited with {proc.returncode}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
+            c.request("GET", "/ready")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise SystemExit("Envoy did not become ready")
+
+
+def drive(port, n, token):
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    bad = 0
+    for _ in range(n):
+        c.request("GET", "/api/proxy/svc/x", headers={"Authorization": "Bearer " + token})
+        r = c.getresponse()
+        r.read()
+        bad += r.status != 200
+    if bad:
+        raise SystemExit(f"{bad} of {n} requests were not answered 200")
+
+
+def native_config(upstream, port, admin, wasm=None):
+    t = (ROOT / "bench/envoy-native.yaml.tmpl").read_text()
+    t = t.replace("{{UPSTREAM_PORT}}", str(upstream))
+    t = t.replace("port_value: 0 } }\nstatic", f"port_value: {admin} }} }}\nstatic", 1)
+    t = t.replace(
+        "port_value: 0 } }\n    filter_chains", f"port_value: {port} }} }}\n    filter_chains", 1
+    )
+    filt = ""
+    if wasm:
+        cfg = {
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "noop",
+                    "failure_policy": "FAIL_CLOSED",
+                    "vm_config": {
+                        "vm_id": "noop",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": {"local": {"filename": str(wasm)}},
+                    },
+                },
+            },
+        }
+        filt = "\n          - " + json.dumps(cfg)
+    return t.replace("{{JWT_AUTHN}}", filt)
+
+
+def filter_config(upstream, port, admin, keys_port):
+    t = (ROOT / "tests/envoy-test.yaml.tmpl").read_text()
+    cfg = {
+        "proxy": {"endpoints": {"/svc": f"http://127.0.0.1:{upstream}"}},
+        "backend": {
+            "baseUrl": f"http://127.0.0.1:{keys_port}",
+            "auth": {"externalAccess": [{"type": "static", "options": {"token": STATIC, "subject": "bench"}}]},
+        },
+        "gateway": {"tokenCacheSize": 1024},
+    }
+    clusters = ""
+    for p in (upstream, keys_port):
+        clusters += f"""
+  - name: "http_127.0.0.1_{p}"
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: "http_127.0.0.1_{p}"
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: 127.0.0.1, port_value: {p} }}"""
+    for k, v in {
+        "{{NORMALIZE}}": "false",
+        "{{CORS_POLICY}}": "",
+        "{{CORS_FILTER}}": "",
+        "{{ENV}}": "",
+        "{{WASM}}": json.dumps(WASM),
+        "{{CONFIG}}": json.dumps(json.dumps(cfg)),
+        "{{CLUSTERS}}": clusters,
+    }.items():
+        t = t.replace(k, v)
+    t = t.replace("port_value: 0 }\nstatic", f"port_value: {admin} }}\nstatic", 1)
+    t = t.replace(
+        "socket_address: { address: 127.0.0.1, port_value: 0 }\n    filter_chains",
+        f"socket_address: {{ address: 127.0.0.1, port_value: {port} }}\n    filter_chains",
+        1,
+    )
+    return t
+
+
+def count(name, yaml_text, token, workdir):
+    port, admin = free_port(), free_port()
+    yaml_text = yaml_text.replace("{{PORT}}", str(port)).replace("{{ADMIN}}", str(admin))
+    cfg = workdir / f"{name}.yaml"
+    cfg.write_text(yaml_text)
+    out = workdir / f"callgrind.{name}"
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--smc-check=all", f"--callgrind-out-file={out}.%p",
+         ENVOY, "-c", str(cfg), "--concurrency", "1", "--disable-hot-restart", "-l", "warn"],
+        stdout=subprocess.DEVNULL, stderr=open(workdir / f"{name}.log", "w"),
+    )
+    try:
+        wait_ready(admin, proc)
+        drive(port, WARM, token)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        drive(port, COUNT, token)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        time.sleep(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    dumps = sorted(workdir.glob(f"callgrind.{name}.*.1"))
+    for line in dumps[-1].read_text().splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1]) / COUNT
+    raise SystemExit(f"no summary in {dumps[-1]}")
+
+
+class Keys(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(Keys.body)))
+        self.end_headers()
+        self.wfile.write(Keys.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    user_token = os.environ.get("BENCH_USER_TOKEN")
+    Keys.body = os.environ.get("BENCH_USER_JWKS", '{"keys":[]}').encode()
+    keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bpw-instructions-"))
+    up_port, up_admin = free_port(), free_port()
+    up = (ROOT / "bench/envoy-upstream.yaml").read_text()
+    up = up.replace("port_value: 0 } }\nstatic", f"port_value: {up_admin} }} }}\nstatic", 1)
+    up = up.replace("port_value: 0 } }\n    filter_chains", f"port_value: {up_port} }} }}\n    filter_chains", 1)
+    (work / "upstream.yaml").write_text(up)
+    upstream = subprocess.Popen(
+        [ENVOY, "-c", str(work / "upstream.yaml"), "--concurrency", "1", "--disable-hot-restart", "-l", "warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    rows = []
+    try:
+        wait_ready(up_admin, upstream)
+        plan = [
+            ("bare Envoy (no filter)", native_config(up_port, "{{PORT}}", "{{ADMIN}}"), STATIC),
+            ("no-op Rust proxy-wasm filter", native_config(up_port, "{{PORT}}", "{{ADMIN}}", NOOP), STATIC),
+            ("filter, static token", filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), STATIC),
+        ]
+        if user_token:
+            plan.append(("filter, ES256 user, cache warm",
+                         filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), user_token))
+        for i, (name, text, token) in enumerate(plan):
+            ir = count(f"s{i}", text, token, work)
+            rows.append((name, ir))
+            print(f"  {name}: {ir:,.0f} instructions/request", file=sys.stderr)
+    finally:
+        upstream.terminate()
+        keys.shutdown()
+    bare = rows[0][1]
+    print(f"\n{'system':<34} {'instructions/request':>21} {'x bare':>8} {'bare/this':>10}")
+    for name, ir in rows:
+        print(f"{name:<34} {ir:>21,.0f} {ir / bare:>8.2f} {bare / ir:>10.2f}")
+    print(f"(callgrind, {COUNT} sequential requests after {WARM} warm-up, Envoy --concurrency 1; "
+          "bare/this is the throughput ratio a CPU-bound Envoy would reach)")
+    out = ROOT / "bench/results/instructions.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps([{"system": n, "instructions_per_request": ir} for n, ir in rows], indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
