@@ -401,16 +401,23 @@ fn main() {
     // all of them alike. Medians over the rounds are reported.
     let mut envoys: Vec<Envoy> = Vec::new();
     let mut systems: Vec<System> = Vec::new();
-    let add = |envoys: &mut Vec<Envoy>, systems: &mut Vec<System>, name: &str, e: Envoy, token: &str| {
-        systems.push(System {
-            name: name.to_string(),
-            port: e.port,
-            pid: e.pid(),
-            token: token.to_string(),
-        });
-        envoys.push(e);
-    };
-    add(&mut envoys, &mut systems, "bare Envoy (no filter)", native(up, Native::Bare), &user);
+    let add =
+        |envoys: &mut Vec<Envoy>, systems: &mut Vec<System>, name: &str, e: Envoy, token: &str| {
+            systems.push(System {
+                name: name.to_string(),
+                port: e.port,
+                pid: e.pid(),
+                token: token.to_string(),
+            });
+            envoys.push(e);
+        };
+    add(
+        &mut envoys,
+        &mut systems,
+        "bare Envoy (no filter)",
+        native(up, Native::Bare),
+        &user,
+    );
     match noop_wasm() {
         Some(w) => add(
             &mut envoys,
@@ -423,7 +430,13 @@ fn main() {
     }
     let cached = filter(up, &keys, 1024, None);
     let (cached_port, cached_pid) = (cached.port, cached.pid());
-    add(&mut envoys, &mut systems, "filter, static token", cached, STATIC);
+    add(
+        &mut envoys,
+        &mut systems,
+        "filter, static token",
+        cached,
+        STATIC,
+    );
     systems.push(System {
         name: "filter, ES256 user, cache warm".into(),
         port: cached_port,
@@ -435,7 +448,13 @@ fn main() {
     for spec in std::env::var("BENCH_WASM").unwrap_or_default().split(',') {
         if let Some((name, path)) = spec.split_once('=') {
             let e = filter(up, &keys, 1024, Some(Path::new(path)));
-            add(&mut envoys, &mut systems, &format!("{name}, ES256 cached"), e, &user);
+            add(
+                &mut envoys,
+                &mut systems,
+                &format!("{name}, ES256 cached"),
+                e,
+                &user,
+            );
         }
     }
     add(

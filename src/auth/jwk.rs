@@ -228,7 +228,8 @@ fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> 
         _ => return false,
     };
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return false;
     };
@@ -237,12 +238,16 @@ fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> 
     }
     if let Some(want) = typ {
         let header = crate::auth::jwt::decode_header(token);
-        let got = header.as_ref().and_then(|m| m.get("typ")).and_then(Value::as_str);
+        let got = header
+            .as_ref()
+            .and_then(|m| m.get("typ"))
+            .and_then(Value::as_str);
         if !got.is_some_and(|t| t.eq_ignore_ascii_case(want)) {
             return false;
         }
     }
-    let (Some(signature), Some(signing_input)) = (decode_jws(sig), token.get(..h.len() + 1 + p.len()))
+    let (Some(signature), Some(signing_input)) =
+        (decode_jws(sig), token.get(..h.len() + 1 + p.len()))
     else {
         return false;
     };
@@ -252,7 +257,6 @@ fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> 
         key.verify_pkcs1v15(hash, signing_input.as_bytes(), &signature)
     }
 }
-
 
 impl KeySet {
     /// Candidate keys for a token: by `kid` when it has one, else every

@@ -61,7 +61,10 @@ fn wycheproof_pkcs1v15() {
         }
     }
     // every file has valid and invalid cases; make sure they ran
-    assert!(valid >= 9 && invalid > 300, "{valid} valid, {invalid} invalid");
+    assert!(
+        valid >= 9 && invalid > 300,
+        "{valid} valid, {invalid} invalid"
+    );
 }
 
 #[test]
@@ -89,7 +92,10 @@ fn wycheproof_pss_with_hash_length_salt() {
             }
         }
     }
-    assert!(valid >= 5 && invalid > 50, "{valid} valid, {invalid} invalid");
+    assert!(
+        valid >= 5 && invalid > 50,
+        "{valid} valid, {invalid} invalid"
+    );
 }
 
 #[test]
@@ -101,11 +107,7 @@ fn pss_salt_of_another_length_is_refused() {
     let mut seen = 0;
     for group in set.test_groups {
         let key = RsaPublicKey::new(&group.key.n, &group.key.e).unwrap();
-        for t in group
-            .tests
-            .iter()
-            .filter(|t| t.result == TestResult::Valid)
-        {
+        for t in group.tests.iter().filter(|t| t.result == TestResult::Valid) {
             assert!(!key.verify_pss(HashAlg::Sha256, &t.msg, &t.sig));
             seen += 1;
         }
@@ -156,12 +158,24 @@ fn every_jwa_rsa_algorithm_through_the_key_set() {
         );
         let m = input.as_bytes();
         let sig = match alg {
-            "RS256" => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(sk.clone()).sign(m).to_vec(),
-            "RS384" => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha384>::new(sk.clone()).sign(m).to_vec(),
-            "RS512" => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha512>::new(sk.clone()).sign(m).to_vec(),
-            "PS256" => rsa::pss::BlindedSigningKey::<rsa::sha2::Sha256>::new(sk.clone()).sign_with_rng(rng, m).to_vec(),
-            "PS384" => rsa::pss::BlindedSigningKey::<rsa::sha2::Sha384>::new(sk.clone()).sign_with_rng(rng, m).to_vec(),
-            _ => rsa::pss::BlindedSigningKey::<rsa::sha2::Sha512>::new(sk.clone()).sign_with_rng(rng, m).to_vec(),
+            "RS256" => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(sk.clone())
+                .sign(m)
+                .to_vec(),
+            "RS384" => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha384>::new(sk.clone())
+                .sign(m)
+                .to_vec(),
+            "RS512" => rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha512>::new(sk.clone())
+                .sign(m)
+                .to_vec(),
+            "PS256" => rsa::pss::BlindedSigningKey::<rsa::sha2::Sha256>::new(sk.clone())
+                .sign_with_rng(rng, m)
+                .to_vec(),
+            "PS384" => rsa::pss::BlindedSigningKey::<rsa::sha2::Sha384>::new(sk.clone())
+                .sign_with_rng(rng, m)
+                .to_vec(),
+            _ => rsa::pss::BlindedSigningKey::<rsa::sha2::Sha512>::new(sk.clone())
+                .sign_with_rng(rng, m)
+                .to_vec(),
         };
         let token = format!("{input}.{}", b64(&sig));
         for other in algs {

@@ -475,4 +475,3 @@ fn upgrades_only_for_ws_endpoints() {
     );
     assert_eq!((r.status, r.reason), (403, Some(Reason::UpgradeNotAllowed)));
 }
-
