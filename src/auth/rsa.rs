@@ -248,8 +248,10 @@ impl RsaPublicKey {
     }
 
     /// sig^e mod n as `k` big-endian bytes; `None` if sig is not k bytes or
-    /// not below n (RFC 8017 §5.2.2, §8.2.2 step 1).
-    fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
+    /// not below n (RFC 8017 §5.2.2, §8.2.2 step 1). Public so that the
+    /// `rsa` fuzz target can compare it with an independent big-integer
+    /// library.
+    pub fn public_op(&self, sig: &[u8]) -> Option<Vec<u8>> {
         if sig.len() != self.k {
             return None;
         }
