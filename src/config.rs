@@ -5,7 +5,7 @@
 //! The filter and the command-line tool share this code, so they report the
 //! same errors for the same input.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use regex_lite::{Regex, RegexBuilder};
@@ -114,9 +114,9 @@ pub struct Endpoint {
     pub headers: Vec<(String, String)>,
     pub allowed_methods: Option<Vec<String>>,
     /// Lower-cased request header names let through.
-    pub request_allow: HashSet<String>,
+    pub request_allow: crate::fasthash::FastSet<String>,
     /// Lower-cased response header names let through.
-    pub response_allow: HashSet<String>,
+    pub response_allow: crate::fasthash::FastSet<String>,
     /// `None`: the default rewrite. `Some([])`: no rewrite at all.
     pub path_rewrite: Option<Vec<RewriteRule>>,
     pub change_origin: bool,
@@ -200,7 +200,7 @@ pub struct Plan {
     pub disable_default_auth_policy: bool,
     pub endpoints: Vec<Endpoint>,
     /// Lower-cased normalised key → index into `endpoints`.
-    pub index: HashMap<String, usize>,
+    pub index: crate::fasthash::FastMap<String, usize>,
     pub auth: AuthConfig,
     pub backend: Option<Backend>,
     /// Non-fatal findings (skipped endpoints, deprecated forms, options handled
@@ -503,7 +503,7 @@ pub fn parse_value(
     };
     let endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
 
-    let mut index = HashMap::new();
+    let mut index = crate::fasthash::map();
     for (i, ep) in endpoints.iter().enumerate() {
         if let Some(prev) = index.insert(ep.key.to_ascii_lowercase(), i) {
             let prev_key = endpoints
@@ -1350,7 +1350,8 @@ fn parse_endpoint(
     }
 
     let target = target?;
-    let mut request_allow: HashSet<String> = SAFE_HEADERS.iter().map(|s| s.to_string()).collect();
+    let mut request_allow: crate::fasthash::FastSet<String> =
+        SAFE_HEADERS.iter().map(|s| s.to_string()).collect();
     let mut response_allow = request_allow.clone();
     request_allow.extend(headers.iter().map(|(n, _)| n.clone()));
     request_allow.extend(allowed_headers.iter().cloned());

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod base64;
 pub mod config;
 pub mod decision;
+pub mod fasthash;
 pub mod headers;
 pub mod reply;
 pub mod routing;

@@ -3,7 +3,7 @@
 //! at the token's `exp` or when a key set they were verified with is
 //! replaced. Only valid tokens are cached.
 
-use std::collections::HashMap;
+use crate::fasthash::{self, FastMap};
 
 use super::keysets::KeySets;
 use super::Principal;
@@ -28,7 +28,7 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct TokenCache {
     capacity: usize,
-    entries: HashMap<String, Entry>,
+    entries: FastMap<String, Entry>,
     clock: u64,
 }
 
@@ -36,7 +36,7 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             capacity,
-            entries: HashMap::new(),
+            entries: fasthash::map(),
             clock: 0,
         }
     }

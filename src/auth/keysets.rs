@@ -7,7 +7,7 @@
 //! - An unknown `kid` triggers one refetch, at most once per cooldown.
 //! - A failed or unusable fetch keeps the last good set (stale-if-error).
 
-use std::collections::HashMap;
+use crate::fasthash::{self, FastMap};
 use std::rc::Rc;
 
 use super::jwk::KeySet;
@@ -124,14 +124,14 @@ pub enum KidRefetch {
 #[derive(Debug, Clone)]
 pub struct KeySets {
     timing: Timing,
-    entries: HashMap<String, Entry>,
+    entries: FastMap<String, Entry>,
 }
 
 impl KeySets {
     pub fn new(timing: Timing) -> KeySets {
         KeySets {
             timing,
-            entries: HashMap::new(),
+            entries: fasthash::map(),
         }
     }
 
