@@ -230,7 +230,7 @@ fn forward(
     let names = req.headers.iter().map(|(n, _)| n.as_str());
     let mut remove = headers::request_removals(endpoint, names);
     remove.retain(|n| !ENVOY_OWNED.contains(&n.as_str()));
-    let mut set: Vec<(String, String)> = Vec::new();
+    let mut set: Vec<(String, String)> = Vec::with_capacity(endpoint.headers.len() + 3);
 
     let mut authority = if endpoint.change_origin {
         Some(endpoint.target.authority())
@@ -247,19 +247,19 @@ fn forward(
         }
         set.push((name.clone(), value.clone()));
     }
-    let marker = plan.gateway.xfwd_marker.clone();
+    let marker = &plan.gateway.xfwd_marker;
     if endpoint.xfwd {
         for (name, value) in forwarded_headers(req) {
             set.push((name.to_string(), value));
         }
-        set.push((marker, "1".to_string()));
-    } else if !remove.contains(&marker)
+        set.push((marker.clone(), "1".to_string()));
+    } else if !remove.contains(marker)
         && req
             .headers
             .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(&marker))
+            .any(|(n, _)| n.eq_ignore_ascii_case(marker))
     {
-        remove.push(marker);
+        remove.push(marker.clone());
     }
     set.push((":path".to_string(), path));
     if let Some(a) = authority {

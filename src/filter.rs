@@ -481,16 +481,18 @@ fn run(
     headers: &[(String, Vec<u8>)],
     client: Option<Vec<u8>>,
 ) -> Action {
+    // Borrowed from the header list (a copy only for bytes that are not
+    // UTF-8): no allocation per request for the pseudo-headers.
     let text = |name: &str| {
         headers
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .map(|(_, v)| String::from_utf8_lossy(v))
     };
     let method = text(":method").unwrap_or_default();
     let path = text(":path");
     let authority = text(":authority").unwrap_or_default();
-    let scheme = text(":scheme").unwrap_or_else(|| "http".to_string());
+    let scheme = text(":scheme").unwrap_or(std::borrow::Cow::Borrowed("http"));
     let client = client.map(|b| String::from_utf8_lossy(&b).into_owned());
     let request = Request {
         method: &method,

@@ -55,6 +55,11 @@ pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
     if bytes.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {
         return Err(UnsafePath::RawByte);
     }
+    // Without `%` there is nothing to decode, and the bytes just checked
+    // (visible ASCII) hold no control character.
+    if !bytes.contains(&b'%') {
+        return check_segments(path);
+    }
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -75,6 +80,10 @@ pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
     if decoded.chars().any(|c| c.is_control()) {
         return Err(UnsafePath::ControlCharacter);
     }
+    check_segments(&decoded)
+}
+
+fn check_segments(decoded: &str) -> Result<(), UnsafePath> {
     for segment in decoded.split(['/', '\\']) {
         // Servlet-style containers strip `;params` per segment: `..;x` is `..` to them.
         let name = segment.split(';').next().unwrap_or_default();
@@ -88,18 +97,7 @@ pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
 /// Collapses runs of `/` into one.
 pub fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
-    let mut prev_slash = false;
-    for c in path.chars() {
-        if c == '/' {
-            if !prev_slash {
-                out.push(c);
-            }
-            prev_slash = true;
-        } else {
-            out.push(c);
-            prev_slash = false;
-        }
-    }
+    push_collapsing_slashes(&mut out, path);
     out
 }
 
@@ -161,38 +159,69 @@ pub fn upstream_path(
 ) -> Option<String> {
     // 1. Rewrite: either the configured rules (applied to the original
     //    path-and-query) or the default strip of `<prefix><key>` and one `/`.
-    let (path, query): (String, Option<String>) = match &endpoint.path_rewrite {
+    let rewritten;
+    let (path, query): (&str, Option<&str>) = match &endpoint.path_rewrite {
         None => {
             let after = canonical_rest.get(endpoint.key.len()..).unwrap_or_default();
-            (
-                format!("/{}", after.strip_prefix('/').unwrap_or(after)),
-                query.map(str::to_string),
-            )
+            (after.strip_prefix('/').unwrap_or(after), query)
         }
         Some(rules) => {
             let original = raw_path.split('#').next().unwrap_or_default();
-            let rewritten = apply_rewrite(rules, original).unwrap_or_else(|| original.to_string());
+            rewritten = apply_rewrite(rules, original).unwrap_or_else(|| original.to_string());
             let sp = split_path(&rewritten);
-            let (p, q) = (sp.path.to_string(), sp.query.map(str::to_string));
+            let p = sp.path;
             if !(p.is_empty() || (p.starts_with('/') && !p.starts_with("//"))) {
                 return None;
             }
-            (p, q)
+            (p, sp.query)
         }
     };
     // 2. Join behind the target's base path and collapse slashes; the query
-    //    stays byte-for-byte, after the target's own parameters.
-    let joined = collapse_slashes(&format!("{}/{}", endpoint.target.path, path));
-    let query = match (&endpoint.target.query, query) {
-        (Some(t), Some(q)) if !t.is_empty() && !q.is_empty() => Some(format!("{t}&{q}")),
-        (Some(t), None) => Some(t.clone()),
-        (Some(t), Some(q)) if q.is_empty() => Some(t.clone()),
-        (_, q) => q,
+    //    stays byte-for-byte, after the target's own parameters. One buffer,
+    //    no intermediate strings: this runs on every forwarded request.
+    let target_query = endpoint.target.query.as_deref();
+    let mut out = String::with_capacity(
+        endpoint.target.path.len()
+            + path.len()
+            + 3
+            + target_query.map_or(0, str::len)
+            + query.map_or(0, str::len),
+    );
+    for piece in [endpoint.target.path.as_str(), "/", "/", path] {
+        push_collapsing_slashes(&mut out, piece);
+    }
+    let query = match (target_query, query) {
+        (Some(t), Some(q)) if !t.is_empty() && !q.is_empty() => Some((t, Some(q))),
+        (Some(t), None) => Some((t, None)),
+        (Some(t), Some("")) => Some((t, None)),
+        (_, q) => q.map(|q| (q, None)),
     };
-    Some(match query {
-        Some(q) => format!("{joined}?{q}"),
-        None => joined,
-    })
+    if let Some((first, second)) = query {
+        out.push('?');
+        out.push_str(first);
+        if let Some(q) = second {
+            out.push('&');
+            out.push_str(q);
+        }
+    }
+    Some(out)
+}
+
+/// Appends `piece`, dropping any `/` that would follow another `/`. Paths
+/// rarely hold `//`, so the usual case is one copy of the whole piece.
+fn push_collapsing_slashes(out: &mut String, piece: &str) {
+    let mut start = 0;
+    let mut prev_slash = out.ends_with('/');
+    for (i, b) in piece.bytes().enumerate() {
+        let slash = b == b'/';
+        if slash && prev_slash {
+            // `/` is one byte, so i and i + 1 are character boundaries
+            out.push_str(piece.get(start..i).unwrap_or_default());
+            start = i + 1;
+        }
+        prev_slash = slash;
+    }
+    out.push_str(piece.get(start..).unwrap_or_default());
 }
 
 /// Applies the first matching rule once, with JavaScript replacement syntax.

@@ -274,3 +274,28 @@ fn collapse() {
     assert_eq!(collapse_slashes("//a///b/"), "/a/b/");
     assert_eq!(collapse_slashes(""), "");
 }
+
+#[test]
+fn collapse_agrees_with_a_char_by_char_reading_on_every_short_string() {
+    fn naive(p: &str) -> String {
+        let mut out = String::new();
+        for c in p.chars() {
+            if !(c == '/' && out.ends_with('/')) {
+                out.push(c);
+            }
+        }
+        out
+    }
+    let alphabet = ['/', 'a', 'é', '%'];
+    let mut strings = vec![String::new()];
+    for _ in 0..6 {
+        let longer: Vec<String> = strings
+            .iter()
+            .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+            .collect();
+        for s in &longer {
+            assert_eq!(collapse_slashes(s), naive(s), "{s:?}");
+        }
+        strings = longer;
+    }
+}
