@@ -1,6 +1,8 @@
 //! One request's headers in, one decision out. No host calls: the filter
 //! feeds this and applies what it returns.
 
+use std::borrow::Cow;
+
 use crate::auth::keysets::Source;
 use crate::auth::{self, extract::Extracted, AuthState, Outcome, Principal};
 use crate::config::{Credentials, Endpoint, Plan};
@@ -38,30 +40,63 @@ pub struct Request<'a> {
     pub now_ms: u64,
 }
 
+/// Header names and values borrow from the plan or the request where they
+/// can: a forwarded request allocates only what it computes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<'a> {
     /// Not under the prefix: continue, only dropping a client-sent cluster header.
-    PassThrough { remove: Vec<String> },
+    PassThrough { remove: Vec<Cow<'a, str>> },
     /// Answer locally.
     Reply {
         reply: Reply,
         endpoint: Option<usize>,
     },
     /// Continue to Envoy's router with these edits.
-    Forward(Forward),
+    Forward(Forward<'a>),
     /// Pause: the token needs this key set; fetch it and decide again.
     NeedKeys(Source),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
+pub struct Forward<'a> {
     pub endpoint: usize,
     /// Request headers to remove, all their values (lower-cased names).
-    pub remove: Vec<String>,
+    pub remove: Vec<Cow<'a, str>>,
     /// Request headers to set (replacing), including `:path`, `:authority`
     /// when it changes, and the cluster header.
-    pub set: Vec<(String, String)>,
+    pub set: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub principal: Option<Principal>,
+}
+
+fn owned(names: Vec<Cow<'_, str>>) -> Vec<Cow<'static, str>> {
+    names
+        .into_iter()
+        .map(|n| Cow::Owned(n.into_owned()))
+        .collect()
+}
+
+impl Decision<'_> {
+    /// The same decision, owning its strings (for callers that keep it
+    /// longer than the request).
+    pub fn into_owned(self) -> Decision<'static> {
+        match self {
+            Decision::PassThrough { remove } => Decision::PassThrough {
+                remove: owned(remove),
+            },
+            Decision::Reply { reply, endpoint } => Decision::Reply { reply, endpoint },
+            Decision::Forward(f) => Decision::Forward(Forward {
+                endpoint: f.endpoint,
+                remove: owned(f.remove),
+                set: f
+                    .set
+                    .into_iter()
+                    .map(|(n, v)| (Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned())))
+                    .collect(),
+                principal: f.principal,
+            }),
+            Decision::NeedKeys(source) => Decision::NeedKeys(source),
+        }
+    }
 }
 
 impl Request<'_> {
@@ -74,11 +109,11 @@ impl Request<'_> {
     }
 }
 
-pub fn decide(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Decision {
+pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> Decision<'a> {
     let internal = || {
         vec![
-            plan.gateway.cluster_header.clone(),
-            plan.gateway.xfwd_marker.clone(),
+            Cow::Borrowed(plan.gateway.cluster_header.as_str()),
+            Cow::Borrowed(plan.gateway.xfwd_marker.as_str()),
         ]
     };
     let Some(raw_path) = req.path else {
@@ -219,21 +254,21 @@ fn check_method(endpoint: &Endpoint, method: &str, url: &str) -> Option<Reply> {
     Some(r)
 }
 
-fn forward(
-    plan: &Plan,
-    endpoint: &Endpoint,
+fn forward<'a>(
+    plan: &'a Plan,
+    endpoint: &'a Endpoint,
     idx: usize,
-    req: &Request<'_>,
+    req: &Request<'a>,
     path: String,
     principal: Option<Principal>,
-) -> Forward {
+) -> Forward<'a> {
     let names = req.headers.iter().map(|(n, _)| n.as_str());
     let mut remove = headers::request_removals(endpoint, names);
-    remove.retain(|n| !ENVOY_OWNED.contains(&n.as_str()));
-    let mut set: Vec<(String, String)> = Vec::with_capacity(endpoint.headers.len() + 3);
+    remove.retain(|n| !ENVOY_OWNED.contains(&n.as_ref()));
+    let mut set: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(endpoint.headers.len() + 3);
 
     let mut authority = if endpoint.change_origin {
-        Some(endpoint.target.authority())
+        Some(Cow::Owned(endpoint.target.authority()))
     } else {
         None
     };
@@ -241,34 +276,35 @@ fn forward(
         if name == "host" {
             // `changeOrigin` wins over an injected Host, as in http-proxy.
             if !endpoint.change_origin {
-                authority = Some(value.clone());
+                authority = Some(Cow::Borrowed(value.as_str()));
             }
             continue;
         }
-        set.push((name.clone(), value.clone()));
+        set.push((Cow::Borrowed(name.as_str()), Cow::Borrowed(value.as_str())));
     }
-    let marker = &plan.gateway.xfwd_marker;
+    let marker = plan.gateway.xfwd_marker.as_str();
     if endpoint.xfwd {
         for (name, value) in forwarded_headers(req) {
-            set.push((name.to_string(), value));
+            set.push((Cow::Borrowed(name), Cow::Owned(value)));
         }
-        set.push((marker.clone(), "1".to_string()));
-    } else if !remove.contains(marker)
+        set.push((Cow::Borrowed(marker), Cow::Borrowed("1")));
+    } else if !remove.iter().any(|n| n == marker)
         && req
             .headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(marker))
     {
-        remove.push(marker.clone());
+        remove.push(Cow::Borrowed(marker));
     }
-    set.push((":path".to_string(), path));
+    set.push((Cow::Borrowed(":path"), Cow::Owned(path)));
     if let Some(a) = authority {
-        set.push((":authority".to_string(), a));
+        set.push((Cow::Borrowed(":authority"), a));
     }
-    remove.retain(|n| *n != plan.gateway.cluster_header);
+    let cluster_header = plan.gateway.cluster_header.as_str();
+    remove.retain(|n| n != cluster_header);
     set.push((
-        plan.gateway.cluster_header.clone(),
-        endpoint.cluster.clone(),
+        Cow::Borrowed(cluster_header),
+        Cow::Borrowed(endpoint.cluster.as_str()),
     ));
     // Anything set is first removed so a client value never survives next
     // to ours (set replaces, but be explicit about every value).
@@ -327,7 +363,7 @@ pub fn response_removals<'a>(
     plan: &Plan,
     endpoint: usize,
     names: impl Iterator<Item = &'a str>,
-) -> Vec<String> {
+) -> Vec<Cow<'a, str>> {
     match plan.endpoints.get(endpoint) {
         Some(ep) => headers::response_removals(ep, names),
         None => Vec::new(),

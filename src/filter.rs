@@ -505,16 +505,16 @@ fn run(
     };
     stream.borrow_mut().rounds += 1;
     let rounds = stream.borrow().rounds;
-    let (decision, plan) = {
+    let plan = rt.borrow().plan.clone();
+    let decision = {
         let mut r = rt.borrow_mut();
-        let plan = r.plan.clone();
         let d = decision::decide(&plan, &mut r.auth, &request);
         let (hits, misses) = (r.auth.cache_hits, r.auth.cache_misses);
         Metrics::bump(r.metrics.cache_hit, hits - r.hits_seen);
         Metrics::bump(r.metrics.cache_miss, misses - r.misses_seen);
         r.hits_seen = hits;
         r.misses_seen = misses;
-        (d, plan)
+        d
     };
     match decision {
         Decision::PassThrough { remove } => {

@@ -84,10 +84,10 @@ pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
 }
 
 fn check_segments(decoded: &str) -> Result<(), UnsafePath> {
-    for segment in decoded.split(['/', '\\']) {
+    for segment in decoded.as_bytes().split(|&b| b == b'/' || b == b'\\') {
         // Servlet-style containers strip `;params` per segment: `..;x` is `..` to them.
-        let name = segment.split(';').next().unwrap_or_default();
-        if name == "." || name == ".." {
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        if name == b"." || name == b".." {
             return Err(UnsafePath::DotSegment);
         }
     }
