@@ -10,11 +10,14 @@ Each gateway runs under callgrind with one worker; 2,000 requests warm it up
 sequential keep-alive requests are counted, and the total is divided by
 1,000. Everything Envoy's threads execute in that window counts.
 """
+import base64
+import hashlib
 import http.client
 import http.server
 import json
 import os
 import pathlib
+import secrets
 import socket
 import subprocess
 import sys
@@ -28,6 +31,71 @@ WASM = os.environ.get("WASM", str(ROOT / "target/wasm32-wasip1/release/backstage
 NOOP = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 STATIC = "static-bench-token-0123"
 WARM, COUNT = 2000, 1000
+
+
+# ES256 for the cached-user-token row, in plain Python integers (P-256,
+# FIPS 186-4), so this script needs no crypto package: one key, two
+# signatures per run.
+P = 2**256 - 2**224 + 2**192 + 2**96 - 1
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+G = (0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+     0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a[0] == b[0] and (a[1] + b[1]) % P == 0:
+        return None
+    if a == b:
+        m = (3 * a[0] * a[0] - 3) * pow(2 * a[1], -1, P) % P
+    else:
+        m = (b[1] - a[1]) * pow(b[0] - a[0], -1, P) % P
+    x = (m * m - a[0] - b[0]) % P
+    return x, (m * (a[0] - x) - a[1]) % P
+
+
+def _mul(k, pt):
+    out = None
+    while k:
+        if k & 1:
+            out = _add(out, pt)
+        pt = _add(pt, pt)
+        k >>= 1
+    return out
+
+
+def _b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def _jws(d, header, payload):
+    signing = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(payload).encode())
+    z = int.from_bytes(hashlib.sha256(signing.encode()).digest(), "big")
+    while True:
+        k = secrets.randbelow(N - 1) + 1
+        r = _mul(k, G)[0] % N
+        s = pow(k, -1, N) * (z + r * d) % N
+        if r and s:
+            return signing + "." + _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def user_token_and_jwks(base_url):
+    """A Backstage user token (as auth-backend issues it) and its key set."""
+    d = secrets.randbelow(N - 1) + 1
+    x, y = _mul(d, G)
+    jwk = {"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "bench", "use": "sig",
+           "x": _b64(x.to_bytes(32, "big")), "y": _b64(y.to_bytes(32, "big"))}
+    now = int(time.time())
+    sub = "user:default/bench"
+    header = {"typ": "vnd.backstage.user", "alg": "ES256", "kid": "bench"}
+    limited = _jws(d, {"typ": "vnd.backstage.limited-user", "alg": "ES256", "kid": "bench"},
+                   {"sub": sub, "iat": now, "exp": now + 86400})
+    payload = {"iss": base_url + "/api/auth", "sub": sub, "ent": [sub], "aud": "backstage",
+               "iat": now, "exp": now + 86400, "uip": limited.rsplit(".", 1)[1]}
+    return _jws(d, header, payload), json.dumps({"keys": [jwk]})
 
 
 def free_port():
@@ -177,9 +245,9 @@ class Keys(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    user_token = os.environ.get("BENCH_USER_TOKEN")
-    Keys.body = os.environ.get("BENCH_USER_JWKS", '{"keys":[]}').encode()
     keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    user_token, jwks = user_token_and_jwks(f"http://127.0.0.1:{keys.server_port}")
+    Keys.body = jwks.encode()
     threading.Thread(target=keys.serve_forever, daemon=True).start()
     work = pathlib.Path(tempfile.mkdtemp(prefix="bpw-instructions-"))
     up_port, up_admin = free_port(), free_port()
@@ -199,9 +267,12 @@ def main():
             ("no-op Rust proxy-wasm filter", native_config(up_port, "{{PORT}}", "{{ADMIN}}", NOOP), STATIC),
             ("filter, static token", filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), STATIC),
         ]
-        if user_token:
-            plan.append(("filter, ES256 user, cache warm",
-                         filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), user_token))
+        plan.append(("filter, ES256 user, cache warm",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), user_token))
+        only = os.environ.get("BENCH_ONLY")
+        if only:
+            # keep bare Envoy: every ratio is to it
+            plan = [plan[0]] + [p for p in plan[1:] if only in p[0]]
         for i, (name, text, token) in enumerate(plan):
             ir = count(f"s{i}", text, token, work)
             rows.append((name, ir))
@@ -219,6 +290,7 @@ def main():
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps([{"system": n, "instructions_per_request": ir} for n, ir in rows], indent=2))
     print(f"wrote {out}")
+    print(f"callgrind profiles (callgrind_annotate --inclusive=yes): {work}")
 
 
 if __name__ == "__main__":
