@@ -1,11 +1,14 @@
 //! The whole decision over arbitrary methods, paths and header lists: never
-//! panics, and never forwards a protected endpoint without credentials.
+//! panics, never forwards a protected endpoint without credentials, and the
+//! header policy holds in both directions: after the decision's edits the
+//! upstream sees only allow-listed headers, the injected values and the
+//! endpoint's own cluster; the client sees only allow-listed response headers.
 #![no_main]
 use std::sync::OnceLock;
 
 use backstage_proxy_wasm::auth::AuthState;
 use backstage_proxy_wasm::config::{parse, Plan};
-use backstage_proxy_wasm::decision::{decide, Decision, Request};
+use backstage_proxy_wasm::decision::{decide, response_removals, Decision, Request, ENVOY_OWNED};
 use libfuzzer_sys::fuzz_target;
 
 fn plan() -> &'static Plan {
@@ -40,6 +43,36 @@ fuzz_target!(|data: &[u8]| {
         let ep = &p.endpoints[f.endpoint];
         if ep.key != "/pub" {
             assert!(authorized, "{method} {path:?} forwarded to {} without credentials", ep.key);
+        }
+        // Apply the edits as the filter does (remove every value, then set).
+        let mut after: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(n, _)| !f.remove.iter().any(|r| r.eq_ignore_ascii_case(n)))
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        for (n, v) in &f.set {
+            after.retain(|(m, _)| !m.eq_ignore_ascii_case(n));
+            after.push((n.to_string(), v.to_string()));
+        }
+        for (n, v) in &after {
+            if n.starts_with(':') || ENVOY_OWNED.contains(&n.as_str()) {
+                continue;
+            }
+            let ours = f.set.iter().any(|(s, _)| s.eq_ignore_ascii_case(n));
+            assert!(ours || ep.request_allow.contains(n.as_str()), "{n} reached {} unallowed", ep.key);
+            if let Some((_, want)) = ep.headers.iter().find(|(h, _)| h.eq_ignore_ascii_case(n)) {
+                assert_eq!(v, want, "injected {n} replaced by the client's");
+            }
+        }
+        let cluster = after.iter().filter(|(n, _)| *n == p.gateway.cluster_header).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!(cluster, [ep.cluster.as_str()], "cluster header");
+        // The same names as response headers: only allow-listed ones stay.
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        let removed = response_removals(p, f.endpoint, names.iter().copied());
+        for n in names {
+            if !n.starts_with(':') && !removed.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+                assert!(ep.response_allow.contains(&n.to_ascii_lowercase()), "response {n} kept for {}", ep.key);
+            }
         }
     }
 });
