@@ -6,6 +6,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod appconfig;
+pub mod ascii;
 pub mod auth;
 pub mod base64;
 pub mod config;

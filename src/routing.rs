@@ -52,7 +52,7 @@ pub enum UnsafePath {
 /// characters. The path itself is not changed.
 pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
     let bytes = path.as_bytes();
-    if bytes.iter().any(|&b| !(0x21..=0x7e).contains(&b)) {
+    if !crate::ascii::all_visible(bytes) {
         return Err(UnsafePath::RawByte);
     }
     // Without `%` there is nothing to decode, and the bytes just checked
@@ -190,19 +190,13 @@ pub fn upstream_path(
     for piece in [endpoint.target.path.as_str(), "/", "/", path] {
         push_collapsing_slashes(&mut out, piece);
     }
-    let query = match (target_query, query) {
-        (Some(t), Some(q)) if !t.is_empty() && !q.is_empty() => Some((t, Some(q))),
-        (Some(t), None) => Some((t, None)),
-        (Some(t), Some("")) => Some((t, None)),
-        (_, q) => q.map(|q| (q, None)),
-    };
-    if let Some((first, second)) = query {
-        out.push('?');
-        out.push_str(first);
-        if let Some(q) = second {
-            out.push('&');
-            out.push_str(q);
+    match (target_query, query) {
+        (Some(t), Some(q)) if !t.is_empty() && !q.is_empty() => {
+            out.extend(["?", t, "&", q]);
         }
+        (Some(t), None | Some("")) => out.extend(["?", t]),
+        (_, Some(q)) => out.extend(["?", q]),
+        (_, None) => {}
     }
     Some(out)
 }

@@ -1,0 +1,58 @@
+//! Byte checks on the request path.
+
+const LOW: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Every byte in `0x21..=0x7e` (visible ASCII), eight bytes at a time: the
+/// bearer token (hundreds of bytes) and the path are checked on every
+/// request.
+pub fn all_visible(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // a byte below 0x21: its borrow sets the high bit of (x - 0x21…)
+        // where x's own high bit is clear (exact for "any such byte")
+        let below = x.wrapping_sub(0x21 * LOW) & !x & HIGH;
+        // a byte above 0x7e: adding 1 reaches 0x80, or the high bit is set
+        let above = (x.wrapping_add(LOW) | x) & HIGH;
+        if below | above != 0 {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| (0x21..0x7f).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_word_at_a_time_check_agrees_with_the_byte_check_for_every_byte() {
+        let byte_check = |t: &[u8]| t.iter().all(|&b| (0x21..0x7f).contains(&b));
+        for b in 0..=255u8 {
+            for len in [1, 7, 8, 9, 16, 23] {
+                for pos in 0..len {
+                    let mut t = vec![b'a'; len];
+                    t[pos] = b;
+                    assert_eq!(all_visible(&t), byte_check(&t), "{b:#x} at {pos} of {len}");
+                    // next to the extremes of the range, where a carry or
+                    // borrow between bytes would show
+                    for n in [0x21u8, 0x7e, 0x20, 0x7f, 0x00, 0xff] {
+                        let mut u = t.clone();
+                        u[(pos + 1) % len] = n;
+                        assert_eq!(
+                            all_visible(&u),
+                            byte_check(&u),
+                            "{b:#x},{n:#x} at {pos} of {len}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
