@@ -120,6 +120,11 @@ pub struct Endpoint {
     /// `None`: the default rewrite. `Some([])`: no rewrite at all.
     pub path_rewrite: Option<Vec<RewriteRule>>,
     pub change_origin: bool,
+    /// The `:authority` the upstream gets, derived at load: the target's
+    /// with `changeOrigin` (which wins over an injected Host, as in
+    /// http-proxy), else an injected `host` header's value, else `None`
+    /// (the client's).
+    pub upstream_authority: Option<String>,
     pub xfwd: bool,
     pub ws: bool,
     /// Options that belong to Envoy's cluster and route configuration; kept
@@ -1380,6 +1385,14 @@ fn parse_endpoint(
             response_allow.insert(h.to_string());
         }
     }
+    let upstream_authority = if change_origin {
+        Some(target.authority())
+    } else {
+        headers
+            .iter()
+            .find(|(n, _)| n == "host")
+            .map(|(_, v)| v.clone())
+    };
     Some(Endpoint {
         key: normalise_key(raw_key),
         raw_key: raw_key.to_string(),
@@ -1394,6 +1407,7 @@ fn parse_endpoint(
         response_allow,
         path_rewrite,
         change_origin,
+        upstream_authority,
         xfwd,
         ws,
         envoy,

@@ -267,20 +267,11 @@ fn forward<'a>(
     remove.retain(|n| !ENVOY_OWNED.contains(&n.as_ref()));
     let mut set: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(endpoint.headers.len() + 3);
 
-    let mut authority = if endpoint.change_origin {
-        Some(Cow::Owned(endpoint.target.authority()))
-    } else {
-        None
-    };
     for (name, value) in &endpoint.headers {
-        if name == "host" {
-            // `changeOrigin` wins over an injected Host, as in http-proxy.
-            if !endpoint.change_origin {
-                authority = Some(Cow::Borrowed(value.as_str()));
-            }
-            continue;
+        // an injected Host is `upstream_authority`'s to decide
+        if name != "host" {
+            set.push((Cow::Borrowed(name.as_str()), Cow::Borrowed(value.as_str())));
         }
-        set.push((Cow::Borrowed(name.as_str()), Cow::Borrowed(value.as_str())));
     }
     let marker = plan.gateway.xfwd_marker.as_str();
     if endpoint.xfwd {
@@ -297,8 +288,8 @@ fn forward<'a>(
         remove.push(Cow::Borrowed(marker));
     }
     set.push((Cow::Borrowed(":path"), Cow::Owned(path)));
-    if let Some(a) = authority {
-        set.push((Cow::Borrowed(":authority"), a));
+    if let Some(a) = &endpoint.upstream_authority {
+        set.push((Cow::Borrowed(":authority"), Cow::Borrowed(a.as_str())));
     }
     let cluster_header = plan.gateway.cluster_header.as_str();
     remove.retain(|n| n != cluster_header);
