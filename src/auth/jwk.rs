@@ -3,13 +3,13 @@
 //! too weak are ignored; the others are used.
 
 use jwt_simple::algorithms::{
-    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
-    Ed25519PublicKey, EdDSAPublicKeyLike, RS256PublicKey,
+    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey, RS256PublicKey,
 };
 use jwt_simple::common::VerificationOptions;
 use jwt_simple::prelude::{Duration, NoCustomClaims, UnixTimeStamp};
 use serde_json::Value;
 
+use crate::auth::ed25519::Ed25519Key;
 use crate::auth::rsa::{HashAlg, RsaPublicKey};
 use crate::base64::decode_jws;
 
@@ -21,7 +21,8 @@ pub enum Material {
     /// An RSA key (2048 to 4096 bits), verified by our own code
     /// (src/auth/rsa.rs) for RS256/384/512 and PS256/384/512.
     Rsa(Box<RsaPublicKey>),
-    Ed25519(Ed25519PublicKey),
+    /// An Ed25519 key, verified by our own code (src/auth/ed25519.rs).
+    Ed25519(Ed25519Key),
 }
 
 /// jwt-simple's limit on the encoded header, kept for every algorithm.
@@ -153,10 +154,7 @@ fn parse_jwk(v: &Value) -> Option<Jwk> {
                 return None;
             }
             let x = decode_jws(field(o, "x")?)?;
-            if x.len() != 32 {
-                return None;
-            }
-            Material::Ed25519(Ed25519PublicKey::from_bytes(&x).ok()?)
+            Material::Ed25519(Ed25519Key::new(<[u8; 32]>::try_from(x.as_slice()).ok()?))
         }
         _ => return None,
     };
@@ -207,16 +205,41 @@ impl Jwk {
         match &self.material {
             Material::P256(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
             Material::P384(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
-            Material::Ed25519(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
+            Material::Ed25519(k) => signed_parts(token, typ)
+                .is_some_and(|(input, signature)| k.verify(input.as_bytes(), &signature)),
             Material::Rsa(k) => verify_rsa(k, token, alg, typ),
         }
     }
 }
 
-/// RS*/PS* tokens: the signature over `header.payload` with our verifier,
-/// behind the same gates jwt-simple applies to the other algorithms that
-/// matter here (header size; `typ`, when one is required, equal ignoring
-/// case). Claims are the caller's, as for every algorithm.
+/// The signing input and the decoded signature of a token, behind the
+/// gates jwt-simple applies before it verifies ES256/ES384 signatures that
+/// matter here: the encoded header's size, and `typ`, when one is required,
+/// equal ignoring case. Claims are the caller's, as for every algorithm.
+fn signed_parts<'t>(token: &'t str, typ: Option<&str>) -> Option<(&'t str, Vec<u8>)> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if h.len() > MAX_HEADER_B64 {
+        return None;
+    }
+    if let Some(want) = typ {
+        let header = crate::auth::jwt::decode_header(token);
+        let got = header
+            .as_ref()
+            .and_then(|m| m.get("typ"))
+            .and_then(Value::as_str);
+        if !got.is_some_and(|t| t.eq_ignore_ascii_case(want)) {
+            return None;
+        }
+    }
+    Some((token.get(..h.len() + 1 + p.len())?, decode_jws(sig)?))
+}
+
+/// RS*/PS* tokens, with our verifier.
 fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> bool {
     let (hash, pss) = match alg {
         "RS256" => (HashAlg::Sha256, false),
@@ -227,28 +250,7 @@ fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> 
         "PS512" => (HashAlg::Sha512, true),
         _ => return false,
     };
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    if h.len() > MAX_HEADER_B64 {
-        return false;
-    }
-    if let Some(want) = typ {
-        let header = crate::auth::jwt::decode_header(token);
-        let got = header
-            .as_ref()
-            .and_then(|m| m.get("typ"))
-            .and_then(Value::as_str);
-        if !got.is_some_and(|t| t.eq_ignore_ascii_case(want)) {
-            return false;
-        }
-    }
-    let (Some(signature), Some(signing_input)) =
-        (decode_jws(sig), token.get(..h.len() + 1 + p.len()))
-    else {
+    let Some((signing_input, signature)) = signed_parts(token, typ) else {
         return false;
     };
     if pss {

@@ -3,6 +3,7 @@
 //! static, legacy, jwks); the first kind that claims a token decides it.
 
 pub mod cache;
+pub mod ed25519;
 pub mod extract;
 pub mod jwk;
 pub mod jwt;
