@@ -1,11 +1,14 @@
 //! What a verification costs inside Envoy, side by side in one run.
 //!
 //! One Envoy (one worker) with the filter, one keep-alive connection, the
-//! same endpoint; for each token kind N sequential requests, median and p90
-//! latency. The static token needs no crypto: the difference to it is the
-//! in-VM cost of the verification. "cold" rows run with the verified-token
-//! cache disabled (`tokenCacheSize: 0`), so every request checks a
-//! signature; the "cached" row uses the cache.
+//! same endpoint; for each token kind N sequential requests per round, in
+//! ROUNDS interleaved rounds: median and p90 latency, and Envoy's CPU time
+//! per request (utime + stime from /proc, which a shared machine's
+//! scheduling disturbs far less than latency). The static token needs no
+//! crypto: the difference to it is the in-VM cost of the verification.
+//! "cold" rows run with the verified-token cache disabled
+//! (`tokenCacheSize: 0`), so every request checks a signature; the "cached"
+//! row uses the cache.
 //!
 //!     cargo bench --bench verify_in_envoy      (or: make bench-verify)
 #![allow(
@@ -26,6 +29,29 @@ use support::mint::*;
 use support::*;
 
 const N: usize = 2000;
+const ROUNDS: usize = 3;
+
+/// utime + stime of a process, in microseconds.
+fn cpu_us(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| f.get(*i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks * 1e6 / 100.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
 
 fn keep_alive_run(port: u16, token: &str, n: usize) -> Vec<Duration> {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -140,19 +166,40 @@ fn main() {
             user_token(&es, "user:default/b", t, t + 3600),
         ),
     ];
-    println!(
-        "{:<28} {:>10} {:>10} {:>14}",
-        "token", "p50 us", "p90 us", "p50 - static"
-    );
-    let mut base = None;
-    for (name, envoy, token) in rows {
-        keep_alive_run(envoy.port, &token, 200); // warm-up: key set fetched, VM code hot
-        let mut lat = keep_alive_run(envoy.port, &token, N);
-        let (p50, p90) = (pct(&mut lat, 0.5), pct(&mut lat, 0.9));
-        let b = *base.get_or_insert(p50);
-        println!("{name:<28} {p50:>10.1} {p90:>10.1} {:>14.1}", p50 - b);
+    // per row: (p50, p90, cpu µs/request) of each round
+    let mut results: Vec<Vec<(f64, f64, f64)>> = vec![vec![]; rows.len()];
+    for (name, envoy, token) in &rows {
+        keep_alive_run(envoy.port, token, 200); // warm-up: key set fetched, VM code hot
+        eprintln!("warmed up: {name}");
+    }
+    for _ in 0..ROUNDS {
+        for ((_, envoy, token), out) in rows.iter().zip(results.iter_mut()) {
+            let before = cpu_us(envoy.pid());
+            let mut lat = keep_alive_run(envoy.port, token, N);
+            let cpu = (cpu_us(envoy.pid()) - before) / N as f64;
+            out.push((pct(&mut lat, 0.5), pct(&mut lat, 0.9), cpu));
+        }
     }
     println!(
-        "({N} sequential requests per row on one keep-alive connection, Envoy --concurrency 1)"
+        "{:<28} {:>8} {:>8} {:>13} {:>12} {:>12}",
+        "token", "p50 us", "p90 us", "p50 - static", "CPU us/req", "CPU - static"
+    );
+    let col = |r: &Vec<(f64, f64, f64)>, f: fn(&(f64, f64, f64)) -> f64| {
+        median(r.iter().map(f).collect())
+    };
+    let base = &results[0];
+    for ((name, _, _), r) in rows.iter().zip(&results) {
+        // differences per round, then their median: the rounds share conditions
+        let d50 = median(r.iter().zip(base).map(|(a, b)| a.0 - b.0).collect());
+        let dcpu = median(r.iter().zip(base).map(|(a, b)| a.2 - b.2).collect());
+        println!(
+            "{name:<28} {:>8.1} {:>8.1} {d50:>13.1} {:>12.1} {dcpu:>12.1}",
+            col(r, |x| x.0),
+            col(r, |x| x.1),
+            col(r, |x| x.2),
+        );
+    }
+    println!(
+        "({ROUNDS} interleaved rounds of {N} sequential requests per row, one keep-alive connection each, Envoy --concurrency 1; medians over rounds)"
     );
 }
