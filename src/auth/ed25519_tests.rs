@@ -85,7 +85,7 @@ fn constants_are_the_curves() {
     b[0] = 0x58;
     let base = decompress(&b).unwrap();
     let d2 = k.d2;
-    let table_b = P3::IDENTITY.add(&k.base[0][0]).to_p3();
+    let table_b = P3::IDENTITY.add_affine(&k.base[0][0]).to_p3();
     assert_eq!(encode(table_b), b);
     // table j holds 2^(PART·j)·(B, 3B, 5B, …)
     let mut base_j = base;
@@ -93,7 +93,11 @@ fn constants_are_the_curves() {
         let two = base_j.dbl().to_p3().to_cached(d2);
         let mut m = base_j;
         for entry in table.iter() {
-            assert_eq!(encode(P3::IDENTITY.add(entry).to_p3()), encode(m));
+            assert_eq!(encode(P3::IDENTITY.add_affine(entry).to_p3()), encode(m));
+            assert_eq!(
+                encode(P3::IDENTITY.sub_affine(entry).to_p3()),
+                encode(m.neg())
+            );
             m = m.add(&two).to_p3();
         }
         for _ in 0..PART {
