@@ -470,9 +470,7 @@ fn constants() -> &'static Constants {
         };
         let y = Fe::small(4).mul(Fe::small(5).invert());
         if let Some(minus_b) = decompress_negated_with(&y.to_bytes(), &k) {
-            for (table, base) in k.base.iter_mut().zip(spaced(minus_b.neg())) {
-                *table = odd_multiples(base, d2);
-            }
+            k.base = odd_multiple_tables(minus_b.neg(), d2);
         }
         k
     })
@@ -625,36 +623,47 @@ fn spaced(p: P3) -> [P3; SPLIT] {
     out
 }
 
-/// P, 3P, 5P, …: the table a width-w NAF needs, N = 2^(w−2) entries,
-/// normalised with one shared inversion (Montgomery's trick).
-fn odd_multiples<const N: usize>(p: P3, d2: Fe) -> [Affine; N] {
-    let p2 = p.dbl().to_p3().to_cached(d2);
-    let mut points = [p; N];
-    let mut current = p;
-    for slot in points.iter_mut() {
-        *slot = current;
-        current = current.add(&p2).to_p3();
+/// For each base of `spaced(p)`: its N odd multiples, the table a width-w
+/// NAF needs (N = 2^(w−2)): P, 3P, 5P, … Every entry is normalised to
+/// Z = 1 with one shared inversion (Montgomery's trick).
+fn odd_multiple_tables<const N: usize>(p: P3, d2: Fe) -> Box<[[Affine; N]; SPLIT]> {
+    let mut points: Vec<P3> = Vec::with_capacity(SPLIT * N);
+    for base in spaced(p) {
+        let twice = base.dbl().to_p3().to_cached(d2);
+        let mut current = base;
+        for _ in 0..N {
+            points.push(current);
+            current = current.add(&twice).to_p3();
+        }
     }
     // before[i] = z_0·…·z_(i−1); then 1/z_i = before[i] / (z_0·…·z_i)
-    let mut before = [ONE; N];
+    let mut before = Vec::with_capacity(points.len());
     let mut product = ONE;
-    for (b, q) in before.iter_mut().zip(&points) {
-        *b = product;
+    for q in &points {
+        before.push(product);
         product = product.mul(q.z);
     }
     let mut inverse = product.invert();
-    let mut table = [Affine::IDENTITY; N];
-    for ((slot, b), q) in table.iter_mut().zip(&before).zip(&points).rev() {
+    let mut normalised = Vec::with_capacity(points.len());
+    for (b, q) in before.iter().zip(&points).rev() {
         let z_inv = inverse.mul(*b);
         inverse = inverse.mul(q.z);
         let (x, y) = (q.x.mul(z_inv), q.y.mul(z_inv));
-        *slot = Affine {
+        normalised.push(Affine {
             y_plus_x: y.add(x),
             y_minus_x: y.sub(x),
             xy2d: x.mul(y).mul(d2),
-        };
+        });
     }
-    table
+    let mut tables = Box::new([[Affine::IDENTITY; N]; SPLIT]);
+    for (slot, entry) in tables
+        .iter_mut()
+        .flatten()
+        .zip(normalised.into_iter().rev())
+    {
+        *slot = entry;
+    }
+    tables
 }
 
 /// Decodes a point and returns its negation (the verification equation
@@ -859,7 +868,7 @@ fn double_scalar_mul(a: &[u8; 32], p_tables: &KeyTables, b: &[u8; 32], k: &Const
 type KeyTables = [[Affine; 8]; SPLIT];
 
 fn key_tables(p: P3, d2: Fe) -> Box<KeyTables> {
-    Box::new(spaced(p).map(|base| odd_multiples(base, d2)))
+    odd_multiple_tables(p, d2)
 }
 
 /// An Ed25519 public key, decoded and prepared when the key set loads.
