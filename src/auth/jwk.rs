@@ -10,6 +10,7 @@ use jwt_simple::prelude::{Duration, NoCustomClaims, UnixTimeStamp};
 use serde_json::Value;
 
 use crate::auth::ed25519::Ed25519Key;
+use crate::auth::jwt::Jwt;
 use crate::auth::rsa::{HashAlg, RsaPublicKey};
 use crate::base64::decode_jws;
 
@@ -183,64 +184,64 @@ impl Jwk {
         fits && self.alg.as_deref().is_none_or(|own| own == alg)
     }
 
-    /// Verifies the token's signature with this key. Time claims are not
-    /// checked here (the caller checks them with its own clock); `typ` is
-    /// checked by the caller too, so it is passed through as expected.
-    pub fn verify_signature(&self, token: &str, alg: &str, typ: Option<&str>) -> bool {
+    /// Verifies the token's signature with this key: `jwt` is `token`
+    /// already decoded. Time claims are not checked here (the caller checks
+    /// them with its own clock); `typ` is checked by the caller too, so it
+    /// is passed through as expected.
+    pub fn verify_signature(
+        &self,
+        jwt: &Jwt<'_>,
+        token: &str,
+        alg: &str,
+        typ: Option<&str>,
+    ) -> bool {
         if !self.supports(alg) {
             return false;
         }
-        let options = VerificationOptions {
-            // jwt-simple's own time checks are neutralised: an artificial
-            // time of 0 with zero tolerance and future tokens accepted makes
-            // every exp/nbf/iat pass; check_registered_claims decides.
-            accept_future: true,
-            time_tolerance: Some(Duration::from_secs(0)),
-            artificial_time: Some(UnixTimeStamp::from_secs(0)),
-            required_signature_type: typ.map(str::to_string),
-            max_token_length: Some(crate::auth::extract::MAX_TOKEN_BYTES),
-            ..VerificationOptions::default()
-        };
-        let o = Some(options);
         match &self.material {
-            Material::P256(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
-            Material::P384(k) => k.verify_token::<NoCustomClaims>(token, o).is_ok(),
-            Material::Ed25519(k) => signed_parts(token, typ)
-                .is_some_and(|(input, signature)| k.verify(input.as_bytes(), &signature)),
-            Material::Rsa(k) => verify_rsa(k, token, alg, typ),
+            Material::P256(k) => k
+                .verify_token::<NoCustomClaims>(token, jwt_simple_options(typ))
+                .is_ok(),
+            Material::P384(k) => k
+                .verify_token::<NoCustomClaims>(token, jwt_simple_options(typ))
+                .is_ok(),
+            Material::Ed25519(k) => {
+                passes_gates(jwt, typ) && k.verify(jwt.signing_input.as_bytes(), &jwt.signature)
+            }
+            Material::Rsa(k) => passes_gates(jwt, typ) && verify_rsa(k, jwt, alg),
         }
     }
 }
 
-/// The signing input and the decoded signature of a token, behind the
-/// gates jwt-simple applies before it verifies ES256/ES384 signatures that
-/// matter here: the encoded header's size, and `typ`, when one is required,
-/// equal ignoring case. Claims are the caller's, as for every algorithm.
-fn signed_parts<'t>(token: &'t str, typ: Option<&str>) -> Option<(&'t str, Vec<u8>)> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    if h.len() > MAX_HEADER_B64 {
-        return None;
-    }
-    if let Some(want) = typ {
-        let header = crate::auth::jwt::decode_header(token);
-        let got = header
-            .as_ref()
-            .and_then(|m| m.get("typ"))
-            .and_then(Value::as_str);
-        if !got.is_some_and(|t| t.eq_ignore_ascii_case(want)) {
-            return None;
-        }
-    }
-    Some((token.get(..h.len() + 1 + p.len())?, decode_jws(sig)?))
+fn jwt_simple_options(typ: Option<&str>) -> Option<VerificationOptions> {
+    Some(VerificationOptions {
+        // jwt-simple's own time checks are neutralised: an artificial
+        // time of 0 with zero tolerance and future tokens accepted makes
+        // every exp/nbf/iat pass; check_registered_claims decides.
+        accept_future: true,
+        time_tolerance: Some(Duration::from_secs(0)),
+        artificial_time: Some(UnixTimeStamp::from_secs(0)),
+        required_signature_type: typ.map(str::to_string),
+        max_token_length: Some(crate::auth::extract::MAX_TOKEN_BYTES),
+        ..VerificationOptions::default()
+    })
 }
 
-/// RS*/PS* tokens, with our verifier.
-fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> bool {
+/// For the signatures we verify ourselves (RS*, PS*, EdDSA), the gates
+/// jwt-simple applies before it verifies ES256/ES384 ones that matter here:
+/// the encoded header's size, and `typ`, when one is required, equal
+/// ignoring case. Claims are the caller's, as for every algorithm.
+fn passes_gates(jwt: &Jwt<'_>, typ: Option<&str>) -> bool {
+    let header_b64 = jwt.signing_input.split('.').next().unwrap_or_default();
+    header_b64.len() <= MAX_HEADER_B64
+        && typ.is_none_or(|want| {
+            jwt.header_str("typ")
+                .is_some_and(|t| t.eq_ignore_ascii_case(want))
+        })
+}
+
+/// RS*/PS* signatures, with our verifier.
+fn verify_rsa(key: &RsaPublicKey, jwt: &Jwt<'_>, alg: &str) -> bool {
     let (hash, pss) = match alg {
         "RS256" => (HashAlg::Sha256, false),
         "RS384" => (HashAlg::Sha384, false),
@@ -250,13 +251,11 @@ fn verify_rsa(key: &RsaPublicKey, token: &str, alg: &str, typ: Option<&str>) -> 
         "PS512" => (HashAlg::Sha512, true),
         _ => return false,
     };
-    let Some((signing_input, signature)) = signed_parts(token, typ) else {
-        return false;
-    };
+    let input = jwt.signing_input.as_bytes();
     if pss {
-        key.verify_pss(hash, signing_input.as_bytes(), &signature)
+        key.verify_pss(hash, input, &jwt.signature)
     } else {
-        key.verify_pkcs1v15(hash, signing_input.as_bytes(), &signature)
+        key.verify_pkcs1v15(hash, input, &jwt.signature)
     }
 }
 

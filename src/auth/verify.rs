@@ -133,7 +133,7 @@ fn verify_signature(
     let mut any = false;
     for key in set.candidates(kid, alg) {
         any = true;
-        if key.verify_signature(token, alg, typ) {
+        if key.verify_signature(jwt, token, alg, typ) {
             return Ok(generation);
         }
     }
