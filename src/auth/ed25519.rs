@@ -710,7 +710,7 @@ const L: [u8; 32] = [
     0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
 ];
-/// L in 32-bit limbs, and C = L − 2^252 (four limbs).
+/// L in 32-bit limbs; the low four are C = L − 2^252.
 const L_LIMBS: [u32; 8] = [
     0x5cf5_d3ed,
     0x5812_631a,
@@ -721,7 +721,6 @@ const L_LIMBS: [u32; 8] = [
     0,
     0x1000_0000,
 ];
-const C_LIMBS: [u32; 4] = [0x5cf5_d3ed, 0x5812_631a, 0xa2f7_9cd6, 0x14de_f9de];
 
 /// Whether the little-endian scalar is below L (RFC 8032's check on S).
 fn scalar_canonical(s: &[u8; 32]) -> bool {
@@ -751,7 +750,7 @@ fn reduce_512(wide: &[u8; 64]) -> [u8; 32] {
         *t7 &= 0x0fff_ffff;
         *t8 = 0;
         let mut borrow = 0i64;
-        let c = C_LIMBS.iter().copied().chain(std::iter::repeat(0));
+        let c = L_LIMBS.iter().take(4).copied().chain(std::iter::repeat(0));
         for ((ri, ti), ci) in r.iter_mut().zip(t).zip(c) {
             let v = i64::from(ti) - q * i64::from(ci) + borrow;
             *ri = v as u32;
@@ -821,7 +820,7 @@ fn naf(scalar: &[u8; 32], w: u32) -> [i8; 256] {
     digits
 }
 
-/// a·P + b·B, P given by its tables (`key_tables`), B by the constants'.
+/// a·P + b·B, P given by its tables, B by the constants'.
 /// Digit i of a scalar's NAF is digit i mod PART of part i / PART, so
 /// a·P = Σ_j Σ_r d(PART·j + r)·2^r·(2^(PART·j)·P): one run of PART
 /// doublings serves every part of both scalars.
@@ -867,10 +866,6 @@ fn double_scalar_mul(a: &[u8; 32], p_tables: &KeyTables, b: &[u8; 32], k: &Const
 /// For each base 2^(PART·j)·P of a key: P, 3P, …, 15P (width-5 NAF).
 type KeyTables = [[Affine; 8]; SPLIT];
 
-fn key_tables(p: P3, d2: Fe) -> Box<KeyTables> {
-    odd_multiple_tables(p, d2)
-}
-
 /// An Ed25519 public key, decoded and prepared when the key set loads.
 #[derive(Clone)]
 pub struct Ed25519Key {
@@ -894,12 +889,8 @@ impl Ed25519Key {
         let k = constants();
         let minus_a = decompress_negated_with(&bytes, k)
             .filter(|p| !p.has_small_order())
-            .map(|p| key_tables(p, k.d2));
+            .map(|p| odd_multiple_tables(p, k.d2));
         Ed25519Key { bytes, minus_a }
-    }
-
-    pub fn bytes(&self) -> &[u8; 32] {
-        &self.bytes
     }
 
     /// RFC 8032 §5.1.7 with ed25519-compact's rules (see the module's

@@ -107,7 +107,7 @@ fn constants_are_the_curves() {
     // L·B is the identity, (L−1)·B = −B
     let l: [u8; 32] = L;
     let zero = [0u8; 32];
-    let no_a = *key_tables(P3::IDENTITY, d2);
+    let no_a: KeyTables = *odd_multiple_tables(P3::IDENTITY, d2);
     let lb = double_scalar_mul(&zero, &no_a, &l, k);
     assert_eq!(encode(lb), encode(P3::IDENTITY));
     let mut l_minus_1 = L;
