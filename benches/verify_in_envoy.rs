@@ -11,15 +11,8 @@
 //! row uses the cache.
 //!
 //!     cargo bench --bench verify_in_envoy      (or: make bench-verify)
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -99,11 +92,7 @@ fn main() {
     let es = Es256::new(1, "es");
     let ed = Ed::new(2, "ed");
     let rs = Rsa::test_key("rs");
-    let ps = Rsa::from_pem(
-        include_str!("../tests/fixtures/rsa2048-test-key.pem"),
-        "ps",
-        true,
-    );
+    let ps = Rsa::from_pem(backstage_proxy_testkit::mint::RSA2048_PEM, "ps", true);
     keys.set(
         "/api/auth/.well-known/jwks.json",
         KeyMode::Serve(key_set(&[&es, &ed, &rs, &ps])),

@@ -19,12 +19,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
-use crate::auth::jwk::parse_key_set;
-use crate::auth::keysets::Source;
-use crate::auth::AuthState;
-use crate::config::{self, Plan};
-use crate::decision::{self, Decision, Request};
-use crate::reply::{Reason, Reply};
+use backstage_proxy_core::auth::jwks::set::parse_key_set;
+use backstage_proxy_core::auth::jwks::store::Source;
+use backstage_proxy_core::auth::AuthState;
+use backstage_proxy_core::config::{self, Plan};
+use backstage_proxy_core::decision::{self, Decision, Request};
+use backstage_proxy_core::reply::{Reason, Reply};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -127,6 +127,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// This VM's linear memory in bytes (0 when built natively, for checks).
+fn vm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) as u64 * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    return 0;
+}
+
 fn shared_key(url: &str) -> String {
     format!("backstage_proxy/jwks/{url}")
 }
@@ -210,7 +218,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         if let Some(rt) = &self.runtime {
             if let Some(id) = rt.borrow().metrics.vm_memory {
-                let bytes = core::arch::wasm32::memory_size(0) as u64 * 65536;
+                let bytes = vm_memory_bytes();
                 let _ = hostcalls::record_metric(id, bytes);
             }
             let now = now_ms();
@@ -561,7 +569,7 @@ fn run(
             Action::Continue
         }
         Decision::NeedKeys(_) if rounds > MAX_ROUNDS => {
-            let reply = crate::reply::unauthenticated(
+            let reply = backstage_proxy_core::reply::unauthenticated(
                 Reason::KeySetUnavailable,
                 "Invalid token",
                 &method,

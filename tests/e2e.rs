@@ -1,13 +1,7 @@
 //! The compiled filter in a real Envoy: every rule of SPEC §2, §4, §5, §6
 //! and every deviation of §11, asserted on what a loopback upstream saw.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::sync::OnceLock;
 

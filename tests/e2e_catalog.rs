@@ -5,14 +5,8 @@
 //! (the shipped envoy.yaml) and on; the filter must hold either way.
 //! tests/CATALOG.md maps every case id to its test or says why it does not
 //! apply.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -1,14 +1,8 @@
 //! End-to-end cases that need their own Envoy: configurations Envoy must
 //! refuse, alternative configuration forms, CORS ahead of the filter, HCM
 //! path normalisation on, and the shipped envoy.yaml itself.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::path::Path;
 

@@ -4,14 +4,8 @@
 //! request reaches the upstream unauthenticated, and the VM recovers as
 //! Envoy's policy says. (Key-set servers down, slow, answering garbage or
 //! redirects: tests/e2e_tokens.rs; upstream down: tests/e2e.rs.)
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::path::PathBuf;
 use std::thread;
@@ -29,7 +23,7 @@ fn panic_wasm() -> PathBuf {
     let p = std::env::var("PANIC_WASM")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            repo_root().join("target/panic/wasm32-wasip1/release/backstage_proxy_wasm.wasm")
+            repo_root().join("target/panic/wasm32-wasip1/wasm/backstage_proxy_wasm.wasm")
         });
     assert!(
         p.is_file(),

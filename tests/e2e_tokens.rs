@@ -1,14 +1,8 @@
 //! Every Backstage token kind through real Envoy, with key sets fetched
 //! through Envoy from a loopback key-set server that rotates keys, goes
 //! down, stalls, answers garbage or redirects, and counts its fetches.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::sync::Arc;
 use std::thread;

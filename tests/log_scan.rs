@@ -3,12 +3,6 @@
 //! debug. `make test` runs the suite with `BPW_LOG_DIR` set (the harness
 //! keeps every Envoy's log there and records every secret it handed to the
 //! gateway in `secrets.txt`), then runs this scan over what it left.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 

@@ -8,14 +8,8 @@
 //! worker's VM memory must level off after warm-up (a step or two, no steady growth).
 //!
 //! `SOAK_REQUESTS` sets the count (default 1 000 000).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
+use backstage_proxy_testkit as support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -6,9 +6,9 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use backstage_proxy_wasm::auth::AuthState;
-use backstage_proxy_wasm::config::{parse, Plan};
-use backstage_proxy_wasm::decision::{decide, response_removals, Decision, Request, ENVOY_OWNED};
+use backstage_proxy_core::auth::AuthState;
+use backstage_proxy_core::config::{parse, Plan};
+use backstage_proxy_core::decision::{decide, response_removals, Decision, Request, ENVOY_OWNED};
 use libfuzzer_sys::fuzz_target;
 
 fn plan() -> &'static Plan {

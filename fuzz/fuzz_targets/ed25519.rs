@@ -6,7 +6,7 @@
 //! message, then the fuzzer's bytes are XORed into the signature or the
 //! key, which explores near-valid signatures).
 #![no_main]
-use backstage_proxy_wasm::auth::ed25519::Ed25519Key;
+use backstage_proxy_core::crypto::ed25519::Ed25519Key;
 use libfuzzer_sys::fuzz_target;
 
 fn compact(pk: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {

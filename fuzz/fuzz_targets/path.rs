@@ -3,8 +3,8 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use backstage_proxy_wasm::config::{parse, Plan};
-use backstage_proxy_wasm::routing::{self, Location};
+use backstage_proxy_core::config::{parse, Plan};
+use backstage_proxy_core::routing::{self, Location};
 use libfuzzer_sys::fuzz_target;
 
 fn plan() -> &'static Plan {

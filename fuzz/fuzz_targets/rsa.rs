@@ -4,7 +4,7 @@
 //! that the fuzzer reaches carry and reduction edge cases quickly; the key
 //! size policy (2048-4096 bits) is jwt-simple's, outside this function.
 #![no_main]
-use backstage_proxy_wasm::auth::rsa::RsaPublicKey;
+use backstage_proxy_core::crypto::rsa::RsaPublicKey;
 use libfuzzer_sys::fuzz_target;
 use num_bigint_dig::BigUint;
 

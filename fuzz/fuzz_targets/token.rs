@@ -3,10 +3,10 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use backstage_proxy_wasm::auth::jwk::parse_key_set;
-use backstage_proxy_wasm::auth::keysets::Source;
-use backstage_proxy_wasm::auth::{authenticate, AuthState, Outcome};
-use backstage_proxy_wasm::config::{parse, Plan};
+use backstage_proxy_core::auth::jwks::set::parse_key_set;
+use backstage_proxy_core::auth::jwks::store::Source;
+use backstage_proxy_core::auth::{authenticate, AuthState, Outcome};
+use backstage_proxy_core::config::{parse, Plan};
 use libfuzzer_sys::fuzz_target;
 
 const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"},

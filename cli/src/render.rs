@@ -1,0 +1,536 @@
+//! The configuration generator: a validated app-config → a complete
+//! `envoy.yaml` (and, for Istio users, a `WasmPlugin` with its
+//! `ServiceEntry`s and `DestinationRule`s).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::appconfig::Loaded;
+use backstage_proxy_core::config::Plan;
+use backstage_proxy_core::url::Url;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen_address: String,
+    pub listen_port: u16,
+    pub admin_port: u16,
+    /// Path of the `.wasm` as Envoy will see it.
+    pub wasm_path: String,
+    /// CA bundle for verifying `https` upstreams.
+    pub ca_file: String,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            listen_address: "0.0.0.0".to_string(),
+            listen_port: 10000,
+            admin_port: 9901,
+            wasm_path: "build/plugin.wasm".to_string(),
+            ca_file: "/etc/ssl/certs/ca-certificates.crt".to_string(),
+        }
+    }
+}
+
+/// One Envoy cluster the filter can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClusterSpec {
+    host: String,
+    port: u16,
+    tls: bool,
+    verify: bool,
+}
+
+fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, String> {
+    let mut out: BTreeMap<String, ClusterSpec> = BTreeMap::new();
+    let mut add = |name: &str, url: &Url, secure: Option<bool>| -> Result<(), String> {
+        let spec = ClusterSpec {
+            host: url.host.clone(),
+            port: url.port,
+            tls: url.scheme == "https",
+            verify: secure != Some(false),
+        };
+        match out.get(name) {
+            Some(existing)
+                if existing.host != spec.host
+                    || existing.port != spec.port
+                    || existing.tls != spec.tls =>
+            {
+                Err(format!(
+                    "cluster '{name}' is named for two different destinations"
+                ))
+            }
+            Some(existing) => {
+                // Verification is off only when every user of the cluster says so.
+                let verify = existing.verify || spec.verify;
+                out.insert(name.to_string(), ClusterSpec { verify, ..spec });
+                Ok(())
+            }
+            None => {
+                out.insert(name.to_string(), spec);
+                Ok(())
+            }
+        }
+    };
+    for e in &plan.endpoints {
+        add(&e.cluster, &e.target, e.envoy.secure)?;
+    }
+    if let Some(b) = &plan.backend {
+        add(&b.cluster, &b.url, None)?;
+    }
+    for j in &plan.auth.jwks {
+        add(&j.cluster, &j.url, None)?;
+    }
+    Ok(out)
+}
+
+/// Sets `key` on a JSON object (no-op on anything else).
+fn set(v: &mut Value, key: &str, val: Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(key.to_string(), val);
+    }
+}
+
+/// Sets `key` on the object at `path` below `v`, creating objects on the way.
+fn set_in(v: &mut Value, path: &[&str], key: &str, val: Value) {
+    let mut node = v;
+    for k in path {
+        let Some(o) = node.as_object_mut() else {
+            return;
+        };
+        node = o.entry(k.to_string()).or_insert_with(|| json!({}));
+    }
+    set(node, key, val);
+}
+
+fn is_ip(host: &str) -> bool {
+    host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn cluster(name: &str, spec: &ClusterSpec, opts: &Options) -> Value {
+    let address = spec.host.trim_start_matches('[').trim_end_matches(']');
+    let mut c = json!({
+        "name": name,
+        "type": if is_ip(&spec.host) { "STATIC" } else { "LOGICAL_DNS" },
+        "connect_timeout": "5s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": { "address": address, "port_value": spec.port } } } }] }]
+        }
+    });
+    if !is_ip(&spec.host) {
+        set(&mut c, "dns_lookup_family", json!("V4_PREFERRED"));
+    }
+    if spec.tls {
+        let mut common = json!({});
+        if spec.verify {
+            set(
+                &mut common,
+                "validation_context",
+                json!({ "trusted_ca": { "filename": opts.ca_file } }),
+            );
+        }
+        set(
+            &mut c,
+            "transport_socket",
+            json!({
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "sni": address,
+                    "common_tls_context": common
+                }
+            }),
+        );
+    }
+    c
+}
+
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    }
+}
+
+/// Routes: per endpoint cluster (timeouts from `proxyTimeout`/`timeout`,
+/// redirects from `followRedirects`), in an `xfwd` variant that keeps
+/// `x-forwarded-proto`, then the prefix route, then 404.
+fn routes(plan: &Plan) -> Vec<Value> {
+    let header = &plan.gateway.cluster_header;
+    let marker = &plan.gateway.xfwd_marker;
+    let mut per_cluster: BTreeMap<&str, (Option<u64>, Option<u64>, bool)> = BTreeMap::new();
+    for e in &plan.endpoints {
+        let entry = per_cluster
+            .entry(e.cluster.as_str())
+            .or_insert((None, None, false));
+        entry.0 = entry.0.max(e.envoy.proxy_timeout_ms);
+        entry.1 = entry.1.max(e.envoy.timeout_ms);
+        entry.2 |= e.envoy.follow_redirects == Some(true);
+    }
+    let mut out = Vec::new();
+    for (name, (timeout, idle, redirects)) in per_cluster {
+        for xfwd in [true, false] {
+            let mut headers = vec![json!({ "name": header, "string_match": { "exact": name } })];
+            let mut remove = vec![json!(header)];
+            if xfwd {
+                headers.push(json!({ "name": marker, "present_match": true }));
+                remove.push(json!(marker));
+            } else {
+                remove.push(json!("x-forwarded-proto"));
+            }
+            // Backstage sets no timeout of its own: 0s unless proxyTimeout says.
+            let mut action = json!({ "cluster": name, "timeout": seconds(timeout.unwrap_or(0)) });
+            if let Some(i) = idle {
+                set(&mut action, "idle_timeout", json!(seconds(i)));
+            }
+            if redirects {
+                set(
+                    &mut action,
+                    "internal_redirect_policy",
+                    json!({ "redirect_response_codes": [301, 302, 303, 307, 308] }),
+                );
+            }
+            out.push(json!({ "match": { "prefix": "/", "headers": headers }, "route": action, "request_headers_to_remove": remove }));
+        }
+    }
+    out.push(json!({
+        "match": { "prefix": plan.gateway.prefix, "case_sensitive": false },
+        "route": { "cluster_header": header, "timeout": "0s" },
+        "request_headers_to_remove": [header, "x-forwarded-proto"]
+    }));
+    out.push(json!({ "match": { "prefix": "/" }, "direct_response": { "status": 404 } }));
+    out
+}
+
+/// `backend.cors` → Envoy's CorsPolicy (origins: exact strings, `*`, or
+/// globs with `*`).
+fn cors_policy(cors: &Value) -> Option<Value> {
+    let obj = cors.as_object()?;
+    let origins: Vec<String> = match obj.get("origin")? {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Value::Bool(true) => vec!["*".to_string()],
+        _ => return None,
+    };
+    let matchers: Vec<Value> = origins
+        .iter()
+        .map(|o| {
+            if o == "*" {
+                json!({ "safe_regex": { "regex": ".*" } })
+            } else if o.contains('*') {
+                let re: String = o
+                    .split('*')
+                    .map(regex_escape)
+                    .collect::<Vec<_>>()
+                    .join("[^/]*");
+                json!({ "safe_regex": { "regex": re } })
+            } else {
+                json!({ "exact": o })
+            }
+        })
+        .collect();
+    let list = |key: &str| -> Option<String> {
+        match obj.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            _ => None,
+        }
+    };
+    let mut p = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        "allow_origin_string_match": matchers,
+    });
+    if let Some(m) = list("methods") {
+        set(&mut p, "allow_methods", json!(m));
+    }
+    if let Some(h) = list("allowedHeaders") {
+        set(&mut p, "allow_headers", json!(h));
+    }
+    if let Some(h) = list("exposedHeaders") {
+        set(&mut p, "expose_headers", json!(h));
+    }
+    if let Some(Value::Bool(c)) = obj.get("credentials") {
+        set(&mut p, "allow_credentials", json!(c));
+    }
+    if let Some(m) = obj.get("maxAge").and_then(Value::as_u64) {
+        set(&mut p, "max_age", json!(m.to_string()));
+    }
+    Some(p)
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The complete Envoy bootstrap.
+pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, String> {
+    let plan = loaded
+        .plan
+        .as_ref()
+        .ok_or("the configuration is not valid")?;
+    let clusters = cluster_specs(plan)?;
+    let config_json =
+        serde_json::to_string_pretty(&loaded.filter_config).map_err(|e| e.to_string())?;
+    let mut vm_config = json!({
+        "vm_id": "backstage_proxy",
+        "runtime": "envoy.wasm.runtime.v8",
+        "code": { "local": { "filename": opts.wasm_path } }
+    });
+    if !loaded.vm_vars.is_empty() {
+        set(
+            &mut vm_config,
+            "environment_variables",
+            json!({ "host_env_keys": loaded.vm_vars }),
+        );
+    }
+    let mut filters = Vec::new();
+    let cors = loaded
+        .resolved
+        .get("backend")
+        .and_then(|b| b.get("cors"))
+        .and_then(cors_policy);
+    if cors.is_some() {
+        filters.push(json!({
+            "name": "envoy.filters.http.cors",
+            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" }
+        }));
+    }
+    filters.push(json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "backstage_proxy",
+                "root_id": "backstage_proxy",
+                "failure_policy": "FAIL_CLOSED",
+                "vm_config": vm_config,
+                "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config_json }
+            }
+        }
+    }));
+    filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true }
+    }));
+    let mut vhost = json!({ "name": "gateway", "domains": ["*"], "routes": routes(plan) });
+    if let Some(p) = cors {
+        set(
+            &mut vhost,
+            "typed_per_filter_config",
+            json!({ "envoy.filters.http.cors": p }),
+        );
+    }
+    let hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gateway",
+        "normalize_path": false,
+        "merge_slashes": false,
+        "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+        "use_remote_address": true,
+        "xff_num_trusted_hops": 0,
+        "preserve_external_request_id": true,
+        "generate_request_id": false,
+        "server_header_transformation": "PASS_THROUGH",
+        "upgrade_configs": [{ "upgrade_type": "websocket" }],
+        "common_http_protocol_options": { "headers_with_underscores_action": "DROP_HEADER" },
+        "route_config": { "name": "gateway", "virtual_hosts": [vhost] },
+        "http_filters": filters
+    });
+    let clusters: Vec<Value> = clusters
+        .iter()
+        .map(|(name, spec)| cluster(name, spec, opts))
+        .collect();
+    Ok(json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "gateway",
+                "address": { "socket_address": { "address": opts.listen_address, "port_value": opts.listen_port } },
+                "filter_chains": [{ "filters": [{ "name": "envoy.filters.network.http_connection_manager", "typed_config": hcm }] }]
+            }],
+            "clusters": clusters
+        }
+    }))
+}
+
+#[derive(Debug, Clone)]
+pub struct IstioOptions {
+    /// `oci://registry/repo:tag`
+    pub url: String,
+    /// The image's manifest digest (hex, without `sha256:`).
+    pub sha256: Option<String>,
+    pub namespace: String,
+    /// `matchLabels` of the gateway workload.
+    pub selector: Vec<(String, String)>,
+}
+
+/// Istio's cluster name for an outbound service: `outbound|<port>||<host>`.
+fn istio_cluster(host: &str, port: u16) -> String {
+    format!("outbound|{port}||{host}")
+}
+
+/// A `WasmPlugin` plus a `ServiceEntry` (and `DestinationRule` for https)
+/// per distinct destination. The filter configuration names Istio's
+/// clusters explicitly.
+pub fn istio(loaded: &Loaded, opts: &IstioOptions) -> Result<Vec<Value>, String> {
+    let plan = loaded
+        .plan
+        .as_ref()
+        .ok_or("the configuration is not valid")?;
+    let specs = cluster_specs(plan)?;
+    let mut config = loaded.filter_config.clone();
+    // Point every endpoint, the backend and every jwks entry at Istio's cluster.
+    let cluster_for =
+        |u: &Url| istio_cluster(u.host.trim_start_matches('[').trim_end_matches(']'), u.port);
+    // JSON pointer of the endpoints object (the legacy form keeps them under proxy).
+    let endpoints_ptr = if config.pointer("/proxy/endpoints").is_some() {
+        "/proxy/endpoints"
+    } else {
+        "/proxy"
+    };
+    for e in &plan.endpoints {
+        let key = e.raw_key.replace('~', "~0").replace('/', "~1");
+        let Some(entry) = config.pointer_mut(&format!("{endpoints_ptr}/{key}")) else {
+            continue;
+        };
+        if entry.is_string() {
+            *entry = json!({ "target": entry.clone() });
+        }
+        set(entry, "cluster", json!(cluster_for(&e.target)));
+    }
+    if let Some(b) = &plan.backend {
+        set_in(
+            &mut config,
+            &["gateway"],
+            "backendCluster",
+            json!(cluster_for(&b.url)),
+        );
+    }
+    if let Some(list) = config
+        .pointer_mut("/backend/auth/externalAccess")
+        .and_then(Value::as_array_mut)
+    {
+        for item in list.iter_mut() {
+            if item.get("type").and_then(Value::as_str) != Some("jwks") {
+                continue;
+            }
+            let url = item
+                .pointer("/options/url")
+                .and_then(Value::as_str)
+                .and_then(|u| Url::parse(u).ok());
+            if let Some(u) = url {
+                set_in(item, &["options"], "cluster", json!(cluster_for(&u)));
+            }
+        }
+    }
+    let selector: Map<String, Value> = opts
+        .selector
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let mut plugin = json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": "WasmPlugin",
+        "metadata": { "name": "backstage-proxy-wasm", "namespace": opts.namespace },
+        "spec": {
+            "selector": { "matchLabels": selector },
+            "url": opts.url,
+            "phase": "AUTHN",
+            "failStrategy": "FAIL_CLOSE",
+            "pluginName": "backstage_proxy",
+            "pluginConfig": config
+        }
+    });
+    if let Some(d) = &opts.sha256 {
+        set_in(
+            &mut plugin,
+            &["spec"],
+            "sha256",
+            json!(d.trim_start_matches("sha256:")),
+        );
+    }
+    if !loaded.vm_vars.is_empty() {
+        set_in(
+            &mut plugin,
+            &["spec"],
+            "vmConfig",
+            json!({ "env": loaded.vm_vars.iter().map(|v| json!({ "name": v, "valueFrom": "HOST" })).collect::<Vec<_>>() }),
+        );
+    }
+    let mut docs = vec![plugin];
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in specs.values() {
+        let host = spec
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if !seen.insert((host.clone(), spec.port)) {
+            continue;
+        }
+        let name: String = format!("backstage-proxy-{host}-{}", spec.port)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let mut entry = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": { "name": name, "namespace": opts.namespace },
+            "spec": {
+                "hosts": [host],
+                "location": "MESH_EXTERNAL",
+                "resolution": if is_ip(&spec.host) { "STATIC" } else { "DNS" },
+                "ports": [{ "number": spec.port, "name": format!("http-{}", spec.port), "protocol": "HTTP" }]
+            }
+        });
+        if is_ip(&spec.host) {
+            set_in(
+                &mut entry,
+                &["spec"],
+                "endpoints",
+                json!([{ "address": host }]),
+            );
+        }
+        docs.push(entry);
+        if spec.tls {
+            docs.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": { "name": name, "namespace": opts.namespace },
+                "spec": {
+                    "host": host,
+                    "trafficPolicy": { "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !spec.verify } }
+                }
+            }));
+        }
+    }
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! Criterion microbenchmarks of the core, natively: one full decision with
+//! a cached token, header filtering with 30 headers, route match among 1000
+//! endpoints, and a cold verification per algorithm.
+
+use backstage_proxy_testkit::mint;
+
+use std::hint::black_box;
+
+use backstage_proxy_core::auth::jwks::set::parse_key_set;
+use backstage_proxy_core::auth::{authenticate, AuthState, Outcome};
+use backstage_proxy_core::config::{parse, Plan};
+use backstage_proxy_core::decision::{decide, Decision, Request};
+use backstage_proxy_core::{headers, routing};
+use criterion::{criterion_group, criterion_main, Criterion};
+use mint::*;
+
+const NOW: u64 = 1_800_000_000;
+const AUTH_URL: &str = "http://backstage:7007/api/auth/.well-known/jwks.json";
+
+fn plan(cache: usize) -> Plan {
+    let cfg = format!(
+        r#"{{"proxy":{{"endpoints":{{"/svc":{{"target":"http://upstream/base","allowedHeaders":["x-a","x-b"],"headers":{{"X-Api-Key":"k"}}}}}}}},
+            "backend":{{"baseUrl":"http://backstage:7007","auth":{{"keys":[{{"secret":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}}]}}}},"gateway":{{"tokenCacheSize":{cache}}}}}"#
+    );
+    parse(cfg.as_bytes(), &|_| None).unwrap()
+}
+
+fn loaded_state(p: &Plan, keys: &[&dyn Key]) -> AuthState {
+    let mut state = AuthState::new(p);
+    let src = backstage_proxy_core::auth::jwks::store::Source::user(p).unwrap();
+    let _ = state.keys.lookup(&src, 0);
+    state.keys.start(AUTH_URL, 0);
+    state.keys.succeeded(
+        AUTH_URL,
+        parse_key_set(key_set(keys).as_bytes()).unwrap(),
+        NOW * 1000,
+    );
+    state
+}
+
+fn decision_cached(c: &mut Criterion) {
+    let p = plan(1024);
+    let es = Es256::new(1, "es");
+    let mut state = loaded_state(&p, &[&es]);
+    let token = user_token(&es, "user:default/jane", NOW, NOW + 3600);
+    let mut hdrs: Vec<(String, Vec<u8>)> = vec![
+        (":method".into(), b"GET".to_vec()),
+        (":path".into(), b"/api/proxy/svc/a/b?c=d".to_vec()),
+        (":authority".into(), b"gw.example".to_vec()),
+        (
+            "authorization".into(),
+            format!("Bearer {token}").into_bytes(),
+        ),
+        ("accept".into(), b"application/json".to_vec()),
+        ("user-agent".into(), b"bench".to_vec()),
+        ("cookie".into(), b"a=b".to_vec()),
+        ("x-forwarded-proto".into(), b"http".to_vec()),
+    ];
+    hdrs.shrink_to_fit();
+    let req = Request {
+        method: "GET",
+        path: Some("/api/proxy/svc/a/b?c=d"),
+        authority: "gw.example",
+        scheme: "http",
+        headers: &hdrs,
+        client_address: None,
+        now_ms: NOW * 1000,
+    };
+    assert!(matches!(decide(&p, &mut state, &req), Decision::Forward(_)));
+    c.bench_function("decision, cached ES256 user token", |b| {
+        b.iter(|| black_box(decide(&p, &mut state, black_box(&req))))
+    });
+}
+
+fn header_filtering(c: &mut Criterion) {
+    let p = plan(1024);
+    let ep = &p.endpoints[0];
+    let names: Vec<String> = (0..30)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("x-custom-{i}")
+            } else if i % 3 == 1 {
+                "accept".to_string()
+            } else {
+                "x-a".to_string()
+            }
+        })
+        .collect();
+    c.bench_function("request header filtering, 30 headers", |b| {
+        b.iter(|| {
+            black_box(headers::request_removals(
+                ep,
+                names.iter().map(String::as_str),
+            ))
+        })
+    });
+    c.bench_function("response header filtering, 30 headers", |b| {
+        b.iter(|| {
+            black_box(headers::response_removals(
+                ep,
+                names.iter().map(String::as_str),
+            ))
+        })
+    });
+}
+
+fn route_match(c: &mut Criterion) {
+    let endpoints: Vec<String> = (0..1000)
+        .map(|i| format!(r#""/team-{i}/service-{i}":"http://t{i}/base""#))
+        .collect();
+    let cfg = format!(r#"{{"proxy":{{"endpoints":{{{}}}}}}}"#, endpoints.join(","));
+    let p = parse(cfg.as_bytes(), &|_| None).unwrap();
+    assert_eq!(p.endpoints.len(), 1000);
+    c.bench_function("route match among 1000 endpoints", |b| {
+        b.iter(|| {
+            black_box(routing::match_endpoint(
+                &p,
+                black_box("/team-777/service-777/some/deep/path"),
+            ))
+        })
+    });
+}
+
+fn cold_verification(c: &mut Criterion) {
+    let p = plan(0);
+    let es = Es256::new(1, "es");
+    let ed = Ed::new(2, "ed");
+    let rs = Rsa::test_key("rs");
+    let ps = Rsa::from_pem(backstage_proxy_testkit::mint::RSA2048_PEM, "ps", true);
+    let mut state = loaded_state(&p, &[&es, &ed, &rs, &ps]);
+    let legacy = hs256_raw(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, NOW + 3600),
+        b"secret-secret-secret",
+    );
+    let cases: Vec<(&str, String)> = vec![
+        ("cold verification HS256 (legacy)", legacy),
+        (
+            "cold verification ES256",
+            user_token(&es, "u", NOW, NOW + 3600),
+        ),
+        (
+            "cold verification RS256",
+            user_token(&rs, "u", NOW, NOW + 3600),
+        ),
+        (
+            "cold verification PS256",
+            user_token(&ps, "u", NOW, NOW + 3600),
+        ),
+        (
+            "cold verification EdDSA",
+            user_token(&ed, "u", NOW, NOW + 3600),
+        ),
+    ];
+    for (name, token) in &cases {
+        assert!(
+            matches!(
+                authenticate(&p, &mut state, token, NOW * 1000),
+                Outcome::Authenticated(_)
+            ),
+            "{name}"
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(authenticate(&p, &mut state, black_box(token), NOW * 1000)))
+        });
+    }
+}
+
+criterion_group!(
+    benches,
+    decision_cached,
+    header_filtering,
+    route_match,
+    cold_verification
+);
+criterion_main!(benches);

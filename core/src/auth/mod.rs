@@ -1,0 +1,307 @@
+//! Authentication: which kind of Backstage token a bearer token is, and
+//! whether it is valid. Kinds are tried in Backstage's order (plugin, user,
+//! static, legacy, jwks); the first kind that claims a token decides it.
+
+pub mod extract;
+pub mod jwks;
+pub mod jwt;
+pub mod token_cache;
+mod verify;
+
+use jwt_simple::algorithms::{HS256Key, MACLike};
+use serde_json::Value;
+
+use crate::config::Plan;
+use crate::reply::Reason;
+use jwks::store::{KeySets, Source, Timing};
+use token_cache::{TokenCache, Verified};
+
+pub const TYP_PLUGIN: &str = "vnd.backstage.plugin";
+pub const TYP_USER: &str = "vnd.backstage.user";
+pub const TYP_LIMITED_USER: &str = "vnd.backstage.limited-user";
+/// The `sub` every legacy (HS256 shared-secret) token carries.
+pub const LEGACY_SUBJECT: &str = "backstage-server";
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A Backstage user (`user:default/jane`).
+    User(String),
+    /// A plugin (`plugin:catalog`) or an external caller (`external:…`, or a
+    /// static token's configured subject).
+    Service(String),
+}
+
+/// A refused token: the status, Backstage's error name and message. The
+/// message is static text or built from configuration only; it never holds
+/// the token, a claim value or a key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub status: u16,
+    pub reason: Reason,
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl Denial {
+    pub(crate) fn unauthenticated(reason: Reason, message: &str) -> Denial {
+        Denial {
+            status: 401,
+            reason,
+            name: "AuthenticationError",
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The kind of token, decided from its shape before any verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Plugin,
+    User,
+    /// Everything else: static, legacy and jwks are tried in turn.
+    External,
+}
+
+/// Backstage's recognition rules: header `typ` for plugin and user tokens,
+/// or a payload `aud` of exactly the string `backstage` for the older user
+/// token form.
+pub fn classify(token: &str) -> Kind {
+    classify_decoded(token, jwt::decode(token).as_ref())
+}
+
+/// [`classify`] for a token already decoded (`None` when it is not a
+/// well-formed JWS; its header alone may still name a kind).
+fn classify_decoded(token: &str, decoded: Option<&jwt::Jwt<'_>>) -> Kind {
+    let typ_kind = |typ: Option<&str>| match typ {
+        Some(TYP_PLUGIN) => Some(Kind::Plugin),
+        Some(TYP_USER) | Some(TYP_LIMITED_USER) => Some(Kind::User),
+        _ => None,
+    };
+    match decoded {
+        Some(j) => {
+            typ_kind(j.header_str("typ")).unwrap_or(if j.claim_str("aud") == Some("backstage") {
+                Kind::User
+            } else {
+                Kind::External
+            })
+        }
+        None => jwt::decode_header(token)
+            .and_then(|h| typ_kind(h.get("typ").and_then(Value::as_str)))
+            .unwrap_or(Kind::External),
+    }
+}
+
+/// Constant-time equality (for static tokens and MACs).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+/// 403 when an external caller's access restrictions do not name this
+/// proxy's plugin id.
+fn restrict(
+    plan: &Plan,
+    restrictions: Option<&Vec<String>>,
+    principal: Principal,
+) -> Result<Principal, Denial> {
+    match restrictions {
+        Some(plugins) if !plugins.contains(&plan.gateway.plugin_id) => {
+            let list: Vec<String> = plugins.iter().map(|p| format!("'{p}'")).collect();
+            Err(Denial {
+                status: 403,
+                reason: Reason::AccessRestricted,
+                name: "NotAllowedError",
+                message: format!(
+                    "This token's access is restricted to plugin(s) {}",
+                    list.join(", ")
+                ),
+            })
+        }
+        _ => Ok(principal),
+    }
+}
+
+/// The outcome of authenticating one token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Authenticated(Principal),
+    Denied(Denial),
+    /// The token needs a key set this VM does not have yet: fetch it, then
+    /// ask again.
+    Pending(Source),
+}
+
+/// Per-VM authentication state: key sets and verified tokens.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    pub keys: KeySets,
+    pub tokens: TokenCache,
+    /// Verified-token cache hits and misses (signature checks done).
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+}
+
+impl AuthState {
+    pub fn new(plan: &Plan) -> AuthState {
+        AuthState {
+            keys: KeySets::new(Timing::from(&plan.gateway)),
+            tokens: TokenCache::new(plan.gateway.token_cache_size),
+            cache_hits: 0,
+            cache_misses: 0,
+        }
+    }
+}
+
+/// Authenticates one bearer token at `now_ms` (Unix milliseconds).
+pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64) -> Outcome {
+    let now = now_ms / 1000;
+    let skew = plan.gateway.clock_skew_seconds;
+    if let Some(v) = state.tokens.get(token, now, skew, &state.keys) {
+        state.cache_hits += 1;
+        return finish(plan, v);
+    }
+    // Decoded once; every kind works from the same parse.
+    let decoded = jwt::decode(token);
+    let result = match classify_decoded(token, decoded.as_ref()) {
+        Kind::Plugin => verify::plugin(plan, state, token, decoded.as_ref(), now_ms),
+        Kind::User => verify::user_token(plan, state, token, decoded.as_ref(), now_ms),
+        Kind::External => {
+            return authenticate_external(plan, state, token, decoded.as_ref(), now_ms)
+        }
+    };
+    settle(plan, state, token, result)
+}
+
+/// Records a successful verification in the cache and turns the result
+/// into an outcome.
+fn settle(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    result: Result<verify::Success, verify::Failure>,
+) -> Outcome {
+    match result {
+        Ok(ok) => {
+            state.cache_misses += 1;
+            state
+                .tokens
+                .insert(token, ok.verified.clone(), ok.exp, ok.deps);
+            finish(plan, ok.verified)
+        }
+        Err(verify::Failure::Pending(src)) => Outcome::Pending(src),
+        Err(verify::Failure::Denied(d)) => Outcome::Denied(d),
+    }
+}
+
+fn finish(plan: &Plan, v: Verified) -> Outcome {
+    match restrict(plan, v.restrictions.as_ref(), v.principal) {
+        Ok(p) => Outcome::Authenticated(p),
+        Err(d) => Outcome::Denied(d),
+    }
+}
+
+fn authenticate_external(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    decoded: Option<&jwt::Jwt<'_>>,
+    now_ms: u64,
+) -> Outcome {
+    let now = now_ms / 1000;
+    // static: exact, constant-time match against every configured token.
+    let mut matched = None;
+    for entry in &plan.auth.static_tokens {
+        if ct_eq(entry.token.as_slice(), token.as_bytes()) && matched.is_none() {
+            matched = Some(entry);
+        }
+    }
+    if let Some(entry) = matched {
+        return finish(
+            plan,
+            Verified {
+                principal: Principal::Service(entry.subject.clone()),
+                restrictions: entry.restrictions.clone(),
+            },
+        );
+    }
+    if let Some(result) = authenticate_legacy(plan, decoded, now) {
+        return match result {
+            Ok(p) => Outcome::Authenticated(p),
+            Err(d) => Outcome::Denied(d),
+        };
+    }
+    match verify::external(plan, state, token, decoded, now_ms) {
+        Some(result) => settle(plan, state, token, result),
+        None => Outcome::Denied(Denial::unauthenticated(
+            Reason::IllegalToken,
+            "Illegal token",
+        )),
+    }
+}
+
+/// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified
+/// against each configured secret in turn. `None` when the token is not a
+/// legacy token or no secret verifies it (the next kind is tried).
+fn authenticate_legacy(
+    plan: &Plan,
+    decoded: Option<&jwt::Jwt<'_>>,
+    now: u64,
+) -> Option<Result<Principal, Denial>> {
+    if plan.auth.legacy.is_empty() {
+        return None;
+    }
+    let jwt = decoded?;
+    if jwt.header_str("alg") != Some("HS256") || jwt.claim_str("sub") != Some(LEGACY_SUBJECT) {
+        return None;
+    }
+    if jwt.payload.get("aud").is_some_and(is_truthy) {
+        return None;
+    }
+    let entry = plan.auth.legacy.iter().find(|entry| {
+        let key = HS256Key::from_bytes(&entry.key);
+        ct_eq(
+            &key.authentication_tag(jwt.signing_input.as_bytes()),
+            &jwt.signature,
+        )
+    })?;
+    let invalid = || {
+        Some(Err(Denial::unauthenticated(
+            Reason::InvalidToken,
+            "Invalid token",
+        )))
+    };
+    if jwt.has_unsupported_header() {
+        return invalid();
+    }
+    // Backstage accepts a legacy token without `exp`; here every JWT must expire.
+    if jwt::check_registered_claims(&jwt.payload, now, plan.gateway.clock_skew_seconds, &["exp"])
+        .is_err()
+    {
+        return invalid();
+    }
+    Some(restrict(
+        plan,
+        entry.restrictions.as_ref(),
+        Principal::Service(entry.subject.clone()),
+    ))
+}
+
+/// JavaScript truthiness of a JSON value (Backstage checks `if (aud)`).
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests;

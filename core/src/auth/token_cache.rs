@@ -1,0 +1,167 @@
+//! Verified-token cache, per VM: a repeated token costs a lookup, not a
+//! signature check. Bounded (least recently used evicted), entries dropped
+//! at the token's `exp` or when a key set they were verified with is
+//! replaced. Only valid tokens are cached.
+
+use crate::fasthash::{self, FastMap};
+
+use super::jwks::store::KeySets;
+use super::Principal;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: Principal,
+    /// Access restrictions of the external-access entry that verified it.
+    pub restrictions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    verified: Verified,
+    /// Unix seconds; the entry is valid while `exp > now - skew`.
+    exp: f64,
+    /// (key-set URL, generation) pairs the verification used.
+    deps: Vec<(String, u64)>,
+    used: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenCache {
+    capacity: usize,
+    entries: FastMap<String, Entry>,
+    clock: u64,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize) -> TokenCache {
+        TokenCache {
+            capacity,
+            entries: fasthash::map(),
+            clock: 0,
+        }
+    }
+
+    pub fn get(&mut self, token: &str, now: u64, skew: u64, keys: &KeySets) -> Option<Verified> {
+        // One lookup (one hash of the token) on the hit path.
+        let e = self.entries.get_mut(token)?;
+        let valid = e.exp > now as f64 - skew as f64
+            && e.deps.iter().all(|(url, gen)| keys.generation(url) == *gen);
+        if valid {
+            self.clock += 1;
+            e.used = self.clock;
+            return Some(e.verified.clone());
+        }
+        self.entries.remove(token);
+        None
+    }
+
+    pub fn insert(&mut self, token: &str, verified: Verified, exp: f64, deps: Vec<(String, u64)>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(token) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.entries.insert(
+            token.to_string(),
+            Entry {
+                verified,
+                exp,
+                deps,
+                used: self.clock,
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::jwks::set::parse_key_set;
+    use crate::auth::jwks::store::{Source, Timing};
+
+    const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
+
+    fn v(s: &str) -> Verified {
+        Verified {
+            principal: Principal::User(s.into()),
+            restrictions: None,
+        }
+    }
+
+    fn keys() -> KeySets {
+        KeySets::new(Timing {
+            refresh_ms: 1000,
+            cooldown_ms: 1000,
+            fetch_timeout_ms: 1000,
+            retry_after_failure_ms: 1000,
+        })
+    }
+
+    #[test]
+    fn hit_until_exp() {
+        let k = keys();
+        let mut c = TokenCache::new(4);
+        c.insert("t", v("a"), 100.0, vec![]);
+        assert_eq!(c.get("t", 99, 0, &k), Some(v("a")));
+        assert_eq!(c.get("t", 100, 0, &k), None, "exp = now is expired");
+        assert!(c.is_empty(), "expired entries are dropped");
+        c.insert("t", v("a"), 100.0, vec![]);
+        assert_eq!(c.get("t", 104, 5, &k), Some(v("a")));
+    }
+
+    #[test]
+    fn bounded_lru() {
+        let k = keys();
+        let mut c = TokenCache::new(2);
+        c.insert("a", v("a"), 1e12, vec![]);
+        c.insert("b", v("b"), 1e12, vec![]);
+        assert!(c.get("a", 0, 0, &k).is_some());
+        c.insert("c", v("c"), 1e12, vec![]);
+        assert_eq!(c.len(), 2);
+        assert!(
+            c.get("b", 0, 0, &k).is_none(),
+            "least recently used evicted"
+        );
+        assert!(c.get("a", 0, 0, &k).is_some() && c.get("c", 0, 0, &k).is_some());
+        let mut off = TokenCache::new(0);
+        off.insert("a", v("a"), 1e12, vec![]);
+        assert!(off.is_empty());
+    }
+
+    #[test]
+    fn replaced_key_set_invalidates() {
+        let mut k = keys();
+        let s = Source {
+            url: "u".into(),
+            cluster: "c".into(),
+            authority: "h".into(),
+            path: "/".into(),
+        };
+        k.lookup(&s, 0);
+        k.start("u", 0);
+        k.succeeded("u", parse_key_set(ED.as_bytes()).unwrap(), 0);
+        let mut c = TokenCache::new(4);
+        c.insert("t", v("a"), 1e12, vec![("u".into(), k.generation("u"))]);
+        assert!(c.get("t", 0, 0, &k).is_some());
+        k.start("u", 1);
+        k.succeeded("u", parse_key_set(ED.as_bytes()).unwrap(), 1);
+        assert!(c.get("t", 0, 0, &k).is_none());
+    }
+}
