@@ -92,7 +92,7 @@ E2E_LOGS := $(CURDIR)/target/e2e-logs
 test: lint build build-panic envoy tools
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
-	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --test log_scan -- --ignored
+	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
 # the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.

@@ -35,6 +35,10 @@ proxy_wasm::main! {{
 const TICK: Duration = Duration::from_millis(100);
 /// A paused request is decided again at most this many times.
 const MAX_ROUNDS: u8 = 4;
+/// Most requests a VM holds paused for key sets; past it, a request whose
+/// key set is not here yet is refused at once (tokens are minted by anyone,
+/// so what they may make the gateway hold is bounded).
+const MAX_PAUSED: usize = 1024;
 
 /// Counter ids, defined once per VM; Envoy shows them as
 /// `wasmcustom.backstage_proxy.<…>`.
@@ -45,6 +49,7 @@ struct Metrics {
     denied: HashMap<Reason, u32>,
     fetch_success: Option<u32>,
     fetch_failure: Option<u32>,
+    fetch_rationed: Option<u32>,
     shared_adopted: Option<u32>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
@@ -67,6 +72,7 @@ impl Metrics {
                 .collect(),
             fetch_success: counter("backstage_proxy.keyset.fetch_success"),
             fetch_failure: counter("backstage_proxy.keyset.fetch_failure"),
+            fetch_rationed: counter("backstage_proxy.keyset.fetch_rationed"),
             shared_adopted: counter("backstage_proxy.keyset.shared_adopted"),
             cache_hit: counter("backstage_proxy.token_cache.hit"),
             cache_miss: counter("backstage_proxy.token_cache.miss"),
@@ -344,6 +350,12 @@ fn pump(rt: &Shared) {
         if !take_lease(&source.url, now, timing.fetch_timeout_ms + 500) {
             continue;
         }
+        if !rt.borrow_mut().auth.keys.may_fetch(&source.url, now) {
+            release_lease(&source.url);
+            Metrics::bump(rt.borrow().metrics.fetch_rationed, 1);
+            resume_waiters(rt, &source.url);
+            continue;
+        }
         let headers = vec![
             (":method", "GET"),
             (":path", source.path.as_str()),
@@ -568,7 +580,7 @@ fn run(
             stream.borrow_mut().endpoint = Some(fwd.endpoint);
             Action::Continue
         }
-        Decision::NeedKeys(_) if rounds > MAX_ROUNDS => {
+        Decision::NeedKeys(_) if rounds > MAX_ROUNDS || rt.borrow().streams.len() >= MAX_PAUSED => {
             let reply = backstage_proxy_core::reply::unauthenticated(
                 Reason::KeySetUnavailable,
                 "Invalid token",

@@ -386,3 +386,116 @@ fn worker_vms_share_fetched_key_sets() {
         "{per_worker:?}"
     );
 }
+
+/// Issue: forged plugin tokens, each naming a new plugin, used to fill the
+/// VM's key-set table for good (until Envoy restarted), after which valid
+/// user, plugin and external tokens were refused. Now: on a fresh VM and on
+/// a warm one, a flood of thousands of distinct forged `sub`s displaces
+/// nothing, costs the backend a bounded number of fetches, and every valid
+/// token kind passes afterwards.
+#[test]
+fn a_flood_of_forged_plugin_tokens_locks_nobody_out() {
+    const WORKERS: u32 = 2;
+    let flood_size: usize = std::env::var("FLOOD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let gw = Arc::new(gateway("", WORKERS));
+    let auth = Es256::new(1, "auth-1");
+    let cat = Es256::new(2, "catalog-1");
+    let scaf = Es256::new(4, "scaffolder-1");
+    let idp = Ed::new(3, "idp-1");
+    gw.keys.set(AUTH, KeyMode::Serve(key_set(&[&auth])));
+    gw.keys.set(CATALOG, KeyMode::Serve(key_set(&[&cat])));
+    gw.keys.set(
+        "/api/scaffolder/.backstage/auth/v1/jwks.json",
+        KeyMode::Serve(key_set(&[&scaf])),
+    );
+    gw.keys.set(IDP, KeyMode::Serve(key_set(&[&idp])));
+    let t = now_s();
+    let flood = |round: &str| {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..4)
+            .map(|lane| {
+                let gw = gw.clone();
+                let round = round.to_string();
+                thread::spawn(move || {
+                    let forger = Es256::new(9, "forged");
+                    for i in (lane..flood_size).step_by(4) {
+                        let sub = format!("forged-{round}-{i}");
+                        let token = plugin_token(&forger, &sub, "proxy", t, t + 600, None);
+                        let (r, _) = gw.call(&token);
+                        assert_eq!(r.status, 401, "{}", r.text());
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        started.elapsed()
+    };
+    let forged_fetches = |keys: &KeyServer| {
+        keys.total()
+            - keys.count(AUTH)
+            - keys.count(CATALOG)
+            - keys.count(IDP)
+            - keys.count("/api/scaffolder/.backstage/auth/v1/jwks.json")
+    };
+    // The bound the store promises: per worker, a burst of 8 cold fetches of
+    // learnt sets, then one a second.
+    let bound = |elapsed: Duration| WORKERS as usize * (8 + elapsed.as_secs() as usize + 1);
+
+    // A fresh VM: nothing fetched yet.
+    let elapsed = flood("cold");
+    assert_eq!(gw.up.count(), 0, "a forged token reached the upstream");
+    let fetched = forged_fetches(&gw.keys);
+    eprintln!("cold flood: {flood_size} forged plugins, {fetched} fetches in {elapsed:?}");
+    assert!(
+        fetched <= bound(elapsed),
+        "{flood_size} forged plugins cost {fetched} fetches in {elapsed:?}"
+    );
+    thread::sleep(Duration::from_millis(1100));
+    gw.assert_allowed(&user_token(&auth, "user:default/jane", t, t + 3600));
+    gw.assert_allowed(&plugin_token(&cat, "catalog", "proxy", t, t + 3600, None));
+    gw.assert_allowed(&external_token(
+        &idp,
+        "https://idp.example",
+        "edge",
+        "robot",
+        t + 60,
+    ));
+
+    // A warm VM: the same again, then a plugin it has never seen.
+    let before = forged_fetches(&gw.keys);
+    let elapsed = flood("warm");
+    assert_eq!(gw.up.count(), 3, "a forged token reached the upstream");
+    let fetched = forged_fetches(&gw.keys) - before;
+    eprintln!("warm flood: {flood_size} forged plugins, {fetched} fetches in {elapsed:?}");
+    assert!(
+        fetched <= bound(elapsed),
+        "{flood_size} forged plugins cost {fetched} fetches in {elapsed:?}"
+    );
+    gw.assert_allowed(&user_token(&auth, "user:default/jane", t, t + 3600));
+    gw.assert_allowed(&plugin_token(&cat, "catalog", "proxy", t, t + 3600, None));
+    gw.assert_allowed(&external_token(
+        &idp,
+        "https://idp.example",
+        "edge",
+        "robot",
+        t + 60,
+    ));
+    thread::sleep(Duration::from_millis(1100));
+    // Each worker has earned a fetch since: the first use of a new plugin
+    // passes whichever worker takes it.
+    for _ in 0..4 {
+        gw.assert_allowed(&plugin_token(
+            &scaf,
+            "scaffolder",
+            "proxy",
+            t,
+            t + 3600,
+            None,
+        ));
+    }
+}

@@ -150,12 +150,21 @@ pub struct AuthState {
 impl AuthState {
     pub fn new(plan: &Plan) -> AuthState {
         AuthState {
-            keys: KeySets::new(Timing::from(&plan.gateway)),
+            keys: KeySets::new(Timing::from(&plan.gateway), pinned_sources(plan)),
             tokens: TokenCache::new(plan.gateway.token_cache_size),
             cache_hits: 0,
             cache_misses: 0,
         }
     }
+}
+
+/// The key sets the configuration names: Backstage's user-token set (when
+/// a backend is configured) and each external `jwks` entry's.
+pub fn pinned_sources(plan: &Plan) -> Vec<Source> {
+    Source::user(plan)
+        .into_iter()
+        .chain(plan.auth.jwks.iter().map(Source::external))
+        .collect()
 }
 
 /// Authenticates one bearer token at `now_ms` (Unix milliseconds).

@@ -106,12 +106,15 @@ mod tests {
     }
 
     fn keys() -> KeySets {
-        KeySets::new(Timing {
-            refresh_ms: 1000,
-            cooldown_ms: 1000,
-            fetch_timeout_ms: 1000,
-            retry_after_failure_ms: 1000,
-        })
+        KeySets::new(
+            Timing {
+                refresh_ms: 1000,
+                cooldown_ms: 1000,
+                fetch_timeout_ms: 1000,
+                retry_after_failure_ms: 1000,
+            },
+            [],
+        )
     }
 
     #[test]
