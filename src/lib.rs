@@ -1,6 +1,21 @@
-//! The proxy-wasm filter: the only code that calls the host. It loads the
-//! configuration into the core's immutable plan, feeds each request to the
-//! core's decision and applies what comes back, and carries out the key-set
-//! fetches the core's coordinator asks for. It holds no policy of its own.
+//! The proxy-wasm filter: the only code that calls the host. It holds no
+//! policy of its own.
+//!
+//! - [`root`]: loads the configuration into the core's immutable plan,
+//!   carries out the key-set fetch coordinator's commands, ticks.
+//! - [`http`]: feeds each request's headers to the core's decision and
+//!   applies what comes back, in both directions.
+//! - [`metrics`]: the counters Envoy shows as `backstage_proxy.*`.
+//! - [`shared_data`]: the host's shared data, as the core's trait.
 
-mod filter;
+mod http;
+mod metrics;
+mod root;
+mod shared_data;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+    proxy_wasm::set_root_context(|id| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::Root::new(id))
+    });
+}}

@@ -1,0 +1,276 @@
+//! The root context: loads the configuration, owns the per-VM runtime that
+//! every HTTP context of the VM shares, and carries out the key-set fetch
+//! coordinator's commands (fetches go out from the root, so their answers
+//! come back to it).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use backstage_proxy_core::auth::jwks::fetch::{Command, Coordinator, Response};
+use backstage_proxy_core::auth::AuthState;
+use backstage_proxy_core::config::{self, Plan};
+use backstage_proxy_core::fasthash::{self, FastMap};
+use log::{error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
+
+use crate::http::{self, Http, Stream};
+use crate::metrics::Metrics;
+use crate::shared_data::HostShared;
+
+/// How often the root looks at key sets (refresh, shared data, lost fetches).
+const TICK: Duration = Duration::from_millis(100);
+
+/// Per-VM state shared by the root and every HTTP context of the VM.
+pub struct Runtime {
+    pub root_id: u32,
+    pub plan: Rc<Plan>,
+    pub auth: AuthState,
+    pub coord: Coordinator,
+    pub metrics: Metrics,
+    /// This VM's wake-up queue (HTTP contexts → root).
+    pub queue: Option<u32>,
+    /// Paused streams, by context id.
+    pub streams: FastMap<u32, Rc<RefCell<Stream>>>,
+    pub hits_seen: u64,
+    pub misses_seen: u64,
+    /// Some endpoint has `xfwd`: only then is the client address read.
+    pub needs_client: bool,
+}
+
+pub type Shared = Rc<RefCell<Runtime>>;
+
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub struct Root {
+    id: u32,
+    runtime: Option<Shared>,
+}
+
+impl Root {
+    pub fn new(id: u32) -> Root {
+        Root { id, runtime: None }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(rt) = &self.runtime else {
+            return;
+        };
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten();
+        let max = rt.borrow().plan.gateway.jwks_max_bytes;
+        let response = match status
+            .as_deref()
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u16>().ok())
+        {
+            Some(status) => Response::Answered {
+                status,
+                // Read only what will be parsed.
+                body: (status == 200 && body_size <= max)
+                    .then(|| {
+                        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                            .ok()
+                            .flatten()
+                    })
+                    .flatten(),
+                size: body_size,
+            },
+            None => Response::Lost,
+        };
+        let cmds = {
+            let mut r = rt.borrow_mut();
+            let r = &mut *r;
+            r.coord.answered(
+                &mut r.auth.keys,
+                &mut HostShared,
+                token,
+                response,
+                max,
+                now_ms(),
+            )
+        };
+        execute(rt, cmds);
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let Some(bytes) = self.get_plugin_configuration() else {
+            error!(
+                "backstage-proxy-wasm: no configuration given (set the filter's `configuration`)"
+            );
+            return false;
+        };
+        let plan = match config::parse(&bytes, &|name| std::env::var(name).ok()) {
+            Ok(plan) => plan,
+            Err(errors) => {
+                for e in &errors {
+                    error!("backstage-proxy-wasm: invalid configuration: {e}");
+                }
+                return false;
+            }
+        };
+        for w in &plan.warnings {
+            warn!("backstage-proxy-wasm: {w}");
+        }
+        info!(
+            "backstage-proxy-wasm: loaded {} endpoint(s) under {}",
+            plan.endpoints.len(),
+            plan.gateway.prefix
+        );
+        // One queue per VM: a name no other worker uses (it also tags this
+        // VM's memory gauge).
+        let nonce = std::collections::hash_map::RandomState::new();
+        let tag = format!(
+            "{:016x}",
+            std::hash::BuildHasher::hash_one(&nonce, now_ms())
+        );
+        let name = format!("backstage_proxy.wake.{}.{tag}", self.id);
+        let queue = hostcalls::register_shared_queue(&name).ok();
+        let auth = AuthState::new(&plan);
+        let needs_client = plan.endpoints.iter().any(|e| e.xfwd);
+        self.runtime = Some(Rc::new(RefCell::new(Runtime {
+            root_id: self.id,
+            plan: Rc::new(plan),
+            auth,
+            coord: Coordinator::new(),
+            metrics: Metrics::define(&tag),
+            queue,
+            streams: fasthash::map(),
+            hits_seen: 0,
+            misses_seen: 0,
+            needs_client,
+        })));
+        let _ = hostcalls::set_tick_period(TICK);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(rt) = &self.runtime {
+            rt.borrow().metrics.record_vm_memory();
+            let cmds = {
+                let mut r = rt.borrow_mut();
+                let r = &mut *r;
+                r.coord.tick(&mut r.auth.keys, &mut HostShared, now_ms())
+            };
+            execute(rt, cmds);
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        while let Ok(Some(_)) = hostcalls::dequeue_shared_queue(queue_id) {}
+        if let Some(rt) = &self.runtime {
+            pump(rt);
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http::new(context_id, self.runtime.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+fn pump(rt: &Shared) {
+    let cmds = {
+        let mut r = rt.borrow_mut();
+        let r = &mut *r;
+        r.coord.pump(&mut r.auth.keys, &mut HostShared, now_ms())
+    };
+    execute(rt, cmds);
+}
+
+/// Carries out the coordinator's commands, and those their results bring.
+fn execute(rt: &Shared, cmds: Vec<Command>) {
+    let mut todo = VecDeque::from(cmds);
+    while let Some(cmd) = todo.pop_front() {
+        match cmd {
+            Command::Fetch { source, timeout_ms } => {
+                let headers = vec![
+                    (":method", "GET"),
+                    (":path", source.path.as_str()),
+                    (":authority", source.authority.as_str()),
+                    ("accept", "application/json"),
+                ];
+                let call = hostcalls::dispatch_http_call(
+                    &source.cluster,
+                    headers,
+                    None,
+                    vec![],
+                    Duration::from_millis(timeout_ms),
+                )
+                .map_err(|status| format!("{status:?}"));
+                let mut r = rt.borrow_mut();
+                let r = &mut *r;
+                todo.extend(r.coord.dispatched(
+                    &mut r.auth.keys,
+                    &mut HostShared,
+                    source,
+                    call,
+                    now_ms(),
+                ));
+            }
+            Command::Redecide(ids) => {
+                redecide(rt, ids);
+                if rt.borrow().coord.wants_pump() {
+                    let mut r = rt.borrow_mut();
+                    let r = &mut *r;
+                    todo.extend(r.coord.pump(&mut r.auth.keys, &mut HostShared, now_ms()));
+                }
+            }
+            Command::Count(c) => rt.borrow().metrics.fetch(c),
+        }
+    }
+}
+
+/// Decides each stream again, in its own context, and resumes or answers
+/// it; streams that still need a set are parked again by the decision.
+/// Restores the root as the effective context afterwards.
+fn redecide(rt: &Shared, ids: Vec<u32>) {
+    let root_id = rt.borrow().root_id;
+    for id in ids {
+        let Some(stream) = rt.borrow().streams.get(&id).cloned() else {
+            rt.borrow_mut().coord.forget(id);
+            continue;
+        };
+        if hostcalls::set_effective_context(id).is_err() {
+            let mut r = rt.borrow_mut();
+            r.streams.remove(&id);
+            r.coord.forget(id);
+            continue;
+        }
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let resumed = matches!(http::run(rt, id, &stream, &headers), Action::Continue);
+        let waiting = rt.borrow().coord.is_waiting(id);
+        if !waiting {
+            let mut r = rt.borrow_mut();
+            r.streams.remove(&id);
+            r.coord.forget(id);
+        }
+        if resumed {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+    let _ = hostcalls::set_effective_context(root_id);
+}
