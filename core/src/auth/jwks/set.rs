@@ -20,9 +20,9 @@ pub enum Material {
     P256(ES256PublicKey),
     P384(ES384PublicKey),
     /// An RSA key (2048 to 4096 bits), verified by our own code
-    /// (src/auth/rsa.rs) for RS256/384/512 and PS256/384/512.
+    /// (crypto/rsa.rs) for RS256/384/512 and PS256/384/512.
     Rsa(Box<RsaPublicKey>),
-    /// An Ed25519 key, verified by our own code (src/auth/ed25519.rs).
+    /// An Ed25519 key, verified strictly with ed25519-dalek (crypto/ed25519.rs).
     Ed25519(Ed25519Key),
 }
 

@@ -1,6 +1,6 @@
 //! Wycheproof vectors through the keys this module builds from JWKs, using
 //! the verification primitives the keys use (jwt-simple's p256/p384 ECDSA
-//! with SHA-2 over r‖s; our Ed25519).
+//! with SHA-2 over r‖s; Ed25519 through ed25519-dalek).
 
 use super::*;
 use jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike};
