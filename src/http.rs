@@ -44,15 +44,23 @@ impl Http {
     }
 }
 
-/// The client's address, read only when some endpoint needs it (`xfwd`).
-fn client_address(rt: &Shared) -> Option<String> {
+/// The client's address and whether its connection is TLS, read only when
+/// some endpoint needs them (`xfwd`).
+fn connection(rt: &Shared) -> (Option<String>, bool) {
     if !rt.borrow().needs_client {
-        return None;
+        return (None, false);
     }
-    hostcalls::get_property(vec!["source", "address"])
+    let address = hostcalls::get_property(vec!["source", "address"])
         .ok()
         .flatten()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    // Envoy's `connection.tls_version` attribute: empty or absent in the
+    // clear.
+    let tls = hostcalls::get_property(vec!["connection", "tls_version"])
+        .ok()
+        .flatten()
+        .is_some_and(|v| !v.is_empty());
+    (address, tls)
 }
 
 /// One decision for a stream, applied through the host. `Pause` means the
@@ -74,13 +82,12 @@ pub fn run(
     let method = text(":method").unwrap_or_default();
     let path = text(":path");
     let authority = text(":authority").unwrap_or_default();
-    let scheme = text(":scheme").unwrap_or(std::borrow::Cow::Borrowed("http"));
-    let client = client_address(rt);
+    let (client, downstream_tls) = connection(rt);
     let request = Request {
         method: &method,
         path: path.as_deref(),
         authority: &authority,
-        scheme: &scheme,
+        downstream_tls,
         headers,
         client_address: client.as_deref(),
         now_ms: now_ms(),

@@ -61,7 +61,7 @@ fn decision_cached(c: &mut Criterion) {
         method: "GET",
         path: Some("/api/proxy/svc/a/b?c=d"),
         authority: "gw.example",
-        scheme: "http",
+        downstream_tls: false,
         headers: &hdrs,
         client_address: None,
         now_ms: NOW * 1000,
@@ -166,8 +166,65 @@ fn cold_verification(c: &mut Criterion) {
     }
 }
 
+/// Issue: a 56 KB path of `/a` segments cost 75 times a flat one before
+/// any credential check. Every shape below should cost about what its size
+/// costs: compare each adversarial row with the plain row of the same size.
+fn adversarial_shapes(c: &mut Criterion) {
+    let cfg = r#"{"proxy":{"endpoints":{"/svc":{"target":"http://upstream/base","allowedHeaders":["x-a"]},"/svc/deeper/still":"http://u2"}},
+        "backend":{"auth":{"externalAccess":[{"type":"static","options":{"token":"static-token-0123456789","subject":"ci"}}]}}}"#;
+    let p = parse(cfg.as_bytes(), &|_| None).unwrap();
+    let mut state = AuthState::new(&p);
+    let size = 56 * 1024;
+    let flat = format!("/api/proxy/svc/{}", "a".repeat(size));
+    let segmented = format!("/api/proxy/svc{}", "/a".repeat(size / 2));
+    let dotted = format!("/api/proxy/svc{}", "/a%2Fb".repeat(size / 6));
+    let long_token = format!("Bearer {}", "A".repeat(15 * 1024));
+    let jwt_like = format!("Bearer e30.{}.x", "e".repeat(15 * 1024));
+    let header = |n: &str, v: &str| (n.to_string(), v.as_bytes().to_vec());
+    let few: Vec<(String, Vec<u8>)> = vec![
+        header("authorization", "Bearer static-token-0123456789"),
+        header("accept", "application/json"),
+    ];
+    let mut many = few.clone();
+    for i in 0..100 {
+        many.push(header(&format!("x-h-{i}"), &"v".repeat(512)));
+    }
+    let cases: Vec<(&str, &str, Vec<(String, Vec<u8>)>)> = vec![
+        ("plain request", "/api/proxy/svc/a/b?c=d", few.clone()),
+        ("56 KB flat path", &flat, few.clone()),
+        ("56 KB path of /a segments", &segmented, few.clone()),
+        ("56 KB path of encoded slashes", &dotted, few.clone()),
+        ("100 headers of 512 B", "/api/proxy/svc/a", many),
+        (
+            "15 KB opaque token",
+            "/api/proxy/svc/a",
+            vec![header("authorization", &long_token)],
+        ),
+        (
+            "15 KB JWT-shaped token",
+            "/api/proxy/svc/a",
+            vec![header("authorization", &jwt_like)],
+        ),
+    ];
+    for (name, path, headers) in &cases {
+        let req = Request {
+            method: "GET",
+            path: Some(path),
+            authority: "gw.example",
+            downstream_tls: false,
+            headers,
+            client_address: None,
+            now_ms: NOW * 1000,
+        };
+        c.bench_function(&format!("adversarial: {name}"), |b| {
+            b.iter(|| black_box(decide(&p, &mut state, black_box(&req))))
+        });
+    }
+}
+
 criterion_group!(
     benches,
+    adversarial_shapes,
     decision_cached,
     header_filtering,
     route_match,

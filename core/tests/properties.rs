@@ -106,7 +106,7 @@ proptest! {
         if with_token {
             headers.push(("authorization".to_string(), format!("Bearer {TOKEN}").into_bytes()));
         }
-        let req = Request { method, path: Some(&p), authority: "gw", scheme: "http", headers: &headers, client_address: None, now_ms: 0 };
+        let req = Request { method, path: Some(&p), authority: "gw", downstream_tls: false, headers: &headers, client_address: None, now_ms: 0 };
         match decide(&plan, &mut AuthState::new(&plan), &req) {
             Decision::Forward(f) => {
                 let ep = &plan.endpoints[f.endpoint];

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let authorized = headers.iter().filter(|(n, _)| n == "authorization").count() == 1
         && headers.iter().any(|(n, v)| n == "authorization" && v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ") && v.ends_with(b" static-token-0123"));
-    let req = Request { method: &method, path: path.as_deref(), authority: "gw", scheme: "http", headers: &headers, client_address: Some("1.2.3.4:5"), now_ms: 0 };
+    let req = Request { method: &method, path: path.as_deref(), authority: "gw", downstream_tls: false, headers: &headers, client_address: Some("1.2.3.4:5"), now_ms: 0 };
     let p = plan();
     if let Decision::Forward(f) = decide(p, &mut AuthState::new(p), &req) {
         let ep = &p.endpoints[f.endpoint];

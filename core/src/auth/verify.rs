@@ -443,7 +443,9 @@ fn applies(provider: &JwksProvider, jwt: &Jwt<'_>, now: u64, skew: u64) -> bool 
     if jwt.claim_str("sub").is_none_or(str::is_empty) {
         return false;
     }
-    check_registered_claims(&jwt.payload, now, skew, &[]).is_ok()
+    // Backstage accepts an external token without `exp`; here every JWT must
+    // expire (SPEC §11).
+    check_registered_claims(&jwt.payload, now, skew, &["exp"]).is_ok()
 }
 
 #[cfg(test)]

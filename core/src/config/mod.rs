@@ -206,6 +206,9 @@ pub struct Plan {
     pub endpoints: Vec<Endpoint>,
     /// Lower-cased normalised key → index into `endpoints`.
     pub index: crate::fasthash::FastMap<String, usize>,
+    /// The longest key in `index`, in bytes: no candidate longer than this
+    /// is ever looked up, so matching is linear in the request path.
+    pub longest_key: usize,
     pub auth: AuthConfig,
     pub backend: Option<Backend>,
     /// Non-fatal findings (skipped endpoints, deprecated forms, options handled
@@ -530,6 +533,7 @@ pub fn parse_value(
         gateway,
         disable_default_auth_policy,
         endpoints,
+        longest_key: index.keys().map(String::len).max().unwrap_or(0),
         index,
         auth,
         backend,

@@ -30,8 +30,9 @@ pub struct Request<'a> {
     /// `:path` as sent (path and query).
     pub path: Option<&'a str>,
     pub authority: &'a str,
-    /// `:scheme` of the downstream connection (`http` or `https`).
-    pub scheme: &'a str,
+    /// Whether the downstream connection is TLS, from the connection
+    /// itself (never `:scheme`, which an HTTP/2 client sets at will).
+    pub downstream_tls: bool,
     /// Every header, pseudo-headers included, names lower-cased by Envoy.
     pub headers: &'a [(String, Vec<u8>)],
     /// The client's address (`ip:port` or `ip`), for `xfwd`.
@@ -214,6 +215,17 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
         );
         return reply(r, Some(idx));
     };
+    if routing::check_upstream_path(&path, &endpoint.target.path).is_err() {
+        let r = reply::error(
+            400,
+            Reason::UnsafePath,
+            "InputError",
+            "Invalid request path",
+            req.method,
+            url,
+        );
+        return reply(r, Some(idx));
+    }
     Decision::Forward(forward(plan, endpoint, idx, req, path, principal))
 }
 
@@ -239,7 +251,14 @@ fn check_method(endpoint: &Endpoint, method: &str, url: &str) -> Option<Reply> {
     let allow = match &endpoint.allowed_methods {
         Some(list) if list.iter().any(|m| m == method) => return None,
         Some(list) => list.join(", "),
-        None if REFUSED_BY_DEFAULT.contains(&method) => DEFAULT_ALLOW.to_string(),
+        // In any letter case: HTTP/2 lets a client send `trace`, which an
+        // upstream may well treat as TRACE.
+        None if REFUSED_BY_DEFAULT
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(method)) =>
+        {
+            DEFAULT_ALLOW.to_string()
+        }
         None => return None,
     };
     let mut r = reply::error(
@@ -314,11 +333,7 @@ fn forwarded_headers(req: &Request<'_>) -> Vec<(&'static str, String)> {
     if let Some(addr) = req.client_address {
         out.push(("x-forwarded-for", strip_port(addr).to_string()));
     }
-    let proto = if req.scheme.eq_ignore_ascii_case("https") {
-        "https"
-    } else {
-        "http"
-    };
+    let proto = if req.downstream_tls { "https" } else { "http" };
     let port = authority_port(req.authority)
         .map(str::to_string)
         .unwrap_or_else(|| if proto == "https" { "443" } else { "80" }.to_string());

@@ -59,7 +59,7 @@ impl Req {
             method: self.method,
             path: Some(self.path),
             authority: "gw.example:8080",
-            scheme: "http",
+            downstream_tls: false,
             headers: &self.headers,
             client_address: Some("10.1.2.3:5555"),
             now_ms: 1_800_000_000_000,
@@ -277,11 +277,31 @@ fn methods_405_with_allow_after_credentials() {
         reply(req("PUT", "/api/proxy/openget").decide(&p)).status,
         405
     );
-    // default: TRACE and CONNECT refused, others (even extension methods) forwarded
-    for m in ["TRACE", "CONNECT"] {
-        let r = reply(req(m, "/api/proxy/simple").bearer(TOKEN).decide(&p));
-        assert_eq!(r.status, 405, "{m}");
+    // default: TRACE and CONNECT refused in any letter case (HTTP/2 lets a
+    // client send `trace`), on every credentials policy; others (even
+    // extension methods) forwarded
+    for m in [
+        "TRACE", "CONNECT", "trace", "Trace", "tRACE", "connect", "CoNNeCT",
+    ] {
+        for path in [
+            "/api/proxy/simple",
+            "/api/proxy/forward/x",
+            "/api/proxy/pub",
+        ] {
+            let r = reply(req(m, path).bearer(TOKEN).decide(&p));
+            assert_eq!(r.status, 405, "{m} {path}");
+        }
     }
+    // ...unless allowedMethods lists them, which stays exact
+    let lists = plan_with(
+        r#"{"/t": {"target":"http://up.test","allowedMethods":["TRACE"]}}"#,
+        "",
+    );
+    fwd(req("TRACE", "/api/proxy/t").bearer(TOKEN).decide(&lists));
+    assert_eq!(
+        reply(req("trace", "/api/proxy/t").bearer(TOKEN).decide(&lists)).status,
+        405
+    );
     fwd(req("PROPFIND", "/api/proxy/simple")
         .bearer(TOKEN)
         .decide(&p));
@@ -413,7 +433,7 @@ fn a_request_without_path_passes_through() {
         method: "CONNECT",
         path: None,
         authority: "x:443",
-        scheme: "http",
+        downstream_tls: false,
         headers: &[],
         client_address: None,
         now_ms: 0,
@@ -474,4 +494,91 @@ fn upgrades_only_for_ws_endpoints() {
             .decide(&p),
     );
     assert_eq!((r.status, r.reason), (403, Some(Reason::UpgradeNotAllowed)));
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Issue class: the path the upstream receives is judged, not only the one
+/// that arrived. `/\evil.example/a` reaches Node's `new URL` and browsers
+/// as `//evil.example/a`; a `pathRewrite` that moves query text into the
+/// path must not smuggle dot segments past the check.
+#[test]
+fn upstream_paths_that_read_as_another_host_or_climb_are_refused() {
+    let p = plan_with(
+        r#"{
+        "/x": {"target":"http://up.test","credentials":"dangerously-allow-unauthenticated"},
+        "/based": {"target":"http://up.test/base","credentials":"dangerously-allow-unauthenticated"},
+        "/rw": {"target":"http://up.test","credentials":"dangerously-allow-unauthenticated","pathRewrite":{"^/api/proxy/rw/\\?to=(.*)$":"/$1"}},
+        "/rwb": {"target":"http://up.test/base","credentials":"dangerously-allow-unauthenticated","pathRewrite":{"^/api/proxy/rwb/\\?to=(.*)$":"/$1"}}
+    }"#,
+        "",
+    );
+    let refused = |path: String| {
+        let r = reply(req("GET", leak(path.clone())).decide(&p));
+        assert_eq!(r.status, 400, "{path}");
+    };
+    for sep in ["\\", "%5C", "%5c", "%2F", "%2f"] {
+        for path in [
+            format!("/api/proxy/x/{sep}evil.example/a"),
+            format!("/api/proxy/X/{sep}evil.example/a"),
+            format!("/api/proxy/x/{sep}{sep}evil.example"),
+            format!("/api/proxy/rw/?to={sep}evil.example/a"),
+            format!("/api/proxy/rw/?to=/{sep}evil.example"),
+        ] {
+            refused(path);
+        }
+    }
+    for climb in [
+        "/base/../../admin",
+        "%2e%2e/admin",
+        "%2E%2E%2Fadmin",
+        "..%5cadmin",
+        "a/.;x/b",
+        ".",
+    ] {
+        refused(format!("/api/proxy/rw/?to={climb}"));
+        refused(format!("/api/proxy/rwb/?to={climb}"));
+    }
+    // The same text behind a base path is an ordinary segment; plain
+    // rewrites and encoded slashes inside the path still pass (GitLab's
+    // `/projects/group%2Fproject` is among the most common targets).
+    let f = fwd(req("GET", "/api/proxy/based/\\evil.example/a").decide(&p));
+    assert_eq!(set(&f, ":path"), Some("/base/\\evil.example/a"));
+    let f = fwd(req("GET", "/api/proxy/x/projects/group%2Fproject").decide(&p));
+    assert_eq!(set(&f, ":path"), Some("/projects/group%2Fproject"));
+    let f = fwd(req("GET", "/api/proxy/rw/?to=v4/projects").decide(&p));
+    assert_eq!(set(&f, ":path"), Some("/v4/projects"));
+}
+
+/// Issue class: `x-forwarded-proto` comes from the connection. Over
+/// cleartext HTTP/2 a client sets `:scheme: https` at will; neither it nor a
+/// client `x-forwarded-proto` may reach the upstream as the gateway's word.
+#[test]
+fn x_forwarded_proto_comes_from_the_connection_never_from_scheme() {
+    let p = plan();
+    let headers: Vec<(String, Vec<u8>)> = vec![
+        (":scheme".into(), b"https".to_vec()),
+        (":authority".into(), b"gw.example".to_vec()),
+        ("x-forwarded-proto".into(), b"https".to_vec()),
+        (
+            "authorization".into(),
+            format!("Bearer {TOKEN}").into_bytes(),
+        ),
+    ];
+    for (tls, proto, port) in [(false, "http", "80"), (true, "https", "443")] {
+        let request = Request {
+            method: "GET",
+            path: Some("/api/proxy/xfwd/a"),
+            authority: "gw.example",
+            downstream_tls: tls,
+            headers: &headers,
+            client_address: Some("10.1.2.3:5555"),
+            now_ms: 1_800_000_000_000,
+        };
+        let f = fwd(decide(&p, &mut AuthState::new(&p), &request).into_owned());
+        assert_eq!(set(&f, "x-forwarded-proto"), Some(proto), "tls={tls}");
+        assert_eq!(set(&f, "x-forwarded-port"), Some(port), "tls={tls}");
+    }
 }

@@ -45,6 +45,12 @@ pub enum UnsafePath {
     ControlCharacter,
     /// A `.` or `..` segment (also `.;x`, `..;x`), after decoding with `\` as `/`.
     DotSegment,
+    /// An upstream path that a URL parser would read as another host: it
+    /// starts with `//` once `\` is read as `/` and `%2F`/`%5C` decoded
+    /// (`/\evil.example/a` is `//evil.example/a` to WHATWG parsers).
+    AuthorityLike,
+    /// An upstream path outside the target's base path.
+    OutsideBase,
 }
 
 /// Path safety (SPEC §2 step 1): percent-decode the path part once, read
@@ -94,6 +100,44 @@ fn check_segments(decoded: &str) -> Result<(), UnsafePath> {
     Ok(())
 }
 
+/// The rules for the path an upstream receives (SPEC §2 step 1), after
+/// `pathRewrite` and the join behind `base`: the same safety rules as an
+/// incoming path, never a leading `//` in any spelling, and under `base`.
+pub fn check_upstream_path(path_and_query: &str, base: &str) -> Result<(), UnsafePath> {
+    let path = split_path(path_and_query).path;
+    check_path_safety(path)?;
+    if authority_like(path) {
+        return Err(UnsafePath::AuthorityLike);
+    }
+    let base = base.trim_end_matches('/');
+    let under = path.get(..base.len()).is_some_and(|head| head == base)
+        && matches!(path.as_bytes().get(base.len()), None | Some(b'/'));
+    if !under {
+        return Err(UnsafePath::OutsideBase);
+    }
+    Ok(())
+}
+
+/// Whether `path` starts with two separators, reading `\` as `/` and
+/// decoding `%2F` and `%5C`.
+fn authority_like(path: &str) -> bool {
+    let mut rest = path.as_bytes();
+    let mut separators = 0;
+    while separators < 2 {
+        let (is_sep, len) = match rest {
+            [b'/' | b'\\', ..] => (true, 1),
+            [b'%', b'2', b'f' | b'F', ..] | [b'%', b'5', b'c' | b'C', ..] => (true, 3),
+            _ => (false, 0),
+        };
+        if !is_sep {
+            return false;
+        }
+        separators += 1;
+        rest = rest.get(len..).unwrap_or_default();
+    }
+    true
+}
+
 /// Collapses runs of `/` into one.
 pub fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -130,11 +174,27 @@ pub fn locate(plan: &Plan, canonical: &str) -> Location {
 
 /// Longest endpoint key matching `rest` (the path after the prefix). A key
 /// matches when it equals `rest` or is followed by `/`, ignoring ASCII case.
+///
+/// Linear in `rest` whatever its shape: only its first `longest_key + 1`
+/// bytes are read, so a path of thousands of short segments probes no more
+/// candidates than the configuration has room for.
 pub fn match_endpoint<'p>(plan: &'p Plan, rest: &str) -> Option<(usize, &'p Endpoint)> {
-    let lower = rest.to_ascii_lowercase();
-    let lower = lower.trim_end_matches('/');
-    // Probe `rest` itself, then every shorter candidate ending before a `/`.
-    let mut candidate: &str = lower;
+    let rest = rest.trim_end_matches('/');
+    let window = rest
+        .get(..plan.longest_key + 1)
+        .unwrap_or(rest)
+        .to_ascii_lowercase();
+    // A key matches `rest` itself only when `rest` fits in the window;
+    // otherwise the longest candidate ends before a `/` inside it.
+    let mut candidate: &str = if window.len() == rest.len() {
+        &window
+    } else {
+        match window.rfind('/') {
+            Some(pos) => window.get(..pos).unwrap_or_default(),
+            None => "",
+        }
+    };
+    // Probe it, then every shorter candidate ending before a `/`.
     loop {
         if let Some(&i) = plan.index.get(candidate) {
             return plan.endpoints.get(i).map(|e| (i, e));

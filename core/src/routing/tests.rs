@@ -299,3 +299,32 @@ fn collapse_agrees_with_a_char_by_char_reading_on_every_short_string() {
         strings = longer;
     }
 }
+
+#[test]
+fn upstream_paths_stay_under_the_base_and_never_look_like_an_authority() {
+    use super::{check_upstream_path, UnsafePath};
+    for ok in ["/", "/a", "/base", "/base/a?x=//y", "/base/a%2Fb", "/a/\\b"] {
+        let base = if ok.starts_with("/base") { "/base" } else { "" };
+        assert_eq!(check_upstream_path(ok, base), Ok(()), "{ok}");
+    }
+    for (path, why) in [
+        ("//evil", UnsafePath::AuthorityLike),
+        ("/\\evil", UnsafePath::AuthorityLike),
+        ("\\/evil", UnsafePath::AuthorityLike),
+        ("/%5Cevil", UnsafePath::AuthorityLike),
+        ("/%2f%2fevil", UnsafePath::AuthorityLike),
+        ("/a/../b", UnsafePath::DotSegment),
+        ("/a/%2e%2e/b", UnsafePath::DotSegment),
+    ] {
+        assert_eq!(check_upstream_path(path, ""), Err(why), "{path}");
+    }
+    assert_eq!(
+        check_upstream_path("/other/a", "/base"),
+        Err(UnsafePath::OutsideBase)
+    );
+    assert_eq!(
+        check_upstream_path("/basement", "/base"),
+        Err(UnsafePath::OutsideBase)
+    );
+    assert_eq!(check_upstream_path("/base?x", "/base/"), Ok(()));
+}

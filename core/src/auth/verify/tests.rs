@@ -484,6 +484,38 @@ fn external_jwks_entries() {
     );
 }
 
+/// SPEC §11: every JWT here must expire. Backstage accepts an external
+/// `jwks` token without `exp` (and would cache it until its key set
+/// changes); the filter refuses it, with no fetch, whatever the algorithm.
+#[test]
+fn external_tokens_without_exp_are_refused() {
+    let p = plan();
+    let idp = Rsa::test_key("idp-1");
+    let sets = [(IDP_URL, key_set(&[&idp]))];
+    let header = r#"{"alg":"RS256","kid":"idp-1","typ":"JWT"}"#;
+    for payload in [
+        r#"{"iss":"https://idp.example","aud":"edge-gateway","sub":"robot"}"#,
+        r#"{"iss":"https://idp.example","aud":"edge-gateway","sub":"robot","exp":null}"#,
+        r#"{"iss":"https://idp.example","aud":"edge-gateway","sub":"robot","nbf":1}"#,
+    ] {
+        let mut fresh = AuthState::new(&p);
+        let t = jws(&idp, header, payload);
+        let (o, fetched) = drive(&p, &mut fresh, &t, NOW, &sets);
+        assert_eq!(denied(&o).0, 401, "{payload}");
+        assert!(fetched.is_empty(), "{payload}: {fetched:?}");
+    }
+    let t = jws(
+        &idp,
+        header,
+        &format!(
+            r#"{{"iss":"https://idp.example","aud":"edge-gateway","sub":"robot","exp":{}}}"#,
+            NOW + 60
+        ),
+    );
+    let (o, _) = drive(&p, &mut AuthState::new(&p), &t, NOW, &sets);
+    assert_eq!(ok(&o), Principal::Service("external:idp:robot".into()));
+}
+
 #[test]
 fn decoy_keys_are_ignored_good_ones_used() {
     let es = Es256::new(1, "good");
