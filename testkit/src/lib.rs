@@ -788,6 +788,58 @@ pub fn http(port: u16, raw: &str) -> std::io::Result<Response> {
     })
 }
 
+/// One HTTP/2 request over cleartext with exactly these pseudo-headers and
+/// headers, unchecked (testkit/h2_client.py, Python's `h2` from .venv):
+/// what a hostile HTTP/2 client sends. Status 0 when the stream was reset.
+pub fn h2(port: u16, headers: &[(&str, &str)]) -> Response {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `make envoy` (it installs the h2 client's package too)",
+        python.display()
+    );
+    for (n, v) in headers {
+        register_request_secrets(&format!("{n}: {v}"));
+    }
+    let request: Vec<[&str; 2]> = headers.iter().map(|(n, v)| [*n, *v]).collect();
+    let mut child = Command::new(python)
+        .arg(repo_root().join("testkit/h2_client.py"))
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&request).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "h2 client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Response {
+        status: v["status"].as_u64().unwrap_or(0) as u16,
+        headers: v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect(),
+        body: v["body"].as_str().unwrap().bytes().collect(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Tokens minted as Backstage's legacy TokenManager does (HS256)
 

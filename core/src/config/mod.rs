@@ -206,6 +206,11 @@ pub struct Plan {
     pub endpoints: Vec<Endpoint>,
     /// Lower-cased normalised key → index into `endpoints`.
     pub index: crate::fasthash::FastMap<String, usize>,
+    /// For each endpoint (by index), the endpoints whose targets lie
+    /// strictly under its target on the same origin and whose credentials
+    /// are stricter (SPEC §2 step 4): a request through it that lands under
+    /// one of their target paths gets their credentials.
+    pub nested_stricter: Vec<Vec<usize>>,
     /// The longest key in `index`, in bytes: no candidate longer than this
     /// is ever looked up, so matching is linear in the request path.
     pub longest_key: usize,
@@ -528,7 +533,19 @@ pub fn parse_value(
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
+    let nested_stricter = nested_stricter(&endpoints, disable_default_auth_policy);
+    for (outer, inner) in nested_stricter.iter().enumerate() {
+        for &b in inner {
+            if let (Some(a), Some(b)) = (endpoints.get(outer), endpoints.get(b)) {
+                warnings.push(format!(
+                    "proxy.endpoints.{}: its target contains the target of '{}', whose credentials are stricter; requests through '{}' that land under {} get '{}''s credentials",
+                    a.raw_key, b.raw_key, a.raw_key, b.target.path, b.raw_key
+                ));
+            }
+        }
+    }
     Ok(Plan {
+        nested_stricter,
         prefix_lower: gateway.prefix.to_ascii_lowercase(),
         gateway,
         disable_default_auth_policy,
@@ -539,6 +556,38 @@ pub fn parse_value(
         backend,
         warnings,
     })
+}
+
+/// SPEC §2 step 4: for each endpoint A, the endpoints B on the same origin
+/// (scheme, host, port) whose target path lies strictly under A's and whose
+/// credentials are stricter. Equal targets are not nesting.
+fn nested_stricter(endpoints: &[Endpoint], all_open: bool) -> Vec<Vec<usize>> {
+    endpoints
+        .iter()
+        .map(|a| {
+            if all_open || a.credentials != Credentials::DangerouslyAllowUnauthenticated {
+                return Vec::new();
+            }
+            let outer = a.target.path.trim_end_matches('/');
+            endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| {
+                    let inner = b.target.path.trim_end_matches('/');
+                    b.credentials != Credentials::DangerouslyAllowUnauthenticated
+                        && b.target.scheme == a.target.scheme
+                        && b.target.host == a.target.host
+                        && b.target.port == a.target.port
+                        && inner.len() > outer.len()
+                        && inner
+                            .get(..outer.len())
+                            .is_some_and(|h| h.eq_ignore_ascii_case(outer))
+                        && inner.as_bytes().get(outer.len()) == Some(&b'/')
+                })
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .collect()
 }
 
 fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {

@@ -156,10 +156,14 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     // 3. Endpoint match.
     let matched = routing::match_endpoint(plan, &rest);
 
-    // 4. Credentials, decided by the matched endpoint (or required when none).
+    // 4. Credentials, decided by the matched endpoint (or required when
+    //    none), and by where the request lands upstream: under a nested
+    //    endpoint's target with stricter credentials, those apply.
     let open = plan.disable_default_auth_policy
-        || matched
-            .is_some_and(|(_, e)| e.credentials == Credentials::DangerouslyAllowUnauthenticated);
+        || matched.is_some_and(|(i, e)| {
+            e.credentials == Credentials::DangerouslyAllowUnauthenticated
+                && !lands_under_stricter(plan, i, e, raw_path, &rest, split.query)
+        });
     let endpoint_idx = matched.map(|(i, _)| i);
     let mut principal = None;
     if !open {
@@ -227,6 +231,29 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
         return reply(r, Some(idx));
     }
     Decision::Forward(forward(plan, endpoint, idx, req, path, principal))
+}
+
+/// Whether a request forwarded through open endpoint `e` would land under
+/// the target of a nested endpoint with stricter credentials.
+fn lands_under_stricter(
+    plan: &Plan,
+    idx: usize,
+    e: &Endpoint,
+    raw_path: &str,
+    rest: &str,
+    query: Option<&str>,
+) -> bool {
+    let Some(inner) = plan.nested_stricter.get(idx).filter(|v| !v.is_empty()) else {
+        return false;
+    };
+    let Some(upstream) = routing::upstream_path(e, raw_path, rest, query) else {
+        return false;
+    };
+    inner.iter().any(|&b| {
+        plan.endpoints
+            .get(b)
+            .is_some_and(|b| routing::lands_under(&upstream, &b.target.path))
+    })
 }
 
 fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Outcome {

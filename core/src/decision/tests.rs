@@ -582,3 +582,71 @@ fn x_forwarded_proto_comes_from_the_connection_never_from_scheme() {
         assert_eq!(set(&f, "x-forwarded-port"), Some(port), "tls={tls}");
     }
 }
+
+/// Issue class (SPEC §2 step 4, §11): an open endpoint whose target
+/// contains a protected endpoint's target must not reach the protected
+/// path by another spelling that common upstreams decode or strip.
+#[test]
+fn an_open_endpoint_does_not_open_a_nested_protected_target() {
+    let p = plan_with(
+        r#"{
+        "/files": {"target":"http://up.test/files","credentials":"dangerously-allow-unauthenticated"},
+        "/files/admin": {"target":"http://up.test/files/admin"},
+        "/root": {"target":"http://up.test","credentials":"dangerously-allow-unauthenticated","pathRewrite":{"^/api/proxy/root/(.*)$":"/files/$1"}},
+        "/same-a": {"target":"http://same.test/x","credentials":"dangerously-allow-unauthenticated"},
+        "/same-b": {"target":"http://same.test/x"},
+        "/other-port": {"target":"http://up.test:8080/files","credentials":"dangerously-allow-unauthenticated"}
+    }"#,
+        "",
+    );
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("proxy.endpoints./files:") && w.contains("'/files/admin'")),
+        "{:?}",
+        p.warnings
+    );
+    for path in [
+        "/api/proxy/files/admin/x",
+        "/api/proxy/files/admin",
+        "/api/proxy/files/%61dmin/x",
+        "/api/proxy/files/%61%64%6D%69%6E",
+        "/api/proxy/files/admin%2Fx",
+        "/api/proxy/files/admin%2fx",
+        "/api/proxy/files/admin;v=1/x",
+        "/api/proxy/files/admin;/x",
+        "/api/proxy/files/ADMIN/x",
+        "/api/proxy/files//admin/x",
+        "/api/proxy/files/%2Fadmin/x",
+        "/api/proxy/root/admin/x",
+        "/api/proxy/root/%61dmin",
+    ] {
+        let r = reply(req("GET", path).decide(&p));
+        assert_eq!(r.status, 401, "{path}");
+        let f = fwd(req("GET", path).bearer(TOKEN).decide(&p));
+        assert!(
+            f.principal.is_some(),
+            "{path}: authenticated with the nested endpoint's credentials"
+        );
+    }
+    // Not under the protected target: stays open.
+    for path in [
+        "/api/proxy/files/administrator/x",
+        "/api/proxy/files/other/admin",
+        "/api/proxy/files/%2561dmin",
+        "/api/proxy/root/other",
+        "/api/proxy/same-a/anything",
+        "/api/proxy/other-port/admin/x",
+    ] {
+        let f = fwd(req("GET", path).decide(&p));
+        assert_eq!(f.principal, None, "{path}");
+    }
+    // Every endpoint open (dangerouslyDisableDefaultAuthPolicy): nothing nests.
+    let all_open = plan_with(
+        r#"{"/f": {"target":"http://up.test/files","credentials":"dangerously-allow-unauthenticated"},
+            "/f/a": {"target":"http://up.test/files/admin"}}"#,
+        r#""dangerouslyDisableDefaultAuthPolicy":true,"#,
+    );
+    assert!(all_open.nested_stricter.iter().all(Vec::is_empty));
+    fwd(req("GET", "/api/proxy/f/admin").decide(&all_open));
+}

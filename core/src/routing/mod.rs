@@ -138,6 +138,55 @@ fn authority_like(path: &str) -> bool {
     true
 }
 
+/// Whether `upstream` (a path and query) lands under `base` as common
+/// servers read a path: unreserved percent-encodings and `%2F` decoded,
+/// `;` parameters stripped from each segment, empty segments dropped,
+/// compared ASCII case-insensitively (stricter on case-sensitive servers,
+/// right on the others). Dot segments never get here (refused before).
+pub fn lands_under(upstream: &str, base: &str) -> bool {
+    let path = split_path(upstream).path;
+    let decoded = decode_for_servers(path);
+    let mut have = server_segments(&decoded);
+    server_segments(base).all(|want| {
+        have.next()
+            .is_some_and(|got| got.eq_ignore_ascii_case(want))
+    })
+}
+
+fn server_segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .map(|s| s.split(';').next().unwrap_or_default())
+        .filter(|s| !s.is_empty())
+}
+
+/// Decodes `%XX` when it stands for an unreserved character or `/`; every
+/// other escape stays as sent.
+fn decode_for_servers(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(c) if c.is_ascii_alphanumeric() || b"-._~/".contains(&c) => {
+                out.push(char::from(c));
+                i += 3;
+            }
+            _ => {
+                out.push(char::from(b));
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Collapses runs of `/` into one.
 pub fn collapse_slashes(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
