@@ -181,7 +181,7 @@ fn adversarial_shapes(c: &mut Criterion) {
     let long_token = format!("Bearer {}", "A".repeat(15 * 1024));
     let jwt_like = format!("Bearer e30.{}.x", "e".repeat(15 * 1024));
     let header = |n: &str, v: &str| (n.to_string(), v.as_bytes().to_vec());
-    let few: Vec<(String, Vec<u8>)> = vec![
+    let few: Headers = vec![
         header("authorization", "Bearer static-token-0123456789"),
         header("accept", "application/json"),
     ];
@@ -189,7 +189,8 @@ fn adversarial_shapes(c: &mut Criterion) {
     for i in 0..100 {
         many.push(header(&format!("x-h-{i}"), &"v".repeat(512)));
     }
-    let cases: Vec<(&str, &str, Vec<(String, Vec<u8>)>)> = vec![
+    type Headers = Vec<(String, Vec<u8>)>;
+    let cases: Vec<(&str, &str, Headers)> = vec![
         ("plain request", "/api/proxy/svc/a/b?c=d", few.clone()),
         ("56 KB flat path", &flat, few.clone()),
         ("56 KB path of /a segments", &segmented, few.clone()),
