@@ -928,7 +928,7 @@ fn g01_g02_g03_the_client_sees_only_allowed_response_headers() {
 }
 
 #[test]
-fn g04_an_upstream_response_with_bad_header_bytes_is_a_502() {
+fn g04_a_bare_cr_in_an_upstream_header_smuggles_no_second_header() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let bp = listener.local_addr().unwrap().port();
     thread::spawn(move || {
@@ -945,10 +945,12 @@ fn g04_an_upstream_response_with_bad_header_bytes_is_a_502() {
         r#"{{"proxy":{{"endpoints":{{"/bad":{{"target":"http://127.0.0.1:{bp}","credentials":"dangerously-allow-unauthenticated","allowedHeaders":["set-cookie"]}}}}}}}}"#
     );
     let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster(bp), bp));
-    // Envoy's codec either refuses the response (502) or keeps the bare CR
-    // inside one field; the smuggled second header never reaches a client
+    // Envoy's codec (1.39, balsa) reads a bare CR as part of the field, not
+    // as a line end: one `x-split` header, which the allow-list drops; the
+    // smuggled `set-cookie` never exists as a header of its own.
     let r = envoy.get("/api/proxy/bad/x", &[]);
-    assert!(r.status == 502 || r.status == 200, "{r:?}");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.text(), "ok");
     assert!(r.header("set-cookie").is_none(), "{r:?}");
     assert!(
         r.headers.iter().all(|(_, v)| !v.contains("injected=1")),

@@ -175,16 +175,28 @@ fn each_token_kind_is_verified_through_fetched_key_sets() {
         ),
         (1, 1, 1)
     );
-    assert!(
+    // Five tokens were verified (each once: refusals are never cached)...
+    assert_eq!(
         gw.envoy
-            .counter("wasmcustom.backstage_proxy.token_cache.miss")
-            >= 5
+            .counter("wasmcustom.backstage_proxy.token_cache.miss"),
+        5
     );
-    gw.assert_allowed(&user_token(&auth, "user:default/jane", t, t + 3600));
-    assert!(
+    assert_eq!(
         gw.envoy
-            .counter("wasmcustom.backstage_proxy.token_cache.hit")
-            >= 1
+            .counter("wasmcustom.backstage_proxy.token_cache.hit"),
+        0
+    );
+    // ...and the first one again is a cache hit, not a sixth verification.
+    gw.assert_allowed(&user_token(&auth, "user:default/jane", t, t + 3600));
+    assert_eq!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.token_cache.hit"),
+        1
+    );
+    assert_eq!(
+        gw.envoy
+            .counter("wasmcustom.backstage_proxy.token_cache.miss"),
+        5
     );
 }
 
@@ -497,5 +509,75 @@ fn a_flood_of_forged_plugin_tokens_locks_nobody_out() {
             t + 3600,
             None,
         ));
+    }
+}
+
+/// Every token kind, forged every way (a foreign key under the right `kid`,
+/// `alg: none`, a flipped signature bit, the HS256 confusion keyed with the
+/// public key), through real Envoy: 401, nothing reaches the upstream, and
+/// the genuine token passes after.
+#[test]
+fn every_token_kind_refuses_every_forged_signature() {
+    let gw = gateway("", 1);
+    let auth = Es256::new(1, "auth-1");
+    let cat = Es256::new(2, "catalog-1");
+    let idp = Ed::new(3, "idp-1");
+    gw.keys.set(AUTH, KeyMode::Serve(key_set(&[&auth])));
+    gw.keys.set(CATALOG, KeyMode::Serve(key_set(&[&cat])));
+    gw.keys.set(IDP, KeyMode::Serve(key_set(&[&idp])));
+    let t = now_s();
+    let obo = limited_user_token(&auth, "user:default/jane", t, t + 600);
+    let cases: Vec<(&str, String, Box<dyn Key>)> = vec![
+        (
+            "user",
+            user_token(&auth, "user:default/jane", t, t + 3600),
+            Box::new(Es256::new(9, "auth-1")),
+        ),
+        (
+            "plugin",
+            plugin_token(&cat, "catalog", "proxy", t, t + 3600, None),
+            Box::new(Es256::new(9, "catalog-1")),
+        ),
+        (
+            "plugin obo",
+            plugin_token(&cat, "catalog", "proxy", t, t + 600, Some(&obo)),
+            Box::new(Es256::new(9, "catalog-1")),
+        ),
+        (
+            "external",
+            external_token(&idp, "https://idp.example", "edge", "robot", t + 3600),
+            Box::new(Ed::new(9, "idp-1")),
+        ),
+    ];
+    for (kind, genuine, forger) in &cases {
+        let mut parts = genuine.splitn(3, '.');
+        let (h, p, s) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let header = String::from_utf8(b64url_decode(h)).unwrap();
+        let payload = String::from_utf8(b64url_decode(p)).unwrap();
+        let mut sig = b64url_decode(s);
+        sig[0] ^= 0x80;
+        let none = header
+            .replace(r#""alg":"ES256""#, r#""alg":"none""#)
+            .replace(r#""alg":"EdDSA""#, r#""alg":"none""#);
+        let hs = none.replace(r#""alg":"none""#, r#""alg":"HS256""#);
+        let forged = [
+            jws(forger.as_ref(), &header, &payload),
+            format!("{h}.{p}.{}", b64url(&sig)),
+            format!("{}.{p}.", b64url(none.as_bytes())),
+            hs256_raw(
+                &hs,
+                &payload,
+                serde_json::to_string(&forger.jwk()).unwrap().as_bytes(),
+            ),
+        ];
+        for f in &forged {
+            let body = gw.assert_refused(f, 401);
+            assert_eq!(body["response"]["statusCode"], 401, "{kind}");
+        }
+        gw.assert_allowed(genuine);
     }
 }

@@ -205,9 +205,13 @@ fn mint(k: &Es256) -> Minted {
     let cold = (0..COLD)
         .map(|i| user_token(k, &format!("user:default/cold{i}"), now, exp))
         .collect();
-    let mut forged = hot[0].clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
+    // The signature's first character: its six bits all count (the last
+    // character's low bits may be padding, and the token then fails as
+    // malformed, never reaching the signature check).
+    let sig_at = hot[0].rfind('.').unwrap() + 1;
+    let mut forged = hot[0].clone().into_bytes();
+    forged[sig_at] = if forged[sig_at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
     Minted {
         hot,
         cold,

@@ -8,6 +8,24 @@ use serde_json::{json, Value};
 pub const RSA2048_PEM: &str = include_str!("../fixtures/rsa2048-test-key.pem");
 pub const RSA1024_WEAK_PEM: &str = include_str!("../fixtures/rsa1024-weak-test-key.pem");
 
+/// Decodes base64url without padding (what `b64url` writes).
+pub fn b64url_decode(text: &str) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = A.iter().position(|&a| a == c).expect("base64url") as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
 pub fn b64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();

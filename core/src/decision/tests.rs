@@ -650,3 +650,17 @@ fn an_open_endpoint_does_not_open_a_nested_protected_target() {
     assert!(all_open.nested_stricter.iter().all(Vec::is_empty));
     fwd(req("GET", "/api/proxy/f/admin").decide(&all_open));
 }
+
+/// `?access_token=` is never a credential here (SPEC §3), and the 401 body
+/// reflects `request.url` as sent, as Backstage's does: the client already
+/// holds what it sent, and nothing else (logs, other users) sees the body.
+/// Decided: parity with Backstage, no redaction.
+#[test]
+fn a_query_token_is_no_credential_and_the_url_is_reflected_as_backstage_does() {
+    let p = plan();
+    let url = format!("/api/proxy/simple/x?access_token={TOKEN}&y=1");
+    let r = reply(req("GET", leak(url.clone())).decide(&p));
+    assert_eq!(r.status, 401);
+    assert_eq!(body(&r)["error"]["message"], "Missing credentials");
+    assert_eq!(body(&r)["request"]["url"], url.as_str());
+}

@@ -457,9 +457,11 @@ fn c21_c22_ecdsa_signature_encodings() {
         borrow = i16::from(d < 0);
     }
     let malleated = format!("{hp}.{}", b64url(&[r, &high[..]].concat()));
+    // jose on Node's OpenSSL accepts high-S ECDSA signatures, and so does
+    // the filter: same principal, and cached under its own token string.
     match env.run(&malleated) {
         Outcome::Authenticated(p) => assert_eq!(p, Principal::User("user:default/u".into())),
-        other => assert!(matches!(other, Outcome::Denied(_)), "{other:?}"),
+        other => panic!("a high-S signature is valid for jose: {other:?}"),
     }
 }
 
