@@ -4,7 +4,10 @@
 //!   `Buffer.from(s, 'base64url')`): both alphabets, padding optional,
 //!   decoding stops at the first `=`, other characters are skipped.
 //! * [`decode_jws`]: strict base64url as JWS requires (no padding, no `+/`,
-//!   no whitespace, canonical trailing bits).
+//!   no whitespace, canonical trailing bits), by ct-codecs. No crate
+//!   reproduces Node's `Buffer.from`, so [`decode_secret`] stays ours.
+
+use ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
 
 fn sextet(c: u8) -> Option<u8> {
     match c {
@@ -42,55 +45,17 @@ pub fn decode_secret(s: &str) -> Vec<u8> {
     pack(&sextets)
 }
 
-/// Strict base64url without padding, as used by JWS compact serialisation.
+/// Strict base64url without padding, as used by JWS compact serialisation:
+/// no `+/`, no padding, no whitespace, canonical trailing bits (one token
+/// has exactly one spelling). ct-codecs (already linked by jwt-simple,
+/// constant-time) does the work.
 pub fn decode_jws(s: &str) -> Option<Vec<u8>> {
-    let mut sextets = Vec::with_capacity(s.len());
-    for c in s.bytes() {
-        match c {
-            b'+' | b'/' => return None,
-            _ => sextets.push(sextet(c)?),
-        }
-    }
-    // A single leftover character cannot encode a byte.
-    let rem = sextets.len() % 4;
-    if rem == 1 {
-        return None;
-    }
-    // Non-canonical encodings (unused low bits set) are refused so that one
-    // token has exactly one spelling.
-    if let Some(&last) = sextets.last() {
-        let unused = match rem {
-            2 => 0b1111,
-            3 => 0b11,
-            _ => 0,
-        };
-        if last & unused != 0 {
-            return None;
-        }
-    }
-    Some(pack(&sextets))
+    Base64UrlSafeNoPadding::decode_to_vec(s, None).ok()
 }
 
-/// Standard base64 with padding (for the xfwd-free paths that need to encode).
+/// Base64url without padding (JWK members, test vectors).
 pub fn encode_url_nopad(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            let idx = ((n >> (18 - 6 * i)) & 0x3f) as usize;
-            if let Some(&c) = ALPHABET.get(idx) {
-                out.push(char::from(c));
-            }
-        }
-    }
-    out
+    Base64UrlSafeNoPadding::encode_to_string(data).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -118,6 +83,48 @@ mod tests {
         // 'aGVsbG9' has non-zero unused bits (non-canonical spelling of "hello")
         assert!(decode_jws("aGVsbG9").is_none());
         assert_eq!(decode_jws("").unwrap(), b"");
+    }
+
+    /// The whole contract of the strict decoder, checked on random inputs
+    /// against RFC 4648 itself rather than another implementation: every
+    /// encoding decodes back, and a string decodes exactly when it is the
+    /// canonical encoding of what it decodes to.
+    #[test]
+    fn jws_decoding_accepts_exactly_the_canonical_encodings() {
+        use proptest::prelude::*;
+        let alphabet: Vec<char> =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/= .%"
+                .chars()
+                .collect();
+        let mut runner = proptest::test_runner::TestRunner::new(
+            proptest::test_runner::Config::with_cases(20_000),
+        );
+        runner
+            .run(&proptest::collection::vec(any::<u8>(), 0..64), |data| {
+                let text = encode_url_nopad(&data);
+                prop_assert_eq!(decode_jws(&text), Some(data));
+                Ok(())
+            })
+            .unwrap();
+        runner
+            .run(
+                &proptest::collection::vec(proptest::sample::select(alphabet), 0..24),
+                |chars| {
+                    let text: String = chars.into_iter().collect();
+                    if let Some(bytes) = decode_jws(&text) {
+                        prop_assert_eq!(encode_url_nopad(&bytes), text);
+                    } else {
+                        let canonical = text
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                            && text.len() % 4 != 1
+                            && encode_url_nopad(&decode_secret(&text)) == text;
+                        prop_assert!(!canonical, "{text} refused");
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub enum Outcome {
 }
 
 /// Per-VM authentication state: key sets and verified tokens.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AuthState {
     pub keys: KeySets,
     pub tokens: TokenCache,

@@ -3,7 +3,11 @@
 //! at the token's `exp` or when a key set they were verified with is
 //! replaced. Only valid tokens are cached.
 
-use crate::fasthash::{self, FastMap};
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+
+use crate::fasthash::Seeded;
 
 use super::jwks::store::KeySets;
 use super::Principal;
@@ -22,71 +26,63 @@ struct Entry {
     exp: f64,
     /// (key-set URL, generation) pairs the verification used.
     deps: Vec<(String, u64)>,
-    used: u64,
 }
 
-#[derive(Debug, Clone)]
+/// A hit, an insertion and an eviction each cost O(1) (the `lru` crate's
+/// linked hash map), whatever `tokenCacheSize` is.
 pub struct TokenCache {
-    capacity: usize,
-    entries: FastMap<String, Entry>,
-    clock: u64,
+    /// `None` when the configured size is 0 (no caching).
+    entries: Option<LruCache<String, Entry, Seeded>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
-            capacity,
-            entries: fasthash::map(),
-            clock: 0,
+            entries: NonZeroUsize::new(capacity)
+                .map(|c| LruCache::with_hasher(c, Seeded::default())),
         }
     }
 
     pub fn get(&mut self, token: &str, now: u64, skew: u64, keys: &KeySets) -> Option<Verified> {
+        let entries = self.entries.as_mut()?;
         // One lookup (one hash of the token) on the hit path.
-        let e = self.entries.get_mut(token)?;
+        let e = entries.get(token)?;
         let valid = e.exp > now as f64 - skew as f64
             && e.deps.iter().all(|(url, gen)| keys.generation(url) == *gen);
         if valid {
-            self.clock += 1;
-            e.used = self.clock;
             return Some(e.verified.clone());
         }
-        self.entries.remove(token);
+        entries.pop(token);
         None
     }
 
     pub fn insert(&mut self, token: &str, verified: Verified, exp: f64, deps: Vec<(String, u64)>) {
-        if self.capacity == 0 {
-            return;
+        if let Some(entries) = self.entries.as_mut() {
+            entries.put(
+                token.to_string(),
+                Entry {
+                    verified,
+                    exp,
+                    deps,
+                },
+            );
         }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(token) {
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, e)| e.used)
-                .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.clock += 1;
-        self.entries.insert(
-            token.to_string(),
-            Entry {
-                verified,
-                exp,
-                deps,
-                used: self.clock,
-            },
-        );
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.as_ref().map_or(0, LruCache::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 
