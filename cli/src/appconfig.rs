@@ -39,14 +39,14 @@ pub fn load_yaml(name: &str, text: &str) -> Result<Source, LoadError> {
     let value: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
     } else {
-        serde_yaml::from_str(text).map_err(|e| LoadError {
+        serde_saphyr::from_str(text).map_err(|e| LoadError {
             file: name.to_string(),
             path: String::new(),
-            // serde_yaml's message names the location; it does not quote values.
+            // The location only: the parser's message may quote the text.
             message: format!(
-                "not valid YAML: {}",
+                "not valid YAML{}",
                 e.location()
-                    .map(|l| format!("line {} column {}", l.line(), l.column()))
+                    .map(|l| format!(": line {} column {}", l.line(), l.column()))
                     .unwrap_or_default()
             ),
         })?

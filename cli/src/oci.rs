@@ -19,42 +19,22 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// Copies `bytes` into the header at `off` (clipped to the header).
-fn put(h: &mut [u8; 512], off: usize, bytes: &[u8]) {
-    for (dst, src) in h.iter_mut().skip(off).zip(bytes) {
-        *dst = *src;
-    }
-}
-
-/// A NUL-terminated, zero-padded octal field of `len` bytes, as ustar writes it.
-fn octal(value: u64, len: usize) -> Vec<u8> {
-    let mut v = format!("{value:0w$o}", w = len.saturating_sub(1)).into_bytes();
-    v.push(0);
-    v
-}
-
 /// A ustar archive with one regular file, every variable field fixed
-/// (mtime 0, uid/gid 0, mode 0644, no user or group names).
-pub fn tar_one_file(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    put(&mut h, 0, name.as_bytes());
-    put(&mut h, 100, &octal(0o644, 8));
-    put(&mut h, 108, &octal(0, 8));
-    put(&mut h, 116, &octal(0, 8));
-    put(&mut h, 124, &octal(data.len() as u64, 12));
-    put(&mut h, 136, &octal(0, 12));
-    put(&mut h, 156, b"0");
-    put(&mut h, 257, b"ustar\0");
-    put(&mut h, 263, b"00");
-    // checksum: the header's byte sum with the checksum field read as spaces
-    put(&mut h, 148, b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    put(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out.extend_from_slice(&[0u8; 1024]);
-    out
+/// (mtime 0, uid/gid 0, mode 0644, no user or group names), written by the
+/// `tar` crate.
+pub fn tar_one_file(name: &str, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name)?;
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, data)?;
+    builder.into_inner()
 }
 
 /// gzip with a fixed header (no name, mtime 0) and level.
@@ -94,7 +74,7 @@ pub fn build(wasm: &[u8], dir: &Path, tag: &str) -> io::Result<Image> {
         std::fs::remove_dir_all(dir)?;
     }
     std::fs::create_dir_all(dir)?;
-    let tar = tar_one_file("plugin.wasm", wasm);
+    let tar = tar_one_file("plugin.wasm", wasm)?;
     let layer = gzip(&tar)?;
     let layer_digest = write_blob(dir, &layer)?;
     let config = json!({
@@ -136,30 +116,21 @@ pub fn build(wasm: &[u8], dir: &Path, tag: &str) -> io::Result<Image> {
 }
 
 /// The files of a tar archive (regular files only), for checking a layer.
-pub fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub fn untar(data: &[u8]) -> io::Result<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
     let mut out = Vec::new();
-    let mut off = 0;
-    while let Some(h) = data.get(off..off + 512) {
-        if h.iter().all(|&b| b == 0) {
-            break;
+    let mut archive = tar::Archive::new(data);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
         }
-        let name = String::from_utf8_lossy(h.get(..100).unwrap_or_default())
-            .trim_end_matches('\0')
-            .to_string();
-        let size_field = String::from_utf8_lossy(h.get(124..136).unwrap_or_default())
-            .trim_matches(|c: char| c == '\0' || c == ' ')
-            .to_string();
-        let size = usize::from_str_radix(&size_field, 8).unwrap_or(0);
-        let body = data
-            .get(off + 512..off + 512 + size)
-            .unwrap_or_default()
-            .to_vec();
-        if h.get(156).copied() == Some(b'0') || h.get(156).copied() == Some(0) {
-            out.push((name, body));
-        }
-        off += 512 + size.div_ceil(512) * 512;
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let mut body = Vec::new();
+        entry.read_to_end(&mut body)?;
+        out.push((name, body));
     }
-    out
+    Ok(out)
 }
 
 pub fn gunzip(data: &[u8]) -> io::Result<Vec<u8>> {
@@ -176,9 +147,15 @@ mod tests {
     #[test]
     fn tar_round_trips_and_is_deterministic() {
         let data = b"\0asm\x01\0\0\0 some module bytes".repeat(100);
-        let t = tar_one_file("plugin.wasm", &data);
+        let t = tar_one_file("plugin.wasm", &data).unwrap();
         assert_eq!(t.len() % 512, 0);
-        assert_eq!(untar(&t), vec![("plugin.wasm".to_string(), data.clone())]);
+        assert_eq!(t, tar_one_file("plugin.wasm", &data).unwrap());
+        assert_eq!(
+            untar(&t).unwrap(),
+            vec![("plugin.wasm".to_string(), data.clone())]
+        );
+        // ustar, as the compat image variant's consumers expect
+        assert_eq!(&t[257..263], b"ustar\0");
         assert_eq!(gzip(&t).unwrap(), gzip(&t).unwrap());
         assert_eq!(gunzip(&gzip(&t).unwrap()).unwrap(), t);
     }

@@ -42,9 +42,31 @@ struct ClusterSpec {
     verify: bool,
 }
 
-fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, String> {
+/// Why a gateway configuration could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The app-config did not validate (its errors were reported by `load`).
+    InvalidConfiguration,
+    /// Two destinations would need the same Envoy cluster name.
+    ClusterConflict(String),
+    /// The filter configuration could not be serialised.
+    Serialise(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidConfiguration => f.write_str("the configuration is not valid"),
+            Error::ClusterConflict(m) | Error::Serialise(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, Error> {
     let mut out: BTreeMap<String, ClusterSpec> = BTreeMap::new();
-    let mut add = |name: &str, url: &Url, secure: Option<bool>| -> Result<(), String> {
+    let mut add = |name: &str, url: &Url, secure: Option<bool>| -> Result<(), Error> {
         let spec = ClusterSpec {
             host: url.host.clone(),
             port: url.port,
@@ -57,9 +79,9 @@ fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, String> {
                     || existing.port != spec.port
                     || existing.tls != spec.tls =>
             {
-                Err(format!(
+                Err(Error::ClusterConflict(format!(
                     "cluster '{name}' is named for two different destinations"
-                ))
+                )))
             }
             Some(existing) => {
                 // Verification is off only when every user of the cluster says so.
@@ -282,14 +304,11 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// The complete Envoy bootstrap.
-pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, String> {
-    let plan = loaded
-        .plan
-        .as_ref()
-        .ok_or("the configuration is not valid")?;
+pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, Error> {
+    let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
     let clusters = cluster_specs(plan)?;
-    let config_json =
-        serde_json::to_string_pretty(&loaded.filter_config).map_err(|e| e.to_string())?;
+    let config_json = serde_json::to_string_pretty(&loaded.filter_config)
+        .map_err(|e| Error::Serialise(e.to_string()))?;
     let mut vm_config = json!({
         "vm_id": "backstage_proxy",
         "runtime": "envoy.wasm.runtime.v8",
@@ -391,11 +410,8 @@ fn istio_cluster(host: &str, port: u16) -> String {
 /// A `WasmPlugin` plus a `ServiceEntry` (and `DestinationRule` for https)
 /// per distinct destination. The filter configuration names Istio's
 /// clusters explicitly.
-pub fn istio(loaded: &Loaded, opts: &IstioOptions) -> Result<Vec<Value>, String> {
-    let plan = loaded
-        .plan
-        .as_ref()
-        .ok_or("the configuration is not valid")?;
+pub fn istio(loaded: &Loaded, opts: &IstioOptions) -> Result<Vec<Value>, Error> {
+    let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
     let specs = cluster_specs(plan)?;
     let mut config = loaded.filter_config.clone();
     // Point every endpoint, the backend and every jwks entry at Istio's cluster.

@@ -184,7 +184,7 @@ fn render_examples_and_validate_each_in_envoy() {
         assert!(yaml.contains("suppress_envoy_headers: true"));
     }
     let yaml = std::fs::read_to_string(dir.0.join("objects.yaml.envoy.yaml")).unwrap();
-    let v: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let v: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
     let clusters = v["static_resources"]["clusters"].as_array().unwrap();
     let names: Vec<&str> = clusters
         .iter()
@@ -433,9 +433,7 @@ fn istio_resources() {
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&stdout(&o))
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout(&o)).unwrap();
     let plugin = &docs[0];
     assert_eq!(plugin["kind"], "WasmPlugin");
     assert_eq!(
@@ -512,7 +510,8 @@ fn the_compose_file_parses_and_mounts_what_the_tests_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_yaml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let v: serde_json::Value =
+        serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let envoy = &v["services"]["envoy"];
     let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
     let version = makefile
@@ -696,11 +695,56 @@ fn oci_image_is_reproducible_and_round_trips_through_a_registry() {
     let layer = std::fs::read(Path::new(&pulled).join("blobs/sha256").join(layer_digest)).unwrap();
     let files = backstage_proxy_wasm_cli::oci::untar(
         &backstage_proxy_wasm_cli::oci::gunzip(&layer).unwrap(),
-    );
+    )
+    .unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].0, "plugin.wasm");
     assert!(
         files[0].1 == std::fs::read(&wasm).unwrap(),
         "plugin.wasm is byte-identical to the build"
     );
+}
+
+#[test]
+fn version_help_and_usage_errors() {
+    let o = run_cli(&["--version"], &[], None);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("backstage-proxy-wasm {}", env!("CARGO_PKG_VERSION"))
+    );
+    let o = run_cli(&["--help"], &[], None);
+    assert!(o.status.success());
+    for command in ["check", "render", "istio", "oci"] {
+        assert!(stdout(&o).contains(command), "{command} in --help");
+    }
+    let o = run_cli(&["render", "--help"], &[], None);
+    assert!(
+        stdout(&o).contains("--listen <ADDR:PORT>"),
+        "{}",
+        stdout(&o)
+    );
+    // Usage errors exit 2 and say what is wrong; a command without its
+    // files too.
+    for args in [
+        &["bogus"][..],
+        &["check"],
+        &["render", "--admin-port", "x", "a.yaml"],
+        &["istio", "a.yaml"],
+        &[
+            "istio",
+            "--url",
+            "oci://r/x:1",
+            "--selector",
+            "novalue",
+            "a.yaml",
+        ],
+    ] {
+        let o = run_cli(args, &[], None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("error"), "{args:?}");
+    }
+    let o = run_cli(&["render", "--listen", "nope", "-"], &[], Some("proxy: {}"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--listen takes ADDR:PORT"));
 }

@@ -11,7 +11,7 @@ fn loaded(yaml: &str) -> Loaded {
 fn two_destinations_under_one_cluster_name_are_refused() {
     let l = loaded("proxy:\n  endpoints:\n    /a: {target: 'http://one', cluster: c}\n    /b: {target: 'http://two', cluster: c}\n");
     assert_eq!(
-        envoy(&l, &Options::default()).unwrap_err(),
+        envoy(&l, &Options::default()).unwrap_err().to_string(),
         "cluster 'c' is named for two different destinations"
     );
 }
