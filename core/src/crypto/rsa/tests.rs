@@ -194,3 +194,100 @@ fn every_jwa_rsa_algorithm_through_the_key_set() {
         assert!(!check(&token, alg, Some("vnd.backstage.plugin")));
     }
 }
+
+/// Moduli whose bit length is not a multiple of 8 (the top byte of the
+/// encoded message has fewer bits to spare, and PSS masks the top bits of
+/// the first byte), for RS and PS with every hash JWA uses, signed by the
+/// `rsa` crate: ours verifies exactly what it signs and nothing near it.
+#[test]
+fn odd_modulus_lengths_for_every_algorithm() {
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::pss::BlindedSigningKey;
+    use rsa::rand_core::OsRng;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding};
+    use rsa::traits::PublicKeyParts;
+
+    fn sign_all(sk: &rsa::RsaPrivateKey, msg: &[u8]) -> Vec<(HashAlg, bool, Vec<u8>)> {
+        let mut rng = OsRng;
+        vec![
+            (
+                HashAlg::Sha256,
+                false,
+                SigningKey::<rsa::sha2::Sha256>::new(sk.clone())
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+            ),
+            (
+                HashAlg::Sha384,
+                false,
+                SigningKey::<rsa::sha2::Sha384>::new(sk.clone())
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+            ),
+            (
+                HashAlg::Sha512,
+                false,
+                SigningKey::<rsa::sha2::Sha512>::new(sk.clone())
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+            ),
+            (
+                HashAlg::Sha256,
+                true,
+                BlindedSigningKey::<rsa::sha2::Sha256>::new(sk.clone())
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+            ),
+            (
+                HashAlg::Sha384,
+                true,
+                BlindedSigningKey::<rsa::sha2::Sha384>::new(sk.clone())
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+            ),
+            (
+                HashAlg::Sha512,
+                true,
+                BlindedSigningKey::<rsa::sha2::Sha512>::new(sk.clone())
+                    .sign_with_rng(&mut rng, msg)
+                    .to_vec(),
+            ),
+        ]
+    }
+
+    let msg = b"eyJhbGciOiJQUzI1NiJ9.eyJzdWIiOiJ1In0";
+    for bits in [2049usize, 2050, 2051, 2052, 2053, 2054, 2055, 3073, 4095] {
+        let sk = rsa::RsaPrivateKey::new(&mut OsRng, bits).unwrap();
+        let key = RsaPublicKey::new(&sk.n().to_bytes_be(), &sk.e().to_bytes_be()).unwrap();
+        assert_eq!(key.bits(), bits);
+        let verify = |hash, pss, m: &[u8], sig: &[u8]| {
+            if pss {
+                key.verify_pss(hash, m, sig)
+            } else {
+                key.verify_pkcs1v15(hash, m, sig)
+            }
+        };
+        for (hash, pss, sig) in sign_all(&sk, msg) {
+            let what = format!("{bits} bits, {hash:?}, pss={pss}");
+            assert_eq!(sig.len(), bits.div_ceil(8), "{what}");
+            assert!(verify(hash, pss, msg, &sig), "{what}: must verify");
+            assert!(!verify(hash, pss, b"other", &sig), "{what}: other message");
+            for other in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+                if other != hash {
+                    assert!(!verify(other, pss, msg, &sig), "{what}: as {other:?}");
+                }
+            }
+            assert!(!verify(hash, !pss, msg, &sig), "{what}: the other padding");
+            for i in [0, sig.len() / 2, sig.len() - 1] {
+                let mut bad = sig.clone();
+                bad[i] ^= 0x01;
+                assert!(!verify(hash, pss, msg, &bad), "{what}: byte {i} flipped");
+            }
+            assert!(!verify(hash, pss, msg, &sig[1..]), "{what}: one byte short");
+            assert!(
+                !verify(hash, pss, msg, &[&[0u8][..], &sig].concat()),
+                "{what}: one byte long"
+            );
+        }
+    }
+}
