@@ -1,0 +1,300 @@
+//! `backend.auth.externalAccess` entries: static tokens, legacy shared
+//! secrets and external `jwks` providers, with their access restrictions.
+
+#[allow(unused_imports)]
+use super::json::*;
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) fn required_string<'a>(
+    errs: &mut Errors,
+    obj: &'a Map<String, Value>,
+    path: &str,
+    key: &str,
+) -> Option<&'a str> {
+    if !obj.contains_key(key) {
+        errs.add(&join(path, key), "is required");
+        return None;
+    }
+    opt_string(errs, obj, path, key)
+}
+
+pub(super) fn parse_subject<'a>(
+    errs: &mut Errors,
+    obj: &'a Map<String, Value>,
+    path: &str,
+) -> Option<&'a str> {
+    let s = required_string(errs, obj, path, "subject")?;
+    if !is_non_whitespace(s) {
+        errs.add(
+            &join(path, "subject"),
+            "must not be empty or contain whitespace",
+        );
+        return None;
+    }
+    Some(s)
+}
+
+/// A base64 (either alphabet) secret that must decode to a non-empty key.
+/// Errors never quote the secret.
+pub(super) fn parse_secret(
+    errs: &mut Errors,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Option<Vec<u8>> {
+    let s = required_string(errs, obj, path, "secret")?;
+    if !is_non_whitespace(s) {
+        errs.add(
+            &join(path, "secret"),
+            "must not be empty or contain whitespace",
+        );
+        return None;
+    }
+    let valid = s
+        .trim_end_matches('=')
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
+    let key = base64::decode_secret(s);
+    if !valid || key.is_empty() {
+        errs.add(
+            &join(path, "secret"),
+            "must be base64 that decodes to a non-empty key",
+        );
+        return None;
+    }
+    Some(key)
+}
+
+pub(super) fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<String>> {
+    let Value::Array(items) = v else {
+        errs.add(
+            path,
+            format!("must be an array, but is of type {}", type_name(v)),
+        );
+        return None;
+    };
+    if items.is_empty() {
+        errs.add(path, "must not be empty");
+        return None;
+    }
+    let mut plugins: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ip = format!("{path}[{i}]");
+        let Some(o) = as_object(errs, &ip, item) else {
+            continue;
+        };
+        check_keys(
+            errs,
+            &ip,
+            o,
+            &["plugin", "permission", "permissionAttribute"],
+        );
+        match required_string(errs, o, &ip, "plugin") {
+            Some(p) if !is_non_whitespace(p) => errs.add(
+                &join(&ip, "plugin"),
+                "must not be empty or contain whitespace",
+            ),
+            Some(p) if plugins.iter().any(|x| x == p) => {}
+            Some(p) => plugins.push(p.to_string()),
+            None => {}
+        }
+        if let Some(perm) = o.get("permission") {
+            string_list(errs, &join(&ip, "permission"), perm);
+        }
+        if let Some(attr) = o.get("permissionAttribute") {
+            let ap = join(&ip, "permissionAttribute");
+            if let Some(a) = as_object(errs, &ap, attr) {
+                check_keys(errs, &ap, a, &["action"]);
+                if let Some(actions) = a
+                    .get("action")
+                    .and_then(|v| string_list(errs, &join(&ap, "action"), v))
+                {
+                    for action in actions {
+                        if !["create", "read", "update", "delete"].contains(&action.as_str()) {
+                            errs.add(&join(&ap, "action"), format!("unknown action '{action}'; expected one of create, read, update, delete"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(plugins)
+}
+
+pub(super) fn parse_jwks(
+    errs: &mut Errors,
+    options: &Map<String, Value>,
+    op: &str,
+    restrictions: Option<Vec<String>>,
+) -> Option<JwksProvider> {
+    check_keys(
+        errs,
+        op,
+        options,
+        &[
+            "url",
+            "issuer",
+            "audience",
+            "algorithm",
+            "subjectPrefix",
+            "cluster",
+        ],
+    );
+    let raw_url = required_string(errs, options, op, "url");
+    let url = raw_url.and_then(|u| match Url::parse(u) {
+        Ok(url) => Some(url),
+        Err(e) => {
+            errs.add(&join(op, "url"), format!("is not a valid URL: {e}"));
+            None
+        }
+    });
+    let issuers = options
+        .get("issuer")
+        .and_then(|v| string_list(errs, &join(op, "issuer"), v));
+    let audiences = options
+        .get("audience")
+        .and_then(|v| string_list(errs, &join(op, "audience"), v));
+    let algorithms = options
+        .get("algorithm")
+        .and_then(|v| string_list(errs, &join(op, "algorithm"), v));
+    if let Some(algs) = &algorithms {
+        for alg in algs {
+            if !JWS_ALGORITHMS.contains(&alg.as_str()) || alg.starts_with("HS") {
+                errs.add(
+                    &join(op, "algorithm"),
+                    format!("unsupported algorithm '{alg}' for a key set; expected asymmetric algorithms such as ES256, RS256, PS256, EdDSA"),
+                );
+            }
+        }
+    }
+    let subject_prefix = opt_string(errs, options, op, "subjectPrefix").map(str::to_string);
+    let cluster = opt_string(errs, options, op, "cluster").map(str::to_string);
+    let url = url?;
+    Some(JwksProvider {
+        cluster: cluster.unwrap_or_else(|| url.cluster_name()),
+        raw_url: raw_url.unwrap_or_default().to_string(),
+        url,
+        issuers,
+        audiences,
+        algorithms,
+        subject_prefix,
+        restrictions,
+    })
+}
+
+/// `backend.auth.externalAccess`: every entry into `auth`, in order;
+/// static tokens are checked for duplicates once all are read.
+pub(super) fn parse_external_access(errs: &mut Errors, ext: &Value, auth: &mut AuthConfig) {
+    let ep = "backend.auth.externalAccess";
+    let Value::Array(items) = ext else {
+        errs.add(
+            ep,
+            format!("must be an array, but is of type {}", type_name(ext)),
+        );
+        return;
+    };
+    let mut statics = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        parse_entry(errs, &format!("{ep}[{i}]"), item, auth, &mut statics);
+    }
+    let mut seen_tokens: HashSet<&[u8]> = HashSet::new();
+    for (path, token, subject, restrictions) in statics {
+        if !seen_tokens.insert(token.as_bytes()) {
+            errs.add(&path, "the same static token is configured more than once");
+            continue;
+        }
+        auth.static_tokens.push(StaticToken {
+            token: token.as_bytes().to_vec(),
+            subject: subject.to_string(),
+            restrictions,
+        });
+    }
+}
+
+/// A static token read but not yet checked against the others: its JSON
+/// path, token, subject and restrictions.
+type PendingStatic<'a> = (String, &'a str, &'a str, Option<Vec<String>>);
+
+/// One `externalAccess` entry.
+fn parse_entry<'a>(
+    errs: &mut Errors,
+    ip: &str,
+    item: &'a Value,
+    auth: &mut AuthConfig,
+    statics: &mut Vec<PendingStatic<'a>>,
+) {
+    let Some(o) = as_object(errs, ip, item) else {
+        return;
+    };
+    check_keys(errs, ip, o, &["type", "options", "accessRestrictions"]);
+    let restrictions = o
+        .get("accessRestrictions")
+        .and_then(|v| parse_restrictions(errs, &join(ip, "accessRestrictions"), v));
+    let op = join(ip, "options");
+    let options = match o.get("options") {
+        Some(v) => as_object(errs, &op, v),
+        None => {
+            errs.add(&op, "is required");
+            None
+        }
+    };
+    let kind = match o.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            errs.add(
+                &join(ip, "type"),
+                format!("must be a string, but is of type {}", type_name(other)),
+            );
+            return;
+        }
+        None => {
+            errs.add(
+                &join(ip, "type"),
+                "is required; expected one of static, legacy, jwks",
+            );
+            return;
+        }
+    };
+    let Some(options) = options else { return };
+    match kind {
+        "static" => {
+            check_keys(errs, &op, options, &["token", "subject"]);
+            let token = required_string(errs, options, &op, "token");
+            let subject = parse_subject(errs, options, &op);
+            if let Some(t) = token {
+                if !is_non_whitespace(t) {
+                    errs.add(
+                        &join(&op, "token"),
+                        "must not be empty or contain whitespace",
+                    );
+                } else if t.chars().count() < 8 {
+                    errs.add(&join(&op, "token"), "must be at least 8 characters long");
+                }
+            }
+            if let (Some(t), Some(s)) = (token, subject) {
+                statics.push((join(&op, "token"), t, s, restrictions));
+            }
+        }
+        "legacy" => {
+            check_keys(errs, &op, options, &["secret", "subject"]);
+            let key = parse_secret(errs, options, &op);
+            let subject = parse_subject(errs, options, &op);
+            if let (Some(key), Some(subject)) = (key, subject) {
+                auth.legacy.push(LegacySecret {
+                    key,
+                    subject: subject.to_string(),
+                    restrictions,
+                });
+            }
+        }
+        "jwks" => {
+            if let Some(provider) = parse_jwks(errs, options, &op, restrictions) {
+                auth.jwks.push(provider);
+            }
+        }
+        other => errs.add(
+            &join(ip, "type"),
+            format!("unknown type '{other}'; expected one of static, legacy, jwks"),
+        ),
+    }
+}

@@ -1,0 +1,94 @@
+//! The `gateway` section: what Backstage has no equivalent for.
+
+#[allow(unused_imports)]
+use super::json::*;
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
+    let p = "gateway";
+    check_keys(
+        errs,
+        p,
+        obj,
+        &[
+            "prefix",
+            "clusterHeader",
+            "backendUrl",
+            "backendCluster",
+            "pluginId",
+            "clockSkewSeconds",
+            "tokenCacheSize",
+            "jwksCacheSeconds",
+            "jwksFetchTimeoutMs",
+            "jwksRefetchCooldownSeconds",
+            "jwksMaxBytes",
+        ],
+    );
+    let prefix = match opt_string(errs, obj, p, "prefix") {
+        None => DEFAULT_PREFIX.to_string(),
+        Some(s) => {
+            let norm = normalise_key(s);
+            if !s.starts_with('/')
+                || norm.is_empty()
+                || s.contains(['?', '#', '%', '\\'])
+                || s.contains("//")
+                || s.bytes().any(|b| b <= b' ' || b >= 0x7f)
+            {
+                errs.add(
+                    &join(p, "prefix"),
+                    "must be an absolute path such as /api/proxy (no query, no '%', '\\' or '//')",
+                );
+            }
+            norm
+        }
+    };
+    let cluster_header = match opt_string(errs, obj, p, "clusterHeader") {
+        None => DEFAULT_CLUSTER_HEADER.to_string(),
+        Some(s) => {
+            if !is_token(s) {
+                errs.add(&join(p, "clusterHeader"), "must be a valid header name");
+            }
+            s.to_ascii_lowercase()
+        }
+    };
+    let plugin_id = match opt_string(errs, obj, p, "pluginId") {
+        None => DEFAULT_PLUGIN_ID.to_string(),
+        Some(s) => {
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                errs.add(&join(p, "pluginId"), "must match ^[a-z0-9_-]+$");
+            }
+            s.to_string()
+        }
+    };
+    Gateway {
+        prefix,
+        xfwd_marker: format!("{cluster_header}-xfwd"),
+        cluster_header,
+        plugin_id,
+        clock_skew_seconds: opt_uint(errs, obj, p, "clockSkewSeconds", 0, 300).unwrap_or(0),
+        token_cache_size: opt_uint(errs, obj, p, "tokenCacheSize", 0, 1_000_000)
+            .map(|n| n as usize)
+            .unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
+        jwks_cache_seconds: opt_uint(errs, obj, p, "jwksCacheSeconds", 1, 86_400)
+            .unwrap_or(DEFAULT_JWKS_CACHE_SECONDS),
+        jwks_fetch_timeout_ms: opt_uint(errs, obj, p, "jwksFetchTimeoutMs", 100, 60_000)
+            .unwrap_or(DEFAULT_JWKS_FETCH_TIMEOUT_MS),
+        jwks_refetch_cooldown_seconds: opt_uint(
+            errs,
+            obj,
+            p,
+            "jwksRefetchCooldownSeconds",
+            1,
+            3600,
+        )
+        .unwrap_or(DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS),
+        jwks_max_bytes: opt_uint(errs, obj, p, "jwksMaxBytes", 1024, 1024 * 1024)
+            .map(|n| n as usize)
+            .unwrap_or(DEFAULT_JWKS_MAX_BYTES),
+    }
+}
