@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-/// One loaded file.
+/// One loaded app-config file.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct ConfigFile {
     pub name: String,
     pub value: Value,
 }
@@ -35,7 +35,7 @@ impl std::fmt::Display for LoadError {
 }
 
 /// Parses one YAML (or JSON) document.
-pub fn load_yaml(name: &str, text: &str) -> Result<Source, LoadError> {
+pub fn load_yaml(name: &str, text: &str) -> Result<ConfigFile, LoadError> {
     let value: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
     } else {
@@ -58,7 +58,7 @@ pub fn load_yaml(name: &str, text: &str) -> Result<Source, LoadError> {
             message: "the document must be a mapping".to_string(),
         });
     }
-    Ok(Source {
+    Ok(ConfigFile {
         name: name.to_string(),
         value: if value.is_null() {
             Value::Object(Map::new())
@@ -100,7 +100,7 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Merges in order: later files override earlier ones, objects key by key.
-pub fn merge(sources: &[Source]) -> Merged {
+pub fn merge(sources: &[ConfigFile]) -> Merged {
     let mut merged = Merged {
         value: Value::Object(Map::new()),
         origin: BTreeMap::new(),
@@ -300,7 +300,7 @@ pub struct Loaded {
 }
 
 /// Loads, merges, resolves and validates, with the filter's own validation.
-pub fn load(sources: &[Source], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+pub fn load(sources: &[ConfigFile], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     let merged = merge(sources);
     let mut resolver = Resolver {
         env,

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use backstage_proxy_wasm_cli::appconfig::{self, Loaded, Source};
+use backstage_proxy_wasm_cli::appconfig::{self, ConfigFile, Loaded};
 use backstage_proxy_wasm_cli::{oci, render};
 use clap::{Args, Parser, Subcommand};
 
@@ -113,7 +113,7 @@ fn listen_address(s: &str) -> Option<(String, u16)> {
     Some((addr.to_string(), port))
 }
 
-fn read_sources(files: &[String]) -> Result<Vec<Source>, String> {
+fn read_sources(files: &[String]) -> Result<Vec<ConfigFile>, String> {
     files
         .iter()
         .map(|f| {

@@ -1,6 +1,6 @@
 use super::*;
 
-fn src(name: &str, yaml: &str) -> Source {
+fn src(name: &str, yaml: &str) -> ConfigFile {
     load_yaml(name, yaml).unwrap()
 }
 

@@ -5,15 +5,14 @@
 pub mod extract;
 pub mod jwks;
 pub mod jwt;
+pub mod kinds;
 pub mod token_cache;
-mod verify;
 
-use jwt_simple::algorithms::{HS256Key, MACLike};
 use serde_json::Value;
 
 use crate::config::Plan;
 use crate::reply::Reason;
-use jwks::store::{KeySets, Source, Timing};
+use jwks::store::{KeyStore, Source, Timing};
 use token_cache::{TokenCache, Verified};
 
 pub const TYP_PLUGIN: &str = "vnd.backstage.plugin";
@@ -140,7 +139,7 @@ pub enum Outcome {
 /// Per-VM authentication state: key sets and verified tokens.
 #[derive(Debug)]
 pub struct AuthState {
-    pub keys: KeySets,
+    pub keys: KeyStore,
     pub tokens: TokenCache,
     /// Verified-token cache hits and misses (signature checks done).
     pub cache_hits: u64,
@@ -150,7 +149,7 @@ pub struct AuthState {
 impl AuthState {
     pub fn new(plan: &Plan) -> AuthState {
         AuthState {
-            keys: KeySets::new(Timing::from(&plan.gateway), pinned_sources(plan)),
+            keys: KeyStore::new(Timing::from(&plan.gateway), pinned_sources(plan)),
             tokens: TokenCache::new(plan.gateway.token_cache_size),
             cache_hits: 0,
             cache_misses: 0,
@@ -178,8 +177,8 @@ pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64
     // Decoded once; every kind works from the same parse.
     let decoded = jwt::decode(token);
     let result = match classify_decoded(token, decoded.as_ref()) {
-        Kind::Plugin => verify::plugin(plan, state, token, decoded.as_ref(), now_ms),
-        Kind::User => verify::user_token(plan, state, token, decoded.as_ref(), now_ms),
+        Kind::Plugin => kinds::plugin::plugin(plan, state, token, decoded.as_ref(), now_ms),
+        Kind::User => kinds::user::user_token(plan, state, token, decoded.as_ref(), now_ms),
         Kind::External => {
             return authenticate_external(plan, state, token, decoded.as_ref(), now_ms)
         }
@@ -193,7 +192,7 @@ fn settle(
     plan: &Plan,
     state: &mut AuthState,
     token: &str,
-    result: Result<verify::Success, verify::Failure>,
+    result: Result<kinds::Success, kinds::Failure>,
 ) -> Outcome {
     match result {
         Ok(ok) => {
@@ -203,8 +202,8 @@ fn settle(
                 .insert(token, ok.verified.clone(), ok.exp, ok.deps);
             finish(plan, ok.verified)
         }
-        Err(verify::Failure::Pending(src)) => Outcome::Pending(src),
-        Err(verify::Failure::Denied(d)) => Outcome::Denied(d),
+        Err(kinds::Failure::Pending(src)) => Outcome::Pending(src),
+        Err(kinds::Failure::Denied(d)) => Outcome::Denied(d),
     }
 }
 
@@ -223,14 +222,7 @@ fn authenticate_external(
     now_ms: u64,
 ) -> Outcome {
     let now = now_ms / 1000;
-    // static: exact, constant-time match against every configured token.
-    let mut matched = None;
-    for entry in &plan.auth.static_tokens {
-        if ct_eq(entry.token.as_slice(), token.as_bytes()) && matched.is_none() {
-            matched = Some(entry);
-        }
-    }
-    if let Some(entry) = matched {
+    if let Some(entry) = kinds::static_token::matching(plan, token) {
         return finish(
             plan,
             Verified {
@@ -239,76 +231,18 @@ fn authenticate_external(
             },
         );
     }
-    if let Some(result) = authenticate_legacy(plan, decoded, now) {
+    if let Some(result) = kinds::legacy::authenticate(plan, decoded, now) {
         return match result {
             Ok(p) => Outcome::Authenticated(p),
             Err(d) => Outcome::Denied(d),
         };
     }
-    match verify::external(plan, state, token, decoded, now_ms) {
+    match kinds::external::external(plan, state, token, decoded, now_ms) {
         Some(result) => settle(plan, state, token, result),
         None => Outcome::Denied(Denial::unauthenticated(
             Reason::IllegalToken,
             "Illegal token",
         )),
-    }
-}
-
-/// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified
-/// against each configured secret in turn. `None` when the token is not a
-/// legacy token or no secret verifies it (the next kind is tried).
-fn authenticate_legacy(
-    plan: &Plan,
-    decoded: Option<&jwt::Jwt<'_>>,
-    now: u64,
-) -> Option<Result<Principal, Denial>> {
-    if plan.auth.legacy.is_empty() {
-        return None;
-    }
-    let jwt = decoded?;
-    if jwt.header_str("alg") != Some("HS256") || jwt.claim_str("sub") != Some(LEGACY_SUBJECT) {
-        return None;
-    }
-    if jwt.payload.get("aud").is_some_and(is_truthy) {
-        return None;
-    }
-    let entry = plan.auth.legacy.iter().find(|entry| {
-        let key = HS256Key::from_bytes(&entry.key);
-        ct_eq(
-            &key.authentication_tag(jwt.signing_input.as_bytes()),
-            &jwt.signature,
-        )
-    })?;
-    let invalid = || {
-        Some(Err(Denial::unauthenticated(
-            Reason::InvalidToken,
-            "Invalid token",
-        )))
-    };
-    if jwt.has_unsupported_header() {
-        return invalid();
-    }
-    // Backstage accepts a legacy token without `exp`; here every JWT must expire.
-    if jwt::check_registered_claims(&jwt.payload, now, plan.gateway.clock_skew_seconds, &["exp"])
-        .is_err()
-    {
-        return invalid();
-    }
-    Some(restrict(
-        plan,
-        entry.restrictions.as_ref(),
-        Principal::Service(entry.subject.clone()),
-    ))
-}
-
-/// JavaScript truthiness of a JSON value (Backstage checks `if (aud)`).
-fn is_truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
     }
 }
 

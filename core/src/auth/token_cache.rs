@@ -9,7 +9,7 @@ use lru::LruCache;
 
 use crate::fasthash::Seeded;
 
-use super::jwks::store::KeySets;
+use super::jwks::store::KeyStore;
 use super::Principal;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl TokenCache {
         }
     }
 
-    pub fn get(&mut self, token: &str, now: u64, skew: u64, keys: &KeySets) -> Option<Verified> {
+    pub fn get(&mut self, token: &str, now: u64, skew: u64, keys: &KeyStore) -> Option<Verified> {
         let entries = self.entries.as_mut()?;
         // One lookup (one hash of the token) on the hit path.
         let e = entries.get(token)?;
@@ -101,8 +101,8 @@ mod tests {
         }
     }
 
-    fn keys() -> KeySets {
-        KeySets::new(
+    fn keys() -> KeyStore {
+        KeyStore::new(
             Timing {
                 refresh_ms: 1000,
                 cooldown_ms: 1000,

@@ -17,12 +17,12 @@
 //!   one worker owns the fetch of `url` (taken by compare-and-swap), so a
 //!   cold start of N workers costs one fetch, not N.
 //!
-//! When to fetch, what to keep and what to refuse is [`KeySets`]' business.
+//! When to fetch, what to keep and what to refuse is [`KeyStore`]' business.
 
 use log::{debug, warn};
 
 use super::set::parse_key_set;
-use super::store::{KeySets, Source};
+use super::store::{KeyStore, Source};
 use crate::fasthash::{self, FastMap};
 
 /// A paused request is decided again at most this many times.
@@ -164,7 +164,7 @@ impl Coordinator {
     /// published for our waiters, and every fetch now due.
     pub fn tick(
         &mut self,
-        keys: &mut KeySets,
+        keys: &mut KeyStore,
         shared: &mut dyn SharedData,
         now: u64,
     ) -> Vec<Command> {
@@ -188,7 +188,7 @@ impl Coordinator {
     /// data, another worker holds the lease, or the budget says no.
     pub fn pump(
         &mut self,
-        keys: &mut KeySets,
+        keys: &mut KeyStore,
         shared: &mut dyn SharedData,
         now: u64,
     ) -> Vec<Command> {
@@ -223,7 +223,7 @@ impl Coordinator {
     /// refusal to dispatch it (an unknown cluster, say).
     pub fn dispatched(
         &mut self,
-        keys: &mut KeySets,
+        keys: &mut KeyStore,
         shared: &mut dyn SharedData,
         source: Source,
         call: Result<u32, String>,
@@ -252,7 +252,7 @@ impl Coordinator {
     /// one; publish it for the other workers; wake its waiters.
     pub fn answered(
         &mut self,
-        keys: &mut KeySets,
+        keys: &mut KeyStore,
         shared: &mut dyn SharedData,
         token: u32,
         response: Response,
@@ -307,7 +307,7 @@ impl Coordinator {
     /// ours and still fresh.
     fn adopt(
         &mut self,
-        keys: &mut KeySets,
+        keys: &mut KeyStore,
         shared: &mut dyn SharedData,
         url: &str,
         now: u64,

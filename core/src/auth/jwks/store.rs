@@ -196,21 +196,21 @@ impl Budget {
 }
 
 #[derive(Debug, Clone)]
-pub struct KeySets {
+pub struct KeyStore {
     timing: Timing,
     entries: FastMap<String, Entry>,
     learnt: usize,
     budget: Budget,
 }
 
-impl KeySets {
+impl KeyStore {
     /// `pinned`: the sources the configuration names.
-    pub fn new(timing: Timing, pinned: impl IntoIterator<Item = Source>) -> KeySets {
+    pub fn new(timing: Timing, pinned: impl IntoIterator<Item = Source>) -> KeyStore {
         let mut entries = fasthash::map();
         for source in pinned {
             entries.insert(source.url.clone(), Entry::new(source, true, 0));
         }
-        KeySets {
+        KeyStore {
             timing,
             entries,
             learnt: 0,
@@ -434,8 +434,8 @@ mod tests {
         }
     }
 
-    fn sets() -> KeySets {
-        KeySets::new(
+    fn sets() -> KeyStore {
+        KeyStore::new(
             Timing {
                 refresh_ms: 600_000,
                 cooldown_ms: 30_000,
@@ -463,8 +463,8 @@ mod tests {
     }
 
     /// A store where `src("http://a/jwks")` is named by the configuration.
-    fn with_pinned(urls: &[&str]) -> KeySets {
-        KeySets::new(sets().timing(), urls.iter().map(|u| src(u)))
+    fn with_pinned(urls: &[&str]) -> KeyStore {
+        KeyStore::new(sets().timing(), urls.iter().map(|u| src(u)))
     }
 
     #[test]

@@ -44,13 +44,13 @@ fn src(url: &str) -> Source {
 
 /// One worker VM: its store and its coordinator.
 struct Worker {
-    keys: KeySets,
+    keys: KeyStore,
     coord: Coordinator,
 }
 
 fn worker() -> Worker {
     Worker {
-        keys: KeySets::new(
+        keys: KeyStore::new(
             Timing {
                 refresh_ms: 600_000,
                 cooldown_ms: 30_000,

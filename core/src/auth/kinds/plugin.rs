@@ -1,0 +1,113 @@
+//! Plugin-to-plugin tokens (`vnd.backstage.plugin`), with their `obo`
+//! claim; key sets learnt per plugin from the Backstage backend.
+
+use super::user::verify_user;
+#[allow(unused_imports)]
+use super::*;
+
+pub(crate) fn is_plugin_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A plugin-to-plugin token (`typ: vnd.backstage.plugin`).
+pub fn plugin(
+    plan: &Plan,
+    state: &mut AuthState,
+    token: &str,
+    decoded: Option<&Jwt<'_>>,
+    now_ms: u64,
+) -> Result<Success, Failure> {
+    let prefix = "Invalid plugin token";
+    let Some(jwt) = decoded else {
+        return Err(denied(Reason::InvalidPluginToken, prefix, INVALID));
+    };
+    // Backstage stringifies whatever `sub` is; only a plugin id passes.
+    let sub = match jwt.payload.get("sub") {
+        Some(Value::String(s)) => s.as_str(),
+        None => {
+            return Err(denied_plain(
+                Reason::InvalidPluginToken,
+                "Invalid plugin token: forbidden subject format",
+            ))
+        }
+        Some(_) => {
+            return Err(denied_plain(
+                Reason::InvalidPluginToken,
+                "Invalid plugin token: forbidden subject format",
+            ))
+        }
+    };
+    if !is_plugin_id(sub) {
+        return Err(denied_plain(
+            Reason::InvalidPluginToken,
+            "Invalid plugin token: forbidden subject format",
+        ));
+    }
+    let skew = plan.gateway.clock_skew_seconds;
+    if let Err(e) = check_registered_claims(
+        &jwt.payload,
+        now_ms / 1000,
+        skew,
+        &["iat", "exp", "sub", "aud"],
+    ) {
+        return Err(denied(Reason::InvalidPluginToken, prefix, claim_cause(e)));
+    }
+    let audience_ok = match jwt.payload.get("aud") {
+        Some(Value::String(a)) => *a == plan.gateway.plugin_id,
+        Some(Value::Array(items)) => items
+            .iter()
+            .any(|a| a.as_str() == Some(plan.gateway.plugin_id.as_str())),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(denied(Reason::InvalidPluginToken, prefix, AUD));
+    }
+    let no_jwks = "Received a plugin token where the source plugin unexpectedly does not have a JWKS endpoint";
+    let Some(src) = Source::plugin(plan, sub) else {
+        return Err(denied_plain(Reason::KeySetUnavailable, no_jwks));
+    };
+    let generation = match verify_with_key_set(state, &src, jwt, token, now_ms, Some(TYP_PLUGIN)) {
+        Ok(g) => g,
+        Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
+        Err(KeyFailure::Unavailable) => {
+            return Err(denied_plain(Reason::KeySetUnavailable, no_jwks))
+        }
+        Err(KeyFailure::Cause(c)) => return Err(denied(Reason::InvalidPluginToken, prefix, c)),
+    };
+    let mut deps = vec![(src.url.clone(), generation)];
+    let mut exp = exp_of(&jwt.payload);
+    let principal = match jwt.payload.get("obo") {
+        None => Principal::Service(format!("plugin:{sub}")),
+        Some(Value::String(obo)) => {
+            match verify_user(plan, state, obo, jwt::decode(obo).as_ref(), now_ms)? {
+                Some(u) => {
+                    deps.push((u.url, u.generation));
+                    exp = exp.min(u.exp);
+                    Principal::User(u.sub)
+                }
+                None => {
+                    return Err(denied_plain(
+                        Reason::InvalidPluginToken,
+                        "Invalid user token in plugin token obo claim",
+                    ))
+                }
+            }
+        }
+        Some(_) => {
+            return Err(denied_plain(
+                Reason::InvalidPluginToken,
+                "Invalid user token in plugin token obo claim",
+            ))
+        }
+    };
+    Ok(Success {
+        verified: Verified {
+            principal,
+            restrictions: None,
+        },
+        exp,
+        deps,
+    })
+}
