@@ -303,30 +303,41 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// The complete Envoy bootstrap.
+/// The complete Envoy bootstrap for loaded app-config files.
 pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, Error> {
     let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
-    let clusters = cluster_specs(plan)?;
     let config_json = serde_json::to_string_pretty(&loaded.filter_config)
         .map_err(|e| Error::Serialise(e.to_string()))?;
+    let cors = loaded.resolved.get("backend").and_then(|b| b.get("cors"));
+    gateway(plan, &config_json, &loaded.vm_vars, cors, opts)
+}
+
+/// The complete Envoy bootstrap for a validated plan: `config_json` is the
+/// filter's configuration as Envoy passes it, `vm_vars` the variables its
+/// header values read from the VM's environment, `cors` Backstage's
+/// `backend.cors`. The end-to-end tests build their gateways with it too.
+pub fn gateway(
+    plan: &Plan,
+    config_json: &str,
+    vm_vars: &[String],
+    cors: Option<&Value>,
+    opts: &Options,
+) -> Result<Value, Error> {
+    let clusters = cluster_specs(plan)?;
     let mut vm_config = json!({
         "vm_id": "backstage_proxy",
         "runtime": "envoy.wasm.runtime.v8",
         "code": { "local": { "filename": opts.wasm_path } }
     });
-    if !loaded.vm_vars.is_empty() {
+    if !vm_vars.is_empty() {
         set(
             &mut vm_config,
             "environment_variables",
-            json!({ "host_env_keys": loaded.vm_vars }),
+            json!({ "host_env_keys": vm_vars }),
         );
     }
     let mut filters = Vec::new();
-    let cors = loaded
-        .resolved
-        .get("backend")
-        .and_then(|b| b.get("cors"))
-        .and_then(cors_policy);
+    let cors = cors.and_then(cors_policy);
     if cors.is_some() {
         filters.push(json!({
             "name": "envoy.filters.http.cors",

@@ -448,80 +448,109 @@ impl Drop for TempDir {
     }
 }
 
-fn yaml_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-/// The gateway part of the shipped `envoy.yaml` (same HCM settings, routes
-/// and filter chain), with the test's listener, clusters and filter config.
+/// The test's gateway, written by the same code as `backstage-proxy-wasm
+/// render` (`render::gateway`: HCM settings, routes, filter chain and
+/// clusters), with the test's overrides: loopback and ports chosen by
+/// Envoy, the test's filter configuration text exactly as written (also an
+/// invalid one: the gateway is then rendered around an empty plan), the
+/// VM's environment values, path normalisation, the failure policy, a CORS
+/// policy, and only the clusters the test names (each on loopback).
 pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
-    let clusters: String = opts
+    use backstage_proxy_core::config;
+    use backstage_proxy_wasm_cli::render;
+    use serde_json::{json, Value};
+
+    let env = |name: &str| {
+        opts.vm_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let plan = config::parse(opts.filter_config.as_bytes(), &env)
+        .or_else(|_| config::parse(b"{}", &|_| None))
+        .unwrap();
+    let render_opts = render::Options {
+        listen_address: "127.0.0.1".to_string(),
+        listen_port: 0,
+        admin_port: 0,
+        wasm_path: wasm.display().to_string(),
+        ..render::Options::default()
+    };
+    let mut v = render::gateway(&plan, &opts.filter_config, &[], None, &render_opts).unwrap();
+
+    let hcm = &mut v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    hcm["normalize_path"] = json!(opts.normalize);
+    hcm["merge_slashes"] = json!(opts.normalize);
+    if let Some(origin) = &opts.cors_origin {
+        hcm["route_config"]["virtual_hosts"][0]["typed_per_filter_config"] = json!({
+            "envoy.filters.http.cors": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+                "allow_origin_string_match": [{ "exact": origin }],
+                "allow_methods": "GET, POST, PUT, DELETE",
+                "allow_headers": "authorization, content-type"
+            }
+        });
+        let filters = hcm["http_filters"].as_array_mut().unwrap();
+        if !filters
+            .iter()
+            .any(|f| f["name"] == "envoy.filters.http.cors")
+        {
+            filters.insert(
+                0,
+                json!({
+                    "name": "envoy.filters.http.cors",
+                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" }
+                }),
+            );
+        }
+    }
+    // A route to a cluster the test leaves out answers 503 at request time,
+    // as a missing cluster does in production, instead of refusing the load.
+    hcm["route_config"]["validate_clusters"] = json!(false);
+    for filter in hcm["http_filters"].as_array_mut().unwrap() {
+        if filter["name"] == "envoy.filters.http.wasm" {
+            let config = &mut filter["typed_config"]["config"];
+            config["failure_policy"] = json!(opts.failure_policy);
+            let key_values: serde_json::Map<String, Value> = opts
+                .vm_env
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            if !key_values.is_empty() {
+                config["vm_config"]["environment_variables"] = json!({ "key_values": key_values });
+            }
+        }
+    }
+    let rendered: Vec<Value> = v["static_resources"]["clusters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let clusters: Vec<Value> = opts
         .clusters
         .iter()
         .map(|(name, port)| {
-            format!(
-                r#"
-  - name: {name}
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: 127.0.0.1, port_value: {port} }}"#,
-                name = yaml_str(name)
-            )
+            let loopback = json!({
+                "name": name,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] }
+            });
+            // The rendered cluster when it is this loopback port already.
+            rendered
+                .iter()
+                .find(|c| {
+                    c["name"] == name.as_str()
+                        && c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+                            ["address"]["socket_address"]
+                            == json!({ "address": "127.0.0.1", "port_value": port })
+                })
+                .cloned()
+                .unwrap_or(loopback)
         })
         .collect();
-    let env: String = opts
-        .vm_env
-        .iter()
-        .map(|(k, v)| format!("\n                      {k}: {}", yaml_str(v)))
-        .collect();
-    let env_block = if env.is_empty() {
-        String::new()
-    } else {
-        format!("\n                  environment_variables:\n                    key_values:{env}")
-    };
-    let cors_filter = match &opts.cors_origin {
-        Some(_) => "
-          - name: envoy.filters.http.cors
-            typed_config:
-              \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
-            .to_string(),
-        None => String::new(),
-    };
-    let cors_policy = match &opts.cors_origin {
-        Some(o) => format!(
-            "
-              typed_per_filter_config:
-                envoy.filters.http.cors:
-                  \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
-                  allow_origin_string_match: [{{ exact: {} }}]
-                  allow_methods: \"GET, POST, PUT, DELETE\"
-                  allow_headers: \"authorization, content-type\"",
-            yaml_str(o)
-        ),
-        None => String::new(),
-    };
-    let template = std::fs::read_to_string(repo_root().join("tests/envoy-test.yaml.tmpl")).unwrap();
-    template
-        .replace(
-            "{{NORMALIZE}}",
-            if opts.normalize { "true" } else { "false" },
-        )
-        .replace("{{WASM}}", &yaml_str(&wasm.display().to_string()))
-        .replace("{{CONFIG}}", &yaml_str(&opts.filter_config))
-        .replace("{{ENV}}", &env_block)
-        .replace("{{CORS_FILTER}}", &cors_filter)
-        .replace("{{CORS_POLICY}}", &cors_policy)
-        .replace("{{CLUSTERS}}", &clusters)
-        .replace(
-            "failure_policy: FAIL_CLOSED",
-            &format!("failure_policy: {}", opts.failure_policy),
-        )
+    v["static_resources"]["clusters"] = json!(clusters);
+    serde_json::to_string_pretty(&v).unwrap()
 }
 
 impl Envoy {
