@@ -129,19 +129,21 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     let reply = |r: Reply, endpoint: Option<usize>| Decision::Reply { reply: r, endpoint };
     let url = raw_path;
 
+    let unsafe_path = |endpoint: Option<usize>| {
+        let r = reply::error(
+            400,
+            Reason::UnsafePath,
+            "InputError",
+            "Invalid request path",
+            req.method,
+            url,
+        );
+        Decision::Reply { reply: r, endpoint }
+    };
+
     // 1. Path safety.
     if routing::check_path_safety(split.path).is_err() {
-        return reply(
-            reply::error(
-                400,
-                Reason::UnsafePath,
-                "InputError",
-                "Invalid request path",
-                req.method,
-                url,
-            ),
-            None,
-        );
+        return unsafe_path(None);
     }
 
     // 2. The proxy plugin's own key set.
@@ -220,15 +222,7 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
         return reply(r, Some(idx));
     };
     if routing::check_upstream_path(&path, &endpoint.target.path).is_err() {
-        let r = reply::error(
-            400,
-            Reason::UnsafePath,
-            "InputError",
-            "Invalid request path",
-            req.method,
-            url,
-        );
-        return reply(r, Some(idx));
+        return unsafe_path(Some(idx));
     }
     Decision::Forward(forward(plan, endpoint, idx, req, path, principal))
 }
