@@ -120,7 +120,7 @@ bench: build bench-tools
 
 # Instructions per request inside Envoy, counted by callgrind: repeatable
 # where requests per second on a shared machine are not (bench/instructions.py).
-bench-instructions: build bench-tools
+bench-instructions: build cli bench-tools
 	@command -v valgrind >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null)
 	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
 

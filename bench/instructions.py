@@ -28,6 +28,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENVOY = os.environ.get("ENVOY_BIN", "envoy")
 WASM = os.environ.get("WASM", str(ROOT / "build/plugin.wasm"))
+CLI = ROOT / "target/release/backstage-proxy-wasm"
 NOOP = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 STATIC = "static-bench-token-0123"
 WARM, COUNT = 2000, 1000
@@ -161,7 +162,8 @@ def native_config(upstream, port, admin, wasm=None):
 
 
 def filter_config(upstream, port, admin, keys_port):
-    t = (ROOT / "tests/envoy-test.yaml.tmpl").read_text()
+    """The gateway `backstage-proxy-wasm render` writes for this
+    configuration (the CLI built by `make cli`), on the given ports."""
     cfg = {
         "proxy": {"endpoints": {"/svc": f"http://127.0.0.1:{upstream}"}},
         "backend": {
@@ -170,37 +172,15 @@ def filter_config(upstream, port, admin, keys_port):
         },
         "gateway": {"tokenCacheSize": 1024},
     }
-    clusters = ""
-    for p in (upstream, keys_port):
-        clusters += f"""
-  - name: "http_127.0.0.1_{p}"
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: "http_127.0.0.1_{p}"
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: 127.0.0.1, port_value: {p} }}"""
-    for k, v in {
-        "{{NORMALIZE}}": "false",
-        "{{CORS_POLICY}}": "",
-        "{{CORS_FILTER}}": "",
-        "{{ENV}}": "",
-        "{{WASM}}": json.dumps(WASM),
-        "{{CONFIG}}": json.dumps(json.dumps(cfg)),
-        "{{CLUSTERS}}": clusters,
-    }.items():
-        t = t.replace(k, v)
-    t = t.replace("port_value: 0 }\nstatic", f"port_value: {admin} }}\nstatic", 1)
-    t = t.replace(
-        "socket_address: { address: 127.0.0.1, port_value: 0 }\n    filter_chains",
-        f"socket_address: {{ address: 127.0.0.1, port_value: {port} }}\n    filter_chains",
-        1,
-    )
-    return t
-
+    with tempfile.TemporaryDirectory() as d:
+        src = pathlib.Path(d) / "app-config.json"
+        src.write_text(json.dumps(cfg))
+        # sentinel ports, replaced by the placeholders count() fills in
+        out = subprocess.run(
+            [str(CLI), "render", str(src), "--listen", "127.0.0.1:65001", "--admin-port", "65002", "--wasm", WASM],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    return out.replace("port_value: 65001", f"port_value: {port}").replace("port_value: 65002", f"port_value: {admin}")
 
 def count(name, yaml_text, token, workdir):
     port, admin = free_port(), free_port()

@@ -34,6 +34,8 @@ impl std::fmt::Display for LoadError {
     }
 }
 
+impl std::error::Error for LoadError {}
+
 /// Parses one YAML (or JSON) document.
 pub fn load_yaml(name: &str, text: &str) -> Result<ConfigFile, LoadError> {
     let value: Value = if text.trim().is_empty() {

@@ -75,6 +75,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl std::error::Error for ConfigError {}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Credentials {
     Require,
