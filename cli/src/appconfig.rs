@@ -1,12 +1,22 @@
-//! Backstage app-config files → the filter's JSON configuration.
+//! Backstage app-config files → the filter's JSON configuration, read as
+//! Backstage's config loader reads them (SPEC §9.1):
 //!
-//! Files are merged as Backstage merges them (later files win, objects are
-//! merged key by key, everything else is replaced), `$env` and `${VAR}` are
-//! resolved, and `proxy`, `backend.baseUrl`, `backend.auth` (and, for the
-//! generator, `backend.cors`) are taken. Every value remembers which file
-//! gave it, so errors name their file.
+//! - files merged in order (later files win, objects merged key by key,
+//!   everything else replaced), then `APP_CONFIG_<path>` overrides;
+//! - a YAML `null` is absent;
+//! - only the sections the gateway reads (`proxy`, `backend.baseUrl`,
+//!   `backend.auth`, `backend.cors`, `gateway`) are resolved, so nothing
+//!   elsewhere (a database CA from `$file`, unset GitHub App variables) is
+//!   resolved or refused;
+//! - `$env`, `${VAR}`, `$file`, `$include` resolved relative to the file
+//!   that holds them; an unset variable makes its value absent, and is an
+//!   error only where the gateway needs the value (a target, a credential);
+//! - an endpoint key without a leading `/` is refused with the hint.
+//!
+//! Every value remembers which file gave it, so errors name their file.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -65,9 +75,74 @@ pub fn load_yaml(name: &str, text: &str) -> Result<ConfigFile, LoadError> {
         value: if value.is_null() {
             Value::Object(Map::new())
         } else {
-            value
+            drop_nulls(value)
         },
     })
+}
+
+/// A YAML `null` is absent, as in Backstage's loader: a key whose children
+/// are all commented out (`proxy:` in every new Backstage app) neither
+/// sets nor overrides anything.
+fn drop_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, drop_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(drop_nulls).collect()),
+        other => other,
+    }
+}
+
+/// `APP_CONFIG_<path>` environment overrides, as Backstage applies them
+/// after every file: the name's segments (split at `_`) are the path, the
+/// value is JSON when it parses as JSON, else a string.
+pub fn env_overrides(vars: &[(String, String)]) -> Result<Option<ConfigFile>, LoadError> {
+    const PREFIX: &str = "APP_CONFIG_";
+    let mut root = Map::new();
+    for (name, raw) in vars {
+        let Some(key) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let error = |message: String| LoadError {
+            file: "environment".to_string(),
+            path: name.clone(),
+            message,
+        };
+        let parts: Vec<&str> = key.split('_').collect();
+        let valid = |p: &&str| {
+            p.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && p.chars().all(|c| c.is_ascii_alphanumeric())
+        };
+        if !parts.iter().all(valid) {
+            return Err(error("invalid environment config key".to_string()));
+        }
+        let value =
+            serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        let mut node = &mut root;
+        let (last, parents) = parts
+            .split_last()
+            .ok_or_else(|| error("empty key".to_string()))?;
+        for p in parents {
+            let entry = node
+                .entry((*p).to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            node = match entry {
+                Value::Object(m) => m,
+                _ => return Err(error(format!("could not nest config under '{p}'"))),
+            };
+        }
+        if node.contains_key(*last) {
+            return Err(error(format!("could not nest config under '{last}'")));
+        }
+        node.insert((*last).to_string(), value);
+    }
+    Ok((!root.is_empty()).then(|| ConfigFile {
+        name: "environment (APP_CONFIG_*)".to_string(),
+        value: drop_nulls(Value::Object(root)),
+    }))
 }
 
 /// The merged configuration and, for each JSON path, the file it came from.
@@ -164,11 +239,19 @@ fn merge_into(
     }
 }
 
-/// What resolving directives needs from the environment, and learns.
+/// What resolving directives needs from the environment and the files,
+/// and what it learns.
 pub struct Resolver<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Reads a file a `$file` or `$include` names.
+    pub read: &'a dyn Fn(&Path) -> std::io::Result<String>,
+    /// The file that gave a JSON path: relative directives resolve
+    /// against its directory.
+    pub file_of: &'a dyn Fn(&str) -> String,
     /// Variables that header values reference (left for the Wasm VM).
     pub vm_vars: Vec<String>,
+    /// Values made absent because a variable is unset: (JSON path, name).
+    pub unset: Vec<(String, String)>,
 }
 
 /// Is this path an injected header value (resolved in the VM, not here)?
@@ -179,68 +262,184 @@ fn is_header_value(path: &[String]) -> bool {
         && path.get(n.wrapping_sub(2)).map(String::as_str) == Some("headers")
 }
 
-/// Resolves `$env`, `${VAR}` and refuses `$file` / `$include`, everywhere
-/// except in injected header values: there `${VAR}` stays (the filter reads
-/// it from the VM environment, so the secret never lands in envoy.yaml) and
-/// `{$env: VAR}` becomes `${VAR}`.
+/// The sections the gateway reads; nothing else is resolved or refused
+/// (a database CA from `$file`, GitHub App keys from unset variables).
+const READ: [&[&str]; 5] = [
+    &["proxy"],
+    &["backend", "baseUrl"],
+    &["backend", "auth"],
+    &["backend", "cors"],
+    &["gateway"],
+];
+
+/// The merged app-config cut down to the sections the gateway reads.
+fn gateway_sections(merged: &Value) -> Value {
+    let mut out = Value::Object(Map::new());
+    for path in READ {
+        let Some(v) = path.iter().try_fold(merged, |v, k| v.get(*k)) else {
+            continue;
+        };
+        let mut node = &mut out;
+        for (i, k) in path.iter().enumerate() {
+            let Value::Object(m) = node else { break };
+            let last = i + 1 == path.len();
+            node = m.entry((*k).to_string()).or_insert_with(|| {
+                if last {
+                    v.clone()
+                } else {
+                    Value::Object(Map::new())
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Where an unset variable is an error rather than an absent value: the
+/// values the gateway cannot do without (a target, a credential, where the
+/// Backstage backend is).
+fn needed(path: &str) -> bool {
+    if let Some(rest) = path
+        .strip_prefix("proxy.endpoints.")
+        .or_else(|| path.strip_prefix("proxy.").filter(|r| r.starts_with('/')))
+    {
+        return !rest.contains('.') || rest.ends_with(".target");
+    }
+    if matches!(path, "backend.baseUrl" | "gateway.backendUrl") {
+        return true;
+    }
+    if path.starts_with("backend.auth.keys[") && path.ends_with("].secret") {
+        return true;
+    }
+    path.starts_with("backend.auth.externalAccess[")
+        && [
+            ".type",
+            ".options.token",
+            ".options.secret",
+            ".options.subject",
+            ".options.url",
+        ]
+        .iter()
+        .any(|f| path.ends_with(f))
+}
+
+/// The directory relative directives in `path` resolve against.
+fn base_dir(r: &Resolver<'_>, path: &str, inherited: Option<&Path>) -> PathBuf {
+    if let Some(d) = inherited {
+        return d.to_path_buf();
+    }
+    let file = (r.file_of)(path);
+    Path::new(&file)
+        .parent()
+        .filter(|_| file != "<stdin>")
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `$include`: a YAML or JSON file, or a part of it after `#` (a dotted path).
+fn include(r: &Resolver<'_>, dir: &Path, arg: &str) -> Result<(Value, PathBuf), String> {
+    let (file, fragment) = match arg.split_once('#') {
+        Some((f, frag)) => (f, Some(frag)),
+        None => (arg, None),
+    };
+    let full = dir.join(file);
+    let text = (r.read)(&full).map_err(|e| format!("$include {file}: {e}"))?;
+    let value = if file.ends_with(".json") {
+        serde_json::from_str(&text).map_err(|_| format!("$include {file}: not valid JSON"))?
+    } else {
+        load_yaml(file, &text)
+            .map_err(|e| format!("$include {e}"))?
+            .value
+    };
+    let value = match fragment {
+        None => value,
+        Some(frag) => frag
+            .split('.')
+            .try_fold(&value, |v, k| v.get(k))
+            .cloned()
+            .ok_or_else(|| format!("$include {file}: no value at '{frag}'"))?,
+    };
+    let included_dir = full.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((drop_nulls(value), included_dir))
+}
+
+/// Resolves Backstage's directives in the sections the gateway reads, as
+/// its config loader does: `$env`, `${VAR}`, `$file` and `$include`
+/// (relative to the file that holds them). An unset variable makes its
+/// value absent (`None`). In injected header values `${VAR}` stays (the
+/// filter reads it from the VM's environment, so the secret never lands in
+/// envoy.yaml) and `{$env: VAR}` becomes `${VAR}`.
 pub fn resolve(
     v: &Value,
     path: &mut Vec<String>,
     r: &mut Resolver<'_>,
+    dir: Option<&Path>,
     errors: &mut Vec<(String, String)>,
-) -> Value {
+) -> Option<Value> {
     let here = |path: &Vec<String>| path.join(".");
     match v {
-        Value::Object(m) => {
-            if let Some(directive) = m.keys().find(|k| k.starts_with('$')) {
-                if m.len() == 1 {
-                    let arg = m.get(directive).cloned().unwrap_or(Value::Null);
-                    return match (directive.as_str(), arg) {
-                        ("$env", Value::String(name)) => {
-                            if is_header_value(path) {
-                                r.vm_vars.push(name.clone());
-                                Value::String(format!("${{{name}}}"))
-                            } else {
-                                match (r.env)(&name) {
-                                    Some(val) => Value::String(val),
-                                    None => {
-                                        errors.push((
-                                            here(path),
-                                            format!("environment variable '{name}' is not set"),
-                                        ));
-                                        Value::Null
-                                    }
-                                }
-                            }
+        Value::Object(m) if m.len() == 1 && m.keys().all(|k| k.starts_with('$')) => {
+            let (directive, arg) = m.iter().next()?;
+            match (directive.as_str(), arg) {
+                ("$env", Value::String(name)) if is_header_value(path) => {
+                    r.vm_vars.push(name.clone());
+                    Some(Value::String(format!("${{{name}}}")))
+                }
+                ("$env", Value::String(name)) => match (r.env)(name) {
+                    Some(val) => Some(Value::String(val)),
+                    None => {
+                        r.unset.push((here(path), name.clone()));
+                        None
+                    }
+                },
+                ("$file", Value::String(file)) => {
+                    let full = base_dir(r, &here(path), dir).join(file);
+                    match (r.read)(&full) {
+                        Ok(text) => Some(Value::String(text)),
+                        Err(e) => {
+                            errors.push((here(path), format!("$file {file}: {e}")));
+                            None
                         }
-                        ("$file" | "$include", _) => {
-                            errors.push((here(path), format!("{directive} is not supported by backstage-proxy-wasm; inline the value or use $env")));
-                            Value::Null
+                    }
+                }
+                ("$include", Value::String(arg)) => {
+                    let base = base_dir(r, &here(path), dir);
+                    match include(r, &base, arg) {
+                        Ok((value, included_dir)) => {
+                            resolve(&value, path, r, Some(&included_dir), errors)
                         }
-                        (d, _) => {
-                            errors.push((here(path), format!("unsupported directive {d}")));
-                            Value::Null
+                        Err(msg) => {
+                            errors.push((here(path), msg));
+                            None
                         }
-                    };
+                    }
+                }
+                (d, _) => {
+                    errors.push((here(path), format!("unsupported directive {d}")));
+                    None
                 }
             }
+        }
+        Value::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
                 path.push(k.clone());
-                out.insert(k.clone(), resolve(v, path, r, errors));
+                if let Some(v) = resolve(v, path, r, dir, errors) {
+                    out.insert(k.clone(), v);
+                }
                 path.pop();
             }
-            Value::Object(out)
+            Some(Value::Object(out))
         }
-        Value::Array(items) => Value::Array(
+        Value::Array(items) => Some(Value::Array(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| {
+                .filter_map(|(i, v)| {
                     if let Some(last) = path.last_mut() {
                         last.push_str(&format!("[{i}]"));
                     }
-                    let out = resolve(v, path, r, errors);
+                    let out = resolve(v, path, r, dir, errors);
                     if let Some(last) = path.last_mut() {
                         let cut = last.rfind('[').unwrap_or(last.len());
                         last.truncate(cut);
@@ -248,20 +447,29 @@ pub fn resolve(
                     out
                 })
                 .collect(),
-        ),
+        )),
         Value::String(s) if is_header_value(path) => {
             r.vm_vars
                 .extend(backstage_proxy_core::config::referenced_env_vars(s));
-            Value::String(s.clone())
+            Some(Value::String(s.clone()))
         }
-        Value::String(s) => match backstage_proxy_core::config::interpolate(s, r.env) {
-            Ok(v) => Value::String(v),
-            Err(msg) => {
-                errors.push((here(path), msg));
-                Value::String(s.clone())
+        Value::String(s) => {
+            let missing = backstage_proxy_core::config::referenced_env_vars(s)
+                .into_iter()
+                .find(|name| (r.env)(name).is_none());
+            if let Some(name) = missing {
+                r.unset.push((here(path), name));
+                return None;
             }
-        },
-        other => other.clone(),
+            match backstage_proxy_core::config::interpolate(s, r.env) {
+                Ok(v) => Some(Value::String(v)),
+                Err(msg) => {
+                    errors.push((here(path), msg));
+                    Some(Value::String(s.clone()))
+                }
+            }
+        }
+        other => Some(other.clone()),
     }
 }
 
@@ -301,36 +509,74 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Loads, merges, resolves and validates, with the filter's own validation.
+/// Loads, merges, resolves and validates, with the filter's own
+/// validation. Files named by `$file` and `$include` are read from disk.
 pub fn load(sources: &[ConfigFile], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    load_with(sources, env, &|p: &Path| std::fs::read_to_string(p))
+}
+
+/// [`load`] with the file reader given.
+pub fn load_with(
+    sources: &[ConfigFile],
+    env: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
+) -> Loaded {
     let merged = merge(sources);
+    let mut errors: Vec<LoadError> = Vec::new();
+    let mut warnings = Vec::new();
+    if let Some(Value::Object(endpoints)) =
+        merged.value.get("proxy").and_then(|p| p.get("endpoints"))
+    {
+        for key in endpoints.keys().filter(|k| !k.starts_with('/')) {
+            let path = format!("proxy.endpoints.{key}");
+            errors.push(LoadError {
+                file: merged.file_of(&path),
+                path,
+                message: format!("endpoint keys start with '/': write '/{key}' (Backstage ignores this endpoint)"),
+            });
+        }
+    }
+    let file_of = |path: &str| merged.file_of(path);
     let mut resolver = Resolver {
         env,
+        read,
+        file_of: &file_of,
         vm_vars: Vec::new(),
+        unset: Vec::new(),
     };
     let mut raw_errors = Vec::new();
     let resolved = resolve(
-        &merged.value,
+        &gateway_sections(&merged.value),
         &mut Vec::new(),
         &mut resolver,
+        None,
         &mut raw_errors,
-    );
+    )
+    .unwrap_or_else(|| Value::Object(Map::new()));
     let mut vm_vars = resolver.vm_vars;
     vm_vars.sort();
     vm_vars.dedup();
-    let mut errors: Vec<LoadError> = raw_errors
-        .into_iter()
-        .map(|(path, message)| LoadError {
-            file: merged.file_of(&path),
-            path,
-            message,
-        })
-        .collect();
+    let unset = resolver.unset;
+    errors.extend(raw_errors.into_iter().map(|(path, message)| LoadError {
+        file: merged.file_of(&path),
+        path,
+        message,
+    }));
+    for (path, name) in &unset {
+        if needed(path) {
+            errors.push(LoadError {
+                file: merged.file_of(path),
+                path: path.clone(),
+                message: format!("environment variable '{name}' is not set"),
+            });
+        } else {
+            warnings.push(format!("{path}: environment variable '{name}' is not set; the value is absent, as in Backstage"));
+        }
+    }
     let filter_config = filter_config(&resolved);
     // Header variables are the VM's: validate them as set, say which must be.
     let placeholder =
         |name: &str| -> Option<String> { env(name).or_else(|| Some(format!("<{name}>"))) };
-    let mut warnings = Vec::new();
     for v in &vm_vars {
         if env(v).is_none() {
             warnings.push(format!("environment variable '{v}' is not set here; Envoy's Wasm VM must provide it (host_env_keys)"));
@@ -342,11 +588,22 @@ pub fn load(sources: &[ConfigFile], env: &dyn Fn(&str) -> Option<String>) -> Loa
             Some(plan)
         }
         Err(list) => {
-            errors.extend(list.into_iter().map(|e| LoadError {
-                file: merged.file_of(&e.path),
-                path: e.path,
-                message: e.message,
-            }));
+            // A value made absent by an unset variable was reported above,
+            // naming the variable.
+            let reported = |p: &str| {
+                unset
+                    .iter()
+                    .any(|(u, _)| needed(u) && (p == u || p.starts_with(&format!("{u}."))))
+            };
+            errors.extend(
+                list.into_iter()
+                    .filter(|e| !reported(&e.path))
+                    .map(|e| LoadError {
+                        file: merged.file_of(&e.path),
+                        path: e.path,
+                        message: e.message,
+                    }),
+            );
             None
         }
     };

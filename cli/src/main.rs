@@ -10,10 +10,14 @@ use backstage_proxy_wasm_cli::{oci, render};
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-FILE may be - for standard input. ${VAR} and {$env: VAR} are resolved from
-this tool's environment, except in endpoint headers, where they are left for
-Envoy's Wasm VM (listed in vm_config.environment_variables.host_env_keys).
-$file and $include are not supported.";
+FILE may be - for standard input. Files are read as Backstage's config loader
+reads them, in the sections the gateway uses (proxy, backend.baseUrl,
+backend.auth, backend.cors, gateway): later files win, nulls are absent,
+${VAR}, {$env: VAR}, $file and $include are resolved (relative to the file
+that holds them), an unset variable makes its value absent (an error where
+the gateway needs it), and APP_CONFIG_<path> environment variables override.
+In endpoint headers ${VAR} is left for Envoy's Wasm VM (listed in
+vm_config.environment_variables.host_env_keys).";
 
 /// Backstage's proxy rules enforced at the Envoy edge.
 #[derive(Parser)]
@@ -138,6 +142,16 @@ fn load(files: &[String]) -> Result<Loaded, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(1)
     })?;
+    let mut sources = sources;
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    match appconfig::env_overrides(&vars) {
+        Ok(Some(overrides)) => sources.push(overrides),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(1));
+        }
+    }
     let env = |name: &str| std::env::var(name).ok();
     let loaded = appconfig::load(&sources, &env);
     for w in &loaded.warnings {

@@ -366,11 +366,40 @@ fn check_reports_every_error_with_file_and_path() {
     for line in [
         format!("{bad}: proxy.endpoints./pd.credentials: unknown policy 'maybe'; expected one of require, forward, dangerously-allow-unauthenticated"),
         format!("{bad}: proxy.endpoints./pd.allowedMethod: unknown key"),
-        format!("{bad}: proxy.endpoints./inc: $include is not supported"),
+        format!("{bad}: proxy.endpoints./inc: $include other.yaml: No such file or directory"),
         format!("{bad}: backend.auth.externalAccess[0].options.token: must be at least 8 characters long"),
     ] {
         assert!(err.contains(&line), "missing {line:?} in:\n{err}");
     }
+    // $include reads beside the file that holds it, from any directory the
+    // tool runs in; APP_CONFIG_ overrides apply after every file
+    write(
+        &dir.0,
+        "other.yaml",
+        "target: http://included:8080\nallowedMethods: [GET]\n",
+    );
+    let good = write(
+        &dir.0,
+        "app-config.good.yaml",
+        "proxy:\n  endpoints:\n    /inc: {$include: other.yaml}\n    /ok: http://t\n",
+    );
+    let o = run_cli(
+        &["check", &good],
+        &[(
+            "APP_CONFIG_proxy_endpoints",
+            r#"{"/env": "http://from-env"}"#,
+        )],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "OK: 3 endpoint(s)");
+    let o = run_cli(
+        &["check", &good],
+        &[("APP_CONFIG_proxy_end-points", "x")],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("APP_CONFIG_proxy_end-points: invalid environment config key"));
     // the filter reports the same message for the same input
     let filter_errors = backstage_proxy_core::config::parse(
         br#"{"proxy":{"endpoints":{"/pd":{"target":"http://t","credentials":"maybe"}}}}"#,
