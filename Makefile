@@ -98,11 +98,19 @@ test: lint build build-panic envoy tools
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
 # the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.
-run: build envoy
+# The shipped envoy.yaml listens on every interface (compose publishes its
+# port); `make run` serves the demo token on loopback only.
+RUN_CONFIG := build/envoy.run.yaml
+$(RUN_CONFIG): envoy.yaml
+	@mkdir -p build
+	sed 's/socket_address: { address: 0.0.0.0, port_value: 10000 }/socket_address: { address: 127.0.0.1, port_value: 10000 }/' envoy.yaml > $@
+	@grep -q 'address: 127.0.0.1, port_value: 10000' $@ || (echo "$@: the listener is not on loopback" >&2; rm -f $@; exit 1)
+
+run: build envoy $(RUN_CONFIG)
 	@$(PYTHON) examples/echo_upstream.py & echo $$! > build/upstream.pid; \
 	trap 'kill $$(cat build/upstream.pid) 2>/dev/null; rm -f build/upstream.pid' EXIT INT TERM; \
 	echo "gateway: http://127.0.0.1:10000/api/proxy/echo (static token: example-static-token-0123)"; \
-	$(ENVOY_BIN) -c envoy.yaml --concurrency 2 --disable-hot-restart -l warning --component-log-level wasm:info
+	$(ENVOY_BIN) -c $(RUN_CONFIG) --concurrency 2 --disable-hot-restart -l warning --component-log-level wasm:info
 
 # Load tools for the benchmark: wrk (Debian), Backstage's own proxy (npm,
 # bench/backstage only), matplotlib for the plot (into .venv).

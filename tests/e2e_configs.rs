@@ -364,3 +364,40 @@ fn shipped_envoy_yaml_is_fail_closed_and_keeps_the_path_settings() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `make run` serves the demo token on loopback only; the shipped file
+/// (which compose publishes) keeps every interface.
+#[test]
+fn make_run_listens_on_loopback_only() {
+    let out = std::process::Command::new("make")
+        .current_dir(repo_root())
+        .args(["-s", "build/envoy.run.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = std::fs::read_to_string(repo_root().join("build/envoy.run.yaml")).unwrap();
+    assert!(run.contains("socket_address: { address: 127.0.0.1, port_value: 10000 }"));
+    assert!(!run.contains("0.0.0.0"), "{run}");
+    let out = std::process::Command::new(envoy_bin())
+        .current_dir(repo_root())
+        .args([
+            "--mode",
+            "validate",
+            "-c",
+            "build/envoy.run.yaml",
+            "--disable-hot-restart",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shipped = std::fs::read_to_string(repo_root().join("envoy.yaml")).unwrap();
+    assert!(shipped.contains("address: 0.0.0.0, port_value: 10000"));
+}
