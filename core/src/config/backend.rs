@@ -3,9 +3,7 @@
 //! external access).
 
 use super::external_access::parse_secret;
-#[allow(unused_imports)]
 use super::json::*;
-#[allow(unused_imports)]
 use super::*;
 
 /// Keys of Backstage's `backend` block that configure the Backstage server

@@ -1,9 +1,7 @@
 //! `proxy` and each endpoint: target, credentials, methods, header lists,
 //! injected headers, rewrite, and the options Envoy owns.
 
-#[allow(unused_imports)]
 use super::json::*;
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn parse_proxy(

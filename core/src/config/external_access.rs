@@ -1,9 +1,7 @@
 //! `backend.auth.externalAccess` entries: static tokens, legacy shared
 //! secrets and external `jwks` providers, with their access restrictions.
 
-#[allow(unused_imports)]
 use super::json::*;
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn required_string<'a>(

@@ -1,8 +1,6 @@
 //! The `gateway` section: what Backstage has no equivalent for.
 
-#[allow(unused_imports)]
 use super::json::*;
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {

@@ -1,9 +1,6 @@
 //! `${NAME}` in header values, resolved from the Wasm VM's environment at
 //! load time.
 
-#[allow(unused_imports)]
-use super::*;
-
 /// Replaces `${NAME}` from the environment; `$${` is a literal `${`.
 /// Errors name the variable, never its value.
 pub fn interpolate(template: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {

@@ -1,7 +1,6 @@
 //! Reading the configuration's JSON: typed field reads that report every
 //! problem with its JSON path, and the text rules shared by the sections.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Collects errors with their JSON path.

@@ -1,6 +1,5 @@
 //! External `jwks` entries of `backend.auth.externalAccess`.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(crate) fn intersects(claim: Option<&Value>, allowed: &[String]) -> bool {

@@ -2,7 +2,6 @@
 //! claim; key sets learnt per plugin from the Backstage backend.
 
 use super::user::verify_user;
-#[allow(unused_imports)]
 use super::*;
 
 pub(crate) fn is_plugin_id(s: &str) -> bool {

@@ -1,7 +1,6 @@
 //! Backstage user tokens (`vnd.backstage.user`, the older `aud: backstage`
 //! form) and the limited user tokens of `obo` claims.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// What a user-token verification yields before the caller decides what a
