@@ -346,23 +346,8 @@ fn shipped_envoy_yaml_is_fail_closed_and_keeps_the_path_settings() {
         assert!(shipped.contains(needle), "envoy.yaml lacks {needle}");
     }
     assert!(!shipped.contains("FAIL_OPEN") && !shipped.contains("fail_open"));
-    let out = std::process::Command::new(envoy_bin())
-        .current_dir(repo_root())
-        .args([
-            "--mode",
-            "validate",
-            "-c",
-            "envoy.yaml",
-            "--disable-hot-restart",
-        ])
-        .output()
-        .unwrap();
     // validate mode loads build/plugin.wasm relative to the repo root
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    envoy_validate(Path::new("envoy.yaml"), &repo_root(), &[]);
 }
 
 /// `make run` serves the demo token on loopback only; the shipped file
@@ -382,22 +367,8 @@ fn make_run_listens_on_loopback_only() {
     let run = std::fs::read_to_string(repo_root().join("build/envoy.run.yaml")).unwrap();
     assert!(run.contains("socket_address: { address: 127.0.0.1, port_value: 10000 }"));
     assert!(!run.contains("0.0.0.0"), "{run}");
-    let out = std::process::Command::new(envoy_bin())
-        .current_dir(repo_root())
-        .args([
-            "--mode",
-            "validate",
-            "-c",
-            "build/envoy.run.yaml",
-            "--disable-hot-restart",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // validate mode loads build/plugin.wasm relative to the repo root
+    envoy_validate(Path::new("build/envoy.run.yaml"), &repo_root(), &[]);
     let shipped = std::fs::read_to_string(repo_root().join("envoy.yaml")).unwrap();
     assert!(shipped.contains("address: 0.0.0.0, port_value: 10000"));
 }

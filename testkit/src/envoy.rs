@@ -380,3 +380,22 @@ impl Drop for Envoy {
         let _ = self.child.wait();
     }
 }
+
+/// `envoy --mode validate` on a configuration file, run in `dir` (relative
+/// paths in it, such as the `.wasm`, resolve there) with `env`; the
+/// filter's `on_configure` runs. Panics with Envoy's output when refused.
+pub fn envoy_validate(config: &Path, dir: &Path, env: &[(&str, &str)]) {
+    let out = Command::new(envoy_bin())
+        .current_dir(dir)
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy refused {}:\n{}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
