@@ -222,18 +222,28 @@ fn authenticate_external(
     now_ms: u64,
 ) -> Outcome {
     let now = now_ms / 1000;
+    // Static and legacy tokens are cached like verified JWTs, so that a
+    // repeated one costs one lookup, as a cached user token does (static
+    // tokens never expire; nothing they depend on changes within a VM).
     if let Some(entry) = kinds::static_token::matching(plan, token) {
-        return finish(
-            plan,
-            Verified {
-                principal: Principal::Service(entry.subject.clone()),
-                restrictions: entry.restrictions.clone(),
-            },
-        );
+        let verified = Verified {
+            principal: Principal::Service(entry.subject.clone()),
+            restrictions: entry.restrictions.clone(),
+        };
+        state
+            .tokens
+            .insert(token, verified.clone(), f64::INFINITY, Vec::new());
+        return finish(plan, verified);
     }
     if let Some(result) = kinds::legacy::authenticate(plan, decoded, now) {
         return match result {
-            Ok(p) => Outcome::Authenticated(p),
+            Ok((verified, exp)) => {
+                state.cache_misses += 1;
+                state
+                    .tokens
+                    .insert(token, verified.clone(), exp, Vec::new());
+                finish(plan, verified)
+            }
             Err(d) => Outcome::Denied(d),
         };
     }

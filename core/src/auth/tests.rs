@@ -281,3 +281,59 @@ fn ct_eq_compares_whole_values() {
     assert!(!ct_eq(b"", b"a"));
     assert!(ct_eq(b"", b""));
 }
+
+/// Issue: repeated legacy tokens were verified again on every request and
+/// static tokens matched against every entry each time. Both are now kept in
+/// the verified-token cache: the second use is a lookup, restrictions still
+/// apply on every use, a legacy token still expires at its `exp`, and what
+/// failed is never cached.
+#[test]
+fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
+    let p = plan();
+    let mut state = AuthState::new(&p);
+    let mut run = |token: &str, now: u64| super::authenticate(&p, &mut state, token, now * 1000);
+    let good_legacy = legacy(&format!(
+        r#"{{"sub":"backstage-server","exp":{}}}"#,
+        NOW + 60
+    ));
+    let restricted_legacy = hs256(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"sub":"backstage-server","exp":{}}}"#, NOW + 60),
+        OTHER,
+    );
+    for round in 0..3 {
+        assert_eq!(
+            run("static-token-abc", NOW),
+            Outcome::Authenticated(Principal::Service("ci".into())),
+            "{round}"
+        );
+        assert!(
+            matches!(run("restricted-token", NOW), Outcome::Denied(d) if d.status == 403),
+            "{round}"
+        );
+        assert_eq!(
+            run(&good_legacy, NOW),
+            Outcome::Authenticated(Principal::Service("external:backstage-plugin".into())),
+            "{round}"
+        );
+        assert!(
+            matches!(run(&restricted_legacy, NOW), Outcome::Denied(d) if d.status == 403),
+            "{round}"
+        );
+        assert!(
+            matches!(run("static-token-abd", NOW), Outcome::Denied(_)),
+            "{round}"
+        );
+    }
+    assert_eq!(state.cache_misses, 2, "each legacy token verified once");
+    assert_eq!(
+        state.cache_hits, 8,
+        "two static and two legacy tokens, twice each from the cache"
+    );
+    assert_eq!(state.tokens.len(), 4, "only valid tokens are cached");
+    // Expired at its exp, cached or not.
+    assert!(matches!(
+        super::authenticate(&p, &mut state, &good_legacy, (NOW + 60) * 1000),
+        Outcome::Denied(d) if d.status == 401
+    ));
+}

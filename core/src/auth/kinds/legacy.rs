@@ -4,18 +4,22 @@
 use jwt_simple::algorithms::{HS256Key, MACLike};
 use serde_json::Value;
 
-use crate::auth::{ct_eq, jwt, restrict, Denial, Principal, LEGACY_SUBJECT};
+use super::exp_of;
+use crate::auth::token_cache::Verified;
+use crate::auth::{ct_eq, jwt, Denial, Principal, LEGACY_SUBJECT};
 use crate::config::Plan;
 use crate::reply::Reason;
 
 /// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified
-/// against each configured secret in turn. `None` when the token is not a
-/// legacy token or no secret verifies it (the next kind is tried).
+/// against each configured secret in turn: who it speaks for, with the
+/// entry's restrictions (applied by the caller), and its `exp`. `None` when
+/// the token is not a legacy token or no secret verifies it (the next kind
+/// is tried).
 pub(crate) fn authenticate(
     plan: &Plan,
     decoded: Option<&jwt::Jwt<'_>>,
     now: u64,
-) -> Option<Result<Principal, Denial>> {
+) -> Option<Result<(Verified, f64), Denial>> {
     if plan.auth.legacy.is_empty() {
         return None;
     }
@@ -48,11 +52,13 @@ pub(crate) fn authenticate(
     {
         return invalid();
     }
-    Some(restrict(
-        plan,
-        entry.restrictions.as_ref(),
-        Principal::Service(entry.subject.clone()),
-    ))
+    Some(Ok((
+        Verified {
+            principal: Principal::Service(entry.subject.clone()),
+            restrictions: entry.restrictions.clone(),
+        },
+        exp_of(&jwt.payload),
+    )))
 }
 
 /// JavaScript truthiness of a JSON value (Backstage checks `if (aud)`).
