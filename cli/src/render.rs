@@ -413,15 +413,97 @@ pub struct IstioOptions {
     pub selector: Vec<(String, String)>,
 }
 
+/// One `ServiceEntry` per external host listing all its ports (Istio
+/// indexes hosts by name and keeps the oldest entry, so one entry per host
+/// and port would drop ports), and one `DestinationRule` per host whose
+/// TLS origination is set per port (`portLevelSettings`): Istio keeps the
+/// first rule's top-level policy for every port of a host, so a top-level
+/// `tls` would originate TLS towards the host's plain-HTTP ports too.
+fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) -> Vec<Value> {
+    // host -> port -> (tls, verify); verification is off only when every
+    // user of the port says so.
+    let mut hosts: BTreeMap<String, BTreeMap<u16, (bool, bool)>> = BTreeMap::new();
+    for spec in specs.values() {
+        let host = spec.host.trim_start_matches('[').trim_end_matches(']');
+        let port = hosts
+            .entry(host.to_string())
+            .or_default()
+            .entry(spec.port)
+            .or_insert((spec.tls, spec.verify));
+        port.1 |= spec.verify;
+    }
+    let mut docs = Vec::new();
+    for (host, ports) in hosts {
+        let ports: Vec<ClusterSpec> = ports
+            .into_iter()
+            .map(|(port, (tls, verify))| ClusterSpec {
+                host: host.clone(),
+                port,
+                tls,
+                verify,
+            })
+            .collect();
+        let name: String = format!("backstage-proxy-{host}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let ip = is_ip(&host);
+        let mut entry = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": { "name": name, "namespace": namespace },
+            "spec": {
+                "hosts": [host],
+                "location": "MESH_EXTERNAL",
+                "resolution": if ip { "STATIC" } else { "DNS" },
+                "ports": ports.iter().map(|p| json!({ "number": p.port, "name": format!("http-{}", p.port), "protocol": "HTTP" })).collect::<Vec<_>>()
+            }
+        });
+        if ip {
+            set_in(
+                &mut entry,
+                &["spec"],
+                "endpoints",
+                json!([{ "address": host }]),
+            );
+        }
+        docs.push(entry);
+        let tls: Vec<Value> = ports
+            .iter()
+            .filter(|p| p.tls)
+            .map(|p| {
+                json!({
+                    "port": { "number": p.port },
+                    "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !p.verify }
+                })
+            })
+            .collect();
+        if !tls.is_empty() {
+            docs.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": { "name": name, "namespace": namespace },
+                "spec": { "host": host, "trafficPolicy": { "portLevelSettings": tls } }
+            }));
+        }
+    }
+    docs
+}
+
 /// Istio's cluster name for an outbound service: `outbound|<port>||<host>`.
 fn istio_cluster(host: &str, port: u16) -> String {
     format!("outbound|{port}||{host}")
 }
 
-/// A `WasmPlugin` plus a `ServiceEntry` (and `DestinationRule` for https)
-/// per distinct destination. The filter configuration names Istio's
-/// clusters explicitly. (Over 120 lines: one resource kind after another,
-/// each short; the Istio and Envoy Gateway rework splits it per kind.)
+/// A `WasmPlugin`, plus per external host a `ServiceEntry` and, when one
+/// of its ports is `https`, a `DestinationRule`. The filter configuration
+/// names Istio's clusters explicitly.
 pub fn istio(loaded: &Loaded, opts: &IstioOptions) -> Result<Vec<Value>, Error> {
     let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
     let specs = cluster_specs(plan)?;
@@ -505,58 +587,7 @@ pub fn istio(loaded: &Loaded, opts: &IstioOptions) -> Result<Vec<Value>, Error> 
         );
     }
     let mut docs = vec![plugin];
-    let mut seen = std::collections::BTreeSet::new();
-    for spec in specs.values() {
-        let host = spec
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        if !seen.insert((host.clone(), spec.port)) {
-            continue;
-        }
-        let name: String = format!("backstage-proxy-{host}-{}", spec.port)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let mut entry = json!({
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "ServiceEntry",
-            "metadata": { "name": name, "namespace": opts.namespace },
-            "spec": {
-                "hosts": [host],
-                "location": "MESH_EXTERNAL",
-                "resolution": if is_ip(&spec.host) { "STATIC" } else { "DNS" },
-                "ports": [{ "number": spec.port, "name": format!("http-{}", spec.port), "protocol": "HTTP" }]
-            }
-        });
-        if is_ip(&spec.host) {
-            set_in(
-                &mut entry,
-                &["spec"],
-                "endpoints",
-                json!([{ "address": host }]),
-            );
-        }
-        docs.push(entry);
-        if spec.tls {
-            docs.push(json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "DestinationRule",
-                "metadata": { "name": name, "namespace": opts.namespace },
-                "spec": {
-                    "host": host,
-                    "trafficPolicy": { "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !spec.verify } }
-                }
-            }));
-        }
-    }
+    docs.extend(istio_destinations(&specs, &opts.namespace));
     Ok(docs)
 }
 

@@ -492,11 +492,10 @@ fn istio_resources() {
         .iter()
         .find(|r| r["spec"]["host"] == "jenkins.internal")
         .unwrap();
-    assert_eq!(jenkins["spec"]["trafficPolicy"]["tls"]["mode"], "SIMPLE");
-    assert_eq!(
-        jenkins["spec"]["trafficPolicy"]["tls"]["insecureSkipVerify"],
-        true
-    );
+    let tls = &jenkins["spec"]["trafficPolicy"]["portLevelSettings"][0];
+    assert_eq!(tls["tls"]["mode"], "SIMPLE");
+    assert_eq!(tls["tls"]["insecureSkipVerify"], true);
+    assert!(jenkins["spec"]["trafficPolicy"].get("tls").is_none());
 }
 
 fn tool(name: &str) -> PathBuf {
