@@ -21,7 +21,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn define(vm_tag: &str) -> Metrics {
+    /// The counters; the memory gauge comes with the instance's slot
+    /// ([`Metrics::rename_vm_memory`]).
+    pub fn define() -> Metrics {
         let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, name).ok();
         let fetch = [
             (Counter::FetchSuccess, "fetch_success"),
@@ -47,11 +49,7 @@ impl Metrics {
                 .collect(),
             cache_hit: counter("backstage_proxy.token_cache.hit"),
             cache_miss: counter("backstage_proxy.token_cache.miss"),
-            vm_memory: hostcalls::define_metric(
-                MetricType::Gauge,
-                &format!("backstage_proxy.vm_memory_bytes.{vm_tag}"),
-            )
-            .ok(),
+            vm_memory: None,
         }
     }
 
@@ -69,6 +67,15 @@ impl Metrics {
 
     pub fn fetch(&self, c: Counter) {
         Metrics::bump(self.fetch.get(&c).copied(), 1);
+    }
+
+    /// Names this instance's memory gauge anew (its slot changed).
+    pub fn rename_vm_memory(&mut self, vm_tag: &str) {
+        self.vm_memory = hostcalls::define_metric(
+            MetricType::Gauge,
+            &format!("backstage_proxy.vm_memory_bytes.{vm_tag}"),
+        )
+        .ok();
     }
 
     pub fn record_vm_memory(&self) {

@@ -12,7 +12,8 @@ use backstage_proxy_core::auth::jwks::fetch::{Command, Coordinator, Response};
 use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{self, Plan};
 use backstage_proxy_core::fasthash::{self, FastMap};
-use log::{error, info, warn};
+use backstage_proxy_core::vm_slot::{self, Slot};
+use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
@@ -39,6 +40,11 @@ pub struct Runtime {
     pub misses_seen: u64,
     /// Some endpoint has `xfwd`: only then is the client address read.
     pub needs_client: bool,
+    /// This instance's slot: the stable part of its gauge and queue names.
+    pub slot: Option<Slot>,
+    /// A random number of this instance's own (its slot leases say it).
+    pub owner: u64,
+    pub ticks: u32,
 }
 
 pub type Shared = Rc<RefCell<Runtime>>;
@@ -62,7 +68,52 @@ impl Root {
     }
 }
 
+/// The name part of an instance's gauge and queue: its slot, or (all 64
+/// taken) a number of its own.
+fn instance_tag(slot: Option<Slot>, owner: u64) -> String {
+    match slot {
+        Some(s) => format!("w{}", s.index),
+        None => format!("{owner:016x}"),
+    }
+}
+
+/// Claims this instance's slot at its first tick, then renews it about
+/// once a second; if another instance took it meanwhile, claims another
+/// and renames the gauge and queue.
+fn renew_slot(rt: &Shared) {
+    let mut r = rt.borrow_mut();
+    let first = r.ticks == 0;
+    r.ticks = r.ticks.wrapping_add(1);
+    if !first && !r.ticks.is_multiple_of(10) {
+        return;
+    }
+    let now = now_ms();
+    if r.slot.is_some_and(|s| s.renew(&mut HostShared, now)) {
+        return;
+    }
+    let slot = vm_slot::claim(&mut HostShared, r.owner, now);
+    if !first && slot.is_none() && r.slot.is_none() {
+        return;
+    }
+    r.slot = slot;
+    let tag = instance_tag(slot, r.owner);
+    r.metrics.rename_vm_memory(&tag);
+    r.queue = hostcalls::register_shared_queue(&format!("backstage_proxy.wake.{tag}")).ok();
+}
+
 impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // The instance goes away: its slot (and so its names) is free.
+        if let Some(slot) = self.runtime.as_ref().and_then(|rt| rt.borrow().slot) {
+            slot.release(&mut HostShared);
+            debug!(
+                "backstage-proxy-wasm: instance done, slot w{} released",
+                slot.index
+            );
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -137,15 +188,15 @@ impl RootContext for Root {
             plan.endpoints.len(),
             plan.gateway.prefix
         );
-        // One queue per VM: a name no other worker uses (it also tags this
-        // VM's memory gauge).
-        let nonce = std::collections::hash_map::RandomState::new();
-        let tag = format!(
-            "{:016x}",
-            std::hash::BuildHasher::hash_one(&nonce, now_ms())
-        );
-        let name = format!("backstage_proxy.wake.{}.{tag}", self.id);
-        let queue = hostcalls::register_shared_queue(&name).ok();
+        // One wake-up queue and memory gauge per instance, named after a
+        // slot claimed in shared data at the first tick (instances Envoy
+        // only configures, on its main thread, never tick and never claim):
+        // names are reused across configuration pushes instead of growing
+        // with each. Until then the tick alone starts fetches.
+        let owner = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            (self.id, now_ms()),
+        ) | 1;
         let auth = AuthState::new(&plan);
         let needs_client = plan.endpoints.iter().any(|e| e.xfwd);
         self.runtime = Some(Rc::new(RefCell::new(Runtime {
@@ -153,12 +204,15 @@ impl RootContext for Root {
             plan: Rc::new(plan),
             auth,
             coord: Coordinator::new(),
-            metrics: Metrics::define(&tag),
-            queue,
+            metrics: Metrics::define(),
+            queue: None,
             streams: fasthash::map(),
             hits_seen: 0,
             misses_seen: 0,
             needs_client,
+            slot: None,
+            owner,
+            ticks: 0,
         })));
         let _ = hostcalls::set_tick_period(TICK);
         true
@@ -166,6 +220,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         if let Some(rt) = &self.runtime {
+            renew_slot(rt);
             rt.borrow().metrics.record_vm_memory();
             let cmds = {
                 let mut r = rt.borrow_mut();

@@ -22,3 +22,7 @@ pub mod headers;
 pub mod reply;
 pub mod routing;
 pub mod url;
+pub mod vm_slot;
+
+#[cfg(test)]
+pub(crate) mod test_shared;

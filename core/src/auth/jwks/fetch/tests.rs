@@ -1,37 +1,9 @@
-use std::collections::HashMap;
-
 use super::*;
 use crate::auth::jwks::store::{Timing, LEARNT_BURST};
+use crate::test_shared::Memory;
 
 const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
 const USER: &str = "http://b/api/auth/.well-known/jwks.json";
-
-/// Envoy's shared data, in memory: a version per key, bumped on each
-/// write; a write with a version other than 0 must match it.
-#[derive(Default)]
-struct Memory {
-    map: HashMap<String, (Vec<u8>, u32)>,
-}
-
-impl SharedData for Memory {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.map.get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-            None => (None, None),
-        }
-    }
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        let current = self.map.get(key).map(|(_, c)| *c).unwrap_or(0);
-        if let Some(c) = cas {
-            if c != 0 && c != current {
-                return false;
-            }
-        }
-        self.map
-            .insert(key.to_string(), (value.to_vec(), current + 1));
-        true
-    }
-}
 
 fn src(url: &str) -> Source {
     Source {
