@@ -111,16 +111,26 @@ pub fn env_overrides(vars: &[(String, String)]) -> Result<Option<ConfigFile>, Lo
             path: name.clone(),
             message,
         };
+        if raw.is_empty() {
+            continue;
+        }
         let parts: Vec<&str> = key.split('_').collect();
+        // Backstage's key-part pattern: words of letters and digits, each
+        // starting with a letter, joined by `-`.
         let valid = |p: &&str| {
-            p.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && p.chars().all(|c| c.is_ascii_alphanumeric())
+            p.split('-').all(|w| {
+                w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && w.chars().all(|c| c.is_ascii_alphanumeric())
+            })
         };
         if !parts.iter().all(valid) {
             return Err(error("invalid environment config key".to_string()));
         }
         let value =
             serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        if value.is_null() {
+            return Err(error("the value may not be null".to_string()));
+        }
         let mut node = &mut root;
         let (last, parents) = parts
             .split_last()
@@ -135,7 +145,9 @@ pub fn env_overrides(vars: &[(String, String)]) -> Result<Option<ConfigFile>, Lo
             };
         }
         if node.contains_key(*last) {
-            return Err(error(format!("could not nest config under '{last}'")));
+            return Err(error(format!(
+                "refusing to override existing config at '{last}'"
+            )));
         }
         node.insert((*last).to_string(), value);
     }
@@ -342,6 +354,14 @@ fn include(r: &Resolver<'_>, dir: &Path, arg: &str) -> Result<(Value, PathBuf), 
         Some((f, frag)) => (f, Some(frag)),
         None => (arg, None),
     };
+    if ![".json", ".yaml", ".yml"]
+        .iter()
+        .any(|ext| file.ends_with(ext))
+    {
+        return Err(format!(
+            "$include {file}: no configuration parser for this file type (.json, .yaml, .yml)"
+        ));
+    }
     let full = dir.join(file);
     let text = (r.read)(&full).map_err(|e| format!("$include {file}: {e}"))?;
     let value = if file.ends_with(".json") {
@@ -419,6 +439,18 @@ pub fn resolve(
                     None
                 }
             }
+        }
+        Value::Object(m) if m.keys().any(|k| k.starts_with('$')) => {
+            let directive = m
+                .keys()
+                .find(|k| k.starts_with('$'))
+                .cloned()
+                .unwrap_or_default();
+            errors.push((
+                here(path),
+                format!("{directive} should not have adjacent keys"),
+            ));
+            None
         }
         Value::Object(m) => {
             let mut out = Map::new();

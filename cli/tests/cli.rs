@@ -377,11 +377,11 @@ fn check_reports_every_error_with_file_and_path() {
     assert_eq!(stdout(&o).trim(), "OK: 3 endpoint(s)");
     let o = run_cli(
         &["check", &good],
-        &[("APP_CONFIG_proxy_end-points", "x")],
+        &[("APP_CONFIG_proxy_1endpoints", "x")],
         None,
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("APP_CONFIG_proxy_end-points: invalid environment config key"));
+    assert!(stderr(&o).contains("APP_CONFIG_proxy_1endpoints: invalid environment config key"));
     // the filter reports the same message for the same input
     let filter_errors = backstage_proxy_core::config::parse(
         br#"{"proxy":{"endpoints":{"/pd":{"target":"http://t","credentials":"maybe"}}}}"#,

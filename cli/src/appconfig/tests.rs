@@ -84,7 +84,7 @@ fn env_directives_resolve_except_in_header_values() {
 fn missing_files_and_needed_variables_are_errors_with_their_file() {
     let a = src(
         "a.yaml",
-        "proxy:\n  endpoints:\n    /x: {$file: secret.txt}\n    /y: ${NOPE}\n    /z: {$bogus: 1}\n",
+        "proxy:\n  endpoints:\n    /x: {$file: secret.txt}\n    /y: ${NOPE}\n    /z: {$bogus: 1}\n    /w: {$include: other.txt}\n    /v: {$env: A, target: 'http://x'}\n",
     );
     let l = load_with(&[a], &|_| None, &|_| {
         Err(std::io::ErrorKind::NotFound.into())
@@ -103,6 +103,17 @@ fn missing_files_and_needed_variables_are_errors_with_their_file() {
     assert!(
         msgs.iter()
             .any(|m| m == "a.yaml: proxy.endpoints./z: unsupported directive $bogus"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "a.yaml: proxy.endpoints./w: $include other.txt: no configuration parser"
+        )),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m == "a.yaml: proxy.endpoints./v: $env should not have adjacent keys"),
         "{msgs:?}"
     );
 }
@@ -345,14 +356,33 @@ fn app_config_environment_overrides() {
         .collect();
     assert_eq!(keys, ["/z", "/x", "/y"], "objects merge key by key");
     assert!(env_overrides(&vars(&[("PATH", "x")])).unwrap().is_none());
+    assert!(
+        env_overrides(&vars(&[("APP_CONFIG_a", "")]))
+            .unwrap()
+            .is_none(),
+        "empty values are skipped"
+    );
+    let dashed = env_overrides(&vars(&[("APP_CONFIG_backend_base-url", "x")]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        dashed.value["backend"]["base-url"], "x",
+        "a key part may hold '-'"
+    );
     for bad in [
-        "APP_CONFIG_backend_base-url",
         "APP_CONFIG_",
         "APP_CONFIG_backend__x",
         "APP_CONFIG_1x",
+        "APP_CONFIG_a-",
+        "APP_CONFIG_a--b",
+        "APP_CONFIG_a.b",
     ] {
         assert!(env_overrides(&vars(&[(bad, "v")])).is_err(), "{bad}");
     }
+    assert!(
+        env_overrides(&vars(&[("APP_CONFIG_a", "null")])).is_err(),
+        "null is refused"
+    );
     assert!(env_overrides(&vars(&[("APP_CONFIG_a", "1"), ("APP_CONFIG_a_b", "2")])).is_err());
 }
 
