@@ -4,7 +4,9 @@
 
 use super::external_access::parse_secret;
 use super::json::*;
-use super::*;
+use super::{AuthConfig, Backend, LegacySecret};
+use crate::url::Url;
+use serde_json::{Map, Value};
 
 /// Keys of Backstage's `backend` block that configure the Backstage server
 /// itself; accepted (so a user can paste the block) and ignored here.

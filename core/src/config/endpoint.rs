@@ -2,7 +2,13 @@
 //! injected headers, rewrite, and the options Envoy owns.
 
 use super::json::*;
-use super::*;
+use super::{
+    interpolate, Credentials, Endpoint, EnvoyOptions, RewriteRule, NOT_INJECTABLE,
+    REGEX_SIZE_LIMIT, SAFE_HEADERS,
+};
+use crate::url::Url;
+use regex_lite::RegexBuilder;
+use serde_json::{Map, Value};
 
 pub(super) fn parse_proxy(
     errs: &mut Errors,

@@ -2,7 +2,11 @@
 //! secrets and external `jwks` providers, with their access restrictions.
 
 use super::json::*;
-use super::*;
+use super::{AuthConfig, JwksProvider, LegacySecret, StaticToken, JWS_ALGORITHMS};
+use crate::base64;
+use crate::url::Url;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 pub(super) fn required_string<'a>(
     errs: &mut Errors,

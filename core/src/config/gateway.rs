@@ -1,7 +1,12 @@
 //! The `gateway` section: what Backstage has no equivalent for.
 
 use super::json::*;
-use super::*;
+use super::{
+    Gateway, DEFAULT_CLUSTER_HEADER, DEFAULT_JWKS_CACHE_SECONDS, DEFAULT_JWKS_FETCH_TIMEOUT_MS,
+    DEFAULT_JWKS_MAX_BYTES, DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS, DEFAULT_PLUGIN_ID,
+    DEFAULT_PREFIX, DEFAULT_TOKEN_CACHE_SIZE,
+};
+use serde_json::{Map, Value};
 
 pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
     let p = "gateway";

@@ -1,7 +1,8 @@
 //! Reading the configuration's JSON: typed field reads that report every
 //! problem with its JSON path, and the text rules shared by the sections.
 
-use super::*;
+use super::ConfigError;
+use serde_json::{Map, Value};
 
 /// Collects errors with their JSON path.
 pub(super) struct Errors {

@@ -5,13 +5,11 @@
 //! The filter and the command-line tool share this code, so they report the
 //! same errors for the same input.
 
-use std::collections::HashSet;
 use std::fmt;
 
-use regex_lite::{Regex, RegexBuilder};
+use regex_lite::Regex;
 use serde_json::{Map, Value};
 
-use crate::base64;
 use crate::url::Url;
 
 pub const DEFAULT_PREFIX: &str = "/api/proxy";

@@ -15,10 +15,9 @@ pub mod user;
 use serde_json::Value;
 
 use super::jwks::store::{KidRefetch, Lookup, Source};
-use super::jwt::{self, check_registered_claims, ClaimError, Jwt};
+use super::jwt::{ClaimError, Jwt};
 use super::token_cache::Verified;
-use super::{AuthState, Denial, Principal, TYP_LIMITED_USER, TYP_PLUGIN, TYP_USER};
-use crate::config::{JwksProvider, Plan};
+use super::{AuthState, Denial};
 use crate::reply::Reason;
 
 pub struct Success {

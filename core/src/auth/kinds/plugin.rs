@@ -2,7 +2,18 @@
 //! claim; key sets learnt per plugin from the Backstage backend.
 
 use super::user::verify_user;
-use super::*;
+use super::{
+    claim_cause, denied, denied_plain, exp_of, verify_with_key_set, Failure, KeyFailure, Success,
+    AUD, INVALID,
+};
+use crate::auth::jwks::store::Source;
+use crate::auth::jwt;
+use crate::auth::jwt::{check_registered_claims, Jwt};
+use crate::auth::token_cache::Verified;
+use crate::auth::{AuthState, Principal, TYP_PLUGIN};
+use crate::config::Plan;
+use crate::reply::Reason;
+use serde_json::Value;
 
 pub(crate) fn is_plugin_id(s: &str) -> bool {
     !s.is_empty()

@@ -1,7 +1,18 @@
 //! Backstage user tokens (`vnd.backstage.user`, the older `aud: backstage`
 //! form) and the limited user tokens of `obo` claims.
 
-use super::*;
+use super::{
+    claim_cause, denied, denied_plain, exp_of, verify_with_key_set, Failure, KeyFailure, Success,
+    INVALID, UNAVAILABLE,
+};
+use crate::auth::jwks::store::Source;
+use crate::auth::jwt;
+use crate::auth::jwt::{check_registered_claims, Jwt};
+use crate::auth::token_cache::Verified;
+use crate::auth::{AuthState, Principal, TYP_LIMITED_USER, TYP_USER};
+use crate::config::Plan;
+use crate::reply::Reason;
+use serde_json::Value;
 
 /// What a user-token verification yields before the caller decides what a
 /// limited token means for it.
