@@ -203,7 +203,7 @@ impl RootContext for Root {
             root_id: self.id,
             plan: Rc::new(plan),
             auth,
-            coord: Coordinator::new(),
+            coord: Coordinator::default(),
             metrics: Metrics::define(),
             queue: None,
             streams: fasthash::map(),

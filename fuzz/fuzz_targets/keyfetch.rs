@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     let timing = Timing { refresh_ms: 5_000, cooldown_ms: 2_000, fetch_timeout_ms: 500, retry_after_failure_ms: 100 };
     let pinned = || vec![src(0), src(1)];
     let mut workers: Vec<Worker> = (0..2)
-        .map(|_| Worker { keys: KeyStore::new(timing, pinned()), coord: Coordinator::new(), calls: HashMap::new(), waiting: HashSet::new() })
+        .map(|_| Worker { keys: KeyStore::new(timing, pinned()), coord: Coordinator::default(), calls: HashMap::new(), waiting: HashSet::new() })
         .collect();
     let mut shared = Memory::default();
     let mut now = 0u64;

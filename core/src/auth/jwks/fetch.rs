@@ -23,7 +23,7 @@ use log::{debug, warn};
 
 use super::set::parse_key_set;
 use super::store::{KeyStore, Source};
-use crate::fasthash::{self, FastMap};
+use crate::fasthash::FastMap;
 
 /// A paused request is decided again at most this many times.
 pub const MAX_ROUNDS: u8 = 4;
@@ -110,15 +110,6 @@ pub fn lease_key(url: &str) -> String {
 }
 
 impl Coordinator {
-    pub fn new() -> Coordinator {
-        Coordinator {
-            waiters: fasthash::map(),
-            rounds: fasthash::map(),
-            calls: fasthash::map(),
-            pending_pump: false,
-        }
-    }
-
     /// A stream's decision needs `source`'s set.
     pub fn park(&mut self, stream: u32, source: &Source) -> Park {
         let rounds = self.rounds.get(&stream).copied().unwrap_or(0);

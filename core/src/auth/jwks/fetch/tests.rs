@@ -31,7 +31,7 @@ fn worker() -> Worker {
             },
             [src(USER)],
         ),
-        coord: Coordinator::new(),
+        coord: Coordinator::default(),
     }
 }
 
