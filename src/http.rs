@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use backstage_proxy_core::auth::jwks::fetch::Park;
+use backstage_proxy_core::cors::Answer;
 use backstage_proxy_core::decision::{self, Decision, Request};
 use backstage_proxy_core::reply::{self, Reason, Reply};
 use log::debug;
@@ -24,6 +25,8 @@ pub struct Stream {
     endpoint: Option<usize>,
     /// Set once the filter answered locally: its own reply is not filtered.
     local_reply: bool,
+    /// CORS headers the response carries (`backend.cors`, SPEC §9.3).
+    cors: Vec<(&'static str, String)>,
 }
 
 pub struct Http {
@@ -82,6 +85,31 @@ pub fn run(
     let method = text(":method").unwrap_or_default();
     let path = text(":path");
     let authority = text(":authority").unwrap_or_default();
+    let plan = rt.borrow().plan.clone();
+    // CORS first, before anything else, as Backstage's middleware runs.
+    if let Some(policy) = &plan.cors {
+        match policy.answer(
+            &method,
+            joined(headers, "origin").as_deref(),
+            joined(headers, "access-control-request-headers").as_deref(),
+        ) {
+            Answer::None => {}
+            Answer::Preflight { status, headers } => {
+                Metrics::bump(rt.borrow().metrics.cors_preflight, 1);
+                let reply = Reply {
+                    status,
+                    headers: headers
+                        .into_iter()
+                        .map(|(n, v)| (n.to_string(), v))
+                        .collect(),
+                    body: Vec::new(),
+                    reason: None,
+                };
+                return send(stream, &reply);
+            }
+            Answer::Decorate(headers) => stream.borrow_mut().cors = headers,
+        }
+    }
     let (client, downstream_tls) = connection(rt);
     let request = Request {
         method: &method,
@@ -92,7 +120,6 @@ pub fn run(
         client_address: client.as_deref(),
         now_ms: now_ms(),
     };
-    let plan = rt.borrow().plan.clone();
     let decision = {
         let mut r = rt.borrow_mut();
         let d = decision::decide(&plan, &mut r.auth, &request);
@@ -174,13 +201,39 @@ pub fn run(
     }
 }
 
+/// All values of a request header, joined with `, ` as Node joins them;
+/// `None` if absent or not UTF-8.
+fn joined(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    for (n, v) in headers {
+        if n == name {
+            let v = std::str::from_utf8(v).ok()?;
+            match &mut out {
+                None => out = Some(v.to_string()),
+                Some(o) => {
+                    o.push_str(", ");
+                    o.push_str(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The filter's own reply, with the stream's CORS headers.
 fn send(stream: &Rc<RefCell<Stream>>, reply: &Reply) -> Action {
-    stream.borrow_mut().local_reply = true;
-    let headers: Vec<(&str, &str)> = reply
+    let mut s = stream.borrow_mut();
+    s.local_reply = true;
+    let mut headers: Vec<(&str, &str)> = reply
         .headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
+    for (n, v) in &s.cors {
+        if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)) {
+            headers.push((n, v.as_str()));
+        }
+    }
     let _ = hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body));
     Action::Pause
 }
@@ -216,13 +269,17 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let (local, endpoint) = {
-            let s = self.stream.borrow();
-            (s.local_reply, s.endpoint)
+        let (local, endpoint, cors) = {
+            let mut s = self.stream.borrow_mut();
+            (s.local_reply, s.endpoint, std::mem::take(&mut s.cors))
         };
         if local {
             return Action::Continue;
         }
+        // The names the response keeps: an upstream header the endpoint
+        // lets through wins over CORS's, as http-proxy's copy does in
+        // Backstage.
+        let mut kept: Vec<String> = Vec::new();
         if let (Some(rt), Some(idx)) = (&self.runtime, endpoint) {
             let plan = rt.borrow().plan.clone();
             let headers = self.get_http_response_headers_bytes();
@@ -230,6 +287,25 @@ impl HttpContext for Http {
                 decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str()));
             for name in &remove {
                 let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None);
+            }
+            if !cors.is_empty() {
+                kept = headers
+                    .iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| !remove.iter().any(|r| r.as_ref() == n.as_str()))
+                    .cloned()
+                    .collect();
+            }
+        } else if !cors.is_empty() {
+            kept = self
+                .get_http_response_headers_bytes()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+        }
+        for (name, value) in &cors {
+            if !kept.iter().any(|k| k == name) {
+                let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value);
             }
         }
         Action::Continue

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub allowed: Option<u32>,
     pub passthrough: Option<u32>,
     pub own_jwks: Option<u32>,
+    /// CORS preflights the filter answered (`backend.cors`).
+    pub cors_preflight: Option<u32>,
     pub denied: HashMap<Reason, u32>,
     fetch: HashMap<Counter, u32>,
     pub cache_hit: Option<u32>,
@@ -35,6 +37,7 @@ impl Metrics {
             allowed: counter("backstage_proxy.allowed"),
             passthrough: counter("backstage_proxy.passthrough"),
             own_jwks: counter("backstage_proxy.own_jwks_served"),
+            cors_preflight: counter("backstage_proxy.cors_preflight"),
             denied: Reason::ALL
                 .iter()
                 .filter_map(|r| {

@@ -1,5 +1,5 @@
 //! End-to-end cases that need their own Envoy: configurations Envoy must
-//! refuse, alternative configuration forms, CORS ahead of the filter, HCM
+//! refuse, alternative configuration forms, HCM
 //! path normalisation on, and the shipped envoy.yaml itself.
 
 use backstage_proxy_testkit as support;
@@ -139,46 +139,6 @@ fn disabled_default_auth_policy_opens_every_endpoint_and_unknown_paths_are_404()
         Some("Bearer garbage")
     );
     assert_eq!(envoy.get("/api/proxy/unknown", &[]).status, 404);
-}
-
-#[test]
-fn cors_preflight_is_answered_by_envoy_before_credentials_deviation() {
-    let up = Upstream::start(&[]);
-    let p = up.port;
-    let config = format!(
-        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{p}"}}}},{}}}"#,
-        static_auth()
-    );
-    let mut opts = EnvoyOptions::new(config).cluster(cluster(p), p);
-    opts.cors_origin = Some("https://backstage.example".into());
-    let envoy = Envoy::start(opts);
-    let m = unique();
-    let r = envoy.request(
-        "OPTIONS",
-        &format!("/api/proxy/svc/x?{m}"),
-        &[
-            ("origin", "https://backstage.example"),
-            ("access-control-request-method", "GET"),
-        ],
-    );
-    assert!(
-        r.status == 200 || r.status == 204,
-        "preflight: {}",
-        r.status
-    );
-    assert_eq!(
-        r.header("access-control-allow-origin"),
-        Some("https://backstage.example")
-    );
-    up.assert_never(&m);
-    // Not a preflight (no Access-Control-Request-Method): credentials apply.
-    let r = envoy.request(
-        "OPTIONS",
-        &format!("/api/proxy/svc/x?{m}"),
-        &[("origin", "https://backstage.example")],
-    );
-    assert_eq!(r.status, 401);
-    up.assert_never(&m);
 }
 
 #[test]

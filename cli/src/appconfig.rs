@@ -506,14 +506,15 @@ pub fn resolve(
 }
 
 /// The filter's configuration taken from a merged app-config: `proxy`,
-/// `backend.baseUrl`, `backend.auth`, and any `gateway` section.
+/// `backend.baseUrl`, `backend.auth`, `backend.cors` (the filter answers
+/// CORS), and any `gateway` section.
 pub fn filter_config(merged: &Value) -> Value {
     let mut out = Map::new();
     if let Some(p) = merged.get("proxy") {
         out.insert("proxy".to_string(), p.clone());
     }
     let mut backend = Map::new();
-    for key in ["baseUrl", "auth"] {
+    for key in ["baseUrl", "auth", "cors"] {
         if let Some(v) = merged.get("backend").and_then(|b| b.get(key)) {
             backend.insert(key.to_string(), v.clone());
         }

@@ -37,8 +37,8 @@ enum Command {
         files: Vec<String>,
     },
     /// Write a complete envoy.yaml: listener, the filter and its JSON
-    /// configuration, routes, one cluster per destination, CORS from
-    /// backend.cors.
+    /// configuration (with backend.cors, which the filter answers),
+    /// routes, one cluster per destination.
     Render(RenderArgs),
     /// Write a WasmPlugin (phase AUTHN, FAIL_CLOSE) and the ServiceEntry
     /// and DestinationRule resources for the targets.

@@ -227,100 +227,24 @@ fn routes(plan: &Plan) -> Vec<Value> {
     out
 }
 
-/// `backend.cors` → Envoy's CorsPolicy (origins: exact strings, `*`, or
-/// globs with `*`).
-fn cors_policy(cors: &Value) -> Option<Value> {
-    let obj = cors.as_object()?;
-    let origins: Vec<String> = match obj.get("origin")? {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        Value::Bool(true) => vec!["*".to_string()],
-        _ => return None,
-    };
-    let matchers: Vec<Value> = origins
-        .iter()
-        .map(|o| {
-            if o == "*" {
-                json!({ "safe_regex": { "regex": ".*" } })
-            } else if o.contains('*') {
-                let re: String = o
-                    .split('*')
-                    .map(regex_escape)
-                    .collect::<Vec<_>>()
-                    .join("[^/]*");
-                json!({ "safe_regex": { "regex": re } })
-            } else {
-                json!({ "exact": o })
-            }
-        })
-        .collect();
-    let list = |key: &str| -> Option<String> {
-        match obj.get(key)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(items) => Some(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            _ => None,
-        }
-    };
-    let mut p = json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
-        "allow_origin_string_match": matchers,
-    });
-    if let Some(m) = list("methods") {
-        set(&mut p, "allow_methods", json!(m));
-    }
-    if let Some(h) = list("allowedHeaders") {
-        set(&mut p, "allow_headers", json!(h));
-    }
-    if let Some(h) = list("exposedHeaders") {
-        set(&mut p, "expose_headers", json!(h));
-    }
-    if let Some(Value::Bool(c)) = obj.get("credentials") {
-        set(&mut p, "allow_credentials", json!(c));
-    }
-    if let Some(m) = obj.get("maxAge").and_then(Value::as_u64) {
-        set(&mut p, "max_age", json!(m.to_string()));
-    }
-    Some(p)
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The complete Envoy bootstrap for loaded app-config files.
 pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, Error> {
     let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
     let config_json = serde_json::to_string_pretty(&loaded.filter_config)
         .map_err(|e| Error::Serialise(e.to_string()))?;
-    let cors = loaded.resolved.get("backend").and_then(|b| b.get("cors"));
-    gateway(plan, &config_json, &loaded.vm_vars, cors, opts)
+    gateway(plan, &config_json, &loaded.vm_vars, opts)
 }
 
 /// The complete Envoy bootstrap for a validated plan: `config_json` is the
 /// filter's configuration as Envoy passes it, `vm_vars` the variables its
-/// header values read from the VM's environment, `cors` Backstage's
-/// `backend.cors`. The end-to-end tests build their gateways with it too.
+/// header values read from the VM's environment. CORS (`backend.cors`) is
+/// in the filter's configuration: the filter answers it (Envoy's CORS
+/// filter cannot reflect requested headers). The end-to-end tests build
+/// their gateways with it too.
 pub fn gateway(
     plan: &Plan,
     config_json: &str,
     vm_vars: &[String],
-    cors: Option<&Value>,
     opts: &Options,
 ) -> Result<Value, Error> {
     let clusters = cluster_specs(plan)?;
@@ -337,13 +261,6 @@ pub fn gateway(
         );
     }
     let mut filters = Vec::new();
-    let cors = cors.and_then(cors_policy);
-    if cors.is_some() {
-        filters.push(json!({
-            "name": "envoy.filters.http.cors",
-            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" }
-        }));
-    }
     filters.push(json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -361,14 +278,7 @@ pub fn gateway(
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true }
     }));
-    let mut vhost = json!({ "name": "gateway", "domains": ["*"], "routes": routes(plan) });
-    if let Some(p) = cors {
-        set(
-            &mut vhost,
-            "typed_per_filter_config",
-            json!({ "envoy.filters.http.cors": p }),
-        );
-    }
+    let vhost = json!({ "name": "gateway", "domains": ["*"], "routes": routes(plan) });
     let hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",

@@ -205,10 +205,10 @@ fn render_examples_and_validate_each_in_envoy() {
     let hcm =
         &v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     assert_eq!(
-        hcm["http_filters"][0]["name"], "envoy.filters.http.cors",
-        "CORS before the filter"
+        hcm["http_filters"][0]["name"], "envoy.filters.http.wasm",
+        "the filter answers CORS itself"
     );
-    let wasm = &hcm["http_filters"][1]["typed_config"]["config"];
+    let wasm = &hcm["http_filters"][0]["typed_config"]["config"];
     let keys: Vec<&str> = wasm["vm_config"]["environment_variables"]["host_env_keys"]
         .as_array()
         .unwrap()
@@ -236,6 +236,10 @@ fn render_examples_and_validate_each_in_envoy() {
     assert_eq!(
         filter_config["proxy"]["endpoints"]["/jenkins"]["headers"]["X-Api-Key"],
         "${JENKINS_KEY}"
+    );
+    assert_eq!(
+        filter_config["backend"]["cors"]["origin"][1],
+        "https://*.example.org"
     );
 }
 

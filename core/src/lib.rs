@@ -8,6 +8,7 @@
 //! - [`headers`]: request and response allow-lists, injection.
 //! - [`auth`]: token extraction, the token kinds, key sets, verified tokens.
 //! - [`decision`]: one request's headers in, what to do with it out.
+//! - [`cors`]: Backstage's CORS answers, origins as minimatch globs.
 //! - [`reply`]: Backstage's local replies and reason codes.
 //! - [`crypto`]: the verifiers no well-kept crate does for us.
 
@@ -15,6 +16,7 @@ pub mod ascii;
 pub mod auth;
 pub mod base64;
 pub mod config;
+pub mod cors;
 pub mod crypto;
 pub mod decision;
 pub mod fasthash;

@@ -17,8 +17,6 @@ pub struct EnvoyOptions {
     pub vm_env: Vec<(String, String)>,
     /// HCM path normalisation (normalize_path + merge_slashes).
     pub normalize: bool,
-    /// Put Envoy's CORS filter (allowing this origin) before the filter.
-    pub cors_origin: Option<String>,
     pub concurrency: u32,
     /// Another build of the filter (the panic feature's); default the release.
     pub wasm: Option<PathBuf>,
@@ -33,7 +31,6 @@ impl EnvoyOptions {
             clusters: Vec::new(),
             vm_env: Vec::new(),
             normalize: false,
-            cors_origin: None,
             concurrency: 1,
             wasm: None,
             failure_policy: "FAIL_CLOSED",
@@ -78,8 +75,7 @@ impl Drop for TempDir {
 /// clusters), with the test's overrides: loopback and ports chosen by
 /// Envoy, the test's filter configuration text exactly as written (also an
 /// invalid one: the gateway is then rendered around an empty plan), the
-/// VM's environment values, path normalisation, the failure policy, a CORS
-/// policy, and only the clusters the test names (each on loopback).
+/// VM's environment values, path normalisation, the failure policy, and only the clusters the test names (each on loopback).
 pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
     use backstage_proxy_core::config;
     use backstage_proxy_wasm_cli::render;
@@ -101,35 +97,12 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
         wasm_path: wasm.display().to_string(),
         ..render::Options::default()
     };
-    let mut v = render::gateway(&plan, &opts.filter_config, &[], None, &render_opts).unwrap();
+    let mut v = render::gateway(&plan, &opts.filter_config, &[], &render_opts).unwrap();
 
     let hcm = &mut v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
         ["typed_config"];
     hcm["normalize_path"] = json!(opts.normalize);
     hcm["merge_slashes"] = json!(opts.normalize);
-    if let Some(origin) = &opts.cors_origin {
-        hcm["route_config"]["virtual_hosts"][0]["typed_per_filter_config"] = json!({
-            "envoy.filters.http.cors": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
-                "allow_origin_string_match": [{ "exact": origin }],
-                "allow_methods": "GET, POST, PUT, DELETE",
-                "allow_headers": "authorization, content-type"
-            }
-        });
-        let filters = hcm["http_filters"].as_array_mut().unwrap();
-        if !filters
-            .iter()
-            .any(|f| f["name"] == "envoy.filters.http.cors")
-        {
-            filters.insert(
-                0,
-                json!({
-                    "name": "envoy.filters.http.cors",
-                    "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" }
-                }),
-            );
-        }
-    }
     // A route to a cluster the test leaves out answers 503 at request time,
     // as a missing cluster does in production, instead of refusing the load.
     hcm["route_config"]["validate_clusters"] = json!(false);

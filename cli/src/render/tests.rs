@@ -17,19 +17,29 @@ fn two_destinations_under_one_cluster_name_are_refused() {
 }
 
 #[test]
-fn cors_origins_become_matchers() {
-    let p = cors_policy(&serde_json::json!({"origin": ["https://a.example", "https://*.b.example", "*"], "methods": ["GET", "POST"], "credentials": true, "maxAge": 600})).unwrap();
-    let m = p["allow_origin_string_match"].as_array().unwrap();
-    assert_eq!(m[0]["exact"], "https://a.example");
-    assert_eq!(m[1]["safe_regex"]["regex"], "https://[^/]*\\.b\\.example");
-    assert_eq!(m[2]["safe_regex"]["regex"], ".*");
-    assert_eq!(p["allow_methods"], "GET, POST");
-    assert_eq!(p["allow_credentials"], true);
-    assert_eq!(p["max_age"], "600");
-    assert!(
-        cors_policy(&serde_json::json!({"methods": ["GET"]})).is_none(),
-        "no origin, no policy"
+fn cors_goes_to_the_filter_not_to_envoys_cors_filter() {
+    let l = loaded("backend:\n  cors:\n    origin: https://app.example\n    credentials: true\nproxy:\n  endpoints:\n    /a: http://one\n");
+    let v = envoy(&l, &Options::default()).unwrap();
+    let hcm =
+        &v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let names: Vec<&str> = hcm["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["envoy.filters.http.wasm", "envoy.filters.http.router"]
     );
+    let config: serde_json::Value = serde_json::from_str(
+        hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["backend"]["cors"]["origin"], "https://app.example");
+    assert_eq!(config["backend"]["cors"]["credentials"], true);
 }
 
 #[test]

@@ -10,12 +10,11 @@ use serde_json::{Map, Value};
 
 /// Keys of Backstage's `backend` block that configure the Backstage server
 /// itself; accepted (so a user can paste the block) and ignored here.
-pub(super) const BACKEND_SERVER_KEYS: [&str; 15] = [
+pub(super) const BACKEND_SERVER_KEYS: [&str; 14] = [
     "listen",
     "https",
     "database",
     "cache",
-    "cors",
     "csp",
     "reading",
     "workingDirectory",
@@ -35,7 +34,7 @@ pub(super) fn parse_backend(
     gateway_obj: &Map<String, Value>,
 ) -> (Option<Backend>, bool, AuthConfig) {
     let p = "backend";
-    let mut allowed = vec!["baseUrl", "auth"];
+    let mut allowed = vec!["baseUrl", "auth", "cors"];
     allowed.extend_from_slice(&BACKEND_SERVER_KEYS);
     check_keys(errs, p, obj, &allowed);
 

@@ -216,12 +216,15 @@ pub struct Plan {
     pub longest_key: usize,
     pub auth: AuthConfig,
     pub backend: Option<Backend>,
+    /// `backend.cors`: answered by the filter (SPEC §9.3).
+    pub cors: Option<crate::cors::Policy>,
     /// Non-fatal findings (skipped endpoints, deprecated forms, options handled
     /// outside the filter). Never contains a secret.
     pub warnings: Vec<String>,
 }
 
 mod backend;
+mod cors;
 mod endpoint;
 mod external_access;
 mod gateway;
@@ -293,6 +296,9 @@ pub fn parse_value(
     let gateway = parse_gateway(&mut errs, gateway_obj);
     let (backend, disable_default_auth_policy, auth) =
         parse_backend(&mut errs, &mut warnings, backend_obj, gateway_obj);
+    let cors = backend_obj
+        .get("cors")
+        .and_then(|v| cors::parse_cors(&mut errs, &mut warnings, v));
 
     let proxy_obj = match root.get("proxy") {
         Some(v) => as_object(&mut errs, "proxy", v).unwrap_or(&empty),
@@ -338,6 +344,7 @@ pub fn parse_value(
         index,
         auth,
         backend,
+        cors,
         warnings,
     })
 }
