@@ -121,11 +121,13 @@ def wait_ready(admin, proc, seconds=180):
     raise SystemExit("Envoy did not become ready")
 
 
-def drive(port, n, token):
+def drive(port, n, token, path="/api/proxy/svc/x", extra=()):
     c = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Authorization": "Bearer " + token}
+    headers.update(extra)
     bad = 0
     for _ in range(n):
-        c.request("GET", "/api/proxy/svc/x", headers={"Authorization": "Bearer " + token})
+        c.request("GET", path, headers=headers)
         r = c.getresponse()
         r.read()
         bad += r.status != 200
@@ -161,11 +163,23 @@ def native_config(upstream, port, admin, wasm=None):
     return t.replace("{{JWT_AUTHN}}", filt)
 
 
-def filter_config(upstream, port, admin, keys_port):
+def endpoints(upstream, n):
+    """`/svc` and `/many` (the upstream's route with 50 response headers),
+    then n - 2 more with their own target paths and method lists. They all
+    share the one upstream: Envoy then has one cluster whatever n is, so the
+    figures are the filter's, not those of thousands of DNS clusters."""
+    eps = {"/svc": f"http://127.0.0.1:{upstream}", "/many": f"http://127.0.0.1:{upstream}/many"}
+    for i in range(max(0, n - 2)):
+        eps[f"/team-{i}/service"] = {"target": f"http://127.0.0.1:{upstream}/team-{i}", "allowedMethods": ["GET", "POST"]}
+    return eps
+
+
+def filter_config(upstream, port, admin, keys_port, n_endpoints=1):
     """The gateway `backstage-proxy-wasm render` writes for this
     configuration (the CLI built by `make cli`), on the given ports."""
+    eps = endpoints(upstream, n_endpoints) if n_endpoints > 1 else {"/svc": f"http://127.0.0.1:{upstream}"}
     cfg = {
-        "proxy": {"endpoints": {"/svc": f"http://127.0.0.1:{upstream}"}},
+        "proxy": {"endpoints": eps},
         "backend": {
             "baseUrl": f"http://127.0.0.1:{keys_port}",
             "auth": {"externalAccess": [{"type": "static", "options": {"token": STATIC, "subject": "bench"}}]},
@@ -182,7 +196,7 @@ def filter_config(upstream, port, admin, keys_port):
         ).stdout
     return out.replace("port_value: 65001", f"port_value: {port}").replace("port_value: 65002", f"port_value: {admin}")
 
-def count(name, yaml_text, token, workdir):
+def count(name, yaml_text, token, workdir, path="/api/proxy/svc/x", extra=()):
     port, admin = free_port(), free_port()
     yaml_text = yaml_text.replace("{{PORT}}", str(port)).replace("{{ADMIN}}", str(admin))
     cfg = workdir / f"{name}.yaml"
@@ -195,9 +209,9 @@ def count(name, yaml_text, token, workdir):
     )
     try:
         wait_ready(admin, proc)
-        drive(port, WARM, token)
+        drive(port, WARM, token, path, extra)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-        drive(port, COUNT, token)
+        drive(port, COUNT, token, path, extra)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
         time.sleep(1)
     finally:
@@ -208,6 +222,73 @@ def count(name, yaml_text, token, workdir):
         if line.startswith("summary:"):
             return int(line.split()[1]) / COUNT
     raise SystemExit(f"no summary in {dumps[-1]}")
+
+
+def growth(up_port, keys_port, work):
+    """Per-request instructions of the filter (static token) as the
+    configuration and the request grow."""
+    def extra(total):
+        # http.client sends Host, Accept-Encoding and Authorization.
+        return {f"x-bench-{i}": f"value-{i:04d}" for i in range(total - 3)}
+    cases = [
+        ("10 endpoints, 5 request headers, 4 response headers", 10, "/api/proxy/svc/x", extra(5)),
+        ("100 endpoints", 100, "/api/proxy/svc/x", extra(5)),
+        ("1,000 endpoints", 1000, "/api/proxy/svc/x", extra(5)),
+        ("10,000 endpoints", 10000, "/api/proxy/svc/x", extra(5)),
+        ("30 request headers (10 endpoints)", 10, "/api/proxy/svc/x", extra(30)),
+        ("100 request headers (10 endpoints)", 10, "/api/proxy/svc/x", extra(100)),
+        ("53 response headers (10 endpoints)", 10, "/api/proxy/many/x", extra(5)),
+    ]
+    rows = []
+    for i, (name, n, path, hdrs) in enumerate(cases):
+        text = filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys_port, n_endpoints=n)
+        ir = count(f"g{i}", text, STATIC, work, path, hdrs)
+        rows.append((name, ir))
+        print(f"  {name}: {ir:,.0f} instructions/request", file=sys.stderr)
+    return rows
+
+
+def load_figures(up_port, keys_port, work):
+    """Envoy's start-to-ready time and the VM's memory, 10 and 10,000
+    endpoints."""
+    out = []
+    for n in (10, 10000):
+        port, admin = free_port(), free_port()
+        text = filter_config(up_port, port, admin, keys_port, n_endpoints=n)
+        cfg = work / f"load{n}.yaml"
+        cfg.write_text(text)
+        start = time.time()
+        proc = subprocess.Popen(
+            [ENVOY, "-c", str(cfg), "--concurrency", "1", "--disable-hot-restart", "-l", "warn"],
+            stdout=subprocess.DEVNULL, stderr=open(work / f"load{n}.log", "w"),
+        )
+        try:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
+                    c.request("GET", "/ready")
+                    if c.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"Envoy with {n} endpoints did not become ready")
+                time.sleep(0.02)
+            ready = time.time() - start
+            drive(port, 10, STATIC)
+            time.sleep(2.5)  # the gauge is recorded on the filter's tick
+            c = http.client.HTTPConnection("127.0.0.1", admin)
+            c.request("GET", "/stats?filter=vm_memory_bytes")
+            stats = c.getresponse().read().decode()
+            mem = max((int(l.rsplit(":", 1)[1]) for l in stats.splitlines() if "vm_memory_bytes" in l), default=0)
+            size = len(json.dumps(endpoints(up_port, n)))
+            out.append((n, ready, mem, size))
+            print(f"  {n} endpoints: ready in {ready:.2f} s, VM memory {mem / 2**20:.1f} MiB", file=sys.stderr)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return out
 
 
 class Keys(http.server.BaseHTTPRequestHandler):
@@ -234,6 +315,16 @@ def main():
     up = (ROOT / "bench/envoy-upstream.yaml").read_text()
     up = up.replace("port_value: 0 } }\nstatic", f"port_value: {up_admin} }} }}\nstatic", 1)
     up = up.replace("port_value: 0 } }\n    filter_chains", f"port_value: {up_port} }} }}\n    filter_chains", 1)
+    # /many answers with 50 response headers (the growth table's widest).
+    many = ", ".join(f'{{ header: {{ key: "x-resp-{i}", value: "value-{i}" }} }}' for i in range(49))
+    up = up.replace(
+        "              - match: { prefix: \"/\" }",
+        "              - match: { prefix: \"/many\" }\n"
+        "                direct_response: { status: 200, body: { inline_string: \"{\\\"ok\\\":true}\" } }\n"
+        f"                response_headers_to_add: [{many}]\n"
+        "              - match: { prefix: \"/\" }",
+        1,
+    )
     (work / "upstream.yaml").write_text(up)
     upstream = subprocess.Popen(
         [ENVOY, "-c", str(work / "upstream.yaml"), "--concurrency", "1", "--disable-hot-restart", "-l", "warn"],
@@ -265,14 +356,35 @@ def main():
         upstream.terminate()
         keys.shutdown()
     bare = rows[0][1]
+    growth_rows = growth(up_port, keys.server_port, work) if rows and not only else []
+    loads = load_figures(up_port, keys.server_port, work) if not only else []
     print(f"\n{'system':<34} {'instructions/request':>21} {'x bare':>8} {'bare/this':>10}")
     for name, ir in rows:
         print(f"{name:<34} {ir:>21,.0f} {ir / bare:>8.2f} {bare / ir:>10.2f}")
     print(f"(callgrind, {COUNT} sequential requests after {WARM} warm-up, Envoy --concurrency 1; "
           "bare/this is the throughput ratio a CPU-bound Envoy would reach)")
+    if growth_rows:
+        base = growth_rows[0][1]
+        print(f"\nCost as the work grows (filter, static token; worst case: no header is allowed, so every"
+              " extra request header and every upstream response header is removed by the allow-lists)")
+        print(f"{'case':<52} {'instructions/request':>21} {'x smallest':>11}")
+        for name, ir in growth_rows:
+            print(f"{name:<52} {ir:>21,.0f} {ir / base:>11.3f}")
+    if loads:
+        print(f"\n{'endpoints':>10} {'Envoy start to ready (s)':>25} {'VM linear memory (MiB)':>23} {'config JSON (KiB)':>18}")
+        for n, secs, mem, size in loads:
+            print(f"{n:>10} {secs:>25.2f} {mem / 2**20:>23.1f} {size / 1024:>18.0f}")
+        print("(wall time of one Envoy start, --concurrency 1, no valgrind; memory from the filter's"
+              " backstage_proxy.vm_memory_bytes gauge of the worker's VM. The parse alone, natively:"
+              " `cargo bench -p backstage-proxy-core --bench core -- 'config load'`)")
     out = ROOT / "bench/results/instructions.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps([{"system": n, "instructions_per_request": ir} for n, ir in rows], indent=2))
+    out.write_text(json.dumps({
+        "systems": [{"system": n, "instructions_per_request": ir} for n, ir in rows],
+        "growth": [{"case": n, "instructions_per_request": ir} for n, ir in growth_rows],
+        "load": [{"endpoints": n, "start_to_ready_s": t, "vm_memory_bytes": m, "config_json_bytes": z}
+                 for n, t, m, z in loads],
+    }, indent=2))
     print(f"wrote {out}")
     print(f"callgrind profiles (callgrind_annotate --inclusive=yes): {work}")
 

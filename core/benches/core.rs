@@ -121,6 +121,23 @@ fn route_match(c: &mut Criterion) {
     });
 }
 
+/// Configuration load (parse, validate, compile the plan) as the number of
+/// endpoints grows: what `on_configure` costs before the VM serves.
+fn config_load(c: &mut Criterion) {
+    for n in [10usize, 100, 1000, 10_000] {
+        let endpoints: Vec<String> = (0..n)
+            .map(|i| format!(r#""/team-{i}/service":{{"target":"https://t{i}.example.com/base","allowedMethods":["GET","POST"],"headers":{{"X-Key":"k"}}}}"#))
+            .collect();
+        let cfg = format!(r#"{{"proxy":{{"endpoints":{{{}}}}}}}"#, endpoints.join(","));
+        assert_eq!(parse(cfg.as_bytes(), &|_| None).unwrap().endpoints.len(), n);
+        c.bench_function(&format!("config load, {n} endpoints"), |b| {
+            b.iter(|| {
+                black_box(parse(black_box(cfg.as_bytes()), &|_| None).map(|p| p.endpoints.len()))
+            })
+        });
+    }
+}
+
 fn cold_verification(c: &mut Criterion) {
     let p = plan(0);
     let es = Es256::new(1, "es");
@@ -229,6 +246,7 @@ criterion_group!(
     decision_cached,
     header_filtering,
     route_match,
+    config_load,
     cold_verification
 );
 criterion_main!(benches);
