@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backstage_proxy_wasm_cli::appconfig::{self, ConfigFile, Loaded};
-use backstage_proxy_wasm_cli::{oci, render};
+use backstage_proxy_wasm_cli::{kube, oci, render};
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
@@ -40,9 +40,16 @@ enum Command {
     /// configuration (with backend.cors, which the filter answers),
     /// routes, one cluster per destination.
     Render(RenderArgs),
-    /// Write a WasmPlugin (phase AUTHN, FAIL_CLOSE) and the ServiceEntry
-    /// and DestinationRule resources for the targets.
+    /// Write everything an Istio ingress gateway needs: the WasmPlugin (or
+    /// TrafficExtension; phase AUTHN, FAIL_CLOSE), the routing (a
+    /// VirtualService on a classic gateway, HTTPRoutes with --gateway-api),
+    /// a ServiceEntry per external host and a DestinationRule with TLS per
+    /// port.
     Istio(IstioArgs),
+    /// Write everything an Envoy Gateway needs: the EnvoyExtensionPolicy
+    /// with the image, HTTPRoutes, a Backend per destination and a
+    /// BackendTLSPolicy per verified TLS destination.
+    EnvoyGateway(EnvoyGatewayArgs),
     /// Build the compat OCI image layout (one tar+gzip layer holding
     /// plugin.wasm) and print its manifest digest.
     Oci(OciArgs),
@@ -85,9 +92,48 @@ struct IstioArgs {
     sha256: Option<String>,
     #[arg(long, value_name = "NS", default_value = "istio-system")]
     namespace: String,
-    /// Workload selector label (repeatable; default istio=ingressgateway).
+    /// Classic gateway: the gateway workload's label (repeatable; default
+    /// istio=ingressgateway).
     #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
     selector: Vec<(String, String)>,
+    /// The gateway: the classic Istio Gateway the VirtualService binds
+    /// ([NS/]NAME), or with --gateway-api the Gateway API Gateway.
+    #[arg(long, value_name = "[NS/]NAME", default_value = "backstage-gateway")]
+    gateway: String,
+    /// Hostnames Backstage is served on (repeatable; VirtualService hosts,
+    /// default "*"; HTTPRoute hostnames, default all of the listener's).
+    #[arg(long = "hostname", value_name = "HOST")]
+    hostnames: Vec<String>,
+    /// A Gateway API deployment of Istio: targetRefs and HTTPRoutes.
+    #[arg(long)]
+    gateway_api: bool,
+    /// Istio 1.30's TrafficExtension instead of WasmPlugin.
+    #[arg(long)]
+    traffic_extension: bool,
+    #[arg(short, long)]
+    output: Option<String>,
+}
+
+#[derive(Args)]
+struct EnvoyGatewayArgs {
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+    /// The image: oci://REGISTRY/REPO:TAG (or REGISTRY/REPO:TAG).
+    #[arg(long)]
+    url: String,
+    /// The image's manifest digest (what `oci` prints).
+    #[arg(long, value_name = "DIGEST")]
+    sha256: Option<String>,
+    /// The Gateway's namespace; every resource goes there.
+    #[arg(long, value_name = "NS", default_value = "envoy-gateway-system")]
+    namespace: String,
+    /// The Gateway API Gateway the policy and routes attach to.
+    #[arg(long, value_name = "NAME", default_value = "backstage-gateway")]
+    gateway: String,
+    /// Hostnames Backstage is served on (repeatable; default all of the
+    /// listener's).
+    #[arg(long = "hostname", value_name = "HOST")]
+    hostnames: Vec<String>,
     #[arg(short, long)]
     output: Option<String>,
 }
@@ -232,35 +278,89 @@ fn render(args: RenderArgs) -> ExitCode {
     }
 }
 
+const KEY_ORDER_WARNING: &str = "warning: Kubernetes stores the plugin configuration as a JSON object, whose key order is not kept: an endpoint with several pathRewrite rules may see them reordered";
+
+fn several_rewrites(loaded: &Loaded) -> bool {
+    loaded.plan.as_ref().is_some_and(|p| {
+        p.endpoints
+            .iter()
+            .any(|e| e.path_rewrite.as_ref().is_some_and(|r| r.len() > 1))
+    })
+}
+
+fn kube_out(
+    what: &str,
+    docs: Result<(Vec<serde_json::Value>, kube::Warnings), render::Error>,
+    output: Option<&str>,
+) -> ExitCode {
+    match docs {
+        Ok((docs, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            match yaml_documents(what, &docs, true) {
+                Ok(yaml) => write_out(output, &yaml),
+                Err(e) => fail(e),
+            }
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
 fn istio(args: IstioArgs) -> ExitCode {
     let loaded = match load(&args.files) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let mut selector = args.selector;
-    if selector.is_empty() {
+    if selector.is_empty() && !args.gateway_api {
         selector.push(("istio".to_string(), "ingressgateway".to_string()));
     }
-    if loaded.plan.as_ref().is_some_and(|p| {
-        p.endpoints
-            .iter()
-            .any(|e| e.path_rewrite.as_ref().is_some_and(|r| r.len() > 1))
-    }) {
-        eprintln!("warning: Istio passes pluginConfig as a protobuf Struct, whose key order is not kept: an endpoint with several pathRewrite rules may see them reordered");
+    if args.gateway_api && !selector.is_empty() {
+        return fail(
+            "--selector is for a classic gateway; with --gateway-api the plugin targets --gateway"
+                .to_string(),
+        );
     }
-    let opts = render::IstioOptions {
+    if several_rewrites(&loaded) {
+        eprintln!("{KEY_ORDER_WARNING}");
+    }
+    let opts = kube::KubeOptions {
         url: args.url,
         sha256: args.sha256,
         namespace: args.namespace,
+        gateway: args.gateway,
+        hostnames: args.hostnames,
         selector,
+        gateway_api: args.gateway_api,
+        traffic_extension: args.traffic_extension,
     };
-    match render::istio(&loaded, &opts)
-        .map_err(|e| e.to_string())
-        .and_then(|docs| yaml_documents("istio", &docs, true))
-    {
-        Ok(yaml) => write_out(args.output.as_deref(), &yaml),
-        Err(e) => fail(e),
+    kube_out("istio", kube::istio(&loaded, &opts), args.output.as_deref())
+}
+
+fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
+    let loaded = match load(&args.files) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if several_rewrites(&loaded) {
+        eprintln!("{KEY_ORDER_WARNING}");
     }
+    let opts = kube::KubeOptions {
+        url: args.url,
+        sha256: args.sha256,
+        namespace: args.namespace,
+        gateway: args.gateway,
+        hostnames: args.hostnames,
+        selector: Vec::new(),
+        gateway_api: true,
+        traffic_extension: false,
+    };
+    kube_out(
+        "envoy-gateway",
+        kube::envoy_gateway(&loaded, &opts),
+        args.output.as_deref(),
+    )
 }
 
 fn oci(args: OciArgs) -> ExitCode {
@@ -289,6 +389,7 @@ fn main() -> ExitCode {
         },
         Command::Render(args) => render(args),
         Command::Istio(args) => istio(args),
+        Command::EnvoyGateway(args) => envoy_gateway(args),
         Command::Oci(args) => oci(args),
     }
 }

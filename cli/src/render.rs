@@ -1,10 +1,9 @@
 //! The configuration generator: a validated app-config → a complete
-//! `envoy.yaml` (and, for Istio users, a `WasmPlugin` with its
-//! `ServiceEntry`s and `DestinationRule`s).
+//! `envoy.yaml`. The Kubernetes gateways' resources are in [`crate::kube`].
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::appconfig::Loaded;
 use backstage_proxy_core::config::Plan;
@@ -35,11 +34,11 @@ impl Default for Options {
 
 /// One Envoy cluster the filter can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ClusterSpec {
-    host: String,
-    port: u16,
-    tls: bool,
-    verify: bool,
+pub(crate) struct ClusterSpec {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: bool,
+    pub(crate) verify: bool,
 }
 
 /// Why a gateway configuration could not be written.
@@ -64,7 +63,7 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, Error> {
+pub(crate) fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, Error> {
     let mut out: BTreeMap<String, ClusterSpec> = BTreeMap::new();
     let mut add = |name: &str, url: &Url, secure: Option<bool>| -> Result<(), Error> {
         let spec = ClusterSpec {
@@ -108,14 +107,14 @@ fn cluster_specs(plan: &Plan) -> Result<BTreeMap<String, ClusterSpec>, Error> {
 }
 
 /// Sets `key` on a JSON object (no-op on anything else).
-fn set(v: &mut Value, key: &str, val: Value) {
+pub(crate) fn set(v: &mut Value, key: &str, val: Value) {
     if let Some(o) = v.as_object_mut() {
         o.insert(key.to_string(), val);
     }
 }
 
 /// Sets `key` on the object at `path` below `v`, creating objects on the way.
-fn set_in(v: &mut Value, path: &[&str], key: &str, val: Value) {
+pub(crate) fn set_in(v: &mut Value, path: &[&str], key: &str, val: Value) {
     let mut node = v;
     for k in path {
         let Some(o) = node.as_object_mut() else {
@@ -126,7 +125,7 @@ fn set_in(v: &mut Value, path: &[&str], key: &str, val: Value) {
     set(node, key, val);
 }
 
-fn is_ip(host: &str) -> bool {
+pub(crate) fn is_ip(host: &str) -> bool {
     host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
@@ -169,7 +168,7 @@ fn cluster(name: &str, spec: &ClusterSpec, opts: &Options) -> Value {
     c
 }
 
-fn seconds(ms: u64) -> String {
+pub(crate) fn seconds(ms: u64) -> String {
     if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
@@ -310,195 +309,6 @@ pub fn gateway(
             "clusters": clusters
         }
     }))
-}
-
-#[derive(Debug, Clone)]
-pub struct IstioOptions {
-    /// `oci://registry/repo:tag`
-    pub url: String,
-    /// The image's manifest digest (hex, without `sha256:`).
-    pub sha256: Option<String>,
-    pub namespace: String,
-    /// `matchLabels` of the gateway workload.
-    pub selector: Vec<(String, String)>,
-}
-
-/// One `ServiceEntry` per external host listing all its ports (Istio
-/// indexes hosts by name and keeps the oldest entry, so one entry per host
-/// and port would drop ports), and one `DestinationRule` per host whose
-/// TLS origination is set per port (`portLevelSettings`): Istio keeps the
-/// first rule's top-level policy for every port of a host, so a top-level
-/// `tls` would originate TLS towards the host's plain-HTTP ports too.
-fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) -> Vec<Value> {
-    // host -> port -> (tls, verify); verification is off only when every
-    // user of the port says so.
-    let mut hosts: BTreeMap<String, BTreeMap<u16, (bool, bool)>> = BTreeMap::new();
-    for spec in specs.values() {
-        let host = spec.host.trim_start_matches('[').trim_end_matches(']');
-        let port = hosts
-            .entry(host.to_string())
-            .or_default()
-            .entry(spec.port)
-            .or_insert((spec.tls, spec.verify));
-        port.1 |= spec.verify;
-    }
-    let mut docs = Vec::new();
-    for (host, ports) in hosts {
-        let ports: Vec<ClusterSpec> = ports
-            .into_iter()
-            .map(|(port, (tls, verify))| ClusterSpec {
-                host: host.clone(),
-                port,
-                tls,
-                verify,
-            })
-            .collect();
-        let name: String = format!("backstage-proxy-{host}")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let ip = is_ip(&host);
-        let mut entry = json!({
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "ServiceEntry",
-            "metadata": { "name": name, "namespace": namespace },
-            "spec": {
-                "hosts": [host],
-                "location": "MESH_EXTERNAL",
-                "resolution": if ip { "STATIC" } else { "DNS" },
-                "ports": ports.iter().map(|p| json!({ "number": p.port, "name": format!("http-{}", p.port), "protocol": "HTTP" })).collect::<Vec<_>>()
-            }
-        });
-        if ip {
-            set_in(
-                &mut entry,
-                &["spec"],
-                "endpoints",
-                json!([{ "address": host }]),
-            );
-        }
-        docs.push(entry);
-        let tls: Vec<Value> = ports
-            .iter()
-            .filter(|p| p.tls)
-            .map(|p| {
-                json!({
-                    "port": { "number": p.port },
-                    "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !p.verify }
-                })
-            })
-            .collect();
-        if !tls.is_empty() {
-            docs.push(json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "DestinationRule",
-                "metadata": { "name": name, "namespace": namespace },
-                "spec": { "host": host, "trafficPolicy": { "portLevelSettings": tls } }
-            }));
-        }
-    }
-    docs
-}
-
-/// Istio's cluster name for an outbound service: `outbound|<port>||<host>`.
-fn istio_cluster(host: &str, port: u16) -> String {
-    format!("outbound|{port}||{host}")
-}
-
-/// A `WasmPlugin`, plus per external host a `ServiceEntry` and, when one
-/// of its ports is `https`, a `DestinationRule`. The filter configuration
-/// names Istio's clusters explicitly.
-pub fn istio(loaded: &Loaded, opts: &IstioOptions) -> Result<Vec<Value>, Error> {
-    let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
-    let specs = cluster_specs(plan)?;
-    let mut config = loaded.filter_config.clone();
-    // Point every endpoint, the backend and every jwks entry at Istio's cluster.
-    let cluster_for =
-        |u: &Url| istio_cluster(u.host.trim_start_matches('[').trim_end_matches(']'), u.port);
-    // JSON pointer of the endpoints object (the legacy form keeps them under proxy).
-    let endpoints_ptr = if config.pointer("/proxy/endpoints").is_some() {
-        "/proxy/endpoints"
-    } else {
-        "/proxy"
-    };
-    for e in &plan.endpoints {
-        let key = e.raw_key.replace('~', "~0").replace('/', "~1");
-        let Some(entry) = config.pointer_mut(&format!("{endpoints_ptr}/{key}")) else {
-            continue;
-        };
-        if entry.is_string() {
-            *entry = json!({ "target": entry.clone() });
-        }
-        set(entry, "cluster", json!(cluster_for(&e.target)));
-    }
-    if let Some(b) = &plan.backend {
-        set_in(
-            &mut config,
-            &["gateway"],
-            "backendCluster",
-            json!(cluster_for(&b.url)),
-        );
-    }
-    if let Some(list) = config
-        .pointer_mut("/backend/auth/externalAccess")
-        .and_then(Value::as_array_mut)
-    {
-        for item in list.iter_mut() {
-            if item.get("type").and_then(Value::as_str) != Some("jwks") {
-                continue;
-            }
-            let url = item
-                .pointer("/options/url")
-                .and_then(Value::as_str)
-                .and_then(|u| Url::parse(u).ok());
-            if let Some(u) = url {
-                set_in(item, &["options"], "cluster", json!(cluster_for(&u)));
-            }
-        }
-    }
-    let selector: Map<String, Value> = opts
-        .selector
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    let mut plugin = json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": { "name": "backstage-proxy-wasm", "namespace": opts.namespace },
-        "spec": {
-            "selector": { "matchLabels": selector },
-            "url": opts.url,
-            "phase": "AUTHN",
-            "failStrategy": "FAIL_CLOSE",
-            "pluginName": "backstage_proxy",
-            "pluginConfig": config
-        }
-    });
-    if let Some(d) = &opts.sha256 {
-        set_in(
-            &mut plugin,
-            &["spec"],
-            "sha256",
-            json!(d.trim_start_matches("sha256:")),
-        );
-    }
-    if !loaded.vm_vars.is_empty() {
-        set_in(
-            &mut plugin,
-            &["spec"],
-            "vmConfig",
-            json!({ "env": loaded.vm_vars.iter().map(|v| json!({ "name": v, "valueFrom": "HOST" })).collect::<Vec<_>>() }),
-        );
-    }
-    let mut docs = vec![plugin];
-    docs.extend(istio_destinations(&specs, &opts.namespace));
-    Ok(docs)
 }
 
 #[cfg(test)]

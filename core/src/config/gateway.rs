@@ -26,8 +26,20 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
             "jwksFetchTimeoutMs",
             "jwksRefetchCooldownSeconds",
             "jwksMaxBytes",
+            "authorityRewrite",
         ],
     );
+    let route_rewrites_authority = match opt_string(errs, obj, p, "authorityRewrite") {
+        None | Some("filter") => false,
+        Some("route") => true,
+        Some(other) => {
+            errs.add(
+                &join(p, "authorityRewrite"),
+                format!("unknown value '{other}'; expected one of filter, route"),
+            );
+            false
+        }
+    };
     let prefix = match opt_string(errs, obj, p, "prefix") {
         None => DEFAULT_PREFIX.to_string(),
         Some(s) => {
@@ -69,6 +81,7 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
         }
     };
     Gateway {
+        route_rewrites_authority,
         prefix,
         xfwd_marker: format!("{cluster_header}-xfwd"),
         cluster_header,

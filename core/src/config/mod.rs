@@ -194,6 +194,12 @@ pub struct Gateway {
     pub jwks_fetch_timeout_ms: u64,
     pub jwks_refetch_cooldown_seconds: u64,
     pub jwks_max_bytes: usize,
+    /// `gateway.authorityRewrite: route`: the filter leaves `:authority` as
+    /// sent and the gateway's route for the endpoint's destination header
+    /// rewrites it (`changeOrigin`, an injected `Host`). Istio and Envoy
+    /// Gateway pick the virtual host again after the filter's edits, by
+    /// `:authority`; a rewritten one would leave the gateway's hostnames.
+    pub route_rewrites_authority: bool,
 }
 
 /// The compiled, immutable configuration.

@@ -328,7 +328,11 @@ fn forward<'a>(
         remove.push(Cow::Borrowed(marker));
     }
     set.push((Cow::Borrowed(":path"), Cow::Owned(path)));
-    if let Some(a) = &endpoint.upstream_authority {
+    if let Some(a) = endpoint
+        .upstream_authority
+        .as_ref()
+        .filter(|_| !plan.gateway.route_rewrites_authority)
+    {
         set.push((Cow::Borrowed(":authority"), Cow::Borrowed(a.as_str())));
     }
     let cluster_header = plan.gateway.cluster_header.as_str();

@@ -664,3 +664,23 @@ fn a_query_token_is_no_credential_and_the_url_is_reflected_as_backstage_does() {
     assert_eq!(body(&r)["error"]["message"], "Missing credentials");
     assert_eq!(body(&r)["request"]["url"], url.as_str());
 }
+
+#[test]
+fn with_authority_rewrite_by_route_the_filter_leaves_authority_alone() {
+    // Istio and Envoy Gateway re-select the virtual host by :authority after
+    // the filter's edits: there the route rewrites it, the filter does not.
+    let cfg = format!(
+        r#"{{"gateway":{{"authorityRewrite":"route"}},"proxy":{{"endpoints":{{"/a":"https://upstream.test:8443/p","/b":{{"target":"http://b.test","headers":{{"Host":"h.example"}},"changeOrigin":false}}}}}},
+            "backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}}]}}}}}}"#
+    );
+    let p = parse(cfg.as_bytes(), &|_| None).unwrap();
+    for path in ["/api/proxy/a/x", "/api/proxy/b/x"] {
+        let f = fwd(req("GET", path).bearer(TOKEN).decide(&p));
+        assert_eq!(set(&f, ":authority"), None, "{path}");
+        assert!(set(&f, "x-backstage-proxy-cluster").is_some());
+        assert!(!f.remove.iter().any(|n| n == "host" || n == ":authority"));
+    }
+    let bad = br#"{"gateway":{"authorityRewrite":"envoy"}}"#;
+    let errs = parse(bad, &|_| None).unwrap_err();
+    assert_eq!(errs[0].path, "gateway.authorityRewrite");
+}

@@ -1,0 +1,713 @@
+//! Resources for the gateways users run on Kubernetes (SPEC §9.2): Istio
+//! (classic `selector` + `VirtualService`, or Gateway API `targetRefs` +
+//! `HTTPRoute`) and Envoy Gateway (`EnvoyExtensionPolicy`, `HTTPRoute`,
+//! `Backend`, `BackendTLSPolicy`). Applying them, with the image pushed, is
+//! all it takes.
+//!
+//! Routing never depends on names a gateway generates. The filter sets the
+//! destination header (`gateway.clusterHeader`) to a value this module
+//! chooses, one per destination; the gateway's own routes match it with
+//! ordinary header matching, remove it, and send the request on. Envoy
+//! clears the route cache after the filter's edits (proxy-wasm ABI 0.2.1),
+//! so the routes see the header. Because Istio and Envoy Gateway also pick
+//! the virtual host again by `:authority`, the filter leaves `:authority`
+//! alone here (`gateway.authorityRewrite: route`) and each route rewrites
+//! it (`changeOrigin`, an injected `Host`).
+//!
+//! Only the filter's own calls (key sets from the Backstage backend and
+//! `jwks` URLs) name an Envoy cluster: Istio's `outbound|<port>||<host>`,
+//! Envoy Gateway's `httproute/<ns>/<route>/rule/<i>` of a rule this module
+//! writes for that destination (a rule no request can select: its header
+//! value is never set by the filter unless an endpoint goes there too).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::appconfig::Loaded;
+use crate::render::{cluster_specs, is_ip, seconds, set, set_in, ClusterSpec, Error};
+use backstage_proxy_core::config::Plan;
+use backstage_proxy_core::url::Url;
+
+/// Gateway API: most rules in one `HTTPRoute` (the CRD's `maxItems`).
+pub const MAX_RULES_PER_ROUTE: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// The image: `oci://REGISTRY/REPO:TAG` (Envoy Gateway takes it
+    /// without the scheme).
+    pub url: String,
+    /// The image's manifest digest (hex, with or without `sha256:`).
+    pub sha256: Option<String>,
+    /// Where the resources go (for Gateway API: the Gateway's namespace).
+    pub namespace: String,
+    /// The gateway: a classic Istio `Gateway` (`[ns/]name`, bound by the
+    /// `VirtualService`), or the Gateway API `Gateway` (`targetRefs`,
+    /// `parentRefs`).
+    pub gateway: String,
+    /// Hostnames the gateway serves Backstage on (`VirtualService` hosts,
+    /// default `*`; `HTTPRoute` hostnames, default none: all of the
+    /// listener's).
+    pub hostnames: Vec<String>,
+    /// Istio classic: the gateway workload's labels.
+    pub selector: Vec<(String, String)>,
+    /// Istio: Gateway API (`targetRefs` + `HTTPRoute`) instead of classic.
+    pub gateway_api: bool,
+    /// Istio: `TrafficExtension` (Istio 1.30) instead of `WasmPlugin`.
+    pub traffic_extension: bool,
+}
+
+/// Where one value of the destination header takes a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The header value the filter sets.
+    pub value: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub verify: bool,
+    /// `:authority` the route sets; `None` keeps the client's.
+    pub authority: Option<String>,
+    pub timeout_ms: Option<u64>,
+    /// Some endpoint here has `xfwd`: a variant keeps `x-forwarded-proto`.
+    pub xfwd: bool,
+    /// The endpoints (indexes into the plan) whose requests take it.
+    pub endpoints: Vec<usize>,
+}
+
+fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// One route per (destination, authority, timeout); `value_for` names the
+/// first of a destination, later ones get `;2`, `;3`, ….
+pub fn routes(plan: &Plan, value_for: &dyn Fn(&str, u16, bool) -> String) -> Vec<Route> {
+    let mut out: Vec<Route> = Vec::new();
+    for (i, e) in plan.endpoints.iter().enumerate() {
+        let host = bare(&e.target.host).to_string();
+        let tls = e.target.scheme == "https";
+        let found = out.iter_mut().find(|r| {
+            r.host == host
+                && r.port == e.target.port
+                && r.tls == tls
+                && r.authority == e.upstream_authority
+                && r.timeout_ms == e.envoy.proxy_timeout_ms
+        });
+        match found {
+            Some(r) => {
+                r.endpoints.push(i);
+                r.xfwd |= e.xfwd;
+                r.verify |= e.envoy.secure != Some(false);
+            }
+            None => {
+                let base = value_for(&host, e.target.port, tls);
+                let same = out
+                    .iter()
+                    .filter(|r| r.value.split(';').next() == Some(&base))
+                    .count();
+                let value = if same == 0 {
+                    base
+                } else {
+                    format!("{base};{}", same + 1)
+                };
+                out.push(Route {
+                    value,
+                    host,
+                    port: e.target.port,
+                    tls,
+                    verify: e.envoy.secure != Some(false),
+                    authority: e.upstream_authority.clone(),
+                    timeout_ms: e.envoy.proxy_timeout_ms,
+                    xfwd: e.xfwd,
+                    endpoints: vec![i],
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The filter configuration for these routes: each endpoint's `cluster` is
+/// its route's header value, the filter's own calls name `callout`'s
+/// clusters, and the routes rewrite `:authority`.
+fn filter_config(
+    loaded: &Loaded,
+    plan: &Plan,
+    routes: &[Route],
+    callout: &dyn Fn(&Url) -> String,
+) -> Value {
+    let mut config = loaded.filter_config.clone();
+    // The legacy form keeps the endpoints directly under proxy.
+    let endpoints_ptr = if config.pointer("/proxy/endpoints").is_some() {
+        "/proxy/endpoints"
+    } else {
+        "/proxy"
+    };
+    for r in routes {
+        for &i in &r.endpoints {
+            let Some(e) = plan.endpoints.get(i) else {
+                continue;
+            };
+            let key = e.raw_key.replace('~', "~0").replace('/', "~1");
+            let Some(entry) = config.pointer_mut(&format!("{endpoints_ptr}/{key}")) else {
+                continue;
+            };
+            if entry.is_string() {
+                *entry = json!({ "target": entry.clone() });
+            }
+            set(entry, "cluster", json!(r.value));
+        }
+    }
+    if let Some(b) = &plan.backend {
+        set_in(
+            &mut config,
+            &["gateway"],
+            "backendCluster",
+            json!(callout(&b.url)),
+        );
+    }
+    if let Some(list) = config
+        .pointer_mut("/backend/auth/externalAccess")
+        .and_then(Value::as_array_mut)
+    {
+        for item in list.iter_mut() {
+            if item.get("type").and_then(Value::as_str) != Some("jwks") {
+                continue;
+            }
+            let url = item
+                .pointer("/options/url")
+                .and_then(Value::as_str)
+                .and_then(|u| Url::parse(u).ok());
+            if let Some(u) = url {
+                set_in(item, &["options"], "cluster", json!(callout(&u)));
+            }
+        }
+    }
+    set_in(
+        &mut config,
+        &["gateway"],
+        "authorityRewrite",
+        json!("route"),
+    );
+    config
+}
+
+/// The filter's own destinations: the Backstage backend and `jwks` URLs.
+fn callout_urls(plan: &Plan) -> Vec<Url> {
+    let mut out: Vec<Url> = plan.backend.iter().map(|b| b.url.clone()).collect();
+    out.extend(plan.auth.jwks.iter().map(|j| j.url.clone()));
+    out
+}
+
+/// Headers a route removes before the request leaves.
+fn removed(plan: &Plan, xfwd: bool) -> Vec<String> {
+    let mut out = vec![plan.gateway.cluster_header.clone()];
+    if xfwd {
+        out.push(plan.gateway.xfwd_marker.clone());
+    } else {
+        out.push("x-forwarded-proto".to_string());
+    }
+    out
+}
+
+fn sha256_hex(opts: &KubeOptions) -> Option<String> {
+    opts.sha256
+        .as_ref()
+        .map(|d| d.trim_start_matches("sha256:").to_string())
+}
+
+fn dns_name(prefix: &str, parts: &[&str]) -> String {
+    let raw = std::iter::once(prefix)
+        .chain(parts.iter().copied())
+        .collect::<Vec<_>>()
+        .join("-");
+    let mut name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    name.truncate(63);
+    name.trim_matches('-').to_string()
+}
+
+/// `[ns/]name` → (namespace, name).
+fn split_ref<'a>(r: &'a str, default_ns: &'a str) -> (&'a str, &'a str) {
+    r.split_once('/').unwrap_or((default_ns, r))
+}
+
+fn vm_env(loaded: &Loaded) -> Option<Value> {
+    (!loaded.vm_vars.is_empty()).then(|| {
+        json!({ "env": loaded.vm_vars.iter().map(|v| json!({ "name": v, "valueFrom": "HOST" })).collect::<Vec<_>>() })
+    })
+}
+
+/// Istio's cluster name for an outbound service.
+fn istio_cluster(host: &str, port: u16) -> String {
+    format!("outbound|{port}||{host}")
+}
+
+/// Warnings for what a gateway route cannot carry.
+pub type Warnings = Vec<String>;
+
+/// Istio: the plugin (`WasmPlugin` or `TrafficExtension`, bound by
+/// `selector` or `targetRefs`), the routing (`VirtualService` bound to a
+/// classic gateway, or `HTTPRoute`s for a Gateway API one), one
+/// `ServiceEntry` per external host with all its ports, and a
+/// `DestinationRule` per host with TLS per port.
+pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warnings), Error> {
+    let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
+    let specs = cluster_specs(plan)?;
+    let routes = routes(plan, &|h, p, _| istio_cluster(h, p));
+    let config = filter_config(loaded, plan, &routes, &|u| {
+        istio_cluster(bare(&u.host), u.port)
+    });
+    let mut warnings = Warnings::new();
+    let (gw_ns, gw_name) = split_ref(&opts.gateway, &opts.namespace);
+
+    let kind = if opts.traffic_extension {
+        "TrafficExtension"
+    } else {
+        "WasmPlugin"
+    };
+    let mut wasm = json!({
+        "url": opts.url,
+        "failStrategy": "FAIL_CLOSE",
+        "pluginName": "backstage_proxy",
+        "pluginConfig": config
+    });
+    if let Some(d) = sha256_hex(opts) {
+        set(&mut wasm, "sha256", json!(d));
+    }
+    if let Some(env) = vm_env(loaded) {
+        set(&mut wasm, "vmConfig", env);
+    }
+    let mut spec = if opts.traffic_extension {
+        json!({ "phase": "AUTHN", "wasm": wasm })
+    } else {
+        let mut s = wasm;
+        set(&mut s, "phase", json!("AUTHN"));
+        s
+    };
+    if opts.gateway_api {
+        set(
+            &mut spec,
+            "targetRefs",
+            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }]),
+        );
+    } else {
+        let labels: Map<String, Value> = opts
+            .selector
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        set(&mut spec, "selector", json!({ "matchLabels": labels }));
+    }
+    let plugin_ns = if opts.gateway_api {
+        gw_ns
+    } else {
+        opts.namespace.as_str()
+    };
+    let mut docs = vec![json!({
+        "apiVersion": "extensions.istio.io/v1alpha1",
+        "kind": kind,
+        "metadata": { "name": "backstage-proxy-wasm", "namespace": plugin_ns },
+        "spec": spec
+    })];
+
+    if opts.gateway_api {
+        let backend = |r: &Route| json!({ "group": "networking.istio.io", "kind": "Hostname", "name": r.host, "port": r.port });
+        docs.extend(http_routes(
+            plan,
+            &routes,
+            opts,
+            gw_ns,
+            gw_name,
+            &backend,
+            &mut warnings,
+        ));
+    } else {
+        docs.push(virtual_service(plan, &routes, opts, gw_ns, gw_name));
+    }
+    docs.extend(istio_destinations(&specs, &opts.namespace));
+    Ok((docs, warnings))
+}
+
+/// The classic gateway's routing: one `http` route per header value (and
+/// its `xfwd` variant first), in one `VirtualService` bound to the gateway.
+fn virtual_service(
+    plan: &Plan,
+    routes: &[Route],
+    opts: &KubeOptions,
+    gw_ns: &str,
+    gw_name: &str,
+) -> Value {
+    let header = &plan.gateway.cluster_header;
+    let marker = &plan.gateway.xfwd_marker;
+    let mut http = Vec::new();
+    for (n, r) in routes.iter().enumerate() {
+        for xfwd in [true, false] {
+            if xfwd && !r.xfwd {
+                continue;
+            }
+            let mut headers = json!({ header.as_str(): { "exact": r.value } });
+            if xfwd {
+                set(&mut headers, marker, json!({ "exact": "1" }));
+            }
+            let mut route = json!({
+                "name": format!("backstage-proxy-{n}{}", if xfwd { "-xfwd" } else { "" }),
+                "match": [{ "uri": { "prefix": "/" }, "headers": headers }],
+                "route": [{ "destination": { "host": r.host, "port": { "number": r.port } } }],
+                "headers": { "request": { "remove": removed(plan, xfwd) } }
+            });
+            if let Some(a) = &r.authority {
+                set(&mut route, "rewrite", json!({ "authority": a }));
+            }
+            if let Some(t) = r.timeout_ms {
+                set(&mut route, "timeout", json!(seconds(t)));
+            }
+            http.push(route);
+        }
+    }
+    let hosts = if opts.hostnames.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        opts.hostnames.clone()
+    };
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": { "name": "backstage-proxy", "namespace": opts.namespace },
+        "spec": { "hosts": hosts, "gateways": [format!("{gw_ns}/{gw_name}")], "http": http }
+    })
+}
+
+/// One rule per header value (and its `xfwd` variant), at most
+/// [`MAX_RULES_PER_ROUTE`] per `HTTPRoute` (`backstage-proxy-<n>`).
+/// Returns the routes and, per header value, the (route name, rule index)
+/// of its plain rule.
+fn http_route_rules(
+    plan: &Plan,
+    routes: &[Route],
+    backend: &dyn Fn(&Route) -> Value,
+    warnings: &mut Warnings,
+) -> Vec<(Value, String)> {
+    let header = &plan.gateway.cluster_header;
+    let marker = &plan.gateway.xfwd_marker;
+    let mut rules = Vec::new();
+    for r in routes {
+        for xfwd in [true, false] {
+            if xfwd && !r.xfwd {
+                continue;
+            }
+            let mut headers = vec![json!({ "type": "Exact", "name": header, "value": r.value })];
+            if xfwd {
+                headers.push(json!({ "type": "Exact", "name": marker, "value": "1" }));
+            }
+            let mut filters = vec![json!({
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": { "remove": removed(plan, xfwd) }
+            })];
+            if let Some(a) = &r.authority {
+                match hostname_of(a) {
+                    Some((host, port_dropped)) => {
+                        if port_dropped {
+                            warnings.push(format!("{}: an HTTPRoute rewrites the hostname without a port, so the upstream sees Host '{host}' instead of '{a}'", r.value));
+                        }
+                        filters.push(json!({ "type": "URLRewrite", "urlRewrite": { "hostname": host } }));
+                    }
+                    None => warnings.push(format!(
+                        "{}: an HTTPRoute cannot rewrite the Host to '{a}'; the client's Host is kept",
+                        r.value
+                    )),
+                }
+            }
+            let mut rule = json!({
+                "matches": [{ "path": { "type": "PathPrefix", "value": "/" }, "headers": headers }],
+                "filters": filters,
+                "backendRefs": [backend(r)]
+            });
+            if let Some(t) = r.timeout_ms {
+                set(
+                    &mut rule,
+                    "timeouts",
+                    json!({ "request": gateway_api_duration(t) }),
+                );
+            }
+            rules.push((rule, if xfwd { String::new() } else { r.value.clone() }));
+        }
+    }
+    rules
+}
+
+fn http_routes(
+    plan: &Plan,
+    routes: &[Route],
+    opts: &KubeOptions,
+    gw_ns: &str,
+    gw_name: &str,
+    backend: &dyn Fn(&Route) -> Value,
+    warnings: &mut Warnings,
+) -> Vec<Value> {
+    let rules = http_route_rules(plan, routes, backend, warnings);
+    rules
+        .chunks(MAX_RULES_PER_ROUTE)
+        .enumerate()
+        .map(|(n, chunk)| http_route(opts, gw_ns, gw_name, &route_name(n), chunk))
+        .collect()
+}
+
+fn route_name(n: usize) -> String {
+    format!("backstage-proxy-{n}")
+}
+
+fn http_route(
+    opts: &KubeOptions,
+    gw_ns: &str,
+    gw_name: &str,
+    name: &str,
+    rules: &[(Value, String)],
+) -> Value {
+    let mut parent =
+        json!({ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name });
+    if gw_ns != opts.namespace {
+        set(&mut parent, "namespace", json!(gw_ns));
+    }
+    let mut spec = json!({
+        "parentRefs": [parent],
+        "rules": rules.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>()
+    });
+    if !opts.hostnames.is_empty() {
+        set(&mut spec, "hostnames", json!(opts.hostnames));
+    }
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": { "name": name, "namespace": opts.namespace },
+        "spec": spec
+    })
+}
+
+/// Gateway API durations: `1h2m3s4ms`-style, each number at most 5 digits.
+fn gateway_api_duration(ms: u64) -> String {
+    if ms.is_multiple_of(1000) && ms / 1000 <= 99_999 {
+        format!("{}s", ms / 1000)
+    } else if ms <= 99_999 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms.div_ceil(1000).min(99_999))
+    }
+}
+
+/// The hostname of an authority, and whether a port was dropped. `None`
+/// for an IPv6 literal (not a hostname in Gateway API's sense).
+fn hostname_of(authority: &str) -> Option<(String, bool)> {
+    if authority.starts_with('[') {
+        return None;
+    }
+    match authority.rsplit_once(':') {
+        Some((h, _)) => Some((h.to_ascii_lowercase(), true)),
+        None => Some((authority.to_ascii_lowercase(), false)),
+    }
+}
+
+/// One `ServiceEntry` per external host listing all its ports (Istio
+/// indexes hosts by name and keeps the oldest entry, so one entry per host
+/// and port would drop ports), and one `DestinationRule` per host whose
+/// TLS origination is set per port (`portLevelSettings`): Istio keeps the
+/// first rule's top-level policy for every port of a host, so a top-level
+/// `tls` would originate TLS towards the host's plain-HTTP ports too.
+fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) -> Vec<Value> {
+    // host -> port -> (tls, verify); verification is off only when every
+    // user of the port says so.
+    let mut hosts: BTreeMap<String, BTreeMap<u16, (bool, bool)>> = BTreeMap::new();
+    for spec in specs.values() {
+        let port = hosts
+            .entry(bare(&spec.host).to_string())
+            .or_default()
+            .entry(spec.port)
+            .or_insert((spec.tls, spec.verify));
+        port.1 |= spec.verify;
+    }
+    let mut docs = Vec::new();
+    for (host, ports) in hosts {
+        let name = dns_name("backstage-proxy", &[&host]);
+        let ip = is_ip(&host) || host.contains(':');
+        let mut entry = json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": { "name": name, "namespace": namespace },
+            "spec": {
+                "hosts": [host],
+                "location": "MESH_EXTERNAL",
+                "resolution": if ip { "STATIC" } else { "DNS" },
+                "ports": ports.keys().map(|p| json!({ "number": p, "name": format!("http-{p}"), "protocol": "HTTP" })).collect::<Vec<_>>()
+            }
+        });
+        if ip {
+            set_in(
+                &mut entry,
+                &["spec"],
+                "endpoints",
+                json!([{ "address": host }]),
+            );
+        }
+        docs.push(entry);
+        let tls: Vec<Value> = ports
+            .iter()
+            .filter(|(_, (tls, _))| *tls)
+            .map(|(p, (_, verify))| {
+                json!({
+                    "port": { "number": p },
+                    "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !verify }
+                })
+            })
+            .collect();
+        if !tls.is_empty() {
+            docs.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": { "name": name, "namespace": namespace },
+                "spec": { "host": host, "trafficPolicy": { "portLevelSettings": tls } }
+            }));
+        }
+    }
+    docs
+}
+
+/// Envoy Gateway: the `EnvoyExtensionPolicy` with the image on the Gateway,
+/// `HTTPRoute`s with one rule per header value, a `Backend` per destination
+/// and a `BackendTLSPolicy` per verified TLS destination (an unverified one,
+/// `secure: false`, sets the `Backend`'s `tls.insecureSkipVerify`).
+pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warnings), Error> {
+    let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
+    cluster_specs(plan)?;
+    let mut routes = routes(plan, &|h, p, tls| {
+        format!("{}_{h}_{p}", if tls { "https" } else { "http" })
+    });
+    // A rule for each of the filter's own destinations that no endpoint
+    // shares: its header value is never set by the filter.
+    for u in callout_urls(plan) {
+        let tls = u.scheme == "https";
+        let host = bare(&u.host).to_string();
+        if !routes
+            .iter()
+            .any(|r| r.host == host && r.port == u.port && r.tls == tls)
+        {
+            routes.push(Route {
+                value: format!(
+                    "callout_{}_{host}_{}",
+                    if tls { "https" } else { "http" },
+                    u.port
+                ),
+                host,
+                port: u.port,
+                tls,
+                verify: true,
+                authority: None,
+                timeout_ms: None,
+                xfwd: false,
+                endpoints: Vec::new(),
+            });
+        }
+    }
+    let mut warnings = Warnings::new();
+    let backend_name =
+        |host: &str, port: u16| dns_name("backstage-proxy", &[host, &port.to_string()]);
+    let backend = |r: &Route| json!({ "group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend_name(&r.host, r.port), "port": r.port });
+    let rules = http_route_rules(plan, &routes, &backend, &mut warnings);
+    // Envoy Gateway names a rule's cluster httproute/<ns>/<route>/rule/<i>.
+    let cluster_of = |host: &str, port: u16, tls: bool| -> Option<String> {
+        let value = routes
+            .iter()
+            .find(|r| r.host == host && r.port == port && r.tls == tls)
+            .map(|r| r.value.clone())?;
+        let pos = rules.iter().position(|(_, v)| *v == value)?;
+        Some(format!(
+            "httproute/{}/{}/rule/{}",
+            opts.namespace,
+            route_name(pos / MAX_RULES_PER_ROUTE),
+            pos % MAX_RULES_PER_ROUTE
+        ))
+    };
+    let config = filter_config(loaded, plan, &routes, &|u| {
+        cluster_of(bare(&u.host), u.port, u.scheme == "https").unwrap_or_default()
+    });
+
+    let (gw_ns, gw_name) = split_ref(&opts.gateway, &opts.namespace);
+    let url = opts.url.trim_start_matches("oci://").to_string();
+    let mut image = json!({ "url": url });
+    if let Some(d) = sha256_hex(opts) {
+        set(&mut image, "sha256", json!(d));
+    }
+    let mut wasm = json!({
+        "name": "backstage-proxy",
+        "rootID": "backstage_proxy",
+        "code": { "type": "Image", "image": image },
+        "config": config,
+        "failOpen": false
+    });
+    if !loaded.vm_vars.is_empty() {
+        set(&mut wasm, "env", json!({ "hostKeys": loaded.vm_vars }));
+    }
+    let mut docs = vec![json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "EnvoyExtensionPolicy",
+        "metadata": { "name": "backstage-proxy-wasm", "namespace": gw_ns },
+        "spec": {
+            "targetRefs": [{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }],
+            "wasm": [wasm]
+        }
+    })];
+    for (n, chunk) in rules.chunks(MAX_RULES_PER_ROUTE).enumerate() {
+        docs.push(http_route(opts, gw_ns, gw_name, &route_name(n), chunk));
+    }
+    // One Backend per (host, port); TLS per Backend.
+    let mut backends: BTreeMap<(String, u16), (bool, bool)> = BTreeMap::new();
+    for r in &routes {
+        let b = backends
+            .entry((r.host.clone(), r.port))
+            .or_insert((r.tls, r.verify));
+        b.1 |= r.verify;
+    }
+    for ((host, port), (tls, verify)) in backends {
+        let name = backend_name(&host, port);
+        let endpoint = if is_ip(&host) || host.contains(':') {
+            json!({ "ip": { "address": host, "port": port } })
+        } else {
+            json!({ "fqdn": { "hostname": host.to_ascii_lowercase(), "port": port } })
+        };
+        let mut spec = json!({ "endpoints": [endpoint] });
+        if tls && !verify {
+            set(&mut spec, "tls", json!({ "insecureSkipVerify": true }));
+        }
+        docs.push(json!({
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "Backend",
+            "metadata": { "name": name, "namespace": opts.namespace },
+            "spec": spec
+        }));
+        if tls && verify {
+            docs.push(json!({
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "BackendTLSPolicy",
+                "metadata": { "name": name, "namespace": opts.namespace },
+                "spec": {
+                    "targetRefs": [{ "group": "gateway.envoyproxy.io", "kind": "Backend", "name": name }],
+                    "validation": { "hostname": host.to_ascii_lowercase(), "wellKnownCACertificates": "System" }
+                }
+            }));
+        }
+    }
+    Ok((docs, warnings))
+}
+
+#[cfg(test)]
+mod tests;
