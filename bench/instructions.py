@@ -330,7 +330,7 @@ def main():
         [ENVOY, "-c", str(work / "upstream.yaml"), "--concurrency", "1", "--disable-hot-restart", "-l", "warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    rows = []
+    rows, growth_rows, loads = [], [], []
     try:
         wait_ready(up_admin, upstream)
         plan = [
@@ -352,12 +352,12 @@ def main():
             ir = count(f"s{i}", text, token, work)
             rows.append((name, ir))
             print(f"  {name}: {ir:,.0f} instructions/request", file=sys.stderr)
+        growth_rows = [] if only else growth(up_port, keys.server_port, work)
+        loads = [] if only else load_figures(up_port, keys.server_port, work)
     finally:
         upstream.terminate()
         keys.shutdown()
     bare = rows[0][1]
-    growth_rows = growth(up_port, keys.server_port, work) if rows and not only else []
-    loads = load_figures(up_port, keys.server_port, work) if not only else []
     print(f"\n{'system':<34} {'instructions/request':>21} {'x bare':>8} {'bare/this':>10}")
     for name, ir in rows:
         print(f"{name:<34} {ir:>21,.0f} {ir / bare:>8.2f} {bare / ir:>10.2f}")

@@ -1,0 +1,156 @@
+//! Every resource the tool writes for Istio and Envoy Gateway validates
+//! against its project's published CRD (testkit/crds, unchanged), as the
+//! API server would with strict field validation: the OpenAPI v3 schema
+//! with unknown fields as errors (jsonschema) and the
+//! `x-kubernetes-validations` CEL rules (cel-python), by
+//! `testkit/crd_validate.py`. Planted errors of each class must be caught.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use backstage_proxy_testkit::repo_root;
+use serde_json::{json, Value};
+
+mod common;
+use common::generated;
+
+fn validate(docs: &[Value]) -> Value {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `make schema-tools`",
+        python.display()
+    );
+    let mut child = Command::new(python)
+        .arg(repo_root().join("testkit/crd_validate.py"))
+        .arg(repo_root().join("testkit/crds"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(docs).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let w = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    w.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the validator failed (jsonschema and cel-python in .venv: `make schema-tools`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn every_generated_resource_validates_against_its_published_crd() {
+    let mut total = 0;
+    let mut checked = 0;
+    let mut kinds = std::collections::BTreeSet::new();
+    for (what, _, docs) in generated() {
+        let report = validate(&docs);
+        assert_eq!(
+            report["violations"],
+            json!([]),
+            "{what}: {}",
+            serde_json::to_string_pretty(&report["violations"]).unwrap()
+        );
+        total += report["documents"].as_u64().unwrap();
+        checked += report["rules_checked"].as_u64().unwrap();
+        for k in report["kinds"].as_object().unwrap().keys() {
+            kinds.insert(k.clone());
+        }
+        // Only Kubernetes' own CEL library is out of reach.
+        for (rule, why) in report["rules_skipped"].as_object().unwrap() {
+            assert!(
+                why.as_str().unwrap().contains("cannot evaluate") && rule.contains("isURL"),
+                "{what}: rule skipped: {rule}: {why}"
+            );
+        }
+    }
+    eprintln!("{total} documents, {checked} CEL rule evaluations, kinds: {kinds:?}");
+    for kind in [
+        "WasmPlugin",
+        "TrafficExtension",
+        "VirtualService",
+        "ServiceEntry",
+        "DestinationRule",
+        "HTTPRoute",
+        "EnvoyExtensionPolicy",
+        "Backend",
+        "BackendTLSPolicy",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.starts_with(&format!("{kind} "))),
+            "{kind} never generated"
+        );
+    }
+}
+
+/// One of each class of error, planted in a valid resource: the validator
+/// must report it at the right place.
+#[test]
+fn planted_errors_are_caught() {
+    let all: Vec<Value> = generated().into_iter().flat_map(|(_, _, d)| d).collect();
+    let first = |kind: &str| all.iter().find(|d| d["kind"] == kind).unwrap().clone();
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+
+    let mut d = first("WasmPlugin");
+    d["spec"]["phaze"] = json!("AUTHN");
+    cases.push(("unknown field", d, "phaze"));
+
+    let mut d = first("WasmPlugin");
+    d["spec"]["sha256"] = json!("not-a-digest");
+    cases.push(("pattern", d, "sha256"));
+
+    let mut d = first("DestinationRule");
+    d["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["mode"] = json!("TLS");
+    cases.push(("enum", d, "mode"));
+
+    let mut d = first("HTTPRoute");
+    d["spec"]["rules"][0]["matches"][0]["headers"][0]["type"] = json!("Exactly");
+    cases.push(("enum in a list", d, "type"));
+
+    let mut d = first("HTTPRoute");
+    let rule = d["spec"]["rules"][0].clone();
+    d["spec"]["rules"] = Value::Array(vec![rule; 17]);
+    cases.push(("maxItems", d, "rules"));
+
+    let mut d = first("EnvoyExtensionPolicy");
+    d["spec"]["targetRef"] = d["spec"]["targetRefs"][0].clone();
+    cases.push((
+        "CEL: targetRef and targetRefs",
+        d,
+        "either targetRef or targetRefs",
+    ));
+
+    let mut d = first("EnvoyExtensionPolicy");
+    d["spec"]["wasm"][0]["code"]["type"] = json!("HTTP");
+    cases.push((
+        "CEL: code type without its field",
+        d,
+        "http field needs to be set",
+    ));
+
+    let mut d = first("Backend");
+    d["spec"]["tls"] = json!({ "insecureSkipVerify": true, "wellKnownCACertificates": "System" });
+    cases.push(("CEL: skip-verify with a CA", d, "InsecureSkipVerify"));
+
+    let mut d = first("TrafficExtension");
+    d["spec"]["selector"] = json!({ "matchLabels": { "istio": "ingressgateway" } });
+    cases.push((
+        "CEL: selector and targetRefs",
+        d,
+        "only one of targetRefs or selector",
+    ));
+
+    let mut d = first("ServiceEntry");
+    d["spec"]["ports"][0]["number"] = json!("443");
+    cases.push(("type", d, "number"));
+
+    for (class, doc, expect) in cases {
+        let report = validate(std::slice::from_ref(&doc));
+        let text = report["violations"].to_string();
+        assert!(text.contains(expect), "{class}: not caught: {text}");
+    }
+}
