@@ -75,6 +75,19 @@ pub struct Route {
     pub endpoints: Vec<usize>,
 }
 
+/// A Kubernetes Service named by its cluster DNS name
+/// (`<svc>.<ns>.svc[.cluster.local]`): (service, namespace). The mesh and
+/// the gateway know these already: no `ServiceEntry` or `Backend`.
+pub fn in_cluster(host: &str) -> Option<(String, String)> {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let rest = h
+        .strip_suffix(".svc.cluster.local")
+        .or_else(|| h.strip_suffix(".svc"))?;
+    let (svc, ns) = rest.split_once('.')?;
+    (!svc.is_empty() && !ns.is_empty() && !ns.contains('.'))
+        .then(|| (svc.to_string(), ns.to_string()))
+}
+
 fn bare(host: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
@@ -540,6 +553,28 @@ fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) ->
     for (host, ports) in hosts {
         let name = dns_name("backstage-proxy", &[&host]);
         let ip = is_ip(&host) || host.contains(':');
+        let tls: Vec<Value> = ports
+            .iter()
+            .filter(|(_, (tls, _))| *tls)
+            .map(|(p, (_, verify))| {
+                json!({
+                    "port": { "number": p },
+                    "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !verify }
+                })
+            })
+            .collect();
+        if !tls.is_empty() {
+            docs.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": { "name": name, "namespace": namespace },
+                "spec": { "host": host, "trafficPolicy": { "portLevelSettings": tls } }
+            }));
+        }
+        if in_cluster(&host).is_some() {
+            // A Kubernetes Service: Istio's registry has it.
+            continue;
+        }
         let mut entry = json!({
             "apiVersion": "networking.istio.io/v1",
             "kind": "ServiceEntry",
@@ -621,7 +656,21 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     let mut warnings = Warnings::new();
     let backend_name =
         |host: &str, port: u16| dns_name("backstage-proxy", &[host, &port.to_string()]);
-    let backend = |r: &Route| json!({ "group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend_name(&r.host, r.port), "port": r.port });
+    let backend = |r: &Route| match in_cluster(&r.host) {
+        Some((svc, ns)) => {
+            let mut b = json!({ "group": "", "kind": "Service", "name": svc, "port": r.port });
+            if ns != opts.namespace {
+                set(&mut b, "namespace", json!(ns));
+            }
+            b
+        }
+        None => json!({
+            "group": "gateway.envoyproxy.io",
+            "kind": "Backend",
+            "name": backend_name(&r.host, r.port),
+            "port": r.port
+        }),
+    };
     let rules = http_route_rules(plan, &routes, &backend, &mut warnings);
     // Envoy Gateway names a rule's cluster httproute/<ns>/<route>/rule/<i>.
     let cluster_of = |host: &str, port: u16, tls: bool| -> Option<String> {
@@ -677,7 +726,36 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
             .or_insert((r.tls, r.verify));
         b.1 |= r.verify;
     }
+    let mut granted = std::collections::BTreeSet::new();
     for ((host, port), (tls, verify)) in backends {
+        if let Some((svc, ns)) = in_cluster(&host) {
+            // A Service in another namespace needs that namespace's grant.
+            if ns != opts.namespace && granted.insert(ns.clone()) {
+                docs.push(json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1beta1",
+                    "kind": "ReferenceGrant",
+                    "metadata": { "name": dns_name("backstage-proxy-from", &[&opts.namespace]), "namespace": ns },
+                    "spec": {
+                        "from": [{ "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": opts.namespace }],
+                        "to": [{ "group": "", "kind": "Service" }]
+                    }
+                }));
+            }
+            if tls && verify {
+                docs.push(json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1",
+                    "kind": "BackendTLSPolicy",
+                    "metadata": { "name": dns_name("backstage-proxy", &[&svc, &port.to_string()]), "namespace": ns },
+                    "spec": {
+                        "targetRefs": [{ "group": "", "kind": "Service", "name": svc }],
+                        "validation": { "hostname": host.to_ascii_lowercase(), "wellKnownCACertificates": "System" }
+                    }
+                }));
+            } else if tls {
+                warnings.push(format!("{host}:{port}: TLS without verification (secure: false) to a Service needs Envoy Gateway's BackendTrafficPolicy, which is not written; the connection is verified"));
+            }
+            continue;
+        }
         let name = backend_name(&host, port);
         let endpoint = if is_ip(&host) || host.contains(':') {
             json!({ "ip": { "address": host, "port": port } })
