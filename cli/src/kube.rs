@@ -595,24 +595,6 @@ fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) ->
             );
         }
         docs.push(entry);
-        let tls: Vec<Value> = ports
-            .iter()
-            .filter(|(_, (tls, _))| *tls)
-            .map(|(p, (_, verify))| {
-                json!({
-                    "port": { "number": p },
-                    "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !verify }
-                })
-            })
-            .collect();
-        if !tls.is_empty() {
-            docs.push(json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "DestinationRule",
-                "metadata": { "name": name, "namespace": namespace },
-                "spec": { "host": host, "trafficPolicy": { "portLevelSettings": tls } }
-            }));
-        }
     }
     docs
 }

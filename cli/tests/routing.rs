@@ -342,6 +342,15 @@ fn through_filter(plan: &Plan, method: &str, path: &str) -> (String, Vec<(String
 fn each_endpoints_request_reaches_its_target_and_nothing_else_routes() {
     let mut checked = 0;
     for (what, mode, docs) in generated() {
+        // Each resource once: kubectl would apply a duplicate over the first.
+        let mut names: Vec<String> = docs
+            .iter()
+            .map(|d| format!("{} {}/{}", d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]))
+            .collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "{what}: a resource is written twice");
         let mut cfg = plugin_config(&docs);
         // Decide without credentials: routing is what is checked here.
         cfg["backend"]["auth"]["dangerouslyDisableDefaultAuthPolicy"] = json!(true);
