@@ -231,6 +231,10 @@ def growth(up_port, keys_port, work):
         # http.client sends Host, Accept-Encoding and Authorization.
         return {f"x-bench-{i}": f"value-{i:04d}" for i in range(total - 3)}
     cases = [
+        ("bare Envoy, 5 request headers", 0, "/api/proxy/svc/x", extra(5)),
+        ("bare Envoy, 30 request headers", 0, "/api/proxy/svc/x", extra(30)),
+        ("bare Envoy, 100 request headers", 0, "/api/proxy/svc/x", extra(100)),
+        ("bare Envoy, 53 response headers", 0, "/api/proxy/many/x", extra(5)),
         ("10 endpoints, 5 request headers, 4 response headers", 10, "/api/proxy/svc/x", extra(5)),
         ("100 endpoints", 100, "/api/proxy/svc/x", extra(5)),
         ("1,000 endpoints", 1000, "/api/proxy/svc/x", extra(5)),
@@ -241,7 +245,10 @@ def growth(up_port, keys_port, work):
     ]
     rows = []
     for i, (name, n, path, hdrs) in enumerate(cases):
-        text = filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys_port, n_endpoints=n)
+        if n == 0:
+            text = native_config(up_port, "{{PORT}}", "{{ADMIN}}")
+        else:
+            text = filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys_port, n_endpoints=n)
         ir = count(f"g{i}", text, STATIC, work, path, hdrs)
         rows.append((name, ir))
         print(f"  {name}: {ir:,.0f} instructions/request", file=sys.stderr)
@@ -322,6 +329,9 @@ def main():
         "              - match: { prefix: \"/many\" }\n"
         "                direct_response: { status: 200, body: { inline_string: \"{\\\"ok\\\":true}\" } }\n"
         f"                response_headers_to_add: [{many}]\n"
+        "              - match: { prefix: \"/api/proxy/many\" }\n"
+        "                direct_response: { status: 200, body: { inline_string: \"{\\\"ok\\\":true}\" } }\n"
+        f"                response_headers_to_add: [{many}]\n"
         "              - match: { prefix: \"/\" }",
         1,
     )
@@ -348,10 +358,14 @@ def main():
         if only:
             # keep bare Envoy: every ratio is to it
             plan = [plan[0]] + [p for p in plan[1:] if only in p[0]]
+        if os.environ.get("BENCH_PART") == "growth":
+            plan = plan[:1]
         for i, (name, text, token) in enumerate(plan):
             ir = count(f"s{i}", text, token, work)
             rows.append((name, ir))
             print(f"  {name}: {ir:,.0f} instructions/request", file=sys.stderr)
+        if os.environ.get("BENCH_PART") == "growth":
+            rows = rows[:1]
         growth_rows = [] if only else growth(up_port, keys.server_port, work)
         loads = [] if only else load_figures(up_port, keys.server_port, work)
     finally:
@@ -364,12 +378,29 @@ def main():
     print(f"(callgrind, {COUNT} sequential requests after {WARM} warm-up, Envoy --concurrency 1; "
           "bare/this is the throughput ratio a CPU-bound Envoy would reach)")
     if growth_rows:
+        bare_rows = [r for r in growth_rows if r[0].startswith("bare")]
+        growth_rows = [r for r in growth_rows if not r[0].startswith("bare")]
         base = growth_rows[0][1]
         print(f"\nCost as the work grows (filter, static token; worst case: no header is allowed, so every"
               " extra request header and every upstream response header is removed by the allow-lists)")
         print(f"{'case':<52} {'instructions/request':>21} {'x smallest':>11}")
         for name, ir in growth_rows:
             print(f"{name:<52} {ir:>21,.0f} {ir / base:>11.3f}")
+        bare = dict(bare_rows)
+        per = {n: v for n, v in growth_rows}
+        if bare:
+            b5 = bare["bare Envoy, 5 request headers"]
+            f5 = growth_rows[0][1]
+            print(f"\n{'the same requests through bare Envoy':<52} {'instructions/request':>21} {'filter extra':>13}")
+            for (name, ir), key in zip(bare_rows, [None, "30 request headers (10 endpoints)",
+                                                   "100 request headers (10 endpoints)", "53 response headers (10 endpoints)"]):
+                extra_ir = (per[key] - ir) if key else (f5 - ir)
+                print(f"{name:<52} {ir:>21,.0f} {extra_ir:>13,.0f}")
+            for key, n, bname in [("30 request headers (10 endpoints)", 25, "bare Envoy, 30 request headers"),
+                                  ("100 request headers (10 endpoints)", 95, "bare Envoy, 100 request headers"),
+                                  ("53 response headers (10 endpoints)", 49, "bare Envoy, 53 response headers")]:
+                own = (per[key] - bare[bname]) - (f5 - b5)
+                print(f"  the filter's own cost per extra header ({key.split(' (')[0]}): {own / n:,.0f} instructions")
     if loads:
         print(f"\n{'endpoints':>10} {'Envoy start to ready (s)':>25} {'VM linear memory (MiB)':>23} {'config JSON (KiB)':>18}")
         for n, secs, mem, size in loads:

@@ -332,3 +332,72 @@ fn make_run_listens_on_loopback_only() {
     let shipped = std::fs::read_to_string(repo_root().join("envoy.yaml")).unwrap();
     assert!(shipped.contains("address: 0.0.0.0, port_value: 10000"));
 }
+
+/// A request or response with many headers to remove takes the filter's
+/// other path (the header map replaced whole, one host call, instead of a
+/// call per removal): the same headers must arrive as on the few-edits
+/// path, every value of an allowed header kept, injected values set once.
+#[test]
+fn many_headers_to_remove_give_the_same_request_and_response_as_few() {
+    let mut extra: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("x-drop-{i}"), format!("v{i}")))
+        .collect();
+    let resp_headers: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("x-resp-drop-{i}"), "r".to_string()))
+        .collect();
+    let resp_refs: Vec<(&str, &str)> = resp_headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain([("x-kept", "k1"), ("cache-control", "no-store")])
+        .collect();
+    let up = Upstream::start(&resp_refs);
+    let p = up.port;
+    let config = format!(
+        r#"{{"proxy":{{"endpoints":{{"/svc":{{"target":"http://127.0.0.1:{p}/base","allowedHeaders":["X-Kept","X-Multi"],"headers":{{"X-Injected":"inj","X-Drop-3":"overridden"}}}}}}}},{}}}"#,
+        static_auth()
+    );
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster(p), p));
+    for many in [false, true] {
+        let m = unique();
+        let mut headers: Vec<(String, String)> = vec![
+            ("authorization".into(), format!("Bearer {TOKEN}")),
+            ("x-kept".into(), "yes".into()),
+            ("x-multi".into(), "a".into()),
+            ("x-multi".into(), "b".into()),
+            ("x-injected".into(), "client".into()),
+            ("cookie".into(), "s=1".into()),
+        ];
+        if many {
+            headers.append(&mut extra.clone());
+        }
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let r = envoy.request("GET", &format!("/api/proxy/svc/x?{m}"), &refs);
+        assert_eq!(r.status, 200, "many={many}");
+        let seen = up.find(&m).unwrap();
+        assert_eq!(seen.target, format!("/base/x?{m}"), "many={many}");
+        assert_eq!(seen.header("host"), Some(format!("127.0.0.1:{p}").as_str()));
+        assert_eq!(seen.header("x-kept"), Some("yes"));
+        assert_eq!(seen.all("x-multi"), ["a", "b"], "many={many}");
+        assert_eq!(seen.all("x-injected"), ["inj"], "many={many}");
+        assert_eq!(seen.all("x-drop-3"), ["overridden"], "many={many}");
+        assert_eq!(seen.header("authorization"), None);
+        assert_eq!(seen.header("cookie"), None);
+        assert!(
+            !seen
+                .names()
+                .iter()
+                .any(|n| n.starts_with("x-drop-") && *n != "x-drop-3"),
+            "many={many}: {:?}",
+            seen.names()
+        );
+        assert_eq!(seen.header("x-backstage-proxy-cluster"), None);
+        // The response: 30 headers to remove, the allowed and safe kept.
+        assert_eq!(r.header("x-kept"), Some("k1"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert!(!r.headers.iter().any(|(n, _)| n.starts_with("x-resp-drop-")));
+        extra.truncate(40);
+    }
+}

@@ -345,7 +345,12 @@ fn each_endpoints_request_reaches_its_target_and_nothing_else_routes() {
         // Each resource once: kubectl would apply a duplicate over the first.
         let mut names: Vec<String> = docs
             .iter()
-            .map(|d| format!("{} {}/{}", d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]))
+            .map(|d| {
+                format!(
+                    "{} {}/{}",
+                    d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]
+                )
+            })
             .collect();
         let n = names.len();
         names.sort();
