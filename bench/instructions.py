@@ -329,9 +329,6 @@ def main():
         "              - match: { prefix: \"/many\" }\n"
         "                direct_response: { status: 200, body: { inline_string: \"{\\\"ok\\\":true}\" } }\n"
         f"                response_headers_to_add: [{many}]\n"
-        "              - match: { prefix: \"/api/proxy/many\" }\n"
-        "                direct_response: { status: 200, body: { inline_string: \"{\\\"ok\\\":true}\" } }\n"
-        f"                response_headers_to_add: [{many}]\n"
         "              - match: { prefix: \"/\" }",
         1,
     )

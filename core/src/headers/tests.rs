@@ -96,3 +96,19 @@ fn repeated_names_are_removed_once_with_all_values() {
         ["cookie"]
     );
 }
+
+#[test]
+fn removals_are_each_name_once_however_many_headers_there_are() {
+    // Below and above the point where duplicates are found by a set.
+    for n in [3usize, 8, 9, 40, 200] {
+        let mut names: Vec<String> = (0..n).map(|i| format!("x-h-{i}")).collect();
+        names.extend((0..n).map(|i| format!("X-H-{i}")));
+        names.push("content-type".into());
+        names.push(":path".into());
+        let out = super::removals(names.iter().map(String::as_str), |h| h == "content-type");
+        assert_eq!(out.len(), n, "n={n}");
+        for (i, o) in out.iter().enumerate() {
+            assert_eq!(o.as_ref(), format!("x-h-{i}"), "first-seen order, lower-cased");
+        }
+    }
+}
