@@ -108,7 +108,11 @@ fn removals_are_each_name_once_however_many_headers_there_are() {
         let out = super::removals(names.iter().map(String::as_str), |h| h == "content-type");
         assert_eq!(out.len(), n, "n={n}");
         for (i, o) in out.iter().enumerate() {
-            assert_eq!(o.as_ref(), format!("x-h-{i}"), "first-seen order, lower-cased");
+            assert_eq!(
+                o.as_ref(),
+                format!("x-h-{i}"),
+                "first-seen order, lower-cased"
+            );
         }
     }
 }
