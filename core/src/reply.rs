@@ -21,10 +21,12 @@ pub enum Reason {
     InvalidRewrite,
     UpgradeNotAllowed,
     KeySetUnavailable,
+    /// `gateway.access`: the caller is not among those the endpoint allows.
+    NotAllowedByPolicy,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::UnsafePath,
         Reason::MissingCredentials,
         Reason::MultipleCredentials,
@@ -39,6 +41,7 @@ impl Reason {
         Reason::InvalidRewrite,
         Reason::UpgradeNotAllowed,
         Reason::KeySetUnavailable,
+        Reason::NotAllowedByPolicy,
     ];
 
     pub fn code(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Reason {
             Reason::InvalidRewrite => "invalid_rewrite",
             Reason::UpgradeNotAllowed => "upgrade_not_allowed",
             Reason::KeySetUnavailable => "key_set_unavailable",
+            Reason::NotAllowedByPolicy => "not_allowed_by_policy",
         }
     }
 }

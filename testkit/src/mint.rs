@@ -196,8 +196,19 @@ fn uip(key: &dyn Key, sub: &str, iat: u64, exp: u64) -> String {
 
 /// A Backstage user token as auth-backend's TokenFactory issues it.
 pub fn user_token(key: &dyn Key, sub: &str, iat: u64, exp: u64) -> String {
+    user_token_owning(key, sub, &[sub], iat, exp)
+}
+
+/// A user token whose `ent` (ownership references) lists `ent`: the user
+/// and its groups, as the catalog's sign-in resolver gives them.
+pub fn user_token_owning(key: &dyn Key, sub: &str, ent: &[&str], iat: u64, exp: u64) -> String {
+    let ent = ent
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(",");
     let payload = format!(
-        r#"{{"iss":"http://localhost:7007/api/auth","sub":"{sub}","ent":["{sub}"],"aud":"backstage","iat":{iat},"exp":{exp},"uip":"{}"}}"#,
+        r#"{{"iss":"http://localhost:7007/api/auth","sub":"{sub}","ent":[{ent}],"aud":"backstage","iat":{iat},"exp":{exp},"uip":"{}"}}"#,
         uip(key, sub, iat, exp)
     );
     jws(key, &header("vnd.backstage.user", key), &payload)

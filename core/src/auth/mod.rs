@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::config::Plan;
 use crate::reply::Reason;
 use jwks::store::{KeyStore, Source, Timing};
+pub use token_cache::Ownership;
 use token_cache::{TokenCache, Verified};
 
 pub const TYP_PLUGIN: &str = "vnd.backstage.plugin";
@@ -129,7 +130,8 @@ fn restrict(
 /// The outcome of authenticating one token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Authenticated(Principal),
+    /// The principal, and a full user token's ownership (`ent`).
+    Authenticated(Principal, Ownership),
     Denied(Denial),
     /// The token needs a key set this VM does not have yet: fetch it, then
     /// ask again.
@@ -209,7 +211,7 @@ fn settle(
 
 fn finish(plan: &Plan, v: Verified) -> Outcome {
     match restrict(plan, v.restrictions.as_ref(), v.principal) {
-        Ok(p) => Outcome::Authenticated(p),
+        Ok(p) => Outcome::Authenticated(p, v.ownership),
         Err(d) => Outcome::Denied(d),
     }
 }
@@ -229,6 +231,7 @@ fn authenticate_external(
         let verified = Verified {
             principal: Principal::Service(entry.subject.clone()),
             restrictions: entry.restrictions.clone(),
+            ownership: None,
         };
         state
             .tokens

@@ -44,7 +44,7 @@ fn legacy(payload: &str) -> String {
 fn authenticate(p: &Plan, token: &str, now: u64) -> Result<Principal, Denial> {
     let mut state = AuthState::new(p);
     match super::authenticate(p, &mut state, token, now * 1000) {
-        Outcome::Authenticated(pr) => Ok(pr),
+        Outcome::Authenticated(pr, _) => Ok(pr),
         Outcome::Denied(d) => Err(d),
         Outcome::Pending(s) => panic!("unexpected key-set fetch for {}", s.url),
     }
@@ -304,7 +304,7 @@ fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
     for round in 0..3 {
         assert_eq!(
             run("static-token-abc", NOW),
-            Outcome::Authenticated(Principal::Service("ci".into())),
+            Outcome::Authenticated(Principal::Service("ci".into()), None),
             "{round}"
         );
         assert!(
@@ -313,7 +313,7 @@ fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
         );
         assert_eq!(
             run(&good_legacy, NOW),
-            Outcome::Authenticated(Principal::Service("external:backstage-plugin".into())),
+            Outcome::Authenticated(Principal::Service("external:backstage-plugin".into()), None),
             "{round}"
         );
         assert!(

@@ -17,7 +17,14 @@ pub struct Verified {
     pub principal: Principal,
     /// Access restrictions of the external-access entry that verified it.
     pub restrictions: Option<Vec<String>>,
+    /// A full user token's `ent` claim (the user's ownership references,
+    /// its groups among them), lower-cased; `None` for every other token.
+    pub ownership: Ownership,
 }
+
+/// Entity references a principal owns through (`ent`), shared, not copied,
+/// by every request that presents the token.
+pub type Ownership = Option<std::sync::Arc<[String]>>;
 
 #[derive(Debug, Clone)]
 struct Entry {

@@ -192,6 +192,7 @@ pub(super) fn parse_endpoint(
         xfwd,
         ws,
         envoy,
+        access: None,
     })
 }
 

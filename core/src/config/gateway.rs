@@ -27,6 +27,7 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
             "jwksRefetchCooldownSeconds",
             "jwksMaxBytes",
             "authorityRewrite",
+            "access",
         ],
     );
     let route_rewrites_authority = match opt_string(errs, obj, p, "authorityRewrite") {

@@ -130,6 +130,8 @@ pub struct Endpoint {
     /// Options that belong to Envoy's cluster and route configuration; kept
     /// for the configuration generator.
     pub envoy: EnvoyOptions,
+    /// `gateway.access` for this endpoint: who may call it.
+    pub access: Option<access::AccessPolicy>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -229,6 +231,7 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+pub mod access;
 mod backend;
 mod cors;
 mod endpoint;
@@ -310,7 +313,23 @@ pub fn parse_value(
         Some(v) => as_object(&mut errs, "proxy", v).unwrap_or(&empty),
         None => &empty,
     };
-    let endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
+    let mut endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
+    if let Some(v) = gateway_obj.get("access") {
+        access::parse_access(&mut errs, v, &mut endpoints);
+        // A policy must not be walked around through another endpoint whose
+        // target holds this one's (the nesting SPEC §2 step 4 guards for
+        // credentials).
+        for b in endpoints.iter().filter(|b| b.access.is_some()) {
+            for a in endpoints.iter().filter(|a| a.access != b.access) {
+                if target_contains(a, b) {
+                    errs.add(
+                        &format!("gateway.access.{}", b.raw_key),
+                        format!("the target of '{}' contains this endpoint's target, so requests through '{}' would not be held to this policy; give '{}' the same policy, or targets that do not nest", a.raw_key, a.raw_key, a.raw_key),
+                    );
+                }
+            }
+        }
+    }
 
     let mut index = crate::fasthash::map();
     for (i, ep) in endpoints.iter().enumerate() {
@@ -358,6 +377,20 @@ pub fn parse_value(
 /// SPEC §2 step 4: for each endpoint A, the endpoints B on the same origin
 /// (scheme, host, port) whose target path lies strictly under A's and whose
 /// credentials are stricter. Equal targets are not nesting.
+/// `b`'s target lies strictly under `a`'s on the same origin.
+fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
+    let outer = a.target.path.trim_end_matches('/');
+    let inner = b.target.path.trim_end_matches('/');
+    b.target.scheme == a.target.scheme
+        && b.target.host == a.target.host
+        && b.target.port == a.target.port
+        && inner.len() > outer.len()
+        && inner
+            .get(..outer.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(outer))
+        && inner.as_bytes().get(outer.len()) == Some(&b'/')
+}
+
 fn nested_stricter(endpoints: &[Endpoint], all_open: bool) -> Vec<Vec<usize>> {
     endpoints
         .iter()
@@ -365,21 +398,12 @@ fn nested_stricter(endpoints: &[Endpoint], all_open: bool) -> Vec<Vec<usize>> {
             if all_open || a.credentials != Credentials::DangerouslyAllowUnauthenticated {
                 return Vec::new();
             }
-            let outer = a.target.path.trim_end_matches('/');
             endpoints
                 .iter()
                 .enumerate()
                 .filter(|(_, b)| {
-                    let inner = b.target.path.trim_end_matches('/');
                     b.credentials != Credentials::DangerouslyAllowUnauthenticated
-                        && b.target.scheme == a.target.scheme
-                        && b.target.host == a.target.host
-                        && b.target.port == a.target.port
-                        && inner.len() > outer.len()
-                        && inner
-                            .get(..outer.len())
-                            .is_some_and(|h| h.eq_ignore_ascii_case(outer))
-                        && inner.as_bytes().get(outer.len()) == Some(&b'/')
+                        && target_contains(a, b)
                 })
                 .map(|(i, _)| i)
                 .collect()

@@ -167,10 +167,16 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
                 && !lands_under_stricter(plan, i, e, raw_path, &rest, split.query)
         });
     let endpoint_idx = matched.map(|(i, _)| i);
+    // An access policy always needs a principal.
+    let open = open && matched.is_none_or(|(_, e)| e.access.is_none());
     let mut principal = None;
+    let mut ownership = None;
     if !open {
         match authenticate(plan, auth, req) {
-            Outcome::Authenticated(p) => principal = Some(p),
+            Outcome::Authenticated(p, o) => {
+                principal = Some(p);
+                ownership = o;
+            }
             Outcome::Denied(denial) => {
                 let r = reply::error(
                     denial.status,
@@ -194,6 +200,22 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     // 6. Methods.
     if let Some(r) = check_method(endpoint, req.method, url) {
         return reply(r, Some(idx));
+    }
+
+    // 6b. Who may call it (`gateway.access`).
+    if let (Some(policy), Some(p)) = (&endpoint.access, &principal) {
+        let below = rest.get(endpoint.key.len()..).unwrap_or_default();
+        if !policy.allows(req.method, below, p, &ownership) {
+            let r = reply::error(
+                403,
+                Reason::NotAllowedByPolicy,
+                "NotAllowedError",
+                "This endpoint does not allow this caller",
+                req.method,
+                url,
+            );
+            return reply(r, Some(idx));
+        }
     }
 
     // Upgrades (WebSocket) only for endpoints that ask for them.

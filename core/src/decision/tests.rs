@@ -684,3 +684,44 @@ fn with_authority_rewrite_by_route_the_filter_leaves_authority_alone() {
     let errs = parse(bad, &|_| None).unwrap_err();
     assert_eq!(errs[0].path, "gateway.authorityRewrite");
 }
+
+#[test]
+fn an_access_policy_refuses_others_with_403_and_always_needs_credentials() {
+    for disable in ["", r#""dangerouslyDisableDefaultAuthPolicy":true,"#] {
+        let cfg = format!(
+            r#"{{"gateway":{{"access":{{"/pd":{{"allow":["subject:ci"],"rules":[{{"methods":["DELETE"],"path":"/incidents","allow":["user"]}}]}}}}}},
+                "proxy":{{"endpoints":{{"/pd":"http://pd.test"}}}},
+                "backend":{{"auth":{{{disable}"externalAccess":[
+                    {{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}},
+                    {{"type":"static","options":{{"token":"bot-token-123456","subject":"bot"}}}}]}}}}}}"#
+        );
+        let p = parse(cfg.as_bytes(), &|_| None).unwrap();
+        fwd(req("GET", "/api/proxy/pd/x").bearer(TOKEN).decide(&p));
+        let r = reply(
+            req("GET", "/api/proxy/pd/x")
+                .bearer("bot-token-123456")
+                .decide(&p),
+        );
+        assert_eq!(r.status, 403);
+        assert_eq!(r.reason, Some(Reason::NotAllowedByPolicy));
+        let b = body(&r);
+        assert_eq!(b["error"]["name"], "NotAllowedError");
+        assert_eq!(b["response"]["statusCode"], 403);
+        assert_eq!(b["request"]["url"], "/api/proxy/pd/x");
+        // A policy needs a principal, whatever the default policy says.
+        let r = reply(req("GET", "/api/proxy/pd/x").decide(&p));
+        assert_eq!(r.status, 401, "{disable}");
+        // The rule, in any spelling of its path.
+        for path in [
+            "/api/proxy/pd/incidents/1",
+            "/api/proxy/pd/%69ncidents",
+            "/api/proxy/PD/Incidents;a=b",
+        ] {
+            let r = reply(req("DELETE", path).bearer(TOKEN).decide(&p));
+            assert_eq!(r.status, 403, "{path}");
+        }
+        fwd(req("DELETE", "/api/proxy/pd/other")
+            .bearer(TOKEN)
+            .decide(&p));
+    }
+}

@@ -66,7 +66,7 @@ impl Env {
     }
 
     fn accepts(&mut self, token: &str) -> bool {
-        matches!(self.run(token), Outcome::Authenticated(_))
+        matches!(self.run(token), Outcome::Authenticated(..))
     }
 }
 
@@ -460,7 +460,7 @@ fn c21_c22_ecdsa_signature_encodings() {
     // jose on Node's OpenSSL accepts high-S ECDSA signatures, and so does
     // the filter: same principal, and cached under its own token string.
     match env.run(&malleated) {
-        Outcome::Authenticated(p) => assert_eq!(p, Principal::User("user:default/u".into())),
+        Outcome::Authenticated(p, _) => assert_eq!(p, Principal::User("user:default/u".into())),
         other => panic!("a high-S signature is valid for jose: {other:?}"),
     }
 }
@@ -512,7 +512,8 @@ fn c28_identity_is_the_subject_only() {
     );
     assert_eq!(
         env.run(&t),
-        Outcome::Authenticated(Principal::User("user:default/u".into()))
+        Outcome::Authenticated(Principal::User("user:default/u".into()), None),
+        "a token without ent owns nothing"
     );
 }
 

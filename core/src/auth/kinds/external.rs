@@ -48,6 +48,7 @@ pub fn external(
                     verified: Verified {
                         principal: Principal::Service(subject),
                         restrictions: provider.restrictions.clone(),
+                        ownership: None,
                     },
                     exp: exp_of(&jwt.payload),
                     deps: vec![(src.url, generation)],

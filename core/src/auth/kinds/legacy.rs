@@ -56,6 +56,7 @@ pub(crate) fn authenticate(
         Verified {
             principal: Principal::Service(entry.subject.clone()),
             restrictions: entry.restrictions.clone(),
+            ownership: None,
         },
         exp_of(&jwt.payload),
     )))

@@ -116,6 +116,7 @@ pub fn plugin(
         verified: Verified {
             principal,
             restrictions: None,
+            ownership: None,
         },
         exp,
         deps,

@@ -18,6 +18,8 @@ use serde_json::Value;
 /// limited token means for it.
 pub(crate) struct UserToken {
     pub(crate) sub: String,
+    /// `ent`, lower-cased (full user tokens carry it; limited ones do not).
+    pub(crate) ent: Option<Vec<String>>,
     pub(crate) limited: bool,
     pub(crate) exp: f64,
     pub(crate) generation: u64,
@@ -84,8 +86,15 @@ pub(crate) fn verify_user(
             "No user sub found in token",
         ));
     }
+    let ent = jwt.payload.get("ent").and_then(|v| v.as_array()).map(|a| {
+        a.iter()
+            .filter_map(|e| e.as_str())
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+    });
     Ok(Some(UserToken {
         sub: sub.to_string(),
+        ent,
         limited: typ == Some(TYP_LIMITED_USER),
         exp: exp_of(&jwt.payload),
         generation,
@@ -111,6 +120,7 @@ pub fn user_token(
             verified: Verified {
                 principal: Principal::User(u.sub),
                 restrictions: None,
+                ownership: u.ent.map(std::sync::Arc::from),
             },
             exp: u.exp,
             deps: vec![(u.url, u.generation)],

@@ -7,6 +7,7 @@ const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7Ty
 fn v(s: &str) -> Verified {
     Verified {
         principal: Principal::User(s.into()),
+        ownership: None,
         restrictions: None,
     }
 }

@@ -1,0 +1,201 @@
+//! `gateway.access`: parsing with JSON paths, and who each policy admits.
+
+use std::sync::Arc;
+
+use crate::auth::{Ownership, Principal};
+use crate::config::{self, Plan};
+
+fn plan(access: &str) -> Plan {
+    let json = format!(
+        r#"{{"proxy":{{"endpoints":{{"/pd":"https://api.pagerduty.com","/open":{{"target":"http://o","credentials":"dangerously-allow-unauthenticated"}},"/gh":"https://api.github.com"}}}},"gateway":{{"access":{access}}}}}"#
+    );
+    config::parse(json.as_bytes(), &|_| None).unwrap_or_else(|e| panic!("{access}: {e:?}"))
+}
+
+fn errors(access: &str) -> Vec<(String, String)> {
+    let json = format!(
+        r#"{{"proxy":{{"endpoints":{{"/pd":"https://api.pagerduty.com/v2","/pd-all":"https://api.pagerduty.com","/open":{{"target":"http://o","credentials":"dangerously-allow-unauthenticated"}}}}}},"gateway":{{"access":{access}}}}}"#
+    );
+    config::parse(json.as_bytes(), &|_| None)
+        .unwrap_err()
+        .into_iter()
+        .map(|e| (e.path, e.message))
+        .collect()
+}
+
+fn user(sub: &str, ent: Option<&[&str]>) -> (Principal, Ownership) {
+    (
+        Principal::User(sub.into()),
+        ent.map(|e| Arc::from(e.iter().map(|s| s.to_string()).collect::<Vec<_>>())),
+    )
+}
+
+fn service(s: &str) -> (Principal, Ownership) {
+    (Principal::Service(s.into()), None)
+}
+
+fn allows(p: &Plan, key: &str, method: &str, rest: &str, who: &(Principal, Ownership)) -> bool {
+    let e = p.endpoints.iter().find(|e| e.key == key).unwrap();
+    e.access
+        .as_ref()
+        .unwrap()
+        .allows(method, rest, &who.0, &who.1)
+}
+
+#[test]
+fn kinds_names_and_groups() {
+    let p = plan(
+        r#"{"/pd":{"allow":["user"]},"/gh":{"allow":["group:default/sre","plugin:scaffolder","subject:ci","user:default/Jane"]}}"#,
+    );
+    let jane = user("user:default/jane", Some(&["user:default/jane"]));
+    let sre = user(
+        "user:default/bob",
+        Some(&["user:default/bob", "group:default/sre"]),
+    );
+    let dev = user(
+        "user:default/eve",
+        Some(&["user:default/eve", "group:default/dev"]),
+    );
+    let obo = user("user:default/bob", None);
+    assert!(allows(&p, "/pd", "GET", "", &jane));
+    assert!(
+        !allows(&p, "/pd", "GET", "", &service("plugin:catalog")),
+        "a plugin on a user-only endpoint"
+    );
+    assert!(!allows(&p, "/pd", "GET", "", &service("ci")));
+    assert!(allows(&p, "/gh", "GET", "", &sre), "a group member");
+    assert!(!allows(&p, "/gh", "GET", "", &dev), "not a member");
+    assert!(
+        !allows(&p, "/gh", "GET", "", &obo),
+        "a token without ent (obo) is in no group"
+    );
+    assert!(allows(&p, "/gh", "GET", "", &jane), "named user, any case");
+    assert!(allows(&p, "/gh", "GET", "", &service("plugin:scaffolder")));
+    assert!(!allows(&p, "/gh", "GET", "", &service("plugin:catalog")));
+    assert!(allows(&p, "/gh", "GET", "", &service("ci")));
+    assert!(
+        !allows(&p, "/gh", "GET", "", &service("external:ci")),
+        "subjects compare exactly"
+    );
+}
+
+#[test]
+fn plugin_and_external_kinds() {
+    let p = plan(r#"{"/pd":{"allow":["plugin"]},"/gh":{"allow":["external"]}}"#);
+    assert!(allows(&p, "/pd", "GET", "", &service("plugin:catalog")));
+    assert!(!allows(&p, "/pd", "GET", "", &service("ci")));
+    assert!(!allows(
+        &p,
+        "/pd",
+        "GET",
+        "",
+        &user("user:default/a", Some(&[]))
+    ));
+    assert!(allows(&p, "/gh", "GET", "", &service("ci")));
+    assert!(allows(
+        &p,
+        "/gh",
+        "GET",
+        "",
+        &service("external:backstage-plugin")
+    ));
+    assert!(!allows(&p, "/gh", "GET", "", &service("plugin:catalog")));
+}
+
+#[test]
+fn the_first_matching_rule_decides_by_method_and_path_as_servers_read_it() {
+    let p = plan(
+        r#"{"/pd":{"allow":["user"],"rules":[
+            {"methods":["POST","DELETE"],"path":"/incidents","allow":["group:default/sre"]},
+            {"path":"/admin","allow":["user:default/root"]}]}}"#,
+    );
+    let dev = user("user:default/eve", Some(&["group:default/dev"]));
+    let sre = user("user:default/bob", Some(&["group:default/sre"]));
+    assert!(
+        allows(&p, "/pd", "GET", "/incidents", &dev),
+        "GET is not in the rule"
+    );
+    assert!(!allows(&p, "/pd", "POST", "/incidents", &dev));
+    assert!(allows(&p, "/pd", "POST", "/incidents", &sre));
+    for spelling in [
+        "/incidents/1",
+        "/INCIDENTS",
+        "/%69ncidents",
+        "/incidents;x=1",
+        "//incidents",
+    ] {
+        assert!(!allows(&p, "/pd", "POST", spelling, &dev), "{spelling}");
+    }
+    assert!(
+        allows(&p, "/pd", "POST", "/incidentsx", &dev),
+        "a segment boundary"
+    );
+    assert!(!allows(&p, "/pd", "GET", "/admin/x", &sre));
+    assert!(allows(
+        &p,
+        "/pd",
+        "GET",
+        "/admin/x",
+        &user("user:default/root", None)
+    ));
+    assert!(
+        allows(&p, "/pd", "GET", "/other", &dev),
+        "no rule: the endpoint's allow"
+    );
+    // Without an endpoint allow, any principal outside the rules.
+    let p = plan(r#"{"/pd":{"rules":[{"methods":["DELETE"],"allow":["user"]}]}}"#);
+    assert!(allows(&p, "/pd", "GET", "/x", &service("ci")));
+    assert!(!allows(&p, "/pd", "DELETE", "/x", &service("ci")));
+}
+
+#[test]
+fn bad_policies_name_their_json_path() {
+    for (access, path) in [
+        (r#"{"/nope":{"allow":["user"]}}"#, "gateway.access./nope"),
+        (r#"{"/open":{"allow":["user"]}}"#, "gateway.access./open"),
+        (r#"{"/pd":{"allow":[]}}"#, "gateway.access./pd.allow"),
+        (
+            r#"{"/pd":{"allow":["admins"]}}"#,
+            "gateway.access./pd.allow[0]",
+        ),
+        (
+            r#"{"/pd":{"allow":["group:sre"]}}"#,
+            "gateway.access./pd.allow[0]",
+        ),
+        (r#"{"/pd":{"allow":[1]}}"#, "gateway.access./pd.allow[0]"),
+        (r#"{"/pd":{"allow":"user"}}"#, "gateway.access./pd.allow"),
+        (r#"{"/pd":{"alow":["user"]}}"#, "gateway.access./pd.alow"),
+        (
+            r#"{"/pd":{"rules":[{"path":"incidents","allow":["user"]}]}}"#,
+            "gateway.access./pd.rules[0].path",
+        ),
+        (
+            r#"{"/pd":{"rules":[{"methods":["G@T"],"allow":["user"]}]}}"#,
+            "gateway.access./pd.rules[0].methods[0]",
+        ),
+        (
+            r#"{"/pd":{"rules":[{"path":"/x"}]}}"#,
+            "gateway.access./pd.rules[0].allow",
+        ),
+        (r#"{"/pd":{"rules":{}}}"#, "gateway.access./pd.rules"),
+        (r#"[]"#, "gateway.access"),
+    ] {
+        let errs = errors(access);
+        assert!(errs.iter().any(|(p, _)| p == path), "{access}: {errs:?}");
+    }
+}
+
+#[test]
+fn a_policy_cannot_be_walked_around_through_an_endpoint_whose_target_holds_it() {
+    // /pd-all's target (api.pagerduty.com) holds /pd's (…/v2).
+    let errs = errors(r#"{"/pd":{"allow":["group:default/sre"]}}"#);
+    assert!(
+        errs.iter()
+            .any(|(p, m)| p == "gateway.access./pd" && m.contains("'/pd-all'")),
+        "{errs:?}"
+    );
+    // The same policy on both is fine.
+    let json = r#"{"proxy":{"endpoints":{"/pd":"https://api.pagerduty.com/v2","/pd-all":"https://api.pagerduty.com"}},
+        "gateway":{"access":{"/pd":{"allow":["user"]},"/pd-all":{"allow":["user"]}}}}"#;
+    assert!(config::parse(json.as_bytes(), &|_| None).is_ok());
+}
