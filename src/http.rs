@@ -7,6 +7,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use backstage_proxy_core::auth::jwks::fetch::Park;
+use backstage_proxy_core::auth::Principal;
+use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::cors::Answer;
 use backstage_proxy_core::decision::{self, Decision, Request};
 use backstage_proxy_core::fasthash;
@@ -97,6 +99,7 @@ pub fn run(
             Answer::None => {}
             Answer::Preflight { status, headers } => {
                 Metrics::bump(rt.borrow().metrics.cors_preflight, 1);
+                audit(&plan, None, None, "cors_preflight");
                 let reply = Reply {
                     status,
                     headers: headers
@@ -141,7 +144,17 @@ pub fn run(
             }
             Action::Continue
         }
-        Decision::Reply { reply, endpoint } => {
+        Decision::Reply {
+            reply,
+            endpoint,
+            principal,
+        } => {
+            audit(
+                &plan,
+                principal.as_ref(),
+                endpoint,
+                reply.reason.map(Reason::code).unwrap_or("own_jwks"),
+            );
             let r = rt.borrow();
             match reply.reason {
                 Some(reason) => {
@@ -164,6 +177,7 @@ pub fn run(
         }
         Decision::Forward(fwd) => {
             Metrics::bump(rt.borrow().metrics.allowed, 1);
+            audit(&plan, fwd.principal.as_ref(), Some(fwd.endpoint), "allowed");
             apply_request_edits(headers, &fwd.remove, &fwd.set);
             stream.borrow_mut().endpoint = Some(fwd.endpoint);
             Action::Continue
@@ -182,6 +196,7 @@ pub fn run(
                 Park::Refuse => {
                     r.metrics.deny(Reason::KeySetUnavailable);
                     drop(r);
+                    audit(&plan, None, None, Reason::KeySetUnavailable.code());
                     let reply = reply::unauthenticated(
                         Reason::KeySetUnavailable,
                         "Invalid token",
@@ -192,6 +207,25 @@ pub fn run(
                 }
             }
         }
+    }
+}
+
+/// The audit trail: who called which endpoint and what the filter decided,
+/// as filter state Envoy's access log reads
+/// (`%FILTER_STATE(wasm.backstage_proxy.principal:PLAIN)%`, `….endpoint`,
+/// `….decision`). Never a token, a secret or a claim beyond the principal.
+fn audit(plan: &Plan, principal: Option<&Principal>, endpoint: Option<usize>, decision: &str) {
+    let endpoint = endpoint
+        .and_then(|i| plan.endpoints.get(i))
+        .map(|e| e.raw_key.as_str())
+        .unwrap_or("-");
+    let principal = principal.map(Principal::name).unwrap_or("-");
+    for (key, value) in [
+        ("backstage_proxy.principal", principal),
+        ("backstage_proxy.endpoint", endpoint),
+        ("backstage_proxy.decision", decision),
+    ] {
+        let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
     }
 }
 

@@ -27,11 +27,13 @@ fn who_may_call_each_endpoint() {
               "/sre":{{"allow":["group:default/sre","plugin:catalog"],
                        "rules":[{{"methods":["DELETE"],"path":"/incidents","allow":["user:default/lead"]}}]}}}}}}}}"#
     );
-    let envoy = Envoy::start(
-        EnvoyOptions::new(config)
-            .cluster(format!("http_127.0.0.1_{upp}"), upp)
-            .cluster(format!("http_127.0.0.1_{kp}"), kp),
-    );
+    let logs = TempDir::new("access-log");
+    let access_log = logs.0.join("access.log");
+    let mut opts = EnvoyOptions::new(config)
+        .cluster(format!("http_127.0.0.1_{upp}"), upp)
+        .cluster(format!("http_127.0.0.1_{kp}"), kp);
+    opts.access_log = Some(access_log.clone());
+    let envoy = Envoy::start(opts);
     let auth = Es256::new(1, "auth-1");
     let cat = Es256::new(2, "catalog-1");
     keys.set(AUTH, KeyMode::Serve(key_set(&[&auth])));
@@ -118,4 +120,48 @@ fn who_may_call_each_endpoint() {
         envoy.counter("wasmcustom.backstage_proxy.denied.not_allowed_by_policy"),
         6
     );
+
+    // Who did: Envoy's own access log, one JSON line per request, with the
+    // principal, the endpoint and the decision, and never a token.
+    let text = wait_for_lines(&access_log, 12);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |principal: &str, decision: &str, status: u64| {
+        lines.iter().any(|l| {
+            l["principal"] == principal && l["decision"] == decision && l["status"] == status
+        })
+    };
+    assert!(find("user:default/eve", "allowed", 200), "{text}");
+    assert!(
+        find("plugin:catalog", "not_allowed_by_policy", 403),
+        "{text}"
+    );
+    assert!(
+        find("user:default/eve", "not_allowed_by_policy", 403),
+        "{text}"
+    );
+    assert!(find("user:default/lead", "allowed", 200), "{text}");
+    assert!(find("-", "missing_credentials", 401), "{text}");
+    assert!(lines
+        .iter()
+        .any(|l| l["endpoint"] == "/sre" && l["principal"] == "user:default/bob"));
+    for secret in [&member, &outsider, &lead, &plugin, &scaffolder, &obo] {
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!text.contains(signature), "a token in the access log");
+    }
+    assert!(!text.contains('?'), "no query strings: {text}");
+}
+
+/// Envoy flushes its access log on a timer: wait for `n` lines.
+fn wait_for_lines(path: &std::path::Path, n: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().count() >= n || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

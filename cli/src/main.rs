@@ -78,6 +78,10 @@ struct RenderArgs {
         default_value = "/etc/ssl/certs/ca-certificates.crt"
     )]
     ca_file: String,
+    /// Where Envoy writes the access log, one JSON line per request with
+    /// the principal, the endpoint and the decision ("none": no log).
+    #[arg(long, value_name = "PATH", default_value = "/dev/stdout")]
+    access_log: String,
 }
 
 #[derive(Args)]
@@ -268,6 +272,7 @@ fn render(args: RenderArgs) -> ExitCode {
         admin_port: args.admin_port,
         wasm_path: args.wasm,
         ca_file: args.ca_file,
+        access_log: (args.access_log != "none").then_some(args.access_log),
     };
     match render::envoy(&loaded, &opts)
         .map_err(|e| e.to_string())

@@ -18,6 +18,8 @@ pub struct Options {
     pub wasm_path: String,
     /// CA bundle for verifying `https` upstreams.
     pub ca_file: String,
+    /// Where Envoy writes the access log (JSON lines), `None` for none.
+    pub access_log: Option<String>,
 }
 
 impl Default for Options {
@@ -28,6 +30,7 @@ impl Default for Options {
             admin_port: 9901,
             wasm_path: "build/plugin.wasm".to_string(),
             ca_file: "/etc/ssl/certs/ca-certificates.crt".to_string(),
+            access_log: Some("/dev/stdout".to_string()),
         }
     }
 }
@@ -226,6 +229,33 @@ fn routes(plan: &Plan) -> Vec<Value> {
     out
 }
 
+/// The access log: one JSON line per request, with who called which
+/// endpoint and what the filter decided (the filter's filter state). The
+/// path is logged without its query (query strings carry API keys), and no
+/// header is logged.
+pub(crate) fn access_log(path: &str) -> Value {
+    let state = |k: &str| format!("%FILTER_STATE(wasm.backstage_proxy.{k}:PLAIN)%");
+    json!({
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": { "json_format": {
+                "time": "%START_TIME%",
+                "method": "%REQ(:METHOD)%",
+                "upstream_path": "%PATH(NQ)%",
+                "status": "%RESPONSE_CODE%",
+                "principal": state("principal"),
+                "endpoint": state("endpoint"),
+                "decision": state("decision"),
+                "upstream_cluster": "%UPSTREAM_CLUSTER%",
+                "duration_ms": "%DURATION%",
+                "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
+            } }
+        }
+    })
+}
+
 /// The complete Envoy bootstrap for loaded app-config files.
 pub fn envoy(loaded: &Loaded, opts: &Options) -> Result<Value, Error> {
     let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
@@ -278,6 +308,11 @@ pub fn gateway(
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true }
     }));
     let vhost = json!({ "name": "gateway", "domains": ["*"], "routes": routes(plan) });
+    let access_log: Vec<Value> = opts
+        .access_log
+        .iter()
+        .map(|path| access_log(path))
+        .collect();
     let hcm = json!({
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "gateway",
@@ -292,6 +327,7 @@ pub fn gateway(
         "upgrade_configs": [{ "upgrade_type": "websocket" }],
         "common_http_protocol_options": { "headers_with_underscores_action": "DROP_HEADER" },
         "route_config": { "name": "gateway", "virtual_hosts": [vhost] },
+        "access_log": access_log,
         "http_filters": filters
     });
     let clusters: Vec<Value> = clusters

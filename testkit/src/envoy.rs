@@ -22,6 +22,9 @@ pub struct EnvoyOptions {
     pub wasm: Option<PathBuf>,
     /// The Wasm filter's `failure_policy` (the shipped one: FAIL_CLOSED).
     pub failure_policy: &'static str,
+    /// Envoy's access log file; by default one in `BPW_LOG_DIR` (so the
+    /// log scan reads it too), else none.
+    pub access_log: Option<PathBuf>,
 }
 
 impl EnvoyOptions {
@@ -34,6 +37,7 @@ impl EnvoyOptions {
             concurrency: 1,
             wasm: None,
             failure_policy: "FAIL_CLOSED",
+            access_log: None,
         }
     }
     pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
@@ -95,6 +99,13 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
         listen_port: 0,
         admin_port: 0,
         wasm_path: wasm.display().to_string(),
+        access_log: Some(
+            opts.access_log
+                .clone()
+                .or_else(|| log_dir().map(|d| d.join(format!("access-{}.log", unique()))))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "/dev/null".to_string()),
+        ),
         ..render::Options::default()
     };
     let mut v = render::gateway(&plan, &opts.filter_config, &[], &render_opts).unwrap();
@@ -211,6 +222,9 @@ impl Envoy {
                 "info",
                 "--component-log-level",
                 "wasm:debug",
+                // Access logs reach their file within 0.2 s, not 10.
+                "--file-flush-interval-msec",
+                "200",
             ])
             .arg("--admin-address-path")
             .arg(&admin_file)

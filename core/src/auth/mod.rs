@@ -32,6 +32,16 @@ pub enum Principal {
     Service(String),
 }
 
+impl Principal {
+    /// The principal as the access log names it: a user's or plugin's
+    /// entity reference, or a service principal's subject.
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::User(s) | Principal::Service(s) => s,
+        }
+    }
+}
+
 /// A refused token: the status, Backstage's error name and message. The
 /// message is static text or built from configuration only; it never holds
 /// the token, a claim value or a key id.

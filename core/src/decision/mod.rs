@@ -51,6 +51,8 @@ pub enum Decision<'a> {
     Reply {
         reply: Reply,
         endpoint: Option<usize>,
+        /// Who was refused, when the token was valid (an access policy).
+        principal: Option<Principal>,
     },
     /// Continue to Envoy's router with these edits.
     Forward(Forward<'a>),
@@ -84,7 +86,15 @@ impl Decision<'_> {
             Decision::PassThrough { remove } => Decision::PassThrough {
                 remove: owned(remove),
             },
-            Decision::Reply { reply, endpoint } => Decision::Reply { reply, endpoint },
+            Decision::Reply {
+                reply,
+                endpoint,
+                principal,
+            } => Decision::Reply {
+                reply,
+                endpoint,
+                principal,
+            },
             Decision::Forward(f) => Decision::Forward(Forward {
                 endpoint: f.endpoint,
                 remove: owned(f.remove),
@@ -126,7 +136,11 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
         Location::Outside => return Decision::PassThrough { remove: internal() },
         Location::Under(rest) => rest,
     };
-    let reply = |r: Reply, endpoint: Option<usize>| Decision::Reply { reply: r, endpoint };
+    let reply = |r: Reply, endpoint: Option<usize>| Decision::Reply {
+        reply: r,
+        endpoint,
+        principal: None,
+    };
     let url = raw_path;
 
     let unsafe_path = |endpoint: Option<usize>| {
@@ -138,7 +152,11 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
             req.method,
             url,
         );
-        Decision::Reply { reply: r, endpoint }
+        Decision::Reply {
+            reply: r,
+            endpoint,
+            principal: None,
+        }
     };
 
     // 1. Path safety.
@@ -214,7 +232,11 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
                 req.method,
                 url,
             );
-            return reply(r, Some(idx));
+            return Decision::Reply {
+                reply: r,
+                endpoint: Some(idx),
+                principal: principal.clone(),
+            };
         }
     }
 
