@@ -9,6 +9,9 @@ use std::rc::Rc;
 use backstage_proxy_core::auth::jwks::fetch::Park;
 use backstage_proxy_core::auth::Principal;
 use backstage_proxy_core::config::Plan;
+use backstage_proxy_core::ratelimit::{self, Admit};
+
+use crate::shared_data::HostShared;
 use backstage_proxy_core::cors::Answer;
 use backstage_proxy_core::decision::{self, Decision, Request};
 use backstage_proxy_core::fasthash;
@@ -176,6 +179,35 @@ pub fn run(
             send(stream, &reply)
         }
         Decision::Forward(fwd) => {
+            if let Some((e, limit)) = plan
+                .endpoints
+                .get(fwd.endpoint)
+                .and_then(|e| e.rate_limit.as_ref().map(|l| (e, l)))
+            {
+                let who = fwd.principal.as_ref().map(Principal::name);
+                if let Admit::No { retry_after_s } =
+                    ratelimit::admit(&mut HostShared, &rate_scope(e), who, limit, now_ms())
+                {
+                    rt.borrow().metrics.deny(Reason::RateLimited);
+                    audit(
+                        &plan,
+                        fwd.principal.as_ref(),
+                        Some(fwd.endpoint),
+                        Reason::RateLimited.code(),
+                    );
+                    let mut r = reply::error(
+                        429,
+                        Reason::RateLimited,
+                        "TooManyRequestsError",
+                        "Too many requests to this endpoint",
+                        &method,
+                        path.as_deref().unwrap_or_default(),
+                    );
+                    r.headers
+                        .push(("retry-after".to_string(), retry_after_s.to_string()));
+                    return send(stream, &r);
+                }
+            }
             Metrics::bump(rt.borrow().metrics.allowed, 1);
             audit(&plan, fwd.principal.as_ref(), Some(fwd.endpoint), "allowed");
             apply_request_edits(headers, &fwd.remove, &fwd.set);
@@ -227,6 +259,11 @@ fn audit(plan: &Plan, principal: Option<&Principal>, endpoint: Option<usize>, de
     ] {
         let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
     }
+}
+
+/// An endpoint's name in the shared-data keys of its rate limits.
+pub fn rate_scope(e: &backstage_proxy_core::config::Endpoint) -> String {
+    e.key.to_ascii_lowercase()
 }
 
 /// Above this many removals a header map is replaced whole. Each removal

@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod decision;
 pub mod fasthash;
 pub mod headers;
+pub mod ratelimit;
 pub mod reply;
 pub mod routing;
 pub mod url;

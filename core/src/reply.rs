@@ -23,10 +23,12 @@ pub enum Reason {
     KeySetUnavailable,
     /// `gateway.access`: the caller is not among those the endpoint allows.
     NotAllowedByPolicy,
+    /// `gateway.rateLimits`: over the endpoint's budget.
+    RateLimited,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 16] = [
         Reason::UnsafePath,
         Reason::MissingCredentials,
         Reason::MultipleCredentials,
@@ -42,6 +44,7 @@ impl Reason {
         Reason::UpgradeNotAllowed,
         Reason::KeySetUnavailable,
         Reason::NotAllowedByPolicy,
+        Reason::RateLimited,
     ];
 
     pub fn code(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Reason {
             Reason::UpgradeNotAllowed => "upgrade_not_allowed",
             Reason::KeySetUnavailable => "key_set_unavailable",
             Reason::NotAllowedByPolicy => "not_allowed_by_policy",
+            Reason::RateLimited => "rate_limited",
         }
     }
 }

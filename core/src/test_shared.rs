@@ -12,6 +12,12 @@ pub(crate) struct Memory {
     map: HashMap<String, (Vec<u8>, u32)>,
 }
 
+impl Memory {
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 impl SharedData for Memory {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
         match self.map.get(key) {

@@ -268,5 +268,59 @@ pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoi
     }
 }
 
+/// `gateway.rateLimits`: `{"/key": {"perPrincipal": {"requests": n,
+/// "seconds": s}, "total": {...}}}` (see [`crate::ratelimit`]).
+pub(super) fn parse_rate_limits(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoint]) {
+    let p = "gateway.rateLimits";
+    let Some(obj) = as_object(errs, p, v) else {
+        return;
+    };
+    for (key, spec) in obj {
+        let kp = format!("{p}.{key}");
+        let norm = normalise_key(key).to_ascii_lowercase();
+        let Some(endpoint) = endpoints
+            .iter_mut()
+            .find(|e| e.key.to_ascii_lowercase() == norm)
+        else {
+            errs.add(&kp, "names no endpoint under proxy.endpoints");
+            continue;
+        };
+        let Some(spec_obj) = as_object(errs, &kp, spec) else {
+            continue;
+        };
+        check_keys(errs, &kp, spec_obj, &["perPrincipal", "total"]);
+        let budget = |errs: &mut Errors, name: &str| -> Option<crate::ratelimit::Budget> {
+            let bp = join(&kp, name);
+            let b = as_object(errs, &bp, spec_obj.get(name)?)?;
+            check_keys(errs, &bp, b, &["requests", "seconds"]);
+            let requests = opt_uint(errs, b, &bp, "requests", 1, 1_000_000_000);
+            let seconds = opt_uint(errs, b, &bp, "seconds", 1, 86_400);
+            match (requests, seconds) {
+                (Some(requests), Some(seconds)) => Some(crate::ratelimit::Budget {
+                    requests,
+                    window_ms: seconds * 1000,
+                }),
+                _ => {
+                    errs.add(
+                        &bp,
+                        "needs requests (1 to 1000000000) and seconds (1 to 86400)",
+                    );
+                    None
+                }
+            }
+        };
+        let per_principal = budget(errs, "perPrincipal");
+        let total = budget(errs, "total");
+        if per_principal.is_none() && total.is_none() {
+            errs.add(&kp, "needs perPrincipal or total");
+            continue;
+        }
+        endpoint.rate_limit = Some(crate::ratelimit::RateLimit {
+            per_principal,
+            total,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests;

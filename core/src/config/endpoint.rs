@@ -193,6 +193,7 @@ pub(super) fn parse_endpoint(
         ws,
         envoy,
         access: None,
+        rate_limit: None,
     })
 }
 

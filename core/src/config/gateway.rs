@@ -28,6 +28,7 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
             "jwksMaxBytes",
             "authorityRewrite",
             "access",
+            "rateLimits",
         ],
     );
     let route_rewrites_authority = match opt_string(errs, obj, p, "authorityRewrite") {

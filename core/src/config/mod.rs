@@ -132,6 +132,8 @@ pub struct Endpoint {
     pub envoy: EnvoyOptions,
     /// `gateway.access` for this endpoint: who may call it.
     pub access: Option<access::AccessPolicy>,
+    /// `gateway.rateLimits` for this endpoint: its request budgets.
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -314,6 +316,9 @@ pub fn parse_value(
         None => &empty,
     };
     let mut endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
+    if let Some(v) = gateway_obj.get("rateLimits") {
+        access::parse_rate_limits(&mut errs, v, &mut endpoints);
+    }
     if let Some(v) = gateway_obj.get("access") {
         access::parse_access(&mut errs, v, &mut endpoints);
         // A policy must not be walked around through another endpoint whose

@@ -199,3 +199,46 @@ fn a_policy_cannot_be_walked_around_through_an_endpoint_whose_target_holds_it() 
         "gateway":{"access":{"/pd":{"allow":["user"]},"/pd-all":{"allow":["user"]}}}}"#;
     assert!(config::parse(json.as_bytes(), &|_| None).is_ok());
 }
+
+#[test]
+fn rate_limits_parse_and_bad_ones_name_their_json_path() {
+    let json = r#"{"proxy":{"endpoints":{"/pd":"https://api.pagerduty.com"}},
+        "gateway":{"rateLimits":{"/pd":{"perPrincipal":{"requests":100,"seconds":60},"total":{"requests":1000,"seconds":60}}}}}"#;
+    let p = config::parse(json.as_bytes(), &|_| None).unwrap();
+    let rl = p.endpoints[0].rate_limit.as_ref().unwrap();
+    assert_eq!(rl.per_principal.unwrap().requests, 100);
+    assert_eq!(rl.total.unwrap().window_ms, 60_000);
+    for (limits, path) in [
+        (
+            r#"{"/nope":{"total":{"requests":1,"seconds":1}}}"#,
+            "gateway.rateLimits./nope",
+        ),
+        (r#"{"/pd":{}}"#, "gateway.rateLimits./pd"),
+        (
+            r#"{"/pd":{"total":{"requests":0,"seconds":1}}}"#,
+            "gateway.rateLimits./pd.total.requests",
+        ),
+        (
+            r#"{"/pd":{"total":{"requests":1,"seconds":0}}}"#,
+            "gateway.rateLimits./pd.total.seconds",
+        ),
+        (
+            r#"{"/pd":{"total":{"requests":1}}}"#,
+            "gateway.rateLimits./pd.total",
+        ),
+        (
+            r#"{"/pd":{"perPrincipal":{"requests":1,"seconds":1,"burst":2}}}"#,
+            "gateway.rateLimits./pd.perPrincipal.burst",
+        ),
+        (
+            r#"{"/pd":{"perprincipal":{"requests":1,"seconds":1}}}"#,
+            "gateway.rateLimits./pd.perprincipal",
+        ),
+    ] {
+        let json = format!(
+            r#"{{"proxy":{{"endpoints":{{"/pd":"https://api.pagerduty.com"}}}},"gateway":{{"rateLimits":{limits}}}}}"#
+        );
+        let errs = config::parse(json.as_bytes(), &|_| None).unwrap_err();
+        assert!(errs.iter().any(|e| e.path == path), "{limits}: {errs:?}");
+    }
+}
