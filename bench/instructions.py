@@ -174,7 +174,7 @@ def endpoints(upstream, n):
     return eps
 
 
-def filter_config(upstream, port, admin, keys_port, n_endpoints=1):
+def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra=None):
     """The gateway `backstage-proxy-wasm render` writes for this
     configuration (the CLI built by `make cli`), on the given ports."""
     eps = endpoints(upstream, n_endpoints) if n_endpoints > 1 else {"/svc": f"http://127.0.0.1:{upstream}"}
@@ -184,7 +184,7 @@ def filter_config(upstream, port, admin, keys_port, n_endpoints=1):
             "baseUrl": f"http://127.0.0.1:{keys_port}",
             "auth": {"externalAccess": [{"type": "static", "options": {"token": STATIC, "subject": "bench"}}]},
         },
-        "gateway": {"tokenCacheSize": 1024},
+        "gateway": {"tokenCacheSize": 1024, **(gateway_extra or {})},
     }
     with tempfile.TemporaryDirectory() as d:
         src = pathlib.Path(d) / "app-config.json"
@@ -345,6 +345,15 @@ def main():
             ("no-op Rust proxy-wasm filter", native_config(up_port, "{{PORT}}", "{{ADMIN}}", NOOP), STATIC),
             ("filter, static token", filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), STATIC),
         ]
+        # what gateway.access and gateway.rateLimits cost on top
+        plan.append(("filter, static token, access policy",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
+                                   gateway_extra={"access": {"/svc": {"allow": ["subject:bench"]}}}), STATIC))
+        plan.append(("filter, static token, policy + rate limit",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
+                                   gateway_extra={"access": {"/svc": {"allow": ["subject:bench"]}},
+                                                  "rateLimits": {"/svc": {"perPrincipal": {"requests": 1000000000, "seconds": 60}}}}),
+                     STATIC))
         # the same 600-byte Authorization header through bare Envoy: what
         # parsing it costs Envoy, apart from the filter
         plan.append(("bare Envoy, ES256 user header", native_config(up_port, "{{PORT}}", "{{ADMIN}}"),
