@@ -174,7 +174,7 @@ def endpoints(upstream, n):
     return eps
 
 
-def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra=None):
+def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra=None, access_log="none"):
     """The gateway `backstage-proxy-wasm render` writes for this
     configuration (the CLI built by `make cli`), on the given ports."""
     eps = endpoints(upstream, n_endpoints) if n_endpoints > 1 else {"/svc": f"http://127.0.0.1:{upstream}"}
@@ -191,7 +191,10 @@ def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra
         src.write_text(json.dumps(cfg))
         # sentinel ports, replaced by the placeholders count() fills in
         out = subprocess.run(
-            [str(CLI), "render", str(src), "--listen", "127.0.0.1:65001", "--admin-port", "65002", "--wasm", WASM],
+            # bare Envoy writes no access log: neither does the filter's row,
+            # unless the row is about the access log
+            [str(CLI), "render", str(src), "--listen", "127.0.0.1:65001", "--admin-port", "65002", "--wasm", WASM,
+             "--access-log", access_log],
             check=True, capture_output=True, text=True,
         ).stdout
     return out.replace("port_value: 65001", f"port_value: {port}").replace("port_value: 65002", f"port_value: {admin}")
@@ -345,6 +348,9 @@ def main():
             ("no-op Rust proxy-wasm filter", native_config(up_port, "{{PORT}}", "{{ADMIN}}", NOOP), STATIC),
             ("filter, static token", filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), STATIC),
         ]
+        # what the access log costs (a JSON line per request to a file)
+        plan.append(("filter, static token, access log",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port, access_log="/dev/null"), STATIC))
         # what gateway.access and gateway.rateLimits cost on top
         plan.append(("filter, static token, access policy",
                      filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,

@@ -247,6 +247,9 @@ pub fn run(
 /// (`%FILTER_STATE(wasm.backstage_proxy.principal:PLAIN)%`, `….endpoint`,
 /// `….decision`). Never a token, a secret or a claim beyond the principal.
 fn audit(plan: &Plan, principal: Option<&Principal>, endpoint: Option<usize>, decision: &str) {
+    if !plan.gateway.audit_trail {
+        return;
+    }
     let endpoint = endpoint
         .and_then(|i| plan.endpoints.get(i))
         .map(|e| e.raw_key.as_str())

@@ -29,8 +29,10 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
             "authorityRewrite",
             "access",
             "rateLimits",
+            "auditTrail",
         ],
     );
+    let audit_trail = opt_bool(errs, obj, p, "auditTrail").unwrap_or(true);
     let route_rewrites_authority = match opt_string(errs, obj, p, "authorityRewrite") {
         None | Some("filter") => false,
         Some("route") => true,
@@ -83,6 +85,7 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
         }
     };
     Gateway {
+        audit_trail,
         route_rewrites_authority,
         prefix,
         xfwd_marker: format!("{cluster_header}-xfwd"),

@@ -242,3 +242,13 @@ fn rate_limits_parse_and_bad_ones_name_their_json_path() {
         assert!(errs.iter().any(|e| e.path == path), "{limits}: {errs:?}");
     }
 }
+
+#[test]
+fn the_audit_trail_is_on_unless_switched_off() {
+    let on = config::parse(br#"{}"#, &|_| None).unwrap();
+    assert!(on.gateway.audit_trail);
+    let off = config::parse(br#"{"gateway":{"auditTrail":false}}"#, &|_| None).unwrap();
+    assert!(!off.gateway.audit_trail);
+    let bad = config::parse(br#"{"gateway":{"auditTrail":"no"}}"#, &|_| None).unwrap_err();
+    assert_eq!(bad[0].path, "gateway.auditTrail");
+}
