@@ -105,7 +105,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(admin, proc, seconds=180):
+def wait_ready(admin, proc, seconds=180, interval=1.0):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -117,7 +117,7 @@ def wait_ready(admin, proc, seconds=180):
                 return
         except OSError:
             pass
-        time.sleep(1)
+        time.sleep(interval)
     raise SystemExit("Envoy did not become ready")
 
 
@@ -273,18 +273,7 @@ def load_figures(up_port, keys_port, work):
             stdout=subprocess.DEVNULL, stderr=open(work / f"load{n}.log", "w"),
         )
         try:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
-                    c.request("GET", "/ready")
-                    if c.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"Envoy with {n} endpoints did not become ready")
-                time.sleep(0.02)
+            wait_ready(admin, proc, seconds=120, interval=0.02)
             ready = time.time() - start
             drive(port, 10, STATIC)
             time.sleep(2.5)  # the gauge is recorded on the filter's tick

@@ -186,7 +186,7 @@ pub fn run(
             {
                 let who = fwd.principal.as_ref().map(Principal::name);
                 if let Admit::No { retry_after_s } =
-                    ratelimit::admit(&mut HostShared, &rate_scope(e), who, limit, now_ms())
+                    ratelimit::admit(&mut HostShared, rate_scope(e), who, limit, now_ms())
                 {
                     rt.borrow().metrics.deny(Reason::RateLimited);
                     audit(
@@ -264,9 +264,10 @@ fn audit(plan: &Plan, principal: Option<&Principal>, endpoint: Option<usize>, de
     }
 }
 
-/// An endpoint's name in the shared-data keys of its rate limits.
-pub fn rate_scope(e: &backstage_proxy_core::config::Endpoint) -> String {
-    e.key.to_ascii_lowercase()
+/// An endpoint's name in the shared-data keys of its rate limits: its
+/// normalised key (keys that differ only in case are refused at load).
+pub fn rate_scope(e: &backstage_proxy_core::config::Endpoint) -> &str {
+    &e.key
 }
 
 /// Above this many removals a header map is replaced whole. Each removal
@@ -292,6 +293,18 @@ fn apply_request_edits(
         }
         return;
     }
+    edit_map(MapType::HttpRequestHeaders, headers, remove, set);
+}
+
+/// Removes `remove` (every value) from the header map `headers` was read
+/// from and sets `set` (replacing): one host call per edit, or the map
+/// replaced whole when many headers go.
+fn edit_map(
+    map_type: MapType,
+    headers: &[(String, Vec<u8>)],
+    remove: &[std::borrow::Cow<'_, str>],
+    set: &[(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)],
+) {
     if remove.len() > REPLACE_MAP_ABOVE {
         let mut gone = fasthash::set();
         gone.extend(remove.iter().map(|r| r.as_ref()));
@@ -302,14 +315,14 @@ fn apply_request_edits(
             .map(|(n, v)| (n.as_str(), v.as_slice()))
             .collect();
         map.extend(set.iter().map(|(n, v)| (n.as_ref(), v.as_bytes())));
-        let _ = hostcalls::set_map_bytes(MapType::HttpRequestHeaders, map);
+        let _ = hostcalls::set_map_bytes(map_type, map);
         return;
     }
     for name in remove {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+        let _ = hostcalls::set_map_value(map_type, name, None);
     }
     for (name, value) in set {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        let _ = hostcalls::set_map_value(map_type, name, Some(value));
     }
 }
 
@@ -400,20 +413,7 @@ impl HttpContext for Http {
             let headers = self.get_http_response_headers_bytes();
             let remove =
                 decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str()));
-            if remove.len() > REPLACE_MAP_ABOVE {
-                let mut gone = fasthash::set();
-                gone.extend(remove.iter().map(|r| r.as_ref()));
-                let map: Vec<(&str, &[u8])> = headers
-                    .iter()
-                    .filter(|(n, _)| !gone.contains(n.as_str()))
-                    .map(|(n, v)| (n.as_str(), v.as_slice()))
-                    .collect();
-                let _ = hostcalls::set_map_bytes(MapType::HttpResponseHeaders, map);
-            } else {
-                for name in &remove {
-                    let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None);
-                }
-            }
+            edit_map(MapType::HttpResponseHeaders, &headers, &remove, &[]);
             if !cors.is_empty() {
                 kept = headers
                     .iter()

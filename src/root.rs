@@ -308,7 +308,7 @@ fn execute(rt: &Shared, cmds: Vec<Command>) {
 fn create_rate_limit_counters(plan: &backstage_proxy_core::config::Plan) {
     for e in &plan.endpoints {
         let Some(limit) = &e.rate_limit else { continue };
-        for key in backstage_proxy_core::ratelimit::keys(&crate::http::rate_scope(e), limit) {
+        for key in backstage_proxy_core::ratelimit::keys(crate::http::rate_scope(e), limit) {
             if matches!(hostcalls::get_shared_data(&key), Ok((None, _)) | Err(_)) {
                 let _ = hostcalls::set_shared_data(&key, Some(b"0:0"), None);
             }

@@ -337,15 +337,8 @@ pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warning
 
     if opts.gateway_api {
         let backend = |r: &Route| json!({ "group": "networking.istio.io", "kind": "Hostname", "name": r.host, "port": r.port });
-        docs.extend(http_routes(
-            plan,
-            &routes,
-            opts,
-            gw_ns,
-            gw_name,
-            &backend,
-            &mut warnings,
-        ));
+        let rules = http_route_rules(plan, &routes, &backend, &mut warnings);
+        docs.extend(http_routes(opts, gw_ns, gw_name, &rules));
     } else {
         docs.push(virtual_service(plan, &routes, opts, gw_ns, gw_name));
     }
@@ -460,16 +453,14 @@ fn http_route_rules(
     rules
 }
 
+/// The rules in `HTTPRoute`s `backstage-proxy-<n>` of at most
+/// [`MAX_RULES_PER_ROUTE`] rules each.
 fn http_routes(
-    plan: &Plan,
-    routes: &[Route],
     opts: &KubeOptions,
     gw_ns: &str,
     gw_name: &str,
-    backend: &dyn Fn(&Route) -> Value,
-    warnings: &mut Warnings,
+    rules: &[(Value, String)],
 ) -> Vec<Value> {
-    let rules = http_route_rules(plan, routes, backend, warnings);
     rules
         .chunks(MAX_RULES_PER_ROUTE)
         .enumerate()
@@ -697,9 +688,7 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
             "wasm": [wasm]
         }
     })];
-    for (n, chunk) in rules.chunks(MAX_RULES_PER_ROUTE).enumerate() {
-        docs.push(http_route(opts, gw_ns, gw_name, &route_name(n), chunk));
-    }
+    docs.extend(http_routes(opts, gw_ns, gw_name, &rules));
     // One Backend per (host, port); TLS per Backend.
     let mut backends: BTreeMap<(String, u16), (bool, bool)> = BTreeMap::new();
     for r in &routes {

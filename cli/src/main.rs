@@ -312,8 +312,17 @@ fn kube_out(
     }
 }
 
+/// `load`, and the warning every Kubernetes output needs.
+fn load_for_kubernetes(files: &[String]) -> Result<Loaded, ExitCode> {
+    let loaded = load(files)?;
+    if several_rewrites(&loaded) {
+        eprintln!("{KEY_ORDER_WARNING}");
+    }
+    Ok(loaded)
+}
+
 fn istio(args: IstioArgs) -> ExitCode {
-    let loaded = match load(&args.files) {
+    let loaded = match load_for_kubernetes(&args.files) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -326,9 +335,6 @@ fn istio(args: IstioArgs) -> ExitCode {
             "--selector is for a classic gateway; with --gateway-api the plugin targets --gateway"
                 .to_string(),
         );
-    }
-    if several_rewrites(&loaded) {
-        eprintln!("{KEY_ORDER_WARNING}");
     }
     let opts = kube::KubeOptions {
         url: args.url,
@@ -344,13 +350,10 @@ fn istio(args: IstioArgs) -> ExitCode {
 }
 
 fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
-    let loaded = match load(&args.files) {
+    let loaded = match load_for_kubernetes(&args.files) {
         Ok(l) => l,
         Err(code) => return code,
     };
-    if several_rewrites(&loaded) {
-        eprintln!("{KEY_ORDER_WARNING}");
-    }
     let opts = kube::KubeOptions {
         url: args.url,
         sha256: args.sha256,

@@ -35,7 +35,7 @@
 use super::json::*;
 use super::{Credentials, Endpoint};
 use crate::auth::{Ownership, Principal};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
@@ -179,147 +179,156 @@ fn is_entity_ref(r: &str) -> bool {
     })
 }
 
-pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoint]) {
-    let p = "gateway.access";
+/// A `gateway` section keyed by endpoint (`access`, `rateLimits`): calls
+/// `f` with each entry's JSON path, its endpoint and its object; a key that
+/// names no endpoint is an error at its path.
+fn for_each_endpoint_entry(
+    errs: &mut Errors,
+    p: &str,
+    v: &Value,
+    endpoints: &mut [Endpoint],
+    mut f: impl FnMut(&mut Errors, &str, &mut Endpoint, &Map<String, Value>),
+) {
     let Some(obj) = as_object(errs, p, v) else {
         return;
     };
     for (key, spec) in obj {
         let kp = format!("{p}.{key}");
-        let norm = normalise_key(key).to_ascii_lowercase();
+        let norm = normalise_key(key);
         let Some(endpoint) = endpoints
             .iter_mut()
-            .find(|e| e.key.to_ascii_lowercase() == norm)
+            .find(|e| e.key.eq_ignore_ascii_case(&norm))
         else {
             errs.add(&kp, "names no endpoint under proxy.endpoints");
             continue;
         };
-        let Some(spec_obj) = as_object(errs, &kp, spec) else {
-            continue;
-        };
-        check_keys(errs, &kp, spec_obj, &["allow", "rules"]);
-        if endpoint.credentials == Credentials::DangerouslyAllowUnauthenticated {
-            errs.add(
-                &kp,
+        if let Some(spec_obj) = as_object(errs, &kp, spec) {
+            f(errs, &kp, endpoint, spec_obj);
+        }
+    }
+}
+
+pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoint]) {
+    for_each_endpoint_entry(
+        errs,
+        "gateway.access",
+        v,
+        endpoints,
+        |errs, kp, endpoint, spec_obj| {
+            check_keys(errs, kp, spec_obj, &["allow", "rules"]);
+            if endpoint.credentials == Credentials::DangerouslyAllowUnauthenticated {
+                errs.add(
+                kp,
                 format!("endpoint '{}' is dangerously-allow-unauthenticated: an access policy needs credentials", endpoint.raw_key),
             );
-            continue;
-        }
-        let allow = spec_obj
-            .get("allow")
-            .and_then(|a| parse_matchers(errs, &join(&kp, "allow"), a));
-        let mut rules = Vec::new();
-        if let Some(list) = spec_obj.get("rules") {
-            let rp = join(&kp, "rules");
-            match list {
-                Value::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        let ip = format!("{rp}[{i}]");
-                        let Some(r) = as_object(errs, &ip, item) else {
-                            continue;
-                        };
-                        check_keys(errs, &ip, r, &["methods", "path", "allow"]);
-                        let methods = r.get("methods").and_then(|m| {
-                            let list = string_list(errs, &join(&ip, "methods"), m)?;
-                            for (j, method) in list.iter().enumerate() {
-                                if !is_token(method) {
-                                    errs.add(
-                                        &format!("{ip}.methods[{j}]"),
-                                        "must be an HTTP method",
-                                    );
+                return;
+            }
+            let allow = spec_obj
+                .get("allow")
+                .and_then(|a| parse_matchers(errs, &join(kp, "allow"), a));
+            let mut rules = Vec::new();
+            if let Some(list) = spec_obj.get("rules") {
+                let rp = join(kp, "rules");
+                match list {
+                    Value::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            let ip = format!("{rp}[{i}]");
+                            let Some(r) = as_object(errs, &ip, item) else {
+                                continue;
+                            };
+                            check_keys(errs, &ip, r, &["methods", "path", "allow"]);
+                            let methods = r.get("methods").and_then(|m| {
+                                let list = string_list(errs, &join(&ip, "methods"), m)?;
+                                for (j, method) in list.iter().enumerate() {
+                                    if !is_token(method) {
+                                        errs.add(
+                                            &format!("{ip}.methods[{j}]"),
+                                            "must be an HTTP method",
+                                        );
+                                    }
                                 }
-                            }
-                            Some(list)
-                        });
-                        let path = match opt_string(errs, r, &ip, "path") {
-                            None => None,
-                            Some(s)
-                                if s.starts_with('/')
-                                    && !s.contains(['?', '#', '%', '\\'])
-                                    && !s.contains("//") =>
-                            {
-                                Some(s.trim_end_matches('/').to_ascii_lowercase())
-                            }
-                            Some(_) => {
-                                errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/' (no query, '%', '\\' or '//')");
-                                None
-                            }
-                        };
-                        let Some(allow) = r.get("allow") else {
-                            errs.add(&join(&ip, "allow"), "is required");
-                            continue;
-                        };
-                        if let Some(allow) = parse_matchers(errs, &join(&ip, "allow"), allow) {
-                            rules.push(Rule {
-                                methods,
-                                path,
-                                allow,
+                                Some(list)
                             });
+                            let path = match opt_string(errs, r, &ip, "path") {
+                                None => None,
+                                Some(s)
+                                    if s.starts_with('/')
+                                        && !s.contains(['?', '#', '%', '\\'])
+                                        && !s.contains("//") =>
+                                {
+                                    Some(s.trim_end_matches('/').to_ascii_lowercase())
+                                }
+                                Some(_) => {
+                                    errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/' (no query, '%', '\\' or '//')");
+                                    None
+                                }
+                            };
+                            let Some(allow) = r.get("allow") else {
+                                errs.add(&join(&ip, "allow"), "is required");
+                                continue;
+                            };
+                            if let Some(allow) = parse_matchers(errs, &join(&ip, "allow"), allow) {
+                                rules.push(Rule {
+                                    methods,
+                                    path,
+                                    allow,
+                                });
+                            }
                         }
                     }
+                    other => errs.add(
+                        &rp,
+                        format!("must be an array, but is of type {}", type_name(other)),
+                    ),
                 }
-                other => errs.add(
-                    &rp,
-                    format!("must be an array, but is of type {}", type_name(other)),
-                ),
             }
-        }
-        endpoint.access = Some(AccessPolicy { allow, rules });
-    }
+            endpoint.access = Some(AccessPolicy { allow, rules });
+        },
+    );
 }
 
 /// `gateway.rateLimits`: `{"/key": {"perPrincipal": {"requests": n,
 /// "seconds": s}, "total": {...}}}` (see [`crate::ratelimit`]).
 pub(super) fn parse_rate_limits(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoint]) {
-    let p = "gateway.rateLimits";
-    let Some(obj) = as_object(errs, p, v) else {
-        return;
-    };
-    for (key, spec) in obj {
-        let kp = format!("{p}.{key}");
-        let norm = normalise_key(key).to_ascii_lowercase();
-        let Some(endpoint) = endpoints
-            .iter_mut()
-            .find(|e| e.key.to_ascii_lowercase() == norm)
-        else {
-            errs.add(&kp, "names no endpoint under proxy.endpoints");
-            continue;
-        };
-        let Some(spec_obj) = as_object(errs, &kp, spec) else {
-            continue;
-        };
-        check_keys(errs, &kp, spec_obj, &["perPrincipal", "total"]);
-        let budget = |errs: &mut Errors, name: &str| -> Option<crate::ratelimit::Budget> {
-            let bp = join(&kp, name);
-            let b = as_object(errs, &bp, spec_obj.get(name)?)?;
-            check_keys(errs, &bp, b, &["requests", "seconds"]);
-            let requests = opt_uint(errs, b, &bp, "requests", 1, 1_000_000_000);
-            let seconds = opt_uint(errs, b, &bp, "seconds", 1, 86_400);
-            match (requests, seconds) {
-                (Some(requests), Some(seconds)) => Some(crate::ratelimit::Budget {
-                    requests,
-                    window_ms: seconds * 1000,
-                }),
-                _ => {
-                    errs.add(
-                        &bp,
-                        "needs requests (1 to 1000000000) and seconds (1 to 86400)",
-                    );
-                    None
+    for_each_endpoint_entry(
+        errs,
+        "gateway.rateLimits",
+        v,
+        endpoints,
+        |errs, kp, endpoint, spec_obj| {
+            check_keys(errs, kp, spec_obj, &["perPrincipal", "total"]);
+            let budget = |errs: &mut Errors, name: &str| -> Option<crate::ratelimit::Budget> {
+                let bp = join(kp, name);
+                let b = as_object(errs, &bp, spec_obj.get(name)?)?;
+                check_keys(errs, &bp, b, &["requests", "seconds"]);
+                let requests = opt_uint(errs, b, &bp, "requests", 1, 1_000_000_000);
+                let seconds = opt_uint(errs, b, &bp, "seconds", 1, 86_400);
+                match (requests, seconds) {
+                    (Some(requests), Some(seconds)) => Some(crate::ratelimit::Budget {
+                        requests,
+                        window_ms: seconds * 1000,
+                    }),
+                    _ => {
+                        errs.add(
+                            &bp,
+                            "needs requests (1 to 1000000000) and seconds (1 to 86400)",
+                        );
+                        None
+                    }
                 }
+            };
+            let per_principal = budget(errs, "perPrincipal");
+            let total = budget(errs, "total");
+            if per_principal.is_none() && total.is_none() {
+                errs.add(kp, "needs perPrincipal or total");
+                return;
             }
-        };
-        let per_principal = budget(errs, "perPrincipal");
-        let total = budget(errs, "total");
-        if per_principal.is_none() && total.is_none() {
-            errs.add(&kp, "needs perPrincipal or total");
-            continue;
-        }
-        endpoint.rate_limit = Some(crate::ratelimit::RateLimit {
-            per_principal,
-            total,
-        });
-    }
+            endpoint.rate_limit = Some(crate::ratelimit::RateLimit {
+                per_principal,
+                total,
+            });
+        },
+    );
 }
 
 #[cfg(test)]
