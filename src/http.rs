@@ -178,8 +178,23 @@ pub fn run(
             drop(r);
             send(stream, &reply)
         }
-        Decision::Forward(fwd) => {
-            if let Some((e, limit)) = plan
+        Decision::Forward(mut fwd) => {
+            if plan.gateway.rate_limit_service.is_some() {
+                // Envoy's rate limit filter decides, for the whole fleet;
+                // its refusal's body names the path as the client sent it.
+                ratelimit::hand_over(&plan, headers, &mut fwd);
+                let limited = plan
+                    .endpoints
+                    .get(fwd.endpoint)
+                    .is_some_and(|e| e.rate_limit.is_some());
+                if limited {
+                    let url = path.as_deref().unwrap_or_default();
+                    let _ = hostcalls::set_property(
+                        vec!["backstage_proxy.request_url"],
+                        Some(url.as_bytes()),
+                    );
+                }
+            } else if let Some((e, limit)) = plan
                 .endpoints
                 .get(fwd.endpoint)
                 .and_then(|e| e.rate_limit.as_ref().map(|l| (e, l)))
@@ -261,6 +276,66 @@ fn audit(plan: &Plan, principal: Option<&Principal>, endpoint: Option<usize>, de
         ("backstage_proxy.decision", decision),
     ] {
         let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
+    }
+}
+
+/// With `gateway.rateLimitService`, Envoy's rate limit filter (after this
+/// one) may have answered instead of the upstream: its `429`
+/// (`request_rate_limited`) is the endpoint's budget spent, its error
+/// (`rate_limiter_error`, with `failureModeDeny`) the service unreachable.
+/// Either is logged and counted as the filter's own refusals are, and the
+/// `429` gets `retry-after` from Envoy's `x-ratelimit-reset` (the service's
+/// time to the next window), as the filter's own `429` has it. Only a
+/// `429` or `5xx` costs the property read.
+fn rate_limit_service_reply<'h>(
+    rt: &Shared,
+    plan: &Plan,
+    endpoint: usize,
+    headers: &'h [(String, Vec<u8>)],
+) -> Vec<(std::borrow::Cow<'h, str>, std::borrow::Cow<'h, str>)> {
+    let status = headers
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .map(|(_, v)| v.as_slice());
+    if !matches!(status, Some(s) if s == b"429" || s.first() == Some(&b'5')) {
+        return Vec::new();
+    }
+    let details = hostcalls::get_property(vec!["response", "code_details"])
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let reason = match details.as_slice() {
+        b"request_rate_limited" => Reason::RateLimited,
+        b"rate_limiter_error" => Reason::RateLimitServiceError,
+        _ => return Vec::new(),
+    };
+    rt.borrow().metrics.deny(reason);
+    // The principal was logged when the request was let through.
+    if plan.gateway.audit_trail {
+        let _ = hostcalls::set_property(
+            vec!["backstage_proxy.decision"],
+            Some(reason.code().as_bytes()),
+        );
+    }
+    debug!(
+        "backstage-proxy-wasm: denied by the rate limit service reason={} endpoint={}",
+        reason.code(),
+        plan.endpoints
+            .get(endpoint)
+            .map(|e| e.raw_key.as_str())
+            .unwrap_or("-")
+    );
+    let reset = headers
+        .iter()
+        .find(|(n, _)| n == "x-ratelimit-reset")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    match (reason, reset) {
+        (Reason::RateLimited, Some(seconds)) => vec![(
+            std::borrow::Cow::Borrowed("retry-after"),
+            std::borrow::Cow::Borrowed(seconds),
+        )],
+        _ => Vec::new(),
     }
 }
 
@@ -413,7 +488,11 @@ impl HttpContext for Http {
             let headers = self.get_http_response_headers_bytes();
             let remove =
                 decision::response_removals(&plan, idx, headers.iter().map(|(n, _)| n.as_str()));
-            edit_map(MapType::HttpResponseHeaders, &headers, &remove, &[]);
+            let set = match plan.gateway.rate_limit_service {
+                Some(_) => rate_limit_service_reply(rt, &plan, idx, &headers),
+                None => Vec::new(),
+            };
+            edit_map(MapType::HttpResponseHeaders, &headers, &remove, &set);
             if !cors.is_empty() {
                 kept = headers
                     .iter()

@@ -153,15 +153,3 @@ fn who_may_call_each_endpoint() {
     }
     assert!(!text.contains('?'), "no query strings: {text}");
 }
-
-/// Envoy flushes its access log on a timer: wait for `n` lines.
-fn wait_for_lines(path: &std::path::Path, n: usize) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.lines().count() >= n || std::time::Instant::now() > deadline {
-            return text;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}

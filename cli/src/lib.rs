@@ -6,4 +6,5 @@
 pub mod appconfig;
 pub mod kube;
 pub mod oci;
+pub mod ratelimit;
 pub mod render;

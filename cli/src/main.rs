@@ -50,6 +50,10 @@ enum Command {
     /// with the image, HTTPRoutes, a Backend per destination and a
     /// BackendTLSPolicy per verified TLS destination.
     EnvoyGateway(EnvoyGatewayArgs),
+    /// Write envoyproxy/ratelimit's configuration for gateway.rateLimits
+    /// under gateway.rateLimitService: the descriptors the gateway sends
+    /// and the budget of each (one file in the service's config directory).
+    RatelimitConfig(RatelimitConfigArgs),
     /// Build the compat OCI image layout (one tar+gzip layer holding
     /// plugin.wasm) and print its manifest digest.
     Oci(OciArgs),
@@ -138,6 +142,14 @@ struct EnvoyGatewayArgs {
     /// listener's).
     #[arg(long = "hostname", value_name = "HOST")]
     hostnames: Vec<String>,
+    #[arg(short, long)]
+    output: Option<String>,
+}
+
+#[derive(Args)]
+struct RatelimitConfigArgs {
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
     #[arg(short, long)]
     output: Option<String>,
 }
@@ -398,6 +410,25 @@ fn main() -> ExitCode {
         Command::Render(args) => render(args),
         Command::Istio(args) => istio(args),
         Command::EnvoyGateway(args) => envoy_gateway(args),
+        Command::RatelimitConfig(args) => ratelimit_config(args),
         Command::Oci(args) => oci(args),
+    }
+}
+
+fn ratelimit_config(args: RatelimitConfigArgs) -> ExitCode {
+    let loaded = match load(&args.files) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let Some(plan) = loaded.plan.as_ref() else {
+        return fail("the configuration is not valid");
+    };
+    match backstage_proxy_wasm_cli::ratelimit::service_config(plan) {
+        None => fail("gateway.rateLimitService is not set: the filter counts gateway.rateLimits itself, and there is no service to configure"),
+        Some(Err(e)) => fail(e),
+        Some(Ok(v)) => match yaml_documents("ratelimit-config (envoyproxy/ratelimit)", &[v], false) {
+            Ok(yaml) => write_out(args.output.as_deref(), &yaml),
+            Err(e) => fail(e),
+        },
     }
 }

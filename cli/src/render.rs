@@ -194,6 +194,13 @@ fn routes(plan: &Plan) -> Vec<Value> {
         entry.1 = entry.1.max(e.envoy.timeout_ms);
         entry.2 |= e.envoy.follow_redirects == Some(true);
     }
+    // Clusters behind an endpoint with budgets (`gateway.rateLimitService`).
+    let limited: std::collections::BTreeSet<&str> = plan
+        .endpoints
+        .iter()
+        .filter(|e| e.rate_limit.is_some())
+        .map(|e| e.cluster.as_str())
+        .collect();
     let mut out = Vec::new();
     for (name, (timeout, idle, redirects)) in per_cluster {
         for xfwd in [true, false] {
@@ -217,16 +224,44 @@ fn routes(plan: &Plan) -> Vec<Value> {
                     json!({ "redirect_response_codes": [301, 302, 303, 307, 308] }),
                 );
             }
-            out.push(json!({ "match": { "prefix": "/", "headers": headers }, "route": action, "request_headers_to_remove": remove }));
+            let mut route = json!({ "match": { "prefix": "/", "headers": headers }, "route": action, "request_headers_to_remove": remove });
+            if plan.gateway.rate_limit_service.is_some() {
+                hand_over(&mut route, limited.contains(name));
+            }
+            out.push(route);
         }
     }
-    out.push(json!({
+    let mut fallback = json!({
         "match": { "prefix": plan.gateway.prefix, "case_sensitive": false },
         "route": { "cluster_header": header, "timeout": "0s" },
         "request_headers_to_remove": [header, "x-forwarded-proto"]
-    }));
+    });
+    if plan.gateway.rate_limit_service.is_some() {
+        hand_over(&mut fallback, false);
+    }
+    out.push(fallback);
     out.push(json!({ "match": { "prefix": "/" }, "direct_response": { "status": 404 } }));
     out
+}
+
+/// A route under `gateway.rateLimitService`: the filter's rate-limit
+/// headers become descriptors (where the route's cluster serves an
+/// endpoint with budgets) and never reach the upstream.
+fn hand_over(route: &mut Value, limited: bool) {
+    if limited {
+        set_in(
+            route,
+            &["route"],
+            "rate_limits",
+            crate::ratelimit::route_rate_limits(),
+        );
+    }
+    if let Some(remove) = route
+        .get_mut("request_headers_to_remove")
+        .and_then(Value::as_array_mut)
+    {
+        remove.extend(crate::ratelimit::HEADERS.iter().map(|h| json!(h)));
+    }
 }
 
 /// The access log: one JSON line per request, with who called which
@@ -303,6 +338,9 @@ pub fn gateway(
             }
         }
     }));
+    if let Some(s) = &plan.gateway.rate_limit_service {
+        filters.push(crate::ratelimit::http_filter(s));
+    }
     filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true }
@@ -330,10 +368,41 @@ pub fn gateway(
         "access_log": access_log,
         "http_filters": filters
     });
-    let clusters: Vec<Value> = clusters
+    let mut clusters: Vec<Value> = clusters
         .iter()
         .map(|(name, spec)| cluster(name, spec, opts))
         .collect();
+    let mut hcm = hcm;
+    if let Some(s) = &plan.gateway.rate_limit_service {
+        if clusters.iter().any(|c| c["name"] == json!(s.cluster)) {
+            return Err(Error::ClusterConflict(format!(
+                "cluster '{}' (gateway.rateLimitService) is also an endpoint's or a key set's",
+                s.cluster
+            )));
+        }
+        let spec = ClusterSpec {
+            host: s.url.host.clone(),
+            port: s.url.port,
+            tls: s.url.scheme == "https",
+            verify: true,
+        };
+        let mut c = cluster(&s.cluster, &spec, opts);
+        // gRPC: HTTP/2 to the service.
+        set(
+            &mut c,
+            "typed_extension_protocol_options",
+            json!({ "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            } }),
+        );
+        clusters.push(c);
+        set(
+            &mut hcm,
+            "local_reply_config",
+            crate::ratelimit::local_reply_config(),
+        );
+    }
     Ok(json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
         "static_resources": {

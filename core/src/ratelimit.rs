@@ -119,3 +119,70 @@ fn take(shared: &mut dyn SharedData, key: &str, b: &Budget, now_ms: u64) -> Admi
 
 #[cfg(test)]
 mod tests;
+
+/// A descriptor value as a header can carry it: bytes outside visible
+/// ASCII, and `%` itself, percent-encoded, so that distinct principals stay
+/// distinct and no value can break the header (a token's `sub` is the
+/// issuer's to choose).
+pub fn descriptor_value(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().all(|b| b.is_ascii_graphic() && b != b'%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            use std::fmt::Write;
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// With `gateway.rateLimitService`, the request edits that hand Envoy's
+/// rate limit filter the endpoint and the principal
+/// ([`crate::config::RATE_LIMIT_ENDPOINT_HEADER`], `…PRINCIPAL_HEADER`):
+/// set for an endpoint with budgets (the principal only when there is
+/// one), and a client's own copies removed everywhere else, so that no
+/// caller can choose the descriptors its request is counted under. Nothing
+/// without the service: the filter counts itself.
+pub fn hand_over(
+    plan: &crate::config::Plan,
+    headers: &[(String, Vec<u8>)],
+    fwd: &mut crate::decision::Forward<'_>,
+) {
+    use crate::config::{RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
+    use std::borrow::Cow;
+    if plan.gateway.rate_limit_service.is_none() {
+        return;
+    }
+    let limited = plan
+        .endpoints
+        .get(fwd.endpoint)
+        .filter(|e| e.rate_limit.is_some());
+    let mut set: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    if let Some(e) = limited {
+        set.push((
+            Cow::Borrowed(RATE_LIMIT_ENDPOINT_HEADER),
+            Cow::Owned(descriptor_value(&e.raw_key).into_owned()),
+        ));
+        if let Some(p) = &fwd.principal {
+            set.push((
+                Cow::Borrowed(RATE_LIMIT_PRINCIPAL_HEADER),
+                Cow::Owned(descriptor_value(p.name()).into_owned()),
+            ));
+        }
+    }
+    for name in [RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER] {
+        let sent = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let setting = set.iter().any(|(n, _)| n == name);
+        if sent && !setting && !fwd.remove.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            fwd.remove.push(Cow::Borrowed(name));
+        }
+    }
+    // Before the destination, which stays last.
+    for (i, edit) in set.into_iter().enumerate() {
+        fwd.set.insert(i, edit);
+    }
+}

@@ -25,10 +25,13 @@ pub enum Reason {
     NotAllowedByPolicy,
     /// `gateway.rateLimits`: over the endpoint's budget.
     RateLimited,
+    /// `gateway.rateLimitService` with `failureModeDeny`: the service did
+    /// not answer (Envoy's rate limit filter refused the request).
+    RateLimitServiceError,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::UnsafePath,
         Reason::MissingCredentials,
         Reason::MultipleCredentials,
@@ -45,6 +48,7 @@ impl Reason {
         Reason::KeySetUnavailable,
         Reason::NotAllowedByPolicy,
         Reason::RateLimited,
+        Reason::RateLimitServiceError,
     ];
 
     pub fn code(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Reason {
             Reason::KeySetUnavailable => "key_set_unavailable",
             Reason::NotAllowedByPolicy => "not_allowed_by_policy",
             Reason::RateLimited => "rate_limited",
+            Reason::RateLimitServiceError => "rate_limit_service_error",
         }
     }
 }

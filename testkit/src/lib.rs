@@ -11,6 +11,7 @@ pub mod envoy;
 pub mod keys;
 pub mod mint;
 pub mod paths;
+pub mod ratelimit;
 pub mod secrets;
 pub mod upstream;
 
@@ -18,6 +19,7 @@ pub use client::*;
 pub use envoy::*;
 pub use keys::*;
 pub use paths::*;
+pub use ratelimit::*;
 pub use secrets::*;
 pub use upstream::*;
 

@@ -289,7 +289,23 @@ pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoi
 
 /// `gateway.rateLimits`: `{"/key": {"perPrincipal": {"requests": n,
 /// "seconds": s}, "total": {...}}}` (see [`crate::ratelimit`]).
-pub(super) fn parse_rate_limits(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoint]) {
+/// Window lengths Envoy's rate limit service speaks (its units: second,
+/// minute, hour, day), for `gateway.rateLimitService`.
+pub const SERVICE_WINDOWS: [(u64, &str); 4] = [
+    (1, "second"),
+    (60, "minute"),
+    (3600, "hour"),
+    (86_400, "day"),
+];
+
+/// `service`: budgets go to the rate limit service, whose windows are
+/// whole units.
+pub(super) fn parse_rate_limits(
+    errs: &mut Errors,
+    v: &Value,
+    endpoints: &mut [Endpoint],
+    service: bool,
+) {
     for_each_endpoint_entry(
         errs,
         "gateway.rateLimits",
@@ -304,6 +320,15 @@ pub(super) fn parse_rate_limits(errs: &mut Errors, v: &Value, endpoints: &mut [E
                 let requests = opt_uint(errs, b, &bp, "requests", 1, 1_000_000_000);
                 let seconds = opt_uint(errs, b, &bp, "seconds", 1, 86_400);
                 match (requests, seconds) {
+                    (Some(_), Some(seconds))
+                        if service && !SERVICE_WINDOWS.iter().any(|(s, _)| *s == seconds) =>
+                    {
+                        errs.add(
+                            &join(&bp, "seconds"),
+                            "with gateway.rateLimitService the window must be one of the service's units: 1, 60, 3600 or 86400 seconds",
+                        );
+                        None
+                    }
                     (Some(requests), Some(seconds)) => Some(crate::ratelimit::Budget {
                         requests,
                         window_ms: seconds * 1000,

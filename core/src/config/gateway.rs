@@ -2,10 +2,11 @@
 
 use super::json::*;
 use super::{
-    Gateway, DEFAULT_CLUSTER_HEADER, DEFAULT_JWKS_CACHE_SECONDS, DEFAULT_JWKS_FETCH_TIMEOUT_MS,
-    DEFAULT_JWKS_MAX_BYTES, DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS, DEFAULT_PLUGIN_ID,
-    DEFAULT_PREFIX, DEFAULT_TOKEN_CACHE_SIZE,
+    Gateway, RateLimitService, DEFAULT_CLUSTER_HEADER, DEFAULT_JWKS_CACHE_SECONDS,
+    DEFAULT_JWKS_FETCH_TIMEOUT_MS, DEFAULT_JWKS_MAX_BYTES, DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS,
+    DEFAULT_PLUGIN_ID, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT_DOMAIN, DEFAULT_TOKEN_CACHE_SIZE,
 };
+use crate::url::Url;
 use serde_json::{Map, Value};
 
 pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
@@ -30,8 +31,12 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
             "access",
             "rateLimits",
             "auditTrail",
+            "rateLimitService",
         ],
     );
+    let rate_limit_service = obj
+        .get("rateLimitService")
+        .and_then(|v| parse_rate_limit_service(errs, v));
     let audit_trail = opt_bool(errs, obj, p, "auditTrail").unwrap_or(true);
     let route_rewrites_authority = match opt_string(errs, obj, p, "authorityRewrite") {
         None | Some("filter") => false,
@@ -85,6 +90,7 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
         }
     };
     Gateway {
+        rate_limit_service,
         audit_trail,
         route_rewrites_authority,
         prefix,
@@ -112,4 +118,74 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_JWKS_MAX_BYTES),
     }
+}
+
+/// `gateway.rateLimitService`: Envoy's global rate limit filter and the
+/// service behind it (envoyproxy/ratelimit) decide `gateway.rateLimits`
+/// for the whole fleet; the filter hands it the endpoint and principal.
+fn parse_rate_limit_service(errs: &mut Errors, v: &Value) -> Option<RateLimitService> {
+    let p = "gateway.rateLimitService";
+    let obj = as_object(errs, p, v)?;
+    check_keys(
+        errs,
+        p,
+        obj,
+        &["url", "cluster", "domain", "timeoutMs", "failureModeDeny"],
+    );
+    let url = match opt_string(errs, obj, p, "url") {
+        None => {
+            errs.add(
+                &join(p, "url"),
+                "is required: the rate limit service's gRPC address, such as http://ratelimit.ratelimit.svc.cluster.local:8081",
+            );
+            None
+        }
+        Some(raw) => match Url::parse(raw) {
+            Ok(u) if u.path != "/" || u.query.is_some() => {
+                errs.add(
+                    &join(p, "url"),
+                    "must be scheme, host and port only (gRPC has no path)",
+                );
+                None
+            }
+            Ok(u) => Some(u),
+            Err(e) => {
+                errs.add(&join(p, "url"), e.to_string());
+                None
+            }
+        },
+    };
+    let cluster = match opt_string(errs, obj, p, "cluster") {
+        Some(c) if c.is_empty() || c.bytes().any(|b| b <= b' ' || b >= 0x7f) => {
+            errs.add(
+                &join(p, "cluster"),
+                "must be a non-empty cluster name without spaces",
+            );
+            None
+        }
+        other => other.map(str::to_string),
+    };
+    let domain = match opt_string(errs, obj, p, "domain") {
+        None => DEFAULT_RATE_LIMIT_DOMAIN.to_string(),
+        Some(d) => {
+            if d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            {
+                errs.add(&join(p, "domain"), "must match ^[A-Za-z0-9_.-]+$");
+            }
+            d.to_string()
+        }
+    };
+    let timeout_ms = opt_uint(errs, obj, p, "timeoutMs", 1, 60_000).unwrap_or(20);
+    let failure_mode_deny = opt_bool(errs, obj, p, "failureModeDeny").unwrap_or(false);
+    let url = url?;
+    Some(RateLimitService {
+        cluster: cluster.unwrap_or_else(|| url.cluster_name()),
+        url,
+        domain,
+        timeout_ms,
+        failure_mode_deny,
+    })
 }

@@ -15,6 +15,18 @@ use crate::url::Url;
 pub const DEFAULT_PREFIX: &str = "/api/proxy";
 pub const DEFAULT_CLUSTER_HEADER: &str = "x-backstage-proxy-cluster";
 pub const DEFAULT_PLUGIN_ID: &str = "proxy";
+/// `gateway.rateLimitService.domain` unless set.
+pub const DEFAULT_RATE_LIMIT_DOMAIN: &str = "backstage_proxy";
+/// Request headers the filter sets for Envoy's rate limit filter
+/// (`gateway.rateLimitService`): the endpoint key and the principal. The
+/// routes `render` writes turn them into descriptors and remove them
+/// before the upstream; a client's own copies never get through.
+pub const RATE_LIMIT_ENDPOINT_HEADER: &str = "x-backstage-proxy-ratelimit-endpoint";
+pub const RATE_LIMIT_PRINCIPAL_HEADER: &str = "x-backstage-proxy-ratelimit-principal";
+/// Descriptor keys of those values, as the rate limit service's
+/// configuration names them.
+pub const RATE_LIMIT_ENDPOINT_DESCRIPTOR: &str = "backstage_proxy_endpoint";
+pub const RATE_LIMIT_PRINCIPAL_DESCRIPTOR: &str = "backstage_proxy_principal";
 pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 1024;
 pub const DEFAULT_JWKS_CACHE_SECONDS: u64 = 600;
 pub const DEFAULT_JWKS_FETCH_TIMEOUT_MS: u64 = 5000;
@@ -208,6 +220,26 @@ pub struct Gateway {
     /// decision as filter state for the access log (three host calls, about
     /// 14,000 instructions per request: off where nothing logs them).
     pub audit_trail: bool,
+    /// `gateway.rateLimitService`: budgets are decided by Envoy's global
+    /// rate limit filter and its service, for every replica together.
+    pub rate_limit_service: Option<RateLimitService>,
+}
+
+/// Envoy's global rate limit service (envoyproxy/ratelimit or any server
+/// of `envoy.service.ratelimit.v3.RateLimitService`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitService {
+    /// gRPC address; `https` for TLS.
+    pub url: crate::url::Url,
+    /// Its Envoy cluster.
+    pub cluster: String,
+    /// The descriptors' domain.
+    pub domain: String,
+    /// How long Envoy waits for an answer (Envoy's default, 20 ms).
+    pub timeout_ms: u64,
+    /// Refuse requests when the service cannot answer (default: let them
+    /// through, Envoy's default).
+    pub failure_mode_deny: bool,
 }
 
 /// The compiled, immutable configuration.
@@ -321,7 +353,8 @@ pub fn parse_value(
     };
     let mut endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
     if let Some(v) = gateway_obj.get("rateLimits") {
-        access::parse_rate_limits(&mut errs, v, &mut endpoints);
+        let service = gateway.rate_limit_service.is_some();
+        access::parse_rate_limits(&mut errs, v, &mut endpoints, service);
     }
     if let Some(v) = gateway_obj.get("access") {
         access::parse_access(&mut errs, v, &mut endpoints);
