@@ -220,6 +220,9 @@ fn removed(plan: &Plan, xfwd: bool) -> Vec<String> {
     } else {
         out.push("x-forwarded-proto".to_string());
     }
+    if plan.gateway.rate_limit_service.is_some() {
+        out.extend(crate::ratelimit::HEADERS.iter().map(|h| h.to_string()));
+    }
     out
 }
 
@@ -343,7 +346,101 @@ pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warning
         docs.push(virtual_service(plan, &routes, opts, gw_ns, gw_name));
     }
     docs.extend(istio_destinations(&specs, &opts.namespace));
+    if let Some(s) = &plan.gateway.rate_limit_service {
+        docs.extend(istio_rate_limits(s, opts, plugin_ns, gw_name));
+    }
     Ok((docs, warnings))
+}
+
+/// Istio has no resource for a global rate limit: its documented way is an
+/// `EnvoyFilter` that inserts Envoy's rate limit filter before the router
+/// (after the plugin, which runs in the `AUTHN` phase), gives the gateway's
+/// virtual hosts the descriptors (the filter removes a caller's copies of
+/// the headers on every request, so no route can be fed forged ones) and
+/// the connection manager Backstage's body for its replies. The service is
+/// reached through Istio's outbound cluster for its host: a
+/// `ServiceEntry` (protocol `GRPC`) when it is outside the cluster.
+fn istio_rate_limits(
+    s: &backstage_proxy_core::config::RateLimitService,
+    opts: &KubeOptions,
+    plugin_ns: &str,
+    gw_name: &str,
+) -> Vec<Value> {
+    let host = bare(&s.url.host).to_string();
+    let mut service = s.clone();
+    service.cluster = istio_cluster(&host, s.url.port);
+    let hcm = "envoy.filters.network.http_connection_manager";
+    let patches = json!([
+        {
+            "applyTo": "HTTP_FILTER",
+            "match": { "context": "GATEWAY", "listener": { "filterChain": { "filter": {
+                "name": hcm, "subFilter": { "name": "envoy.filters.http.router" } } } } },
+            "patch": { "operation": "INSERT_BEFORE", "value": crate::ratelimit::http_filter(&service) }
+        },
+        {
+            "applyTo": "VIRTUAL_HOST",
+            "match": { "context": "GATEWAY" },
+            "patch": { "operation": "MERGE", "value": { "rate_limits": crate::ratelimit::route_rate_limits() } }
+        },
+        {
+            "applyTo": "NETWORK_FILTER",
+            "match": { "context": "GATEWAY", "listener": { "filterChain": { "filter": { "name": hcm } } } },
+            "patch": { "operation": "MERGE", "value": { "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "local_reply_config": crate::ratelimit::local_reply_config() } } }
+        }
+    ]);
+    let mut spec = json!({ "configPatches": patches });
+    if opts.gateway_api {
+        set(
+            &mut spec,
+            "targetRefs",
+            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }]),
+        );
+    } else {
+        let labels: Map<String, Value> = opts
+            .selector
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        set(&mut spec, "workloadSelector", json!({ "labels": labels }));
+    }
+    let mut docs = vec![json!({
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": { "name": "backstage-proxy-ratelimit", "namespace": plugin_ns },
+        "spec": spec
+    })];
+    if in_cluster(&host).is_none() {
+        let name = dns_name("backstage-proxy-ratelimit", &[&host]);
+        let mut entry = json!({
+            "hosts": [host],
+            "location": "MESH_EXTERNAL",
+            "resolution": if is_ip(&host) { "STATIC" } else { "DNS" },
+            "ports": [{ "number": s.url.port, "name": format!("grpc-{}", s.url.port), "protocol": "GRPC" }]
+        });
+        if is_ip(&host) {
+            set(&mut entry, "endpoints", json!([{ "address": host }]));
+        }
+        docs.push(json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "ServiceEntry",
+            "metadata": { "name": name, "namespace": opts.namespace },
+            "spec": entry
+        }));
+        if s.url.scheme == "https" {
+            docs.push(json!({
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "DestinationRule",
+                "metadata": { "name": name, "namespace": opts.namespace },
+                "spec": {
+                    "host": host,
+                    "trafficPolicy": { "tls": { "mode": "SIMPLE", "sni": host } }
+                }
+            }));
+        }
+    }
+    docs
 }
 
 /// The classic gateway's routing: one `http` route per header value (and
@@ -688,7 +785,13 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
             "wasm": [wasm]
         }
     })];
-    docs.extend(http_routes(opts, gw_ns, gw_name, &rules));
+    let http_routes = http_routes(opts, gw_ns, gw_name, &rules);
+    if plan.gateway.rate_limit_service.is_some() {
+        let names: Vec<String> = (0..http_routes.len()).map(route_name).collect();
+        docs.push(envoy_gateway_rate_limits(plan, opts, &names)?);
+        warnings.push("gateway.rateLimitService: Envoy Gateway runs its own rate limit service (the EnvoyGateway configuration's rateLimit.backend, on Redis); the BackendTrafficPolicy hands it the budgets, and the url, domain, timeoutMs and failureModeDeny set here are not used (set rateLimit.timeout and rateLimit.failClosed there)".to_string());
+    }
+    docs.extend(http_routes);
     // One Backend per (host, port); TLS per Backend.
     let mut backends: BTreeMap<(String, u16), (bool, bool)> = BTreeMap::new();
     for r in &routes {
@@ -757,6 +860,80 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     }
     Ok((docs, warnings))
 }
+
+/// Envoy Gateway's global rate limits for `gateway.rateLimits`: a
+/// `BackendTrafficPolicy` on the gateway's `HTTPRoute`s (never the whole
+/// Gateway), one rule per budget: the endpoint header `Exact`, and for
+/// `perPrincipal` the principal header `Distinct` (a counter per value);
+/// `shared`, so an endpoint's budget is one across its routes. Envoy
+/// Gateway places its rate limit filter after Wasm filters, so the
+/// filter's headers are set when the descriptors are read.
+fn envoy_gateway_rate_limits(
+    plan: &Plan,
+    opts: &KubeOptions,
+    routes: &[String],
+) -> Result<Value, Error> {
+    use backstage_proxy_core::config::access::SERVICE_WINDOWS;
+    use backstage_proxy_core::config::{RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
+    use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
+    let unit = |b: &Budget| -> Result<&'static str, Error> {
+        match SERVICE_WINDOWS
+            .iter()
+            .find(|(s, _)| s * 1000 == b.window_ms)
+        {
+            Some((_, "second")) => Ok("Second"),
+            Some((_, "minute")) => Ok("Minute"),
+            Some((_, "hour")) => Ok("Hour"),
+            Some((_, "day")) => Ok("Day"),
+            _ => Err(Error::Unsupported(format!(
+                "a rate limit window of {} ms is not a unit of Envoy Gateway's",
+                b.window_ms
+            ))),
+        }
+    };
+    let mut rules = Vec::new();
+    for e in &plan.endpoints {
+        let Some(limit) = &e.rate_limit else { continue };
+        let endpoint = json!({ "name": RATE_LIMIT_ENDPOINT_HEADER, "type": "Exact", "value": descriptor_value(&e.raw_key) });
+        if let Some(t) = &limit.total {
+            rules.push(json!({
+                "clientSelectors": [{ "headers": [endpoint.clone()] }],
+                "limit": { "requests": t.requests, "unit": unit(t)? },
+                "shared": true
+            }));
+        }
+        if let Some(p) = &limit.per_principal {
+            rules.push(json!({
+                "clientSelectors": [{ "headers": [endpoint, { "name": RATE_LIMIT_PRINCIPAL_HEADER, "type": "Distinct" }] }],
+                "limit": { "requests": p.requests, "unit": unit(p)? },
+                "shared": true
+            }));
+        }
+    }
+    if rules.len() > MAX_RATE_LIMIT_RULES {
+        return Err(Error::Unsupported(format!(
+            "{} rate limit budgets; an Envoy Gateway BackendTrafficPolicy holds at most {MAX_RATE_LIMIT_RULES}",
+            rules.len()
+        )));
+    }
+    let target_refs: Vec<Value> = routes
+        .iter()
+        .map(|n| json!({ "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": n }))
+        .collect();
+    Ok(json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "BackendTrafficPolicy",
+        "metadata": { "name": "backstage-proxy-ratelimit", "namespace": opts.namespace },
+        "spec": {
+            "targetRefs": target_refs,
+            "rateLimit": { "global": { "rules": rules } }
+        }
+    }))
+}
+
+/// Envoy Gateway: most rules in one `BackendTrafficPolicy`'s global rate
+/// limit (the CRD's `maxItems`).
+const MAX_RATE_LIMIT_RULES: usize = 256;
 
 #[cfg(test)]
 mod tests;

@@ -53,13 +53,17 @@ pub enum Error {
     ClusterConflict(String),
     /// The filter configuration could not be serialised.
     Serialise(String),
+    /// The gateway cannot carry what the configuration asks for.
+    Unsupported(String),
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::InvalidConfiguration => f.write_str("the configuration is not valid"),
-            Error::ClusterConflict(m) | Error::Serialise(m) => f.write_str(m),
+            Error::ClusterConflict(m) | Error::Serialise(m) | Error::Unsupported(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

@@ -79,6 +79,8 @@ fn every_generated_resource_validates_against_its_published_crd() {
         "EnvoyExtensionPolicy",
         "Backend",
         "BackendTLSPolicy",
+        "EnvoyFilter",
+        "BackendTrafficPolicy",
     ] {
         assert!(
             kinds.iter().any(|k| k.starts_with(&format!("{kind} "))),

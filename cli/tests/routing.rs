@@ -359,6 +359,10 @@ fn each_endpoints_request_reaches_its_target_and_nothing_else_routes() {
         let mut cfg = plugin_config(&docs);
         // Decide without credentials: routing is what is checked here.
         cfg["backend"]["auth"]["dangerouslyDisableDefaultAuthPolicy"] = json!(true);
+        // (`gateway.access` would ask for credentials again.)
+        if let Some(g) = cfg.get_mut("gateway").and_then(Value::as_object_mut) {
+            g.remove("access");
+        }
         let plan = config::parse_value(&cfg, &|_| Some("x".into())).unwrap();
         assert!(plan.gateway.route_rewrites_authority, "{what}");
         for e in &plan.endpoints {
@@ -414,6 +418,11 @@ fn each_endpoints_request_reaches_its_target_and_nothing_else_routes() {
                 m.removes.contains(&plan.gateway.cluster_header),
                 "{what}: the header is removed"
             );
+            if plan.gateway.rate_limit_service.is_some() {
+                for h in backstage_proxy_wasm_cli::ratelimit::HEADERS {
+                    assert!(m.removes.iter().any(|r| r == h), "{what}: {h} is removed");
+                }
+            }
             if !e.xfwd {
                 assert!(
                     m.removes.iter().any(|r| r == "x-forwarded-proto"),
@@ -467,6 +476,16 @@ fn each_endpoints_request_reaches_its_target_and_nothing_else_routes() {
                     })
                     .unwrap_or_else(|| panic!("{what}: {cluster} names no HTTPRoute"));
                 let rule = &route["spec"]["rules"][parts[4].parse::<usize>().unwrap()];
+                let r = &rule["backendRefs"][0];
+                if r["kind"] == "Service" {
+                    // An in-cluster callout (the Backstage backend as a
+                    // Service): the rule names that Service.
+                    let (svc, ns) = backstage_proxy_wasm_cli::kube::in_cluster(&host).unwrap();
+                    assert_eq!(r["name"], svc.as_str(), "{what}: {cluster}");
+                    let ns_ref = r["namespace"].as_str().unwrap_or(parts[1]);
+                    assert_eq!(ns_ref, ns, "{what}: {cluster}");
+                    continue;
+                }
                 let backend = docs
                     .iter()
                     .find(|d| {

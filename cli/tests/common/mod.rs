@@ -20,7 +20,7 @@ pub fn fixture(name: &str) -> String {
 }
 
 pub const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-pub const FIXTURES: [&str; 2] = ["create-app.yaml", "production.yaml"];
+pub const FIXTURES: [&str; 3] = ["create-app.yaml", "production.yaml", "fleet.yaml"];
 pub const MODES: [&[&str]; 5] = [
     &["istio"],
     &[

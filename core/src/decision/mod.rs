@@ -121,11 +121,19 @@ impl Request<'_> {
 }
 
 pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> Decision<'a> {
+    // Headers only the filter may set: the destination, and with a rate
+    // limit service the descriptors (a gateway's rate limits can read them
+    // on any route, also outside the prefix).
     let internal = || {
-        vec![
+        let mut out = vec![
             Cow::Borrowed(plan.gateway.cluster_header.as_str()),
             Cow::Borrowed(plan.gateway.xfwd_marker.as_str()),
-        ]
+        ];
+        if plan.gateway.rate_limit_service.is_some() {
+            out.push(Cow::Borrowed(crate::config::RATE_LIMIT_ENDPOINT_HEADER));
+            out.push(Cow::Borrowed(crate::config::RATE_LIMIT_PRINCIPAL_HEADER));
+        }
+        out
     };
     let Some(raw_path) = req.path else {
         return Decision::PassThrough { remove: internal() };

@@ -233,6 +233,34 @@ mod service {
     }
 
     #[test]
+    fn outside_the_prefix_a_callers_copies_are_removed_too() {
+        // A gateway's rate limits can read the headers on any of its
+        // routes (Istio's apply to the whole virtual host).
+        let p = plan(true);
+        let headers = vec![
+            (RATE_LIMIT_ENDPOINT_HEADER.to_string(), b"/pd".to_vec()),
+            (RATE_LIMIT_PRINCIPAL_HEADER.to_string(), b"victim".to_vec()),
+        ];
+        let request = Request {
+            method: "GET",
+            path: Some("/catalog/entities"),
+            authority: "gw",
+            downstream_tls: false,
+            headers: &headers,
+            client_address: None,
+            now_ms: 1_800_000_000_000,
+        };
+        match decide(&p, &mut AuthState::new(&p), &request) {
+            Decision::PassThrough { remove } => {
+                for name in [RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER] {
+                    assert!(remove.iter().any(|r| r == name), "{remove:?}");
+                }
+            }
+            other => panic!("expected a pass-through, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn without_the_service_nothing_is_handed_over() {
         let p = plan(false);
         let (mut f, h) = forward(&p, "/api/proxy/pd", &[BEARER]);
