@@ -153,3 +153,181 @@ fn who_may_call_each_endpoint() {
     }
     assert!(!text.contains('?'), "no query strings: {text}");
 }
+
+/// The README's worked example, the file itself (targets and the backend
+/// pointed at loopback), in Envoy: every row of the README's table, and
+/// the access-log line each leaves.
+#[test]
+fn the_readme_worked_example_answers_as_documented() {
+    use backstage_proxy_wasm_cli::appconfig::{load, load_yaml};
+    let root = repo_root();
+    let file =
+        std::fs::read_to_string(root.join("examples/app-config/app-config.policies.yaml")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("### Worked example").nth(1).unwrap();
+    let block = section
+        .split("```yaml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    assert_eq!(block, file, "the README shows the example file as it is");
+
+    let keys = KeyServer::start();
+    let up = Upstream::start(&[]);
+    let (kp, upp) = (keys.port, up.port);
+    let yaml = file
+        .replace(
+            "https://api.pagerduty.com",
+            &format!("http://127.0.0.1:{upp}/pagerduty"),
+        )
+        .replace(
+            "https://api.github.com",
+            &format!("http://127.0.0.1:{upp}/github"),
+        )
+        .replace(
+            "http://backstage.backstage.svc.cluster.local:7007",
+            &format!("http://127.0.0.1:{kp}"),
+        );
+    const CI: &str = "ci-proxy-token-0123456789";
+    let env = |name: &str| (name == "CI_PROXY_TOKEN").then(|| CI.to_string());
+    let loaded = load(
+        &[load_yaml("app-config.policies.yaml", &yaml).unwrap()],
+        &env,
+    );
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    assert_eq!(loaded.vm_vars, ["GITHUB_TOKEN", "PAGERDUTY_TOKEN"]);
+    let logs = TempDir::new("worked-example");
+    let access_log = logs.0.join("access.log");
+    let mut opts = EnvoyOptions::new(loaded.filter_config.to_string())
+        .cluster(format!("http_127.0.0.1_{upp}"), upp)
+        .cluster(format!("http_127.0.0.1_{kp}"), kp)
+        .env("PAGERDUTY_TOKEN", "pd-example")
+        .env("GITHUB_TOKEN", "gh-example");
+    opts.access_log = Some(access_log.clone());
+    let envoy = Envoy::start(opts);
+    let auth = Es256::new(1, "auth-1");
+    let scaf = Es256::new(3, "scaffolder-1");
+    keys.set(AUTH, KeyMode::Serve(key_set(&[&auth])));
+    keys.set(SCAFFOLDER, KeyMode::Serve(key_set(&[&scaf])));
+    let t = now();
+    let user = |sub: &str, group: &str| user_token_owning(&auth, sub, &[sub, group], t, t + 3600);
+    let bob = user("user:default/bob", "group:default/sre");
+    let lead = user("user:default/oncall-lead", "group:default/oncall");
+    let eve = user("user:default/eve", "group:default/dev");
+    let scaffolder = plugin_token(&scaf, "scaffolder", "proxy", t, t + 3600, None);
+
+    // No window of a minute ends during the test.
+    while now() % 60 > 45 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let call = |method: &str, path: &str, token: Option<&str>| {
+        let m = unique();
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        let r = envoy.request(method, &format!("/api/proxy{path}?{m}"), &headers);
+        if r.status == 200 {
+            let seen = up.find(&m).unwrap();
+            // The shared credential, injected; the caller's token, gone.
+            let injected = seen.header("authorization").unwrap();
+            assert!(
+                injected == "Token token=pd-example" || injected == "Bearer gh-example",
+                "{injected}"
+            );
+        } else {
+            up.assert_never(&m);
+        }
+        (
+            r.status,
+            r.json()["error"]["name"].as_str().map(str::to_string),
+        )
+    };
+    let name = |n: &str| Some(n.to_string());
+    assert_eq!(
+        call("GET", "/github/user", None),
+        (401, name("AuthenticationError"))
+    );
+    assert_eq!(call("GET", "/pagerduty/services", Some(&bob)), (200, None));
+    assert_eq!(
+        call("POST", "/pagerduty/incidents", Some(&bob)),
+        (403, name("NotAllowedError"))
+    );
+    assert_eq!(
+        call("POST", "/pagerduty/incidents", Some(&lead)),
+        (200, None)
+    );
+    assert_eq!(
+        call("GET", "/pagerduty/services", Some(&lead)),
+        (403, name("NotAllowedError"))
+    );
+    assert_eq!(
+        call("GET", "/pagerduty/services", Some(&eve)),
+        (403, name("NotAllowedError"))
+    );
+    assert_eq!(call("GET", "/github/user", Some(&eve)), (200, None));
+    assert_eq!(
+        call("GET", "/pagerduty/services", Some(&scaffolder)),
+        (200, None)
+    );
+    assert_eq!(
+        call("GET", "/github/user", Some(&scaffolder)),
+        (403, name("NotAllowedError"))
+    );
+    assert_eq!(call("GET", "/github/user", Some(CI)), (200, None));
+    assert_eq!(
+        call("GET", "/pagerduty/services", Some(CI)),
+        (403, name("NotAllowedError"))
+    );
+    // Bob's budget: 60 a minute, one spent above.
+    for i in 2..=60 {
+        assert_eq!(
+            call("GET", "/pagerduty/services", Some(&bob)).0,
+            200,
+            "request {i}"
+        );
+    }
+    let m = unique();
+    let r = envoy.request(
+        "GET",
+        &format!("/api/proxy/pagerduty/services?{m}"),
+        &[("authorization", &format!("Bearer {bob}"))],
+    );
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["error"]["name"], "TooManyRequestsError");
+    assert!(r.header("retry-after").is_some());
+    up.assert_never(&m);
+
+    let text = wait_for_lines(&access_log, 11 + 59 + 1);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |principal: &str, endpoint: &str, decision: &str| {
+        lines.iter().any(|l| {
+            l["principal"] == principal && l["endpoint"] == endpoint && l["decision"] == decision
+        })
+    };
+    assert!(has("-", "/github", "missing_credentials"), "{text}");
+    assert!(
+        has("user:default/bob", "/pagerduty", "not_allowed_by_policy"),
+        "{text}"
+    );
+    assert!(
+        has("user:default/oncall-lead", "/pagerduty", "allowed"),
+        "{text}"
+    );
+    assert!(has("plugin:scaffolder", "/pagerduty", "allowed"), "{text}");
+    assert!(has("ci-pipeline", "/github", "allowed"), "{text}");
+    assert!(
+        has("user:default/bob", "/pagerduty", "rate_limited"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(CI) && !text.contains("pd-example"),
+        "a secret in the access log"
+    );
+}
