@@ -271,11 +271,22 @@ fn native(upstream: u16, kind: Native<'_>) -> Envoy {
     start_yaml(&yaml, "native")
 }
 
-fn filter(upstream: u16, keys: &KeyServer, cache: usize, wasm: Option<&Path>) -> Envoy {
+/// `policies`: more of the `gateway` section (`gateway.access`,
+/// `gateway.rateLimits`), after a comma.
+const POLICY: &str = r#","access":{"/svc":{"allow":["subject:bench","group:default/sre"]}}"#;
+const RATE_LIMIT: &str = r#","rateLimits":{"/svc":{"perPrincipal":{"requests":1000000000,"seconds":60},"total":{"requests":1000000000,"seconds":60}}}"#;
+
+fn filter(
+    upstream: u16,
+    keys: &KeyServer,
+    cache: usize,
+    wasm: Option<&Path>,
+    policies: &str,
+) -> Envoy {
     let config = format!(
         r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upstream}"}}}},
             "backend":{{"baseUrl":"http://127.0.0.1:{}","auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{STATIC}","subject":"bench"}}}}]}}}},
-            "gateway":{{"tokenCacheSize":{cache}}}}}"#,
+            "gateway":{{"tokenCacheSize":{cache}{policies}}}}}"#,
         keys.port
     );
     let mut opts = EnvoyOptions::new(config)
@@ -421,7 +432,7 @@ fn main() {
         ),
         None => eprintln!("  bench/noop-filter not built (make bench builds it): skipped"),
     }
-    let cached = filter(up, &keys, 1024, None);
+    let cached = filter(up, &keys, 1024, None, "");
     let (cached_port, cached_pid) = (cached.port, cached.pid());
     add(
         &mut envoys,
@@ -440,7 +451,7 @@ fn main() {
     // (cached ES256 token), for comparing changes in one run
     for spec in std::env::var("BENCH_WASM").unwrap_or_default().split(',') {
         if let Some((name, path)) = spec.split_once('=') {
-            let e = filter(up, &keys, 1024, Some(Path::new(path)));
+            let e = filter(up, &keys, 1024, Some(Path::new(path)), "");
             add(
                 &mut envoys,
                 &mut systems,
@@ -454,8 +465,24 @@ fn main() {
         &mut envoys,
         &mut systems,
         "filter, ES256 user, no cache",
-        filter(up, &keys, 0, None),
+        filter(up, &keys, 0, None, ""),
         &user,
+    );
+    // What gateway.access and gateway.rateLimits cost on top of the static
+    // token (a budget the benchmark never spends).
+    add(
+        &mut envoys,
+        &mut systems,
+        "filter, static token, access policy",
+        filter(up, &keys, 1024, None, POLICY),
+        STATIC,
+    );
+    add(
+        &mut envoys,
+        &mut systems,
+        "filter, static token, policy + rate limit",
+        filter(up, &keys, 1024, None, &format!("{POLICY}{RATE_LIMIT}")),
+        STATIC,
     );
     add(
         &mut envoys,
@@ -562,7 +589,7 @@ fn main() {
     drop(envoys);
 
     // Per-VM memory after a long run of the filter with a cached token.
-    let e = filter(up, &keys, 1024, None);
+    let e = filter(up, &keys, 1024, None, "");
     let (served, vms) = soak_memory(&e, &user, soak);
     println!("\n.wasm: {wasm_size} bytes");
     println!("per-VM linear memory after {served} requests through the filter:");
