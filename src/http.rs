@@ -158,10 +158,13 @@ pub fn run(
                 endpoint,
                 reply.reason.map(Reason::code).unwrap_or("own_jwks"),
             );
-            let r = rt.borrow();
+            let mut r = rt.borrow_mut();
             match reply.reason {
                 Some(reason) => {
                     r.metrics.deny(reason);
+                    if let Some(i) = endpoint {
+                        r.metrics.endpoint(&plan, i, Some(reason));
+                    }
                     let key = endpoint
                         .and_then(|i| plan.endpoints.get(i))
                         .map(|e| e.raw_key.as_str())
@@ -203,7 +206,12 @@ pub fn run(
                 if let Admit::No { retry_after_s } =
                     ratelimit::admit(&mut HostShared, rate_scope(e), who, limit, now_ms())
                 {
-                    rt.borrow().metrics.deny(Reason::RateLimited);
+                    {
+                        let mut r = rt.borrow_mut();
+                        r.metrics.deny(Reason::RateLimited);
+                        r.metrics
+                            .endpoint(&plan, fwd.endpoint, Some(Reason::RateLimited));
+                    }
                     audit(
                         &plan,
                         fwd.principal.as_ref(),
@@ -223,7 +231,11 @@ pub fn run(
                     return send(stream, &r);
                 }
             }
-            Metrics::bump(rt.borrow().metrics.allowed, 1);
+            {
+                let mut r = rt.borrow_mut();
+                Metrics::bump(r.metrics.allowed, 1);
+                r.metrics.endpoint(&plan, fwd.endpoint, None);
+            }
             audit(&plan, fwd.principal.as_ref(), Some(fwd.endpoint), "allowed");
             apply_request_edits(headers, &fwd.remove, &fwd.set);
             stream.borrow_mut().endpoint = Some(fwd.endpoint);
@@ -309,7 +321,11 @@ fn rate_limit_service_reply<'h>(
         b"rate_limiter_error" => Reason::RateLimitServiceError,
         _ => return Vec::new(),
     };
-    rt.borrow().metrics.deny(reason);
+    {
+        let mut r = rt.borrow_mut();
+        r.metrics.deny(reason);
+        r.metrics.endpoint(plan, endpoint, Some(reason));
+    }
     // The principal was logged when the request was let through.
     if plan.gateway.audit_trail {
         let _ = hostcalls::set_property(

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use backstage_proxy_core::auth::jwks::fetch::Counter;
+use backstage_proxy_core::config::Plan;
+use backstage_proxy_core::fasthash::{self, FastMap};
 use backstage_proxy_core::reply::Reason;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -20,6 +22,9 @@ pub struct Metrics {
     pub cache_miss: Option<u32>,
     /// This VM's linear memory in bytes (a gauge, one per VM).
     pub vm_memory: Option<u32>,
+    /// Per endpoint (by index) and outcome (0: allowed, 1 + position in
+    /// [`Reason::ALL`]: denied), defined on first use.
+    per_endpoint: FastMap<(usize, usize), u32>,
 }
 
 impl Metrics {
@@ -53,7 +58,44 @@ impl Metrics {
             cache_hit: counter("backstage_proxy.token_cache.hit"),
             cache_miss: counter("backstage_proxy.token_cache.miss"),
             vm_memory: None,
+            per_endpoint: fasthash::map(),
         }
+    }
+
+    /// Counts a request to an endpoint: `backstage_proxy.endpoint.<name>.allowed`
+    /// (`None`) or `….denied.<reason>`. Each is defined the first time it
+    /// counts, so the number of counters is bounded by the configuration
+    /// (endpoints × outcomes) and only the outcomes that happened exist.
+    pub fn endpoint(&mut self, plan: &Plan, idx: usize, reason: Option<Reason>) {
+        if cfg!(feature = "bench-skip-metrics") {
+            return;
+        }
+        let outcome = match reason {
+            None => 0,
+            Some(r) => 1 + Reason::ALL.iter().position(|x| *x == r).unwrap_or(0),
+        };
+        let id = match self.per_endpoint.get(&(idx, outcome)) {
+            Some(id) => Some(*id),
+            None => {
+                let Some(e) = plan.endpoints.get(idx) else {
+                    return;
+                };
+                let name = match reason {
+                    None => format!("backstage_proxy.endpoint.{}.allowed", e.stat_name),
+                    Some(r) => format!(
+                        "backstage_proxy.endpoint.{}.denied.{}",
+                        e.stat_name,
+                        r.code()
+                    ),
+                };
+                let id = hostcalls::define_metric(MetricType::Counter, &name).ok();
+                if let Some(id) = id {
+                    self.per_endpoint.insert((idx, outcome), id);
+                }
+                id
+            }
+        };
+        Metrics::bump(id, 1);
     }
 
     pub fn bump(id: Option<u32>, by: u64) {

@@ -301,6 +301,29 @@ fn the_readme_worked_example_answers_as_documented() {
     assert!(r.header("retry-after").is_some());
     up.assert_never(&m);
 
+    // Counters per endpoint and outcome: only those that happened, so
+    // bounded by the configuration (endpoints × outcomes).
+    let per_endpoint: std::collections::BTreeMap<String, u64> = envoy
+        .stats()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("wasmcustom.backstage_proxy.endpoint.")
+                .map(|n| (n.to_string(), v))
+        })
+        .collect();
+    let want: std::collections::BTreeMap<String, u64> = [
+        ("github.allowed", 2),
+        ("github.denied.missing_credentials", 1),
+        ("github.denied.not_allowed_by_policy", 1),
+        ("pagerduty.allowed", 62),
+        ("pagerduty.denied.not_allowed_by_policy", 4),
+        ("pagerduty.denied.rate_limited", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(per_endpoint, want);
+
     let text = wait_for_lines(&access_log, 11 + 59 + 1);
     let lines: Vec<serde_json::Value> = text
         .lines()

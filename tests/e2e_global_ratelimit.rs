@@ -184,6 +184,14 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
         envoy.counter("wasmcustom.backstage_proxy.denied.rate_limited"),
         3
     );
+    assert_eq!(
+        envoy.counter("wasmcustom.backstage_proxy.endpoint.svc.denied.rate_limited"),
+        2
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.backstage_proxy.endpoint.capped.denied.rate_limited"),
+        1
+    );
     let text = wait_for_lines(&log, 5 + 1 + 3 + 20 + 3);
     let lines: Vec<Value> = text
         .lines()

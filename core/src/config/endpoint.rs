@@ -194,6 +194,7 @@ pub(super) fn parse_endpoint(
         envoy,
         access: None,
         rate_limit: None,
+        stat_name: String::new(),
     })
 }
 

@@ -146,6 +146,42 @@ pub struct Endpoint {
     pub access: Option<access::AccessPolicy>,
     /// `gateway.rateLimits` for this endpoint: its request budgets.
     pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// Its name in stats ([`stat_names`]).
+    pub stat_name: String,
+}
+
+/// Each endpoint's name in stats: its key without the leading `/`, every
+/// character outside `[A-Za-z0-9_-]` as `_` (a `.` would split Envoy's stat
+/// name, and exporters rewrite the rest anyway), `root` for the root key,
+/// and `_2`, `_3`, … after a name another endpoint already has.
+fn stat_names(endpoints: &mut [Endpoint]) {
+    let mut taken = crate::fasthash::set();
+    for e in endpoints.iter_mut() {
+        let base: String = e
+            .key
+            .trim_start_matches('/')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let base = if base.is_empty() {
+            "root".to_string()
+        } else {
+            base
+        };
+        let mut name = base.clone();
+        let mut n = 1;
+        while !taken.insert(name.clone()) {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        e.stat_name = name;
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -373,6 +409,7 @@ pub fn parse_value(
         }
     }
 
+    stat_names(&mut endpoints);
     let mut index = crate::fasthash::map();
     for (i, ep) in endpoints.iter().enumerate() {
         if let Some(prev) = index.insert(ep.key.to_ascii_lowercase(), i) {

@@ -493,3 +493,24 @@ fn ws_extends_both_allow_lists_with_the_handshake() {
     assert!(e.request_allow.contains("upgrade") && e.request_allow.contains("sec-websocket-key"));
     assert!(e.response_allow.contains("sec-websocket-accept"));
 }
+
+#[test]
+fn stat_names_are_stat_safe_and_distinct() {
+    let p = parse(
+        br#"{"proxy":{"endpoints":{"/":"http://r","/a.b":"http://x","/a_b":"http://y","/a/b":"http://z","/Pager-Duty":"http://p"}}}"#,
+        &|_| None,
+    )
+    .unwrap();
+    let mut names: Vec<(&str, &str)> = p
+        .endpoints
+        .iter()
+        .map(|e| (e.raw_key.as_str(), e.stat_name.as_str()))
+        .collect();
+    names.sort();
+    // `.` and `/` would split the stat name; collisions get a suffix.
+    assert_eq!(names[0], ("/", "root"));
+    assert_eq!(names[1], ("/Pager-Duty", "Pager-Duty"));
+    let abc: std::collections::BTreeSet<&str> = names[2..].iter().map(|(_, n)| *n).collect();
+    assert_eq!(abc.len(), 3, "{names:?}");
+    assert!(abc.iter().all(|n| n.starts_with("a_b")), "{names:?}");
+}
