@@ -169,7 +169,7 @@ run: build envoy $(RUN_CONFIG)
 
 # Load tools for the benchmark: wrk (Debian), Backstage's own proxy (npm,
 # bench/backstage only), matplotlib for the plot (into .venv).
-bench-tools: envoy
+bench-tools: envoy grpc-tools
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	@[ -d bench/backstage/node_modules/@backstage/plugin-proxy-backend ] || (cd bench/backstage && npm ci --no-audit --no-fund)
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet matplotlib

@@ -199,6 +199,28 @@ def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra
         ).stdout
     return out.replace("port_value: 65001", f"port_value: {port}").replace("port_value: 65002", f"port_value: {admin}")
 
+def rate_limit_stub(limits, workdir):
+    """The recording stand-in for Envoy's rate limit service
+    (testkit/ratelimit/stub.py), configured by `ratelimit-config` for these
+    budgets: the process and its port. Only Envoy's instructions are
+    counted; the service's own cost is not the gateway's."""
+    cfg = {"proxy": {"endpoints": {"/svc": "http://127.0.0.1:1"}},
+           "gateway": {"rateLimitService": {"url": "http://127.0.0.1:1"}, "rateLimits": limits}}
+    src = workdir / "ratelimit-app-config.json"
+    src.write_text(json.dumps(cfg))
+    conf = workdir / "ratelimit-config.yaml"
+    conf.write_text(subprocess.run([str(CLI), "ratelimit-config", str(src)], check=True,
+                                   capture_output=True, text=True).stdout)
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/python"), str(ROOT / "testkit/ratelimit/stub.py"),
+                             "--config", str(conf), "--record", str(workdir / "ratelimit-record.jsonl")],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("ready "):
+        proc.kill()
+        raise SystemExit("the rate limit stand-in did not start (make grpc-tools)")
+    return proc, int(line.split()[1])
+
+
 def count(name, yaml_text, token, workdir, path="/api/proxy/svc/x", extra=()):
     port, admin = free_port(), free_port()
     yaml_text = yaml_text.replace("{{PORT}}", str(port)).replace("{{ADMIN}}", str(admin))
@@ -330,6 +352,7 @@ def main():
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     rows, growth_rows, loads = [], [], []
+    stub = None
     try:
         wait_ready(up_admin, upstream)
         plan = [
@@ -348,6 +371,17 @@ def main():
                      filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
                                    gateway_extra={"access": {"/svc": {"allow": ["subject:bench"]}},
                                                   "rateLimits": {"/svc": {"perPrincipal": {"requests": 1000000000, "seconds": 60}}}}),
+                     STATIC))
+        # the same budgets decided by Envoy's global rate limit filter and a
+        # service on loopback (one gRPC call per request)
+        limits = {"/svc": {"perPrincipal": {"requests": 1000000000, "seconds": 60}}}
+        stub, stub_port = rate_limit_stub(limits, work)
+        plan.append(("filter, static token, policy + global rate limit",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
+                                   gateway_extra={"access": {"/svc": {"allow": ["subject:bench"]}},
+                                                  "rateLimitService": {"url": f"http://127.0.0.1:{stub_port}",
+                                                                       "timeoutMs": 1000},
+                                                  "rateLimits": limits}),
                      STATIC))
         # the same 600-byte Authorization header through bare Envoy: what
         # parsing it costs Envoy, apart from the filter
@@ -371,11 +405,13 @@ def main():
         loads = [] if only else load_figures(up_port, keys.server_port, work)
     finally:
         upstream.terminate()
+        if stub:
+            stub.kill()
         keys.shutdown()
     bare = rows[0][1]
-    print(f"\n{'system':<34} {'instructions/request':>21} {'x bare':>8} {'bare/this':>10}")
+    print(f"\n{'system':<50} {'instructions/request':>21} {'x bare':>8} {'bare/this':>10}")
     for name, ir in rows:
-        print(f"{name:<34} {ir:>21,.0f} {ir / bare:>8.2f} {bare / ir:>10.2f}")
+        print(f"{name:<50} {ir:>21,.0f} {ir / bare:>8.2f} {bare / ir:>10.2f}")
     print(f"(callgrind, {COUNT} sequential requests after {WARM} warm-up, Envoy --concurrency 1; "
           "bare/this is the throughput ratio a CPU-bound Envoy would reach)")
     if growth_rows:
