@@ -34,6 +34,7 @@ fn istio_docs(port: u16) -> Vec<Value> {
         selector: vec![("istio".into(), "ingressgateway".into())],
         gateway_api: false,
         traffic_extension: false,
+        envoy_proxy: false,
     };
     kube::istio(&loaded, &opts).unwrap().0
 }
@@ -188,6 +189,7 @@ fn the_istio_envoy_filter_rate_limits_in_envoy_and_no_other_route_feeds_it() {
         selector: vec![("istio".into(), "ingressgateway".into())],
         gateway_api: false,
         traffic_extension: false,
+        envoy_proxy: false,
     };
     let docs = kube::istio(&l, &opts).unwrap().0;
     let plugin = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();

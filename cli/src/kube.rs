@@ -45,6 +45,9 @@ pub struct KubeOptions {
     /// `VirtualService`), or the Gateway API `Gateway` (`targetRefs`,
     /// `parentRefs`).
     pub gateway: String,
+    /// Envoy Gateway: also write an `EnvoyProxy` with the JSON access log
+    /// (principal, endpoint, decision) for the Gateway to reference.
+    pub envoy_proxy: bool,
     /// Hostnames the gateway serves Backstage on (`VirtualService` hosts,
     /// default `*`; `HTTPRoute` hostnames, default none: all of the
     /// listener's).
@@ -792,6 +795,18 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
         warnings.push("gateway.rateLimitService: Envoy Gateway runs its own rate limit service (the EnvoyGateway configuration's rateLimit.backend, on Redis); the BackendTrafficPolicy hands it the budgets, and the url, domain, timeoutMs and failureModeDeny set here are not used (set rateLimit.timeout and rateLimit.failClosed there)".to_string());
     }
     docs.extend(http_routes);
+    if opts.envoy_proxy {
+        docs.push(json!({
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "EnvoyProxy",
+            "metadata": { "name": ENVOY_PROXY_NAME, "namespace": gw_ns },
+            "spec": { "telemetry": { "accessLog": { "settings": [{
+                "format": { "type": "JSON", "json": crate::render::access_log_fields() },
+                "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
+            }] } } }
+        }));
+        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these access-log settings added to that one instead"));
+    }
     // One Backend per (host, port); TLS per Backend.
     let mut backends: BTreeMap<(String, u16), (bool, bool)> = BTreeMap::new();
     for r in &routes {
@@ -930,6 +945,9 @@ fn envoy_gateway_rate_limits(
         }
     }))
 }
+
+/// Envoy Gateway: the `EnvoyProxy` `--envoy-proxy` writes.
+pub const ENVOY_PROXY_NAME: &str = "backstage-proxy";
 
 /// Envoy Gateway: most rules in one `BackendTrafficPolicy`'s global rate
 /// limit (the CRD's `maxItems`).

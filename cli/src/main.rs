@@ -142,6 +142,11 @@ struct EnvoyGatewayArgs {
     /// listener's).
     #[arg(long = "hostname", value_name = "HOST")]
     hostnames: Vec<String>,
+    /// Also write an EnvoyProxy "backstage-proxy" whose access log is one
+    /// JSON line per request with the principal, endpoint and decision;
+    /// the Gateway takes it with spec.infrastructure.parametersRef.
+    #[arg(long)]
+    envoy_proxy: bool,
     #[arg(short, long)]
     output: Option<String>,
 }
@@ -357,6 +362,7 @@ fn istio(args: IstioArgs) -> ExitCode {
         selector,
         gateway_api: args.gateway_api,
         traffic_extension: args.traffic_extension,
+        envoy_proxy: false,
     };
     kube_out("istio", kube::istio(&loaded, &opts), args.output.as_deref())
 }
@@ -375,6 +381,7 @@ fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
         selector: Vec::new(),
         gateway_api: true,
         traffic_extension: false,
+        envoy_proxy: args.envoy_proxy,
     };
     kube_out(
         "envoy-gateway",

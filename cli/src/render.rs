@@ -273,25 +273,31 @@ fn hand_over(route: &mut Value, limited: bool) {
 /// path is logged without its query (query strings carry API keys), and no
 /// header is logged.
 pub(crate) fn access_log(path: &str) -> Value {
-    let state = |k: &str| format!("%FILTER_STATE(wasm.backstage_proxy.{k}:PLAIN)%");
     json!({
         "name": "envoy.access_loggers.file",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": path,
-            "log_format": { "json_format": {
-                "time": "%START_TIME%",
-                "method": "%REQ(:METHOD)%",
-                "upstream_path": "%PATH(NQ)%",
-                "status": "%RESPONSE_CODE%",
-                "principal": state("principal"),
-                "endpoint": state("endpoint"),
-                "decision": state("decision"),
-                "upstream_cluster": "%UPSTREAM_CLUSTER%",
-                "duration_ms": "%DURATION%",
-                "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
-            } }
+            "log_format": { "json_format": access_log_fields() }
         }
+    })
+}
+
+/// The access log's JSON fields (Envoy command operators), the same for
+/// `render` and Envoy Gateway's `EnvoyProxy`.
+pub fn access_log_fields() -> Value {
+    let state = |k: &str| format!("%FILTER_STATE(wasm.backstage_proxy.{k}:PLAIN)%");
+    json!({
+        "time": "%START_TIME%",
+        "method": "%REQ(:METHOD)%",
+        "upstream_path": "%PATH(NQ)%",
+        "status": "%RESPONSE_CODE%",
+        "principal": state("principal"),
+        "endpoint": state("endpoint"),
+        "decision": state("decision"),
+        "upstream_cluster": "%UPSTREAM_CLUSTER%",
+        "duration_ms": "%DURATION%",
+        "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
     })
 }
 

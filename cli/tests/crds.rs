@@ -81,6 +81,7 @@ fn every_generated_resource_validates_against_its_published_crd() {
         "BackendTLSPolicy",
         "EnvoyFilter",
         "BackendTrafficPolicy",
+        "EnvoyProxy",
     ] {
         assert!(
             kinds.iter().any(|k| k.starts_with(&format!("{kind} "))),
@@ -154,5 +155,32 @@ fn planted_errors_are_caught() {
         let report = validate(std::slice::from_ref(&doc));
         let text = report["violations"].to_string();
         assert!(text.contains(expect), "{class}: not caught: {text}");
+    }
+}
+
+/// The README's Istio access-log snippet: its `Telemetry` validates against
+/// Istio's CRD, and its provider's fields are the ones `render` logs.
+#[test]
+fn the_readmes_istio_access_log_snippet_is_valid() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split("```yaml\n# istioctl install / the istiod Helm values\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the README's Istio access-log snippet");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(block).unwrap();
+    let resources: Vec<Value> = docs
+        .iter()
+        .filter(|d| d.get("kind").is_some())
+        .cloned()
+        .collect();
+    assert_eq!(resources.len(), 1);
+    let report = validate(&resources);
+    assert_eq!(report["violations"], json!([]), "{report}");
+    let labels = &docs[0]["meshConfig"]["extensionProviders"][0]["envoyFileAccessLog"]["logFormat"]
+        ["labels"];
+    let fields = backstage_proxy_wasm_cli::render::access_log_fields();
+    for (k, v) in labels.as_object().unwrap() {
+        assert_eq!(&fields[k], v, "{k}");
     }
 }

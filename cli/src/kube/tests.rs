@@ -17,6 +17,7 @@ fn opts() -> KubeOptions {
         selector: vec![("istio".into(), "ingressgateway".into())],
         gateway_api: false,
         traffic_extension: false,
+        envoy_proxy: false,
     }
 }
 

@@ -38,7 +38,12 @@ pub const MODES: [&[&str]; 5] = [
         "--hostname",
         "backstage.example.com",
     ],
-    &["envoy-gateway", "--hostname", "backstage.example.com"],
+    &[
+        "envoy-gateway",
+        "--hostname",
+        "backstage.example.com",
+        "--envoy-proxy",
+    ],
 ];
 
 /// Every mode of both commands on every fixture: (description, mode, docs).
