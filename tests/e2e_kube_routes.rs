@@ -19,13 +19,9 @@ use support::*;
 const TOKEN: &str = "static-token-0123456789";
 const HOST: &str = "backstage.example.com";
 
-fn istio_docs(port: u16) -> Vec<Value> {
-    let yaml = format!(
-        "backend:\n  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {TOKEN}, subject: ci }}\nproxy:\n  endpoints:\n    /svc: http://127.0.0.1:{port}/base\n    /keep: {{ target: 'http://localhost:{port}/keep', changeOrigin: false }}\n    /slow: {{ target: 'http://127.0.0.1:{port}/slow', proxyTimeout: 5000 }}\n"
-    );
-    let loaded = load(&[load_yaml("app-config.yaml", &yaml).unwrap()], &|_| None);
-    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-    let opts = KubeOptions {
+/// A classic Istio ingress gateway serving [`HOST`].
+fn classic_gateway() -> KubeOptions {
+    KubeOptions {
         url: "oci://r/x:1".into(),
         sha256: None,
         namespace: "istio-system".into(),
@@ -35,7 +31,16 @@ fn istio_docs(port: u16) -> Vec<Value> {
         gateway_api: false,
         traffic_extension: false,
         envoy_proxy: false,
-    };
+    }
+}
+
+fn istio_docs(port: u16) -> Vec<Value> {
+    let yaml = format!(
+        "backend:\n  auth:\n    externalAccess:\n      - type: static\n        options: {{ token: {TOKEN}, subject: ci }}\nproxy:\n  endpoints:\n    /svc: http://127.0.0.1:{port}/base\n    /keep: {{ target: 'http://localhost:{port}/keep', changeOrigin: false }}\n    /slow: {{ target: 'http://127.0.0.1:{port}/slow', proxyTimeout: 5000 }}\n"
+    );
+    let loaded = load(&[load_yaml("app-config.yaml", &yaml).unwrap()], &|_| None);
+    assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+    let opts = classic_gateway();
     kube::istio(&loaded, &opts).unwrap().0
 }
 
@@ -180,17 +185,7 @@ fn the_istio_envoy_filter_rate_limits_in_envoy_and_no_other_route_feeds_it() {
     );
     let l = loaded(&app_config(stub.port));
     assert!(l.errors.is_empty(), "{:?}", l.errors);
-    let opts = KubeOptions {
-        url: "oci://r/x:1".into(),
-        sha256: None,
-        namespace: "istio-system".into(),
-        gateway: "backstage-gateway".into(),
-        hostnames: vec![HOST.into()],
-        selector: vec![("istio".into(), "ingressgateway".into())],
-        gateway_api: false,
-        traffic_extension: false,
-        envoy_proxy: false,
-    };
+    let opts = classic_gateway();
     let docs = kube::istio(&l, &opts).unwrap().0;
     let plugin = docs.iter().find(|d| d["kind"] == "WasmPlugin").unwrap();
     let vs = docs.iter().find(|d| d["kind"] == "VirtualService").unwrap();

@@ -315,20 +315,7 @@ pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warning
         set(&mut s, "phase", json!("AUTHN"));
         s
     };
-    if opts.gateway_api {
-        set(
-            &mut spec,
-            "targetRefs",
-            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }]),
-        );
-    } else {
-        let labels: Map<String, Value> = opts
-            .selector
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        set(&mut spec, "selector", json!({ "matchLabels": labels }));
-    }
+    bind_istio(&mut spec, opts, gw_name, ("selector", "matchLabels"));
     let plugin_ns = if opts.gateway_api {
         gw_ns
     } else {
@@ -394,20 +381,7 @@ fn istio_rate_limits(
         }
     ]);
     let mut spec = json!({ "configPatches": patches });
-    if opts.gateway_api {
-        set(
-            &mut spec,
-            "targetRefs",
-            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }]),
-        );
-    } else {
-        let labels: Map<String, Value> = opts
-            .selector
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        set(&mut spec, "workloadSelector", json!({ "labels": labels }));
-    }
+    bind_istio(&mut spec, opts, gw_name, ("workloadSelector", "labels"));
     let mut docs = vec![json!({
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "EnvoyFilter",
@@ -444,6 +418,26 @@ fn istio_rate_limits(
         }
     }
     docs
+}
+
+/// Binds an Istio resource to the gateway: `targetRefs` to the Gateway on
+/// a Gateway API deployment, else the gateway workload's labels (`--selector`)
+/// under `field.labels` (each kind names them its own way).
+fn bind_istio(spec: &mut Value, opts: &KubeOptions, gw_name: &str, (field, labels): (&str, &str)) {
+    if opts.gateway_api {
+        set(
+            spec,
+            "targetRefs",
+            json!([{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }]),
+        );
+    } else {
+        let matched: Map<String, Value> = opts
+            .selector
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        set(spec, field, json!({ labels: matched }));
+    }
 }
 
 /// The classic gateway's routing: one `http` route per header value (and

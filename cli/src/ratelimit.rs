@@ -107,42 +107,35 @@ fn unit(b: &Budget, path: &str) -> Result<&'static str, String> {
 /// counter, in Redis). `None` without `gateway.rateLimitService`.
 pub fn service_config(plan: &Plan) -> Option<Result<Value, String>> {
     let s = plan.gateway.rate_limit_service.as_ref()?;
+    Some(service_descriptors(plan).map(|d| json!({ "domain": s.domain, "descriptors": d })))
+}
+
+fn service_descriptors(plan: &Plan) -> Result<Vec<Value>, String> {
     let mut descriptors = Vec::new();
     for e in &plan.endpoints {
         let Some(limit) = &e.rate_limit else { continue };
-        let path = format!("gateway.rateLimits.{}", e.raw_key);
+        // A budget as the service writes it.
+        let rate = |b: &Budget, name: &str| -> Result<Value, String> {
+            let path = format!("gateway.rateLimits.{}.{name}", e.raw_key);
+            Ok(json!({ "unit": unit(b, &path)?, "requests_per_unit": b.requests }))
+        };
         let mut d = json!({
             "key": RATE_LIMIT_ENDPOINT_DESCRIPTOR,
             "value": descriptor_value(&e.raw_key),
         });
         if let Some(t) = &limit.total {
-            let unit = match unit(t, &format!("{path}.total")) {
-                Ok(u) => u,
-                Err(m) => return Some(Err(m)),
-            };
-            crate::render::set(
-                &mut d,
-                "rate_limit",
-                json!({ "unit": unit, "requests_per_unit": t.requests }),
-            );
+            crate::render::set(&mut d, "rate_limit", rate(t, "total")?);
         }
         if let Some(p) = &limit.per_principal {
-            let unit = match unit(p, &format!("{path}.perPrincipal")) {
-                Ok(u) => u,
-                Err(m) => return Some(Err(m)),
-            };
             crate::render::set(
                 &mut d,
                 "descriptors",
-                json!([{ "key": RATE_LIMIT_PRINCIPAL_DESCRIPTOR,
-                         "rate_limit": { "unit": unit, "requests_per_unit": p.requests } }]),
+                json!([{ "key": RATE_LIMIT_PRINCIPAL_DESCRIPTOR, "rate_limit": rate(p, "perPrincipal")? }]),
             );
         }
         descriptors.push(d);
     }
-    Some(Ok(
-        json!({ "domain": s.domain, "descriptors": descriptors }),
-    ))
+    Ok(descriptors)
 }
 
 #[cfg(test)]

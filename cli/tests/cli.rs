@@ -53,6 +53,28 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `render` of `input` into `output` for the built `.wasm`, on loopback with
+/// ports Envoy chooses.
+fn render_to(input: &str, output: &str, env: &[(&str, &str)]) -> Output {
+    let wasm = wasm_path().display().to_string();
+    run_cli(
+        &[
+            "render",
+            "--wasm",
+            &wasm,
+            "--admin-port",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--output",
+            output,
+            input,
+        ],
+        env,
+        None,
+    )
+}
+
 /// `envoy --mode validate` on a rendered file; the filter's on_configure runs.
 fn envoy_validate(yaml_path: &str, env: &[(&str, &str)]) {
     support::envoy_validate(Path::new(yaml_path), &std::env::current_dir().unwrap(), env);
@@ -137,23 +159,7 @@ fn render_examples_and_validate_each_in_envoy() {
             .join(format!("{name}.envoy.yaml"))
             .display()
             .to_string();
-        let wasm = wasm_path().display().to_string();
-        let o = run_cli(
-            &[
-                "render",
-                "--wasm",
-                &wasm,
-                "--admin-port",
-                "0",
-                "--listen",
-                "127.0.0.1:0",
-                "--output",
-                &output,
-                &input,
-            ],
-            &env,
-            None,
-        );
+        let o = render_to(&input, &output, &env);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         envoy_validate(&output, &env);
         let yaml = std::fs::read_to_string(&output).unwrap();
@@ -270,24 +276,8 @@ fn global_rate_limits_render_for_envoy_and_the_service() {
     let dir = TempDir::new("render-fleet");
     let input = write(&dir.0, "app-config.yaml", FLEET);
     let output = dir.0.join("envoy.yaml").display().to_string();
-    let wasm = wasm_path().display().to_string();
     let env = [("PAGERDUTY_TOKEN", "pd-secret")];
-    let o = run_cli(
-        &[
-            "render",
-            "--wasm",
-            &wasm,
-            "--admin-port",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-            "-o",
-            &output,
-            &input,
-        ],
-        &env,
-        None,
-    );
+    let o = render_to(&input, &output, &env);
     assert!(o.status.success(), "{}", stderr(&o));
     envoy_validate(&output, &env);
     let v: serde_json::Value =
