@@ -198,7 +198,7 @@ bench-breakdown: build cli bench-tools
 	@for f in "" $(BREAKDOWN); do \
 	  w=$(CURDIR)/$(PLUGIN); [ -n "$$f" ] && w=$(CURDIR)/target/breakdown/$$f/$(TARGET)/wasm/backstage_proxy_wasm.wasm; \
 	  echo "== $${f:-full filter}"; \
-	  WASM=$$w BENCH_ONLY="filter, static token" ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py 2>/dev/null | grep -E "^(bare Envoy \(no|filter, static)"; \
+	  WASM=$$w BENCH_ONLY='filter, static token$$' ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py 2>/dev/null | grep -E "^(bare Envoy \(no|filter, static)"; \
 	done
 
 # The in-VM cost of each token kind's verification, measured in Envoy.
