@@ -394,20 +394,21 @@ pub fn parse_value(
     }
     if let Some(v) = gateway_obj.get("access") {
         access::parse_access(&mut errs, v, &mut endpoints);
-        // A policy must not be walked around through another endpoint whose
-        // target holds this one's (the nesting SPEC §2 step 4 guards for
-        // credentials).
-        for b in endpoints.iter().filter(|b| b.access.is_some()) {
-            for a in endpoints.iter().filter(|a| a.access != b.access) {
-                if target_contains(a, b) {
-                    errs.add(
-                        &format!("gateway.access.{}", b.raw_key),
-                        format!("the target of '{}' contains this endpoint's target, so requests through '{}' would not be held to this policy; give '{}' the same policy, or targets that do not nest", a.raw_key, a.raw_key, a.raw_key),
-                    );
-                }
-            }
-        }
+        walked_around(
+            &mut errs,
+            &endpoints,
+            "gateway.access",
+            |a, b| b.access.is_some() && a.access != b.access,
+            "held to this policy; give '{a}' the same policy",
+        );
     }
+    walked_around(
+        &mut errs,
+        &endpoints,
+        "gateway.rateLimits",
+        |a, b| b.rate_limit.is_some() && a.rate_limit.is_none(),
+        "counted in any budget; give '{a}' a budget too (its own)",
+    );
 
     stat_names(&mut endpoints);
     let mut index = crate::fasthash::map();
@@ -457,6 +458,36 @@ pub fn parse_value(
 /// (scheme, host, port) whose target path lies strictly under A's and whose
 /// credentials are stricter. Equal targets are not nesting.
 /// `b`'s target lies strictly under `a`'s on the same origin.
+/// A per-endpoint policy of `section` must not be walked around through
+/// another endpoint `a` whose target holds this endpoint `b`'s, where
+/// `exposed(a, b)` (the nesting SPEC §2 step 4 guards for credentials): a
+/// load error at `b`'s key. `consequence` is the message's middle, with
+/// `{a}` for the other key.
+fn walked_around(
+    errs: &mut Errors,
+    endpoints: &[Endpoint],
+    section: &str,
+    exposed: impl Fn(&Endpoint, &Endpoint) -> bool,
+    consequence: &str,
+) {
+    for b in endpoints {
+        for a in endpoints
+            .iter()
+            .filter(|a| exposed(a, b) && target_contains(a, b))
+        {
+            errs.add(
+                &format!("{section}.{}", b.raw_key),
+                format!(
+                    "the target of '{}' contains this endpoint's target, so requests through '{}' would not be {}, or targets that do not nest",
+                    a.raw_key,
+                    a.raw_key,
+                    consequence.replace("{a}", &a.raw_key)
+                ),
+            );
+        }
+    }
+}
+
 fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
     let outer = a.target.path.trim_end_matches('/');
     let inner = b.target.path.trim_end_matches('/');

@@ -201,6 +201,27 @@ fn a_policy_cannot_be_walked_around_through_an_endpoint_whose_target_holds_it() 
 }
 
 #[test]
+fn a_budget_cannot_be_walked_around_through_an_endpoint_whose_target_holds_it() {
+    // /github's target holds /github-graphql's: requests through /github
+    // to /graphql would reach the same upstream path uncounted.
+    let parse = |limits: &str| {
+        let json = format!(
+            r#"{{"proxy":{{"endpoints":{{"/github":"https://api.github.com","/github-graphql":"https://api.github.com/graphql","/other":"https://api.github.com.evil.example/graphql"}}}},"gateway":{{"rateLimits":{limits}}}}}"#
+        );
+        config::parse(json.as_bytes(), &|_| None)
+    };
+    let errs =
+        parse(r#"{"/github-graphql":{"perPrincipal":{"requests":10,"seconds":60}}}"#).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "gateway.rateLimits./github-graphql");
+    assert!(errs[0].message.contains("'/github'"), "{errs:?}");
+    // A budget on the outer endpoint too (counted apart) is accepted, and
+    // so is a budget on the outer one only.
+    assert!(parse(r#"{"/github-graphql":{"total":{"requests":10,"seconds":60}},"/github":{"total":{"requests":99,"seconds":60}}}"#).is_ok());
+    assert!(parse(r#"{"/github":{"total":{"requests":99,"seconds":60}}}"#).is_ok());
+}
+
+#[test]
 fn rate_limits_parse_and_bad_ones_name_their_json_path() {
     let json = r#"{"proxy":{"endpoints":{"/pd":"https://api.pagerduty.com"}},
         "gateway":{"rateLimits":{"/pd":{"perPrincipal":{"requests":100,"seconds":60},"total":{"requests":1000,"seconds":60}}}}}"#;
