@@ -204,7 +204,7 @@ pub fn run(
             {
                 let who = fwd.principal.as_ref().map(Principal::name);
                 if let Admit::No { retry_after_s } =
-                    ratelimit::admit(&mut HostShared, rate_scope(e), who, limit, now_ms())
+                    ratelimit::admit(&mut HostShared, ratelimit::scope(e), who, limit, now_ms())
                 {
                     {
                         let mut r = rt.borrow_mut();
@@ -353,12 +353,6 @@ fn rate_limit_service_reply<'h>(
         )],
         _ => Vec::new(),
     }
-}
-
-/// An endpoint's name in the shared-data keys of its rate limits: its
-/// normalised key (keys that differ only in case are refused at load).
-pub fn rate_scope(e: &backstage_proxy_core::config::Endpoint) -> &str {
-    &e.key
 }
 
 /// Above this many removals a header map is replaced whole. Each removal

@@ -300,22 +300,19 @@ fn execute(rt: &Shared, cmds: Vec<Command>) {
     }
 }
 
-/// Decides each stream again, in its own context, and resumes or answers
-/// it; streams that still need a set are parked again by the decision.
-/// Restores the root as the effective context afterwards.
-/// The shared-data counters of every rate-limited endpoint, where absent
+/// The shared-data counters the filter's own budgets need, where absent
 /// (Envoy's shared data has no create-if-absent for requests to rely on).
 fn create_rate_limit_counters(plan: &backstage_proxy_core::config::Plan) {
-    for e in &plan.endpoints {
-        let Some(limit) = &e.rate_limit else { continue };
-        for key in backstage_proxy_core::ratelimit::keys(crate::http::rate_scope(e), limit) {
-            if matches!(hostcalls::get_shared_data(&key), Ok((None, _)) | Err(_)) {
-                let _ = hostcalls::set_shared_data(&key, Some(b"0:0"), None);
-            }
+    for key in backstage_proxy_core::ratelimit::shared_keys(plan) {
+        if matches!(hostcalls::get_shared_data(&key), Ok((None, _)) | Err(_)) {
+            let _ = hostcalls::set_shared_data(&key, Some(b"0:0"), None);
         }
     }
 }
 
+/// Decides each stream again, in its own context, and resumes or answers
+/// it; streams that still need a set are parked again by the decision.
+/// Restores the root as the effective context afterwards.
 fn redecide(rt: &Shared, ids: Vec<u32>) {
     let root_id = rt.borrow().root_id;
     for id in ids {

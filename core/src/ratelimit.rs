@@ -120,6 +120,27 @@ fn take(shared: &mut dyn SharedData, key: &str, b: &Budget, now_ms: u64) -> Admi
 #[cfg(test)]
 mod tests;
 
+/// An endpoint's name in the shared-data keys of its budgets: its
+/// normalised key (keys that differ only in case are refused at load).
+pub fn scope(e: &crate::config::Endpoint) -> &str {
+    &e.key
+}
+
+/// Every shared-data key the filter's own budgets use, for the filter to
+/// create when it loads its configuration. None with
+/// `gateway.rateLimitService`: the service counts, and 1,024 unused
+/// counters per endpoint would only take the host's memory.
+pub fn shared_keys(plan: &crate::config::Plan) -> Vec<String> {
+    if plan.gateway.rate_limit_service.is_some() {
+        return Vec::new();
+    }
+    plan.endpoints
+        .iter()
+        .filter_map(|e| e.rate_limit.as_ref().map(|l| keys(scope(e), l)))
+        .flatten()
+        .collect()
+}
+
 /// A descriptor value as a header can carry it: bytes outside visible
 /// ASCII, and `%` itself, percent-encoded, so that distinct principals stay
 /// distinct and no value can break the header (a token's `sub` is the

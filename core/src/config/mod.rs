@@ -402,6 +402,11 @@ pub fn parse_value(
             "held to this policy; give '{a}' the same policy",
         );
     }
+    if gateway.rate_limit_service.is_some() && endpoints.iter().all(|e| e.rate_limit.is_none()) {
+        warnings.push(
+            "gateway.rateLimitService is set but no endpoint has a budget in gateway.rateLimits: the service is never asked".to_string(),
+        );
+    }
     walked_around(
         &mut errs,
         &endpoints,

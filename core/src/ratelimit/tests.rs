@@ -270,6 +270,20 @@ mod service {
     }
 
     #[test]
+    fn with_the_service_the_filter_creates_no_counters_of_its_own() {
+        assert!(super::super::shared_keys(&plan(true)).is_empty());
+        // Without it, every budget's counters: /pd per principal
+        // (1,024 slots), /open in total.
+        let local = super::super::shared_keys(&plan(false));
+        assert_eq!(
+            local.len(),
+            super::super::SLOTS as usize + 1,
+            "{:?}",
+            &local[..3]
+        );
+    }
+
+    #[test]
     fn descriptor_values_are_injective_and_header_safe() {
         let cases = [
             "user:default/alice",
@@ -348,6 +362,15 @@ mod service {
             let errs = config::parse(json.as_bytes(), &|_| None).unwrap_err();
             assert!(errs.iter().any(|e| e.path == path), "{gateway}: {errs:?}");
         }
+        // A service without budgets is never asked: a warning, as `check`
+        // prints it.
+        let idle = format!(r#"{base}{{"rateLimitService":{{"url":"http://rl:8081"}}}}}}"#);
+        let p = config::parse(idle.as_bytes(), &|_| None).unwrap();
+        assert!(
+            p.warnings.iter().any(|w| w.contains("never asked")),
+            "{:?}",
+            p.warnings
+        );
         // The same window is fine for the filter's own counters.
         let local = format!(
             r#"{base}{{"rateLimits":{{"/pd":{{"total":{{"requests":5,"seconds":120}}}}}}}}}}"#
