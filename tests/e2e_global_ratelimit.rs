@@ -192,6 +192,10 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
         envoy.counter("wasmcustom.backstage_proxy.endpoint.capped.denied.rate_limited"),
         1
     );
+    // Envoy's own, under the upstream's cluster.
+    let cluster = format!("cluster.http_127.0.0.1_{}.ratelimit", up.port);
+    assert_eq!(envoy.counter(&format!("{cluster}.over_limit")), 3);
+    assert_eq!(envoy.counter(&format!("{cluster}.ok")), 3 + 1 + 2);
     let text = wait_for_lines(&log, 5 + 1 + 3 + 20 + 3);
     let lines: Vec<Value> = text
         .lines()
