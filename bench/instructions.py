@@ -18,6 +18,7 @@ import json
 import os
 import pathlib
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -327,6 +328,9 @@ class Keys(http.server.BaseHTTPRequestHandler):
 
 
 def main():
+    # Stopped from outside (Ctrl-C, kill): still stop the Envoys and the
+    # stand-in it started, through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keys)
     user_token, jwks = user_token_and_jwks(f"http://127.0.0.1:{keys.server_port}")
     Keys.body = jwks.encode()
