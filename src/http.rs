@@ -151,46 +151,12 @@ pub fn run(
             reply,
             endpoint,
             principal,
-        } => {
-            audit(
-                &plan,
-                principal.as_ref(),
-                endpoint,
-                reply.reason.map(Reason::code).unwrap_or("own_jwks"),
-            );
-            let mut r = rt.borrow_mut();
-            match reply.reason {
-                Some(reason) => {
-                    r.metrics.deny(reason);
-                    if let Some(i) = endpoint {
-                        r.metrics.endpoint(&plan, i, Some(reason));
-                    }
-                    let key = endpoint
-                        .and_then(|i| plan.endpoints.get(i))
-                        .map(|e| e.raw_key.as_str())
-                        .unwrap_or("-");
-                    debug!(
-                        "backstage-proxy-wasm: denied status={} reason={} endpoint={}",
-                        reply.status,
-                        reason.code(),
-                        key
-                    );
-                }
-                None => Metrics::bump(r.metrics.own_jwks, 1),
-            }
-            drop(r);
-            send(stream, &reply)
-        }
+        } => refuse(rt, &plan, stream, &reply, endpoint, principal.as_ref()),
         Decision::Forward(mut fwd) => {
             if plan.gateway.rate_limit_service.is_some() {
                 // Envoy's rate limit filter decides, for the whole fleet;
                 // its refusal's body names the path as the client sent it.
-                ratelimit::hand_over(&plan, headers, &mut fwd);
-                let limited = plan
-                    .endpoints
-                    .get(fwd.endpoint)
-                    .is_some_and(|e| e.rate_limit.is_some());
-                if limited {
+                if ratelimit::hand_over(&plan, headers, &mut fwd) {
                     let url = path.as_deref().unwrap_or_default();
                     let _ = hostcalls::set_property(
                         vec!["backstage_proxy.request_url"],
@@ -206,18 +172,6 @@ pub fn run(
                 if let Admit::No { retry_after_s } =
                     ratelimit::admit(&mut HostShared, ratelimit::scope(e), who, limit, now_ms())
                 {
-                    {
-                        let mut r = rt.borrow_mut();
-                        r.metrics.deny(Reason::RateLimited);
-                        r.metrics
-                            .endpoint(&plan, fwd.endpoint, Some(Reason::RateLimited));
-                    }
-                    audit(
-                        &plan,
-                        fwd.principal.as_ref(),
-                        Some(fwd.endpoint),
-                        Reason::RateLimited.code(),
-                    );
                     let mut r = reply::error(
                         429,
                         Reason::RateLimited,
@@ -228,7 +182,14 @@ pub fn run(
                     );
                     r.headers
                         .push(("retry-after".to_string(), retry_after_s.to_string()));
-                    return send(stream, &r);
+                    return refuse(
+                        rt,
+                        &plan,
+                        stream,
+                        &r,
+                        Some(fwd.endpoint),
+                        fwd.principal.as_ref(),
+                    );
                 }
             }
             {
@@ -253,20 +214,55 @@ pub fn run(
                     Action::Pause
                 }
                 Park::Refuse => {
-                    r.metrics.deny(Reason::KeySetUnavailable);
                     drop(r);
-                    audit(&plan, None, None, Reason::KeySetUnavailable.code());
                     let reply = reply::unauthenticated(
                         Reason::KeySetUnavailable,
                         "Invalid token",
                         &method,
                         path.as_deref().unwrap_or_default(),
                     );
-                    send(stream, &reply)
+                    refuse(rt, &plan, stream, &reply, None, None)
                 }
             }
         }
     }
+}
+
+/// The filter's own reply: in the audit trail, counted (a denial also per
+/// endpoint) and logged at debug, then sent.
+fn refuse(
+    rt: &Shared,
+    plan: &Plan,
+    stream: &Rc<RefCell<Stream>>,
+    reply: &Reply,
+    endpoint: Option<usize>,
+    principal: Option<&Principal>,
+) -> Action {
+    audit(
+        plan,
+        principal,
+        endpoint,
+        reply.reason.map(Reason::code).unwrap_or("own_jwks"),
+    );
+    let mut r = rt.borrow_mut();
+    match reply.reason {
+        Some(reason) => {
+            r.metrics.deny(plan, reason, endpoint);
+            let key = endpoint
+                .and_then(|i| plan.endpoints.get(i))
+                .map(|e| e.raw_key.as_str())
+                .unwrap_or("-");
+            debug!(
+                "backstage-proxy-wasm: denied status={} reason={} endpoint={}",
+                reply.status,
+                reason.code(),
+                key
+            );
+        }
+        None => Metrics::bump(r.metrics.own_jwks, 1),
+    }
+    drop(r);
+    send(stream, reply)
 }
 
 /// The audit trail: who called which endpoint and what the filter decided,
@@ -321,11 +317,7 @@ fn rate_limit_service_reply<'h>(
         b"rate_limiter_error" => Reason::RateLimitServiceError,
         _ => return Vec::new(),
     };
-    {
-        let mut r = rt.borrow_mut();
-        r.metrics.deny(reason);
-        r.metrics.endpoint(plan, endpoint, Some(reason));
-    }
+    rt.borrow_mut().metrics.deny(plan, reason, Some(endpoint));
     // The principal was logged when the request was let through.
     if plan.gateway.audit_trail {
         let _ = hostcalls::set_property(

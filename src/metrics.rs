@@ -109,8 +109,13 @@ impl Metrics {
         }
     }
 
-    pub fn deny(&self, reason: Reason) {
+    /// Counts a denial, and for a request that had found its endpoint the
+    /// same per endpoint.
+    pub fn deny(&mut self, plan: &Plan, reason: Reason, endpoint: Option<usize>) {
         Metrics::bump(self.denied.get(&reason).copied(), 1);
+        if let Some(i) = endpoint {
+            self.endpoint(plan, i, Some(reason));
+        }
     }
 
     pub fn fetch(&self, c: Counter) {

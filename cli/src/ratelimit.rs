@@ -68,9 +68,9 @@ pub fn http_filter(s: &RateLimitService) -> Value {
 /// request it hands over: the `:path` Envoy holds by then is the
 /// upstream's.
 pub fn local_reply_config() -> Value {
-    let body = |name: &str, message: &str, status: u16| {
+    let body = |flag: &str, name: &str, message: &str| {
         json!({
-            "filter": { "response_flag_filter": { "flags": [if status == 429 { "RL" } else { "RLSE" }] } },
+            "filter": { "response_flag_filter": { "flags": [flag] } },
             "body_format_override": {
                 "json_format": {
                     "error": { "name": name, "message": message },
@@ -85,8 +85,8 @@ pub fn local_reply_config() -> Value {
         })
     };
     json!({ "mappers": [
-        body("TooManyRequestsError", "Too many requests to this endpoint", 429),
-        body("ServiceUnavailableError", "The rate limit service is unavailable", 503)
+        body("RL", "TooManyRequestsError", "Too many requests to this endpoint"),
+        body("RLSE", "ServiceUnavailableError", "The rate limit service is unavailable")
     ] })
 }
 

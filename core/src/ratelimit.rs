@@ -117,9 +117,6 @@ fn take(shared: &mut dyn SharedData, key: &str, b: &Budget, now_ms: u64) -> Admi
     Admit::No { retry_after_s: 1 }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// An endpoint's name in the shared-data keys of its budgets: its
 /// normalised key (keys that differ only in case are refused at load).
 pub fn scope(e: &crate::config::Endpoint) -> &str {
@@ -167,16 +164,17 @@ pub fn descriptor_value(s: &str) -> std::borrow::Cow<'_, str> {
 /// set for an endpoint with budgets (the principal only when there is
 /// one), and a client's own copies removed everywhere else, so that no
 /// caller can choose the descriptors its request is counted under. Nothing
-/// without the service: the filter counts itself.
+/// without the service: the filter counts itself. Returns whether the
+/// endpoint's budgets were handed over (the service may refuse it).
 pub fn hand_over(
     plan: &crate::config::Plan,
     headers: &[(String, Vec<u8>)],
     fwd: &mut crate::decision::Forward<'_>,
-) {
+) -> bool {
     use crate::config::{RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
     use std::borrow::Cow;
     if plan.gateway.rate_limit_service.is_none() {
-        return;
+        return false;
     }
     let limited = plan
         .endpoints
@@ -206,4 +204,8 @@ pub fn hand_over(
     for (i, edit) in set.into_iter().enumerate() {
         fwd.set.insert(i, edit);
     }
+    limited.is_some()
 }
+
+#[cfg(test)]
+mod tests;

@@ -398,7 +398,8 @@ pub fn parse_value(
             &mut errs,
             &endpoints,
             "gateway.access",
-            |a, b| b.access.is_some() && a.access != b.access,
+            |b| b.access.is_some(),
+            |a, b| a.access != b.access,
             "held to this policy; give '{a}' the same policy",
         );
     }
@@ -411,7 +412,8 @@ pub fn parse_value(
         &mut errs,
         &endpoints,
         "gateway.rateLimits",
-        |a, b| b.rate_limit.is_some() && a.rate_limit.is_none(),
+        |b| b.rate_limit.is_some(),
+        |a, _| a.rate_limit.is_none(),
         "counted in any budget; give '{a}' a budget too (its own)",
     );
 
@@ -459,23 +461,20 @@ pub fn parse_value(
     })
 }
 
-/// SPEC §2 step 4: for each endpoint A, the endpoints B on the same origin
-/// (scheme, host, port) whose target path lies strictly under A's and whose
-/// credentials are stricter. Equal targets are not nesting.
-/// `b`'s target lies strictly under `a`'s on the same origin.
 /// A per-endpoint policy of `section` must not be walked around through
-/// another endpoint `a` whose target holds this endpoint `b`'s, where
-/// `exposed(a, b)` (the nesting SPEC §2 step 4 guards for credentials): a
-/// load error at `b`'s key. `consequence` is the message's middle, with
-/// `{a}` for the other key.
+/// another endpoint `a` whose target holds the target of an endpoint `b`
+/// that has the policy (`held(b)`), where `exposed(a, b)` (the nesting SPEC
+/// §2 step 4 guards for credentials): a load error at `b`'s key.
+/// `consequence` is the message's middle, with `{a}` for the other key.
 fn walked_around(
     errs: &mut Errors,
     endpoints: &[Endpoint],
     section: &str,
+    held: impl Fn(&Endpoint) -> bool,
     exposed: impl Fn(&Endpoint, &Endpoint) -> bool,
     consequence: &str,
 ) {
-    for b in endpoints {
+    for b in endpoints.iter().filter(|b| held(b)) {
         for a in endpoints
             .iter()
             .filter(|a| exposed(a, b) && target_contains(a, b))
@@ -493,6 +492,8 @@ fn walked_around(
     }
 }
 
+/// `b`'s target lies strictly under `a`'s on the same origin (scheme,
+/// host, port). Equal targets are not nesting.
 fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
     let outer = a.target.path.trim_end_matches('/');
     let inner = b.target.path.trim_end_matches('/');
@@ -506,6 +507,8 @@ fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
         && inner.as_bytes().get(outer.len()) == Some(&b'/')
 }
 
+/// SPEC §2 step 4: for each endpoint A, the endpoints B whose target lies
+/// under A's ([`target_contains`]) and whose credentials are stricter.
 fn nested_stricter(endpoints: &[Endpoint], all_open: bool) -> Vec<Vec<usize>> {
     endpoints
         .iter()
