@@ -3,14 +3,16 @@
 //!
 //! - [`root`]: loads the configuration into the core's immutable plan,
 //!   carries out the key-set fetch coordinator's commands, ticks.
-//! - [`http`]: feeds each request's headers to the core's decision and
-//!   applies what comes back, in both directions.
+//! - [`http`]: reads each request's headers, asks the core, and applies
+//!   its answer, in both directions.
+//! - [`runtime`]: the per-VM state both share, and the clock.
 //! - [`metrics`]: the counters Envoy shows as `backstage_proxy.*`.
 //! - [`shared_data`]: the host's shared data, as the core's trait.
 
 mod http;
 mod metrics;
 mod root;
+mod runtime;
 mod shared_data;
 
 proxy_wasm::main! {{

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use backstage_proxy_core::audit::Outcome;
 use backstage_proxy_core::auth::jwks::fetch::Counter;
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::fasthash::{self, FastMap};
@@ -11,12 +12,12 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 pub struct Metrics {
-    pub allowed: Option<u32>,
-    pub passthrough: Option<u32>,
-    pub own_jwks: Option<u32>,
+    allowed: Option<u32>,
+    passthrough: Option<u32>,
+    own_jwks: Option<u32>,
     /// CORS preflights the filter answered (`backend.cors`).
-    pub cors_preflight: Option<u32>,
-    pub denied: HashMap<Reason, u32>,
+    cors_preflight: Option<u32>,
+    denied: HashMap<Reason, u32>,
     fetch: HashMap<Counter, u32>,
     pub cache_hit: Option<u32>,
     pub cache_miss: Option<u32>,
@@ -115,6 +116,23 @@ impl Metrics {
         Metrics::bump(self.denied.get(&reason).copied(), 1);
         if let Some(i) = endpoint {
             self.endpoint(plan, i, Some(reason));
+        }
+    }
+
+    /// Counts what the filter did with a request; for an endpoint, the
+    /// same per endpoint.
+    pub fn count(&mut self, plan: &Plan, outcome: Outcome, endpoint: Option<usize>) {
+        match outcome {
+            Outcome::Allowed => {
+                Metrics::bump(self.allowed, 1);
+                if let Some(i) = endpoint {
+                    self.endpoint(plan, i, None);
+                }
+            }
+            Outcome::Denied(reason) => self.deny(plan, reason, endpoint),
+            Outcome::OwnJwks => Metrics::bump(self.own_jwks, 1),
+            Outcome::CorsPreflight => Metrics::bump(self.cors_preflight, 1),
+            Outcome::PassThrough => Metrics::bump(self.passthrough, 1),
         }
     }
 

@@ -6,56 +6,27 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use backstage_proxy_core::auth::jwks::fetch::{Command, Coordinator, Response};
 use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{self, Plan};
-use backstage_proxy_core::fasthash::{self, FastMap};
+use backstage_proxy_core::decision;
+use backstage_proxy_core::fasthash;
+use backstage_proxy_core::ratelimit;
 use backstage_proxy_core::vm_slot::{self, Slot};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
 
-use crate::http::{self, Http, Stream};
+use crate::http::{self, Http};
 use crate::metrics::Metrics;
+use crate::runtime::{now_ms, Runtime, Shared};
 use crate::shared_data::HostShared;
 
 /// How often the root looks at key sets (refresh, shared data, lost fetches).
 const TICK: Duration = Duration::from_millis(100);
-
-/// Per-VM state shared by the root and every HTTP context of the VM.
-pub struct Runtime {
-    pub root_id: u32,
-    pub plan: Rc<Plan>,
-    pub auth: AuthState,
-    pub coord: Coordinator,
-    pub metrics: Metrics,
-    /// This VM's wake-up queue (HTTP contexts → root).
-    pub queue: Option<u32>,
-    /// Paused streams, by context id.
-    pub streams: FastMap<u32, Rc<RefCell<Stream>>>,
-    pub hits_seen: u64,
-    pub misses_seen: u64,
-    /// Some endpoint has `xfwd`: only then is the client address read.
-    pub needs_client: bool,
-    /// This instance's slot: the stable part of its gauge and queue names.
-    pub slot: Option<Slot>,
-    /// A random number of this instance's own (its slot leases say it).
-    pub owner: u64,
-    pub ticks: u32,
-}
-
-pub type Shared = Rc<RefCell<Runtime>>;
-
-pub fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 pub struct Root {
     id: u32,
@@ -302,10 +273,10 @@ fn execute(rt: &Shared, cmds: Vec<Command>) {
 
 /// The shared-data counters the filter's own budgets need, where absent
 /// (Envoy's shared data has no create-if-absent for requests to rely on).
-fn create_rate_limit_counters(plan: &backstage_proxy_core::config::Plan) {
-    for key in backstage_proxy_core::ratelimit::shared_keys(plan) {
+fn create_rate_limit_counters(plan: &Plan) {
+    for key in decision::counter_keys(plan) {
         if matches!(hostcalls::get_shared_data(&key), Ok((None, _)) | Err(_)) {
-            let _ = hostcalls::set_shared_data(&key, Some(b"0:0"), None);
+            let _ = hostcalls::set_shared_data(&key, Some(ratelimit::NEW_COUNTER), None);
         }
     }
 }
@@ -327,7 +298,10 @@ fn redecide(rt: &Shared, ids: Vec<u32>) {
             continue;
         }
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let resumed = matches!(http::run(rt, id, &stream, &headers), Action::Continue);
+        let resumed = matches!(
+            http::on_request(rt, id, &stream, &headers),
+            Action::Continue
+        );
         let waiting = rt.borrow().coord.is_waiting(id);
         if !waiting {
             let mut r = rt.borrow_mut();

@@ -1,7 +1,7 @@
 //! Envoy's shared data (one store for every worker VM of the plugin), as
 //! the core's [`SharedData`].
 
-use backstage_proxy_core::auth::jwks::fetch::SharedData;
+use backstage_proxy_core::shared_data::SharedData;
 use proxy_wasm::hostcalls;
 
 pub struct HostShared;

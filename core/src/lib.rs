@@ -12,7 +12,9 @@
 //! - [`reply`]: Backstage's local replies and reason codes.
 //! - [`crypto`]: the verifiers no well-kept crate does for us.
 
+pub mod access;
 pub mod ascii;
+pub mod audit;
 pub mod auth;
 pub mod base64;
 pub mod config;
@@ -21,11 +23,11 @@ pub mod crypto;
 pub mod decision;
 pub mod fasthash;
 pub mod headers;
+pub mod identity;
+pub mod path;
 pub mod ratelimit;
 pub mod reply;
 pub mod routing;
+pub mod shared_data;
 pub mod url;
 pub mod vm_slot;
-
-#[cfg(test)]
-pub(crate) mod test_shared;

@@ -8,17 +8,39 @@
 //! update loses the race [`CAS_ATTEMPTS`] times is refused, never let
 //! through uncounted). Like every fixed window, up to twice the budget can
 //! pass around a window's edge. Principals hash (FNV-1a, the same in every
-//! VM) to one of [`SLOTS`] counters per endpoint, so the state is bounded by
+//! VM) to one of [`COUNTERS_PER_ENDPOINT`] counters per endpoint, so the state is bounded by
 //! the configuration, never by how many principals there are (an identity
 //! provider can mint any number); two principals in one slot share a budget,
 //! which can only refuse more, never let more through. Fleets of gateways
 //! multiply the budget by their replica count: for those, Envoy's global
 //! rate limit service is the tool (README).
 
-use crate::auth::jwks::fetch::SharedData;
+use crate::shared_data::{self, SharedData};
 
 /// Counters per endpoint for per-principal budgets.
-pub const SLOTS: u64 = 1024;
+pub const COUNTERS_PER_ENDPOINT: u64 = 1024;
+/// Window lengths Envoy's rate limit service speaks (its units: second,
+/// minute, hour, day), for `gateway.rateLimitService`.
+pub const SERVICE_WINDOWS: [(u64, &str); 4] = [
+    (1, "second"),
+    (60, "minute"),
+    (3600, "hour"),
+    (86_400, "day"),
+];
+/// Request headers the filter sets for Envoy's rate limit filter
+/// (`gateway.rateLimitService`): the endpoint key and the principal. The
+/// routes `render` writes turn them into descriptors and remove them
+/// before the upstream; a client's own copies never get through.
+pub const ENDPOINT_HEADER: &str = "x-backstage-proxy-ratelimit-endpoint";
+pub const PRINCIPAL_HEADER: &str = "x-backstage-proxy-ratelimit-principal";
+/// Descriptor keys of those values, as the rate limit service's
+/// configuration names them.
+pub const ENDPOINT_DESCRIPTOR: &str = "backstage_proxy_endpoint";
+pub const PRINCIPAL_DESCRIPTOR: &str = "backstage_proxy_principal";
+/// `gateway.rateLimitService.domain` unless set.
+pub const DEFAULT_DOMAIN: &str = "backstage_proxy";
+/// A counter's value when the filter creates it: `<window>:<count>`.
+pub const NEW_COUNTER: &[u8] = b"0:0";
 /// Compare-and-swap attempts before a request is refused.
 pub const CAS_ATTEMPTS: usize = 8;
 
@@ -50,6 +72,14 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
+fn total_key(scope: &str) -> String {
+    shared_data::key("ratelimit", &format!("{scope}/total"))
+}
+
+fn principal_key(scope: &str, counter: u64) -> String {
+    shared_data::key("ratelimit", &format!("{scope}/p{counter}"))
+}
+
 /// The shared-data keys of an endpoint's budgets. Envoy's shared data has
 /// no create-if-absent (a write with version 0 is unconditional), so the
 /// filter creates every counter when it loads its configuration (where
@@ -57,10 +87,10 @@ fn fnv(s: &str) -> u64 {
 pub fn keys(scope: &str, limit: &RateLimit) -> Vec<String> {
     let mut out = Vec::new();
     if limit.total.is_some() {
-        out.push(format!("bpw.rl.{scope}.total"));
+        out.push(total_key(scope));
     }
     if limit.per_principal.is_some() {
-        out.extend((0..SLOTS).map(|i| format!("bpw.rl.{scope}.p{i}")));
+        out.extend((0..COUNTERS_PER_ENDPOINT).map(|i| principal_key(scope, i)));
     }
     out
 }
@@ -75,14 +105,12 @@ pub fn admit(
     now_ms: u64,
 ) -> Admit {
     if let Some(b) = &limit.total {
-        if let refused @ Admit::No { .. } =
-            take(shared, &format!("bpw.rl.{scope}.total"), b, now_ms)
-        {
+        if let refused @ Admit::No { .. } = take(shared, &total_key(scope), b, now_ms) {
             return refused;
         }
     }
     if let (Some(b), Some(p)) = (&limit.per_principal, principal) {
-        let key = format!("bpw.rl.{scope}.p{}", fnv(p) % SLOTS);
+        let key = principal_key(scope, fnv(p) % COUNTERS_PER_ENDPOINT);
         return take(shared, &key, b, now_ms);
     }
     Admit::Yes
@@ -117,27 +145,6 @@ fn take(shared: &mut dyn SharedData, key: &str, b: &Budget, now_ms: u64) -> Admi
     Admit::No { retry_after_s: 1 }
 }
 
-/// An endpoint's name in the shared-data keys of its budgets: its
-/// normalised key (keys that differ only in case are refused at load).
-pub fn scope(e: &crate::config::Endpoint) -> &str {
-    &e.key
-}
-
-/// Every shared-data key the filter's own budgets use, for the filter to
-/// create when it loads its configuration. None with
-/// `gateway.rateLimitService`: the service counts, and 1,024 unused
-/// counters per endpoint would only take the host's memory.
-pub fn shared_keys(plan: &crate::config::Plan) -> Vec<String> {
-    if plan.gateway.rate_limit_service.is_some() {
-        return Vec::new();
-    }
-    plan.endpoints
-        .iter()
-        .filter_map(|e| e.rate_limit.as_ref().map(|l| keys(scope(e), l)))
-        .flatten()
-        .collect()
-}
-
 /// A descriptor value as a header can carry it: bytes outside visible
 /// ASCII, and `%` itself, percent-encoded, so that distinct principals stay
 /// distinct and no value can break the header (a token's `sub` is the
@@ -156,55 +163,6 @@ pub fn descriptor_value(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-/// With `gateway.rateLimitService`, the request edits that hand Envoy's
-/// rate limit filter the endpoint and the principal
-/// ([`crate::config::RATE_LIMIT_ENDPOINT_HEADER`], `…PRINCIPAL_HEADER`):
-/// set for an endpoint with budgets (the principal only when there is
-/// one), and a client's own copies removed everywhere else, so that no
-/// caller can choose the descriptors its request is counted under. Nothing
-/// without the service: the filter counts itself. Returns whether the
-/// endpoint's budgets were handed over (the service may refuse it).
-pub fn hand_over(
-    plan: &crate::config::Plan,
-    headers: &[(String, Vec<u8>)],
-    fwd: &mut crate::decision::Forward<'_>,
-) -> bool {
-    use crate::config::{RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
-    use std::borrow::Cow;
-    if plan.gateway.rate_limit_service.is_none() {
-        return false;
-    }
-    let limited = plan
-        .endpoints
-        .get(fwd.endpoint)
-        .filter(|e| e.rate_limit.is_some());
-    let mut set: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
-    if let Some(e) = limited {
-        set.push((
-            Cow::Borrowed(RATE_LIMIT_ENDPOINT_HEADER),
-            Cow::Owned(descriptor_value(&e.raw_key).into_owned()),
-        ));
-        if let Some(p) = &fwd.principal {
-            set.push((
-                Cow::Borrowed(RATE_LIMIT_PRINCIPAL_HEADER),
-                Cow::Owned(descriptor_value(p.name()).into_owned()),
-            ));
-        }
-    }
-    for name in [RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER] {
-        let sent = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        let setting = set.iter().any(|(n, _)| n == name);
-        if sent && !setting && !fwd.remove.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-            fwd.remove.push(Cow::Borrowed(name));
-        }
-    }
-    // Before the destination, which stays last.
-    for (i, edit) in set.into_iter().enumerate() {
-        fwd.set.insert(i, edit);
-    }
-    limited.is_some()
 }
 
 #[cfg(test)]

@@ -142,5 +142,16 @@ pub fn own_jwks() -> Reply {
     }
 }
 
+/// 503 with an empty body: the filter has no configuration to decide by
+/// (Envoy created a stream for a VM whose configuration it refused).
+pub fn unconfigured() -> Reply {
+    Reply {
+        status: 503,
+        headers: Vec::new(),
+        body: Vec::new(),
+        reason: None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

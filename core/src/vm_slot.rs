@@ -12,7 +12,7 @@
 //! write the same free slot; the later write wins, and the other finds out
 //! at its next renewal and claims another.
 
-use crate::auth::jwks::fetch::SharedData;
+use crate::shared_data::{self, SharedData};
 
 /// Slots there are; past them an instance gets no slot (and its caller
 /// falls back to a name of its own).
@@ -21,7 +21,7 @@ pub const SLOTS: u32 = 64;
 pub const LEASE_MS: u64 = 10_000;
 
 fn key(index: u32) -> String {
-    format!("backstage_proxy/slot/{index}")
+    shared_data::key("slot", &index.to_string())
 }
 
 /// `<owner>:<until ms>`.

@@ -8,32 +8,13 @@
 use std::collections::{HashMap, HashSet};
 
 use backstage_proxy_core::auth::jwks::fetch::{
-    Command, Coordinator, Park, Response, SharedData, MAX_PAUSED,
+    Command, Coordinator, Park, Response, MAX_PAUSED,
 };
 use backstage_proxy_core::auth::jwks::store::{KeyStore, Source, Timing};
+use backstage_proxy_core::shared_data::InMemory;
 use libfuzzer_sys::fuzz_target;
 
 const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
-
-#[derive(Default)]
-struct Memory(HashMap<String, (Vec<u8>, u32)>);
-
-impl SharedData for Memory {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.0.get(key) {
-            Some((v, c)) => (Some(v.clone()), Some(*c)),
-            None => (None, None),
-        }
-    }
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        let current = self.0.get(key).map(|(_, c)| *c).unwrap_or(0);
-        if cas.is_some_and(|c| c != 0 && c != current) {
-            return false;
-        }
-        self.0.insert(key.to_string(), (value.to_vec(), current + 1));
-        true
-    }
-}
 
 fn src(i: u8) -> Source {
     let url = match i % 4 {
@@ -58,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let mut workers: Vec<Worker> = (0..2)
         .map(|_| Worker { keys: KeyStore::new(timing, pinned()), coord: Coordinator::default(), calls: HashMap::new(), waiting: HashSet::new() })
         .collect();
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut now = 0u64;
     let mut next_call = 1u32;
     for chunk in data.chunks(3) {

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use backstage_proxy_core::config::{parse, Plan};
+use backstage_proxy_core::path;
 use backstage_proxy_core::routing::{self, Location};
 use libfuzzer_sys::fuzz_target;
 
@@ -21,9 +22,9 @@ fn plan() -> &'static Plan {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else { return };
-    let split = routing::split_path(raw);
-    let safe = routing::check_path_safety(split.path).is_ok();
-    let canonical = routing::collapse_slashes(split.path);
+    let split = path::split_path(raw);
+    let safe = path::check_path_safety(split.path).is_ok();
+    let canonical = path::collapse_slashes(split.path);
     let Location::Under(rest) = routing::locate(plan(), &canonical) else { return };
     let Some((_, ep)) = routing::match_endpoint(plan(), &rest) else { return };
     if !safe {
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(up.starts_with(&format!("{base}/")) || up == base, "{raw:?} -> {up:?}");
         let p = up.split('?').next().unwrap_or_default();
         if ep.path_rewrite.is_none() {
-            assert!(routing::check_path_safety(p).is_ok(), "{raw:?} -> {up:?}");
+            assert!(path::check_path_safety(p).is_ok(), "{raw:?} -> {up:?}");
         }
     }
 });

@@ -11,9 +11,9 @@ pub mod token_cache;
 use serde_json::Value;
 
 use crate::config::Plan;
+use crate::identity::{Ownership, Principal};
 use crate::reply::Reason;
 use jwks::store::{KeyStore, Source, Timing};
-pub use token_cache::Ownership;
 use token_cache::{TokenCache, Verified};
 
 pub const TYP_PLUGIN: &str = "vnd.backstage.plugin";
@@ -21,26 +21,6 @@ pub const TYP_USER: &str = "vnd.backstage.user";
 pub const TYP_LIMITED_USER: &str = "vnd.backstage.limited-user";
 /// The `sub` every legacy (HS256 shared-secret) token carries.
 pub const LEGACY_SUBJECT: &str = "backstage-server";
-
-/// Who a valid token speaks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A Backstage user (`user:default/jane`).
-    User(String),
-    /// A plugin (`plugin:catalog`) or an external caller (`external:…`, or a
-    /// static token's configured subject).
-    Service(String),
-}
-
-impl Principal {
-    /// The principal as the access log names it: a user's or plugin's
-    /// entity reference, or a service principal's subject.
-    pub fn name(&self) -> &str {
-        match self {
-            Principal::User(s) | Principal::Service(s) => s,
-        }
-    }
-}
 
 /// A refused token: the status, Backstage's error name and message. The
 /// message is static text or built from configuration only; it never holds
@@ -184,7 +164,7 @@ pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64
     let skew = plan.gateway.clock_skew_seconds;
     if let Some(v) = state.tokens.get(token, now, skew, &state.keys) {
         state.cache_hits += 1;
-        return finish(plan, v);
+        return admit_restricted(plan, v);
     }
     // Decoded once; every kind works from the same parse.
     let decoded = jwt::decode(token);
@@ -195,12 +175,12 @@ pub fn authenticate(plan: &Plan, state: &mut AuthState, token: &str, now_ms: u64
             return authenticate_external(plan, state, token, decoded.as_ref(), now_ms)
         }
     };
-    settle(plan, state, token, result)
+    cache_and_admit(plan, state, token, result)
 }
 
 /// Records a successful verification in the cache and turns the result
 /// into an outcome.
-fn settle(
+fn cache_and_admit(
     plan: &Plan,
     state: &mut AuthState,
     token: &str,
@@ -212,14 +192,16 @@ fn settle(
             state
                 .tokens
                 .insert(token, ok.verified.clone(), ok.exp, ok.deps);
-            finish(plan, ok.verified)
+            admit_restricted(plan, ok.verified)
         }
         Err(kinds::Failure::Pending(src)) => Outcome::Pending(src),
         Err(kinds::Failure::Denied(d)) => Outcome::Denied(d),
     }
 }
 
-fn finish(plan: &Plan, v: Verified) -> Outcome {
+/// A verified token's principal, unless its access restrictions exclude
+/// this proxy.
+fn admit_restricted(plan: &Plan, v: Verified) -> Outcome {
     match restrict(plan, v.restrictions.as_ref(), v.principal) {
         Ok(p) => Outcome::Authenticated(p, v.ownership),
         Err(d) => Outcome::Denied(d),
@@ -246,7 +228,7 @@ fn authenticate_external(
         state
             .tokens
             .insert(token, verified.clone(), f64::INFINITY, Vec::new());
-        return finish(plan, verified);
+        return admit_restricted(plan, verified);
     }
     if let Some(result) = kinds::legacy::authenticate(plan, decoded, now) {
         return match result {
@@ -255,13 +237,13 @@ fn authenticate_external(
                 state
                     .tokens
                     .insert(token, verified.clone(), exp, Vec::new());
-                finish(plan, verified)
+                admit_restricted(plan, verified)
             }
             Err(d) => Outcome::Denied(d),
         };
     }
     match kinds::external::external(plan, state, token, decoded, now_ms) {
-        Some(result) => settle(plan, state, token, result),
+        Some(result) => cache_and_admit(plan, state, token, result),
         None => Outcome::Denied(Denial::unauthenticated(
             Reason::IllegalToken,
             "Illegal token",

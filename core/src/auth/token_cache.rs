@@ -10,7 +10,7 @@ use lru::LruCache;
 use crate::fasthash::Seeded;
 
 use super::jwks::store::KeyStore;
-use super::Principal;
+use crate::identity::{Ownership, Principal};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -21,10 +21,6 @@ pub struct Verified {
     /// its groups among them), lower-cased; `None` for every other token.
     pub ownership: Ownership,
 }
-
-/// Entity references a principal owns through (`ent`), shared, not copied,
-/// by every request that presents the token.
-pub type Ownership = Option<std::sync::Arc<[String]>>;
 
 #[derive(Debug, Clone)]
 struct Entry {

@@ -493,3 +493,32 @@ fn envoy_options(
     }
     envoy
 }
+
+/// A `gateway` section keyed by endpoint (`access`, `rateLimits`): calls
+/// `f` with each entry's JSON path, its endpoint and its object; a key that
+/// names no endpoint is an error at its path.
+pub(super) fn for_each_endpoint_entry(
+    errs: &mut Errors,
+    p: &str,
+    v: &Value,
+    endpoints: &mut [Endpoint],
+    mut f: impl FnMut(&mut Errors, &str, &mut Endpoint, &Map<String, Value>),
+) {
+    let Some(obj) = as_object(errs, p, v) else {
+        return;
+    };
+    for (key, spec) in obj {
+        let kp = format!("{p}.{key}");
+        let norm = normalise_key(key);
+        let Some(endpoint) = endpoints
+            .iter_mut()
+            .find(|e| e.key.eq_ignore_ascii_case(&norm))
+        else {
+            errs.add(&kp, "names no endpoint under proxy.endpoints");
+            continue;
+        };
+        if let Some(spec_obj) = as_object(errs, &kp, spec) {
+            f(errs, &kp, endpoint, spec_obj);
+        }
+    }
+}

@@ -4,7 +4,7 @@ use super::json::*;
 use super::{
     Gateway, RateLimitService, DEFAULT_CLUSTER_HEADER, DEFAULT_JWKS_CACHE_SECONDS,
     DEFAULT_JWKS_FETCH_TIMEOUT_MS, DEFAULT_JWKS_MAX_BYTES, DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS,
-    DEFAULT_PLUGIN_ID, DEFAULT_PREFIX, DEFAULT_RATE_LIMIT_DOMAIN, DEFAULT_TOKEN_CACHE_SIZE,
+    DEFAULT_PLUGIN_ID, DEFAULT_PREFIX, DEFAULT_TOKEN_CACHE_SIZE,
 };
 use crate::url::Url;
 use serde_json::{Map, Value};
@@ -166,7 +166,7 @@ fn parse_rate_limit_service(errs: &mut Errors, v: &Value) -> Option<RateLimitSer
         other => other.map(str::to_string),
     };
     let domain = match opt_string(errs, obj, p, "domain") {
-        None => DEFAULT_RATE_LIMIT_DOMAIN.to_string(),
+        None => crate::ratelimit::DEFAULT_DOMAIN.to_string(),
         Some(d) => {
             if d.is_empty()
                 || !d

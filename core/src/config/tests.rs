@@ -514,3 +514,71 @@ fn stat_names_are_stat_safe_and_distinct() {
     assert_eq!(abc.len(), 3, "{names:?}");
     assert!(abc.iter().all(|n| n.starts_with("a_b")), "{names:?}");
 }
+
+#[test]
+fn the_service_is_validated_with_json_paths() {
+    let base = r#"{"proxy":{"endpoints":{"/pd":"https://api.pagerduty.com"}},"gateway":"#;
+    let ok = format!(
+        r#"{base}{{"rateLimitService":{{"url":"http://rl.ratelimit.svc:8081"}},"rateLimits":{{"/pd":{{"perPrincipal":{{"requests":5,"seconds":3600}}}}}}}}}}"#
+    );
+    let p = crate::config::parse(ok.as_bytes(), &|_| None).unwrap();
+    let s = p.gateway.rate_limit_service.unwrap();
+    assert_eq!(
+        (s.domain.as_str(), s.timeout_ms, s.failure_mode_deny),
+        ("backstage_proxy", 20, false)
+    );
+    assert_eq!(s.cluster, "http_rl.ratelimit.svc_8081");
+    for (gateway, path) in [
+        (r#"{"rateLimitService":{}}"#, "gateway.rateLimitService.url"),
+        (
+            r#"{"rateLimitService":{"url":"grpc://rl:8081"}}"#,
+            "gateway.rateLimitService.url",
+        ),
+        (
+            r#"{"rateLimitService":{"url":"http://rl:8081/v3"}}"#,
+            "gateway.rateLimitService.url",
+        ),
+        (
+            r#"{"rateLimitService":{"url":"http://rl:8081","domain":"a b"}}"#,
+            "gateway.rateLimitService.domain",
+        ),
+        (
+            r#"{"rateLimitService":{"url":"http://rl:8081","timeoutMs":0}}"#,
+            "gateway.rateLimitService.timeoutMs",
+        ),
+        (
+            r#"{"rateLimitService":{"url":"http://rl:8081","failureModeDeny":"yes"}}"#,
+            "gateway.rateLimitService.failureModeDeny",
+        ),
+        (
+            r#"{"rateLimitService":{"url":"http://rl:8081","redis":"x"}}"#,
+            "gateway.rateLimitService.redis",
+        ),
+        (
+            r#"{"rateLimitService":"http://rl:8081"}"#,
+            "gateway.rateLimitService",
+        ),
+        // The service counts in whole units: a 2-minute window is not one.
+        (
+            r#"{"rateLimitService":{"url":"http://rl:8081"},"rateLimits":{"/pd":{"total":{"requests":5,"seconds":120}}}}"#,
+            "gateway.rateLimits./pd.total.seconds",
+        ),
+    ] {
+        let json = format!("{base}{gateway}}}");
+        let errs = crate::config::parse(json.as_bytes(), &|_| None).unwrap_err();
+        assert!(errs.iter().any(|e| e.path == path), "{gateway}: {errs:?}");
+    }
+    // A service without budgets is never asked: a warning, as `check`
+    // prints it.
+    let idle = format!(r#"{base}{{"rateLimitService":{{"url":"http://rl:8081"}}}}}}"#);
+    let p = crate::config::parse(idle.as_bytes(), &|_| None).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.contains("never asked")),
+        "{:?}",
+        p.warnings
+    );
+    // The same window is fine for the filter's own counters.
+    let local =
+        format!(r#"{base}{{"rateLimits":{{"/pd":{{"total":{{"requests":5,"seconds":120}}}}}}}}}}"#);
+    assert!(crate::config::parse(local.as_bytes(), &|_| None).is_ok());
+}

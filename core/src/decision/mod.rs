@@ -1,14 +1,36 @@
 //! One request's headers in, one decision out. No host calls: the filter
 //! feeds this and applies what it returns.
+//!
+//! - [`handle`]: the whole request path, as the filter runs it: CORS
+//!   first, then [`decide`], then the endpoint's budgets; its
+//!   [`Verdict`] is all the filter applies.
+//! - [`decide`]: the steps of the pipeline (`docs/contract.md`): path
+//!   safety, the proxy's own key set, the endpoint, credentials, methods,
+//!   who may call, upgrades, the upstream path, and the edits.
+//! - [`response`]: what the response keeps, and what it says of a refusal
+//!   by Envoy's rate limit filter.
+
+mod budget;
+mod forward;
+mod handle;
+pub mod response;
 
 use std::borrow::Cow;
 
+pub use budget::{counter_keys, hand_to_service};
+pub use handle::{handle, key_set_unavailable, After, Answer, Continue, Record, Verdict};
+
+use crate::audit::Outcome;
 use crate::auth::jwks::store::Source;
-use crate::auth::{self, extract::Extracted, AuthState, Outcome, Principal};
+use crate::auth::{self, extract::Extracted, AuthState, Outcome as AuthOutcome};
 use crate::config::{Credentials, Endpoint, Plan};
-use crate::headers;
+use crate::identity::{Ownership, Principal};
+use crate::path;
 use crate::reply::{self, Reason, Reply};
 use crate::routing::{self, Location};
+
+#[cfg(test)]
+use forward::{authority_port, strip_port};
 
 /// The path of the proxy plugin's own key set, below the prefix.
 pub const OWN_JWKS_PATH: &str = "/.backstage/auth/v1/jwks.json";
@@ -53,6 +75,8 @@ pub enum Decision<'a> {
         endpoint: Option<usize>,
         /// Who was refused, when the token was valid (an access policy).
         principal: Option<Principal>,
+        /// What the access log and the counters call it.
+        outcome: Outcome,
     },
     /// Continue to Envoy's router with these edits.
     Forward(Forward<'a>),
@@ -90,10 +114,12 @@ impl Decision<'_> {
                 reply,
                 endpoint,
                 principal,
+                outcome,
             } => Decision::Reply {
                 reply,
                 endpoint,
                 principal,
+                outcome,
             },
             Decision::Forward(f) => Decision::Forward(Forward {
                 endpoint: f.endpoint,
@@ -108,6 +134,17 @@ impl Decision<'_> {
             Decision::NeedKeys(source) => Decision::NeedKeys(source),
         }
     }
+
+    /// A refusal, with nobody to name.
+    fn refused(reply: Reply, endpoint: Option<usize>) -> Decision<'static> {
+        let outcome = reply.reason.map_or(Outcome::OwnJwks, Outcome::Denied);
+        Decision::Reply {
+            reply,
+            endpoint,
+            principal: None,
+            outcome,
+        }
+    }
 }
 
 impl Request<'_> {
@@ -118,194 +155,236 @@ impl Request<'_> {
             .map(|(_, v)| v.as_slice())
             .collect()
     }
-}
 
-pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> Decision<'a> {
-    // Headers only the filter may set: the destination, and with a rate
-    // limit service the descriptors (a gateway's rate limits can read them
-    // on any route, also outside the prefix).
-    let internal = || {
-        let mut out = vec![
-            Cow::Borrowed(plan.gateway.cluster_header.as_str()),
-            Cow::Borrowed(plan.gateway.xfwd_marker.as_str()),
-        ];
-        if plan.gateway.rate_limit_service.is_some() {
-            out.push(Cow::Borrowed(crate::config::RATE_LIMIT_ENDPOINT_HEADER));
-            out.push(Cow::Borrowed(crate::config::RATE_LIMIT_PRINCIPAL_HEADER));
+    /// All values of a header, joined with `, ` as Node joins them; `None`
+    /// if absent or not UTF-8.
+    pub fn joined(&self, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for (n, v) in self.headers {
+            if n == name {
+                let v = std::str::from_utf8(v).ok()?;
+                match &mut out {
+                    None => out = Some(v.to_string()),
+                    Some(o) => {
+                        o.push_str(", ");
+                        o.push_str(v);
+                    }
+                }
+            }
         }
         out
-    };
+    }
+
+    /// A 4xx with Backstage's JSON body for this request.
+    fn error(&self, status: u16, reason: Reason, name: &str, message: &str) -> Reply {
+        reply::error(
+            status,
+            reason,
+            name,
+            message,
+            self.method,
+            self.path.unwrap_or_default(),
+        )
+    }
+}
+
+/// Headers only the filter may set: the destination, and with a rate
+/// limit service the descriptors (a gateway's rate limits can read them on
+/// any route, also outside the prefix).
+fn internal_headers(plan: &Plan) -> Vec<Cow<'_, str>> {
+    let mut out = vec![
+        Cow::Borrowed(plan.gateway.cluster_header.as_str()),
+        Cow::Borrowed(plan.gateway.xfwd_marker.as_str()),
+    ];
+    if plan.gateway.rate_limit_service.is_some() {
+        out.push(Cow::Borrowed(crate::ratelimit::ENDPOINT_HEADER));
+        out.push(Cow::Borrowed(crate::ratelimit::PRINCIPAL_HEADER));
+    }
+    out
+}
+
+/// A request under the prefix, as the steps read it.
+struct Located<'r> {
+    raw_path: &'r str,
+    /// The path after the prefix, slashes collapsed.
+    rest: String,
+    query: Option<&'r str>,
+}
+
+/// The pipeline's steps, in order (`docs/contract.md#request-pipeline`).
+pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> Decision<'a> {
     let Some(raw_path) = req.path else {
-        return Decision::PassThrough { remove: internal() };
+        return Decision::PassThrough {
+            remove: internal_headers(plan),
+        };
     };
-    let split = routing::split_path(raw_path);
-    let canonical = routing::collapse_slashes(split.path);
+    let split = path::split_path(raw_path);
+    let canonical = path::collapse_slashes(split.path);
     let rest = match routing::locate(plan, &canonical) {
-        Location::Outside => return Decision::PassThrough { remove: internal() },
+        Location::Outside => {
+            return Decision::PassThrough {
+                remove: internal_headers(plan),
+            }
+        }
         Location::Under(rest) => rest,
     };
-    let reply = |r: Reply, endpoint: Option<usize>| Decision::Reply {
-        reply: r,
-        endpoint,
-        principal: None,
-    };
-    let url = raw_path;
-
-    let unsafe_path = |endpoint: Option<usize>| {
-        let r = reply::error(
-            400,
-            Reason::UnsafePath,
-            "InputError",
-            "Invalid request path",
-            req.method,
-            url,
-        );
-        Decision::Reply {
-            reply: r,
-            endpoint,
-            principal: None,
-        }
+    let at = Located {
+        raw_path,
+        rest,
+        query: split.query,
     };
 
     // 1. Path safety.
-    if routing::check_path_safety(split.path).is_err() {
-        return unsafe_path(None);
+    if path::check_path_safety(split.path).is_err() {
+        return Decision::refused(unsafe_path(req), None);
     }
-
     // 2. The proxy plugin's own key set.
     if matches!(req.method, "GET" | "HEAD")
-        && rest
+        && at
+            .rest
             .trim_end_matches('/')
             .eq_ignore_ascii_case(OWN_JWKS_PATH)
     {
-        return reply(reply::own_jwks(), None);
+        return Decision::refused(reply::own_jwks(), None);
     }
-
     // 3. Endpoint match.
-    let matched = routing::match_endpoint(plan, &rest);
-
-    // 4. Credentials, decided by the matched endpoint (or required when
-    //    none), and by where the request lands upstream: under a nested
-    //    endpoint's target with stricter credentials, those apply.
-    let open = plan.disable_default_auth_policy
-        || matched.is_some_and(|(i, e)| {
-            e.credentials == Credentials::DangerouslyAllowUnauthenticated
-                && !lands_under_stricter(plan, i, e, raw_path, &rest, split.query)
-        });
-    let endpoint_idx = matched.map(|(i, _)| i);
-    // An access policy always needs a principal.
-    let open = open && matched.is_none_or(|(_, e)| e.access.is_none());
-    let mut principal = None;
-    let mut ownership = None;
-    if !open {
-        match authenticate(plan, auth, req) {
-            Outcome::Authenticated(p, o) => {
-                principal = Some(p);
-                ownership = o;
-            }
-            Outcome::Denied(denial) => {
-                let r = reply::error(
-                    denial.status,
-                    denial.reason,
-                    denial.name,
-                    &denial.message,
-                    req.method,
-                    url,
-                );
-                return reply(r, endpoint_idx);
-            }
-            Outcome::Pending(source) => return Decision::NeedKeys(source),
-        }
-    }
-
+    let matched = routing::match_endpoint(plan, &at.rest);
+    // 4. Credentials.
+    let (principal, ownership) = match credentials(plan, auth, req, &at, matched) {
+        Ok(who) => who,
+        Err(d) => return d,
+    };
     // 5. No endpoint.
     let Some((idx, endpoint)) = matched else {
-        return reply(reply::not_found(), None);
+        return Decision::refused(reply::not_found(), None);
     };
-
     // 6. Methods.
-    if let Some(r) = check_method(endpoint, req.method, url) {
-        return reply(r, Some(idx));
+    if let Some(r) = check_method(endpoint, req.method, raw_path) {
+        return Decision::refused(r, Some(idx));
     }
-
-    // 6b. Who may call it (`gateway.access`).
-    if let (Some(policy), Some(p)) = (&endpoint.access, &principal) {
-        let below = rest.get(endpoint.key.len()..).unwrap_or_default();
-        if !policy.allows(req.method, below, p, &ownership) {
-            let r = reply::error(
-                403,
-                Reason::NotAllowedByPolicy,
-                "NotAllowedError",
-                "This endpoint does not allow this caller",
-                req.method,
-                url,
-            );
-            return Decision::Reply {
-                reply: r,
-                endpoint: Some(idx),
-                principal: principal.clone(),
-            };
-        }
+    // 7. Who may call it (`gateway.access`).
+    if let Some(r) = check_access(req, endpoint, &at, principal.as_ref(), &ownership) {
+        return Decision::Reply {
+            outcome: Outcome::Denied(Reason::NotAllowedByPolicy),
+            reply: r,
+            endpoint: Some(idx),
+            principal,
+        };
     }
-
-    // Upgrades (WebSocket) only for endpoints that ask for them.
+    // 8. Upgrades (WebSocket) only for endpoints that ask for them.
     if !endpoint.ws && !req.header_values("upgrade").is_empty() {
-        let r = reply::error(
+        let r = req.error(
             403,
             Reason::UpgradeNotAllowed,
             "NotAllowedError",
             "Upgrade is not enabled for this endpoint",
-            req.method,
-            url,
         );
-        return reply(r, Some(idx));
+        return Decision::refused(r, Some(idx));
     }
+    // 9. The upstream path, then headers, host and cluster.
+    match upstream(req, endpoint, &at) {
+        Ok(path) => Decision::Forward(forward::forward(plan, endpoint, idx, req, path, principal)),
+        Err(r) => Decision::refused(r, Some(idx)),
+    }
+}
 
-    // 7. Path, headers, host, cluster.
-    let Some(path) = routing::upstream_path(endpoint, raw_path, &rest, split.query) else {
-        let r = reply::error(
+fn unsafe_path(req: &Request<'_>) -> Reply {
+    req.error(
+        400,
+        Reason::UnsafePath,
+        "InputError",
+        "Invalid request path",
+    )
+}
+
+/// Step 4: credentials, decided by the matched endpoint (or required when
+/// none), and by where the request lands upstream: under a nested
+/// endpoint's target with stricter credentials, those apply. An access
+/// policy always needs a principal. `Err` is the decision to return.
+fn credentials(
+    plan: &Plan,
+    auth: &mut AuthState,
+    req: &Request<'_>,
+    at: &Located<'_>,
+    matched: Option<(usize, &Endpoint)>,
+) -> Result<(Option<Principal>, Ownership), Decision<'static>> {
+    let open = plan.disable_default_auth_policy
+        || matched.is_some_and(|(i, e)| {
+            e.credentials == Credentials::DangerouslyAllowUnauthenticated
+                && !lands_under_stricter(plan, i, e, at)
+        });
+    let open = open && matched.is_none_or(|(_, e)| e.access.is_none());
+    if open {
+        return Ok((None, None));
+    }
+    match authenticate(plan, auth, req) {
+        AuthOutcome::Authenticated(p, o) => Ok((Some(p), o)),
+        AuthOutcome::Denied(denial) => {
+            let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
+            Err(Decision::refused(r, matched.map(|(i, _)| i)))
+        }
+        AuthOutcome::Pending(source) => Err(Decision::NeedKeys(source)),
+    }
+}
+
+/// Step 7: `Some` refusal when the endpoint's access policy does not admit
+/// the principal.
+fn check_access(
+    req: &Request<'_>,
+    endpoint: &Endpoint,
+    at: &Located<'_>,
+    principal: Option<&Principal>,
+    ownership: &Ownership,
+) -> Option<Reply> {
+    let (policy, p) = (endpoint.access.as_ref()?, principal?);
+    let below = at.rest.get(endpoint.key.len()..).unwrap_or_default();
+    if policy.allows(req.method, below, p, ownership) {
+        return None;
+    }
+    Some(req.error(
+        403,
+        Reason::NotAllowedByPolicy,
+        "NotAllowedError",
+        "This endpoint does not allow this caller",
+    ))
+}
+
+/// Step 9: the path and query the upstream receives, or the refusal.
+fn upstream(req: &Request<'_>, endpoint: &Endpoint, at: &Located<'_>) -> Result<String, Reply> {
+    let Some(path) = routing::upstream_path(endpoint, at.raw_path, &at.rest, at.query) else {
+        return Err(req.error(
             400,
             Reason::InvalidRewrite,
             "InputError",
             "Rewritten path is not a valid path",
-            req.method,
-            url,
-        );
-        return reply(r, Some(idx));
+        ));
     };
-    if routing::check_upstream_path(&path, &endpoint.target.path).is_err() {
-        return unsafe_path(Some(idx));
+    if path::check_upstream_path(&path, &endpoint.target.path).is_err() {
+        return Err(unsafe_path(req));
     }
-    Decision::Forward(forward(plan, endpoint, idx, req, path, principal))
+    Ok(path)
 }
 
 /// Whether a request forwarded through open endpoint `e` would land under
 /// the target of a nested endpoint with stricter credentials.
-fn lands_under_stricter(
-    plan: &Plan,
-    idx: usize,
-    e: &Endpoint,
-    raw_path: &str,
-    rest: &str,
-    query: Option<&str>,
-) -> bool {
+fn lands_under_stricter(plan: &Plan, idx: usize, e: &Endpoint, at: &Located<'_>) -> bool {
     let Some(inner) = plan.nested_stricter.get(idx).filter(|v| !v.is_empty()) else {
         return false;
     };
-    let Some(upstream) = routing::upstream_path(e, raw_path, rest, query) else {
+    let Some(upstream) = routing::upstream_path(e, at.raw_path, &at.rest, at.query) else {
         return false;
     };
     inner.iter().any(|&b| {
         plan.endpoints
             .get(b)
-            .is_some_and(|b| routing::lands_under(&upstream, &b.target.path))
+            .is_some_and(|b| path::lands_under(&upstream, &b.target.path))
     })
 }
 
-fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Outcome {
+fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> AuthOutcome {
     let values = req.header_values("authorization");
     let denial = |reason, message: &str| {
-        Outcome::Denied(auth::Denial {
+        AuthOutcome::Denied(auth::Denial {
             status: 401,
             reason,
             name: "AuthenticationError",
@@ -320,6 +399,7 @@ fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> Outcome
     }
 }
 
+/// Step 6: `Some` 405 when the method is not allowed.
 fn check_method(endpoint: &Endpoint, method: &str, url: &str) -> Option<Reply> {
     let allow = match &endpoint.allowed_methods {
         Some(list) if list.iter().any(|m| m == method) => return None,
@@ -346,101 +426,6 @@ fn check_method(endpoint: &Endpoint, method: &str, url: &str) -> Option<Reply> {
     Some(r)
 }
 
-fn forward<'a>(
-    plan: &'a Plan,
-    endpoint: &'a Endpoint,
-    idx: usize,
-    req: &Request<'a>,
-    path: String,
-    principal: Option<Principal>,
-) -> Forward<'a> {
-    let names = req.headers.iter().map(|(n, _)| n.as_str());
-    let mut remove = headers::request_removals(endpoint, names);
-    remove.retain(|n| !ENVOY_OWNED.contains(&n.as_ref()));
-    let mut set: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(endpoint.headers.len() + 3);
-
-    for (name, value) in &endpoint.headers {
-        // an injected Host is `upstream_authority`'s to decide
-        if name != "host" {
-            set.push((Cow::Borrowed(name.as_str()), Cow::Borrowed(value.as_str())));
-        }
-    }
-    let marker = plan.gateway.xfwd_marker.as_str();
-    if endpoint.xfwd {
-        for (name, value) in forwarded_headers(req) {
-            set.push((Cow::Borrowed(name), Cow::Owned(value)));
-        }
-        set.push((Cow::Borrowed(marker), Cow::Borrowed("1")));
-    } else if !remove.iter().any(|n| n == marker)
-        && req
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(marker))
-    {
-        remove.push(Cow::Borrowed(marker));
-    }
-    set.push((Cow::Borrowed(":path"), Cow::Owned(path)));
-    if let Some(a) = endpoint
-        .upstream_authority
-        .as_ref()
-        .filter(|_| !plan.gateway.route_rewrites_authority)
-    {
-        set.push((Cow::Borrowed(":authority"), Cow::Borrowed(a.as_str())));
-    }
-    let cluster_header = plan.gateway.cluster_header.as_str();
-    remove.retain(|n| n != cluster_header);
-    set.push((
-        Cow::Borrowed(cluster_header),
-        Cow::Borrowed(endpoint.cluster.as_str()),
-    ));
-    // Anything set is first removed so a client value never survives next
-    // to ours (set replaces, but be explicit about every value).
-    remove.retain(|n| !set.iter().any(|(s, _)| s == n));
-    Forward {
-        endpoint: idx,
-        remove,
-        set,
-        principal,
-    }
-}
-
-/// `x-forwarded-*` computed by the gateway, never taken from the client.
-fn forwarded_headers(req: &Request<'_>) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if let Some(addr) = req.client_address {
-        out.push(("x-forwarded-for", strip_port(addr).to_string()));
-    }
-    let proto = if req.downstream_tls { "https" } else { "http" };
-    let port = authority_port(req.authority)
-        .map(str::to_string)
-        .unwrap_or_else(|| if proto == "https" { "443" } else { "80" }.to_string());
-    out.push(("x-forwarded-host", req.authority.to_string()));
-    out.push(("x-forwarded-proto", proto.to_string()));
-    out.push(("x-forwarded-port", port));
-    out
-}
-
-fn strip_port(addr: &str) -> &str {
-    if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            host
-        }
-        _ => addr,
-    }
-}
-
-fn authority_port(authority: &str) -> Option<&str> {
-    let after_host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').map(|(_, after)| after)?,
-        None => authority,
-    };
-    let (_, port) = after_host.rsplit_once(':')?;
-    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
-}
-
 /// Response headers to remove for a forwarded request's endpoint.
 pub fn response_removals<'a>(
     plan: &Plan,
@@ -448,7 +433,7 @@ pub fn response_removals<'a>(
     names: impl Iterator<Item = &'a str>,
 ) -> Vec<Cow<'a, str>> {
     match plan.endpoints.get(endpoint) {
-        Some(ep) => headers::response_removals(ep, names),
+        Some(ep) => crate::headers::response_removals(ep, names),
         None => Vec::new(),
     }
 }

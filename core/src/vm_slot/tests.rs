@@ -1,9 +1,9 @@
 use super::*;
-use crate::test_shared::Memory;
+use crate::shared_data::InMemory;
 
 #[test]
 fn instances_get_the_lowest_free_slots_and_reuse_released_ones() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let a = claim(&mut shared, 11, 0).unwrap();
     let b = claim(&mut shared, 22, 0).unwrap();
     assert_eq!((a.index, b.index), (0, 1));
@@ -26,7 +26,7 @@ fn instances_get_the_lowest_free_slots_and_reuse_released_ones() {
 
 #[test]
 fn a_lease_expires_unless_renewed_and_a_lost_slot_is_noticed() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let a = claim(&mut shared, 1, 0).unwrap();
     assert!(a.renew(&mut shared, LEASE_MS - 1));
     // Renewed: still held at the first lease's end.
@@ -43,12 +43,12 @@ fn a_lease_expires_unless_renewed_and_a_lost_slot_is_noticed() {
 
 #[test]
 fn slots_are_bounded_and_garbage_is_free() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     for i in 0..SLOTS {
         assert_eq!(claim(&mut shared, u64::from(i) + 1, 0).unwrap().index, i);
     }
     assert!(claim(&mut shared, 999, 1).is_none());
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     shared.set("backstage_proxy/slot/0", b"not-a-lease", None);
     assert_eq!(claim(&mut shared, 5, 0).unwrap().index, 0);
 }

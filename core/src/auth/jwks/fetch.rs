@@ -3,7 +3,8 @@
 //! answered, a stream ended), with the time passed in, and carries out the
 //! [`Command`]s it gets back. Nothing here calls the host; the one piece of
 //! host state it reads and writes, the shared data every worker VM of the
-//! plugin sees, comes in through the [`SharedData`] trait.
+//! plugin sees, comes in through the
+//! [`SharedData`](crate::shared_data::SharedData) trait.
 //!
 //! What it owns, each written once:
 //! - **waiters**: the streams paused for a key set, by source URL, bounded
@@ -24,6 +25,7 @@ use log::{debug, warn};
 use super::set::parse_key_set;
 use super::store::{KeyStore, Source};
 use crate::fasthash::FastMap;
+use crate::shared_data::{self, SharedData};
 
 /// A paused request is decided again at most this many times.
 pub const MAX_ROUNDS: u8 = 4;
@@ -32,16 +34,6 @@ pub const MAX_ROUNDS: u8 = 4;
 /// key set is not here yet is refused at once (tokens are minted by anyone,
 /// so what they may make the gateway hold is bounded).
 pub const MAX_PAUSED: usize = 1024;
-
-/// The shared data of the plugin's worker VMs (proxy-wasm
-/// `get_shared_data` / `set_shared_data`).
-pub trait SharedData {
-    /// The value under `key` and its compare-and-swap version.
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    /// Stores `value` under `key`; with `cas`, only if the value is still at
-    /// that version (0: any). `false` when the host refused.
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
-}
 
 /// What the filter must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,12 +93,14 @@ pub struct Coordinator {
     pending_pump: bool,
 }
 
+/// Where a fetched key set is published for the other workers.
 pub fn shared_key(url: &str) -> String {
-    format!("backstage_proxy/jwks/{url}")
+    shared_data::key("jwks", url)
 }
 
+/// Where the lease on fetching `url` is held.
 pub fn lease_key(url: &str) -> String {
-    format!("backstage_proxy/lease/{url}")
+    shared_data::key("lease", url)
 }
 
 impl Coordinator {

@@ -110,7 +110,7 @@ struct Entry {
     fetched_at: Option<u64>,
     in_flight: Option<u64>,
     failed_at: Option<u64>,
-    /// The last "failure" was the fetch budget running out, not the source
+    /// The last "failure" was the fetch bucket running out, not the source
     /// answering badly: retried after the short delay, not the cooldown.
     rationed: bool,
     kid_refetch_at: Option<u64>,
@@ -149,7 +149,7 @@ impl Entry {
     }
 
     /// Never gave a usable key: the first to go when room is needed.
-    fn barren(&self) -> bool {
+    fn never_usable(&self) -> bool {
         self.set.as_ref().is_none_or(|s| s.keys.is_empty())
     }
 }
@@ -160,7 +160,7 @@ pub enum Lookup {
     /// No set yet; a fetch is wanted or under way: wait for it.
     Wait,
     /// No set and the last fetch failed moments ago (or was not allowed by
-    /// the fetch budget), or every learnt slot is being fetched.
+    /// the fetch bucket), or every learnt slot is being fetched.
     Unavailable,
 }
 
@@ -174,12 +174,12 @@ pub enum KidRefetch {
 
 /// A token bucket for cold fetches of learnt sets.
 #[derive(Debug, Clone, Copy)]
-struct Budget {
+struct FetchBucket {
     tokens: u32,
     refilled_at: u64,
 }
 
-impl Budget {
+impl FetchBucket {
     fn take(&mut self, now: u64) -> bool {
         let earned = now.saturating_sub(self.refilled_at) / LEARNT_REFILL_MS;
         if earned > 0 {
@@ -200,7 +200,7 @@ pub struct KeyStore {
     timing: Timing,
     entries: FastMap<String, Entry>,
     learnt: usize,
-    budget: Budget,
+    fetch_bucket: FetchBucket,
 }
 
 impl KeyStore {
@@ -214,7 +214,7 @@ impl KeyStore {
             timing,
             entries,
             learnt: 0,
-            budget: Budget {
+            fetch_bucket: FetchBucket {
                 tokens: LEARNT_BURST,
                 refilled_at: 0,
             },
@@ -248,7 +248,7 @@ impl KeyStore {
             .entries
             .values()
             .filter(|e| !e.pinned && e.in_flight.is_none())
-            .min_by_key(|e| (!e.barren(), e.used_at))
+            .min_by_key(|e| (!e.never_usable(), e.used_at))
             .map(|e| e.source.url.clone());
         match victim {
             Some(url) => {
@@ -343,14 +343,14 @@ impl KeyStore {
     }
 
     /// Whether this VM may fetch `url` now: always for the sets the
-    /// configuration names, within the budget for learnt ones. When not,
+    /// configuration names, within the fetch bucket for learnt ones. When not,
     /// the source counts as failed for the short retry delay, so that the
     /// requests waiting for it are answered at once.
     pub fn may_fetch(&mut self, url: &str, now: u64) -> bool {
         let Some(e) = self.entries.get_mut(url) else {
             return false;
         };
-        if e.pinned || self.budget.take(now) {
+        if e.pinned || self.fetch_bucket.take(now) {
             return true;
         }
         e.wanted = false;

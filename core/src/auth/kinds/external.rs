@@ -4,8 +4,9 @@ use super::{exp_of, verify_with_key_set, Failure, KeyFailure, Success};
 use crate::auth::jwks::store::Source;
 use crate::auth::jwt::{check_registered_claims, Jwt};
 use crate::auth::token_cache::Verified;
-use crate::auth::{AuthState, Principal};
+use crate::auth::AuthState;
 use crate::config::{JwksProvider, Plan};
+use crate::identity::Principal;
 use serde_json::Value;
 
 pub(crate) fn intersects(claim: Option<&Value>, allowed: &[String]) -> bool {

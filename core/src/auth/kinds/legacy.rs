@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use super::exp_of;
 use crate::auth::token_cache::Verified;
-use crate::auth::{ct_eq, jwt, Denial, Principal, LEGACY_SUBJECT};
+use crate::auth::{ct_eq, jwt, Denial, LEGACY_SUBJECT};
 use crate::config::Plan;
+use crate::identity::Principal;
 use crate::reply::Reason;
 
 /// Legacy tokens: HS256, `sub` = `backstage-server`, no `aud`, verified

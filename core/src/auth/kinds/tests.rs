@@ -3,8 +3,9 @@
 
 use super::super::jwks::set::parse_key_set;
 use super::super::jwks::store::Source;
-use super::super::{authenticate, AuthState, Outcome, Principal};
+use super::super::{authenticate, AuthState, Outcome};
 use crate::config::{parse, Plan};
+use crate::identity::Principal;
 use crate::reply::Reason;
 
 use backstage_proxy_testkit::mint::*;

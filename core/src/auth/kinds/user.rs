@@ -9,8 +9,9 @@ use crate::auth::jwks::store::Source;
 use crate::auth::jwt;
 use crate::auth::jwt::{check_registered_claims, Jwt};
 use crate::auth::token_cache::Verified;
-use crate::auth::{AuthState, Principal, TYP_LIMITED_USER, TYP_USER};
+use crate::auth::{AuthState, TYP_LIMITED_USER, TYP_USER};
 use crate::config::Plan;
+use crate::identity::Principal;
 use crate::reply::Reason;
 use serde_json::Value;
 

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Ownership, Principal};
 use crate::config::{self, Plan};
+use crate::identity::{Ownership, Principal};
 
 fn plan(access: &str) -> Plan {
     let json = format!(

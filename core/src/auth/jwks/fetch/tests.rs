@@ -1,6 +1,6 @@
 use super::*;
 use crate::auth::jwks::store::{Timing, LEARNT_BURST};
-use crate::test_shared::Memory;
+use crate::shared_data::InMemory;
 
 const ED: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}"#;
 const USER: &str = "http://b/api/auth/.well-known/jwks.json";
@@ -68,19 +68,19 @@ impl Worker {
         let _ = self.keys.lookup(&src(url), now);
         self.coord.park(stream, &src(url))
     }
-    fn pump(&mut self, shared: &mut Memory, now: u64) -> Vec<Command> {
+    fn pump(&mut self, shared: &mut InMemory, now: u64) -> Vec<Command> {
         self.coord.pump(&mut self.keys, shared, now)
     }
-    fn tick(&mut self, shared: &mut Memory, now: u64) -> Vec<Command> {
+    fn tick(&mut self, shared: &mut InMemory, now: u64) -> Vec<Command> {
         self.coord.tick(&mut self.keys, shared, now)
     }
-    fn dispatch(&mut self, shared: &mut Memory, source: Source, token: u32, now: u64) {
+    fn dispatch(&mut self, shared: &mut InMemory, source: Source, token: u32, now: u64) {
         let out = self
             .coord
             .dispatched(&mut self.keys, shared, source, Ok(token), now);
         assert!(out.is_empty());
     }
-    fn answer(&mut self, shared: &mut Memory, token: u32, r: Response, now: u64) -> Vec<Command> {
+    fn answer(&mut self, shared: &mut InMemory, token: u32, r: Response, now: u64) -> Vec<Command> {
         self.coord
             .answered(&mut self.keys, shared, token, r, 64 * 1024, now)
     }
@@ -88,7 +88,7 @@ impl Worker {
 
 #[test]
 fn a_cold_start_on_two_workers_costs_one_fetch_and_wakes_everyone() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let (mut a, mut b) = (worker(), worker());
     assert_eq!(a.needs(1, USER, 0), Park::Wait);
     assert_eq!(a.needs(2, USER, 0), Park::Wait);
@@ -114,7 +114,7 @@ fn a_cold_start_on_two_workers_costs_one_fetch_and_wakes_everyone() {
 
 #[test]
 fn a_refresh_in_flight_is_never_dispatched_twice() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut a = worker();
     a.needs(1, USER, 0);
     let f = fetches(&a.pump(&mut shared, 0));
@@ -133,7 +133,7 @@ fn a_refresh_in_flight_is_never_dispatched_twice() {
 
 #[test]
 fn a_lease_whose_holder_never_answers_expires() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let (mut a, mut b) = (worker(), worker());
     a.needs(1, USER, 0);
     b.needs(2, USER, 0);
@@ -167,7 +167,7 @@ fn failures_wake_the_waiters_and_release_the_lease() {
         },
         Response::Lost,
     ] {
-        let mut shared = Memory::default();
+        let mut shared = InMemory::default();
         let (mut a, mut b) = (worker(), worker());
         a.needs(1, USER, 0);
         let f = fetches(&a.pump(&mut shared, 0));
@@ -184,7 +184,7 @@ fn failures_wake_the_waiters_and_release_the_lease() {
         );
     }
     // The host refusing to dispatch is a failure too.
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut a = worker();
     a.needs(1, USER, 0);
     let f = fetches(&a.pump(&mut shared, 0));
@@ -226,7 +226,7 @@ fn paused_requests_are_bounded_per_vm() {
 
 #[test]
 fn a_stream_that_ends_while_waiting_is_not_redecided() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut a = worker();
     a.needs(1, USER, 0);
     a.needs(2, USER, 0);
@@ -243,14 +243,14 @@ fn a_stream_that_ends_while_waiting_is_not_redecided() {
 
 #[test]
 fn stale_or_older_shared_sets_are_not_adopted() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut b = worker();
     shared.set(&shared_key(USER), format!("0\n{ED}").as_bytes(), None);
     b.needs(1, USER, 600_000);
     let out = b.tick(&mut shared, 600_000);
     assert!(redecided(&out).is_empty(), "published too long ago");
     assert_eq!(fetches(&out), vec![src(USER)]);
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     shared.set(&shared_key(USER), b"garbage-without-newline", None);
     let mut c = worker();
     c.needs(1, USER, 10);
@@ -259,7 +259,7 @@ fn stale_or_older_shared_sets_are_not_adopted() {
 
 #[test]
 fn learnt_sets_over_the_budget_are_refused_at_once_not_fetched() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut a = worker();
     let plugin = |i: u32| format!("http://b/api/p{i}/.backstage/auth/v1/jwks.json");
     for i in 0..=LEARNT_BURST {
@@ -276,7 +276,7 @@ fn learnt_sets_over_the_budget_are_refused_at_once_not_fetched() {
 /// next pump fetched a third time. Late answers of lost fetches are ignored.
 #[test]
 fn a_late_answer_to_a_lost_fetch_does_not_end_the_retry() {
-    let mut shared = Memory::default();
+    let mut shared = InMemory::default();
     let mut a = worker();
     a.needs(1, USER, 0);
     let f = fetches(&a.pump(&mut shared, 0));

@@ -1,0 +1,215 @@
+//! How paths are read, in every decision that reads one: the split of
+//! `:path` into path and query, the safety rules (SPEC §2 step 1), runs of
+//! slashes, and where a path lands as common servers read it. Pure
+//! functions over strings; no configuration.
+
+/// `:path` split into its path part and query (without `?`). A fragment, if
+/// a client sent one, is dropped: it is never matched and never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitPath<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+}
+
+pub fn split_path(raw: &str) -> SplitPath<'_> {
+    let raw = raw.split('#').next().unwrap_or_default();
+    match raw.split_once('?') {
+        Some((path, query)) => SplitPath {
+            path,
+            query: Some(query),
+        },
+        None => SplitPath {
+            path: raw,
+            query: None,
+        },
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Why a path was refused with 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafePath {
+    /// Raw byte outside printable ASCII (control characters, NUL, non-ASCII).
+    RawByte,
+    /// A `%` not followed by two hex digits, or decoding to invalid UTF-8.
+    BadEncoding,
+    /// NUL or a control character after decoding.
+    ControlCharacter,
+    /// A `.` or `..` segment (also `.;x`, `..;x`), after decoding with `\` as `/`.
+    DotSegment,
+    /// An upstream path that a URL parser would read as another host: it
+    /// starts with `//` once `\` is read as `/` and `%2F`/`%5C` decoded
+    /// (`/\evil.example/a` is `//evil.example/a` to WHATWG parsers).
+    AuthorityLike,
+    /// An upstream path outside the target's base path.
+    OutsideBase,
+}
+
+/// Path safety (SPEC §2 step 1): percent-decode the path part once, read
+/// `\` as `/`, and refuse dot segments, bad encodings and control
+/// characters. The path itself is not changed.
+pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
+    let bytes = path.as_bytes();
+    if !crate::ascii::all_visible(bytes) {
+        return Err(UnsafePath::RawByte);
+    }
+    // Without `%` there is nothing to decode, and the bytes just checked
+    // (visible ASCII) hold no control character.
+    if !bytes.contains(&b'%') {
+        return check_segments(path);
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hi = bytes.get(i + 1).copied().and_then(hex);
+            let lo = bytes.get(i + 2).copied().and_then(hex);
+            match (hi, lo) {
+                (Some(h), Some(l)) => decoded.push(h << 4 | l),
+                _ => return Err(UnsafePath::BadEncoding),
+            }
+            i += 3;
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| UnsafePath::BadEncoding)?;
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(UnsafePath::ControlCharacter);
+    }
+    check_segments(&decoded)
+}
+
+fn check_segments(decoded: &str) -> Result<(), UnsafePath> {
+    for segment in decoded.as_bytes().split(|&b| b == b'/' || b == b'\\') {
+        // Servlet-style containers strip `;params` per segment: `..;x` is `..` to them.
+        let name = segment.split(|&b| b == b';').next().unwrap_or_default();
+        if name == b"." || name == b".." {
+            return Err(UnsafePath::DotSegment);
+        }
+    }
+    Ok(())
+}
+
+/// The rules for the path an upstream receives (SPEC §2 step 1), after
+/// `pathRewrite` and the join behind `base`: the same safety rules as an
+/// incoming path, never a leading `//` in any spelling, and under `base`.
+pub fn check_upstream_path(path_and_query: &str, base: &str) -> Result<(), UnsafePath> {
+    let path = split_path(path_and_query).path;
+    check_path_safety(path)?;
+    if authority_like(path) {
+        return Err(UnsafePath::AuthorityLike);
+    }
+    let base = base.trim_end_matches('/');
+    let under = path.get(..base.len()).is_some_and(|head| head == base)
+        && matches!(path.as_bytes().get(base.len()), None | Some(b'/'));
+    if !under {
+        return Err(UnsafePath::OutsideBase);
+    }
+    Ok(())
+}
+
+/// Whether `path` starts with two separators, reading `\` as `/` and
+/// decoding `%2F` and `%5C`.
+fn authority_like(path: &str) -> bool {
+    let mut rest = path.as_bytes();
+    let mut separators = 0;
+    while separators < 2 {
+        let (is_sep, len) = match rest {
+            [b'/' | b'\\', ..] => (true, 1),
+            [b'%', b'2', b'f' | b'F', ..] | [b'%', b'5', b'c' | b'C', ..] => (true, 3),
+            _ => (false, 0),
+        };
+        if !is_sep {
+            return false;
+        }
+        separators += 1;
+        rest = rest.get(len..).unwrap_or_default();
+    }
+    true
+}
+
+/// Whether `upstream` (a path and query) lands under `base` as common
+/// servers read a path: unreserved percent-encodings and `%2F` decoded,
+/// `;` parameters stripped from each segment, empty segments dropped,
+/// compared ASCII case-insensitively (stricter on case-sensitive servers,
+/// right on the others). Dot segments never get here (refused before).
+pub fn lands_under(upstream: &str, base: &str) -> bool {
+    let path = split_path(upstream).path;
+    let decoded = decode_for_servers(path);
+    let mut have = server_segments(&decoded);
+    server_segments(base).all(|want| {
+        have.next()
+            .is_some_and(|got| got.eq_ignore_ascii_case(want))
+    })
+}
+
+fn server_segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .map(|s| s.split(';').next().unwrap_or_default())
+        .filter(|s| !s.is_empty())
+}
+
+/// Decodes `%XX` when it stands for an unreserved character or `/`; every
+/// other escape stays as sent.
+fn decode_for_servers(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(c) if c.is_ascii_alphanumeric() || b"-._~/".contains(&c) => {
+                out.push(char::from(c));
+                i += 3;
+            }
+            _ => {
+                out.push(char::from(b));
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Collapses runs of `/` into one.
+pub fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    push_collapsing_slashes(&mut out, path);
+    out
+}
+
+/// Appends `piece`, dropping any `/` that would follow another `/`. Paths
+/// rarely hold `//`, so the usual case is one copy of the whole piece.
+pub fn push_collapsing_slashes(out: &mut String, piece: &str) {
+    let mut start = 0;
+    let mut prev_slash = out.ends_with('/');
+    for (i, b) in piece.bytes().enumerate() {
+        let slash = b == b'/';
+        if slash && prev_slash {
+            // `/` is one byte, so i and i + 1 are character boundaries
+            out.push_str(piece.get(start..i).unwrap_or_default());
+            start = i + 1;
+        }
+        prev_slash = slash;
+    }
+    out.push_str(piece.get(start..).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests;
