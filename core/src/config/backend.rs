@@ -38,28 +38,7 @@ pub(super) fn parse_backend(
     allowed.extend_from_slice(&BACKEND_SERVER_KEYS);
     check_keys(errs, p, obj, &allowed);
 
-    // The Backstage backend, as the gateway reaches it.
-    let base_url = opt_string(errs, obj, p, "baseUrl");
-    let internal = opt_string(errs, gateway_obj, "gateway", "backendUrl");
-    let explicit_cluster = opt_string(errs, gateway_obj, "gateway", "backendCluster");
-    let backend = match internal
-        .map(|u| ("gateway.backendUrl", u))
-        .or(base_url.map(|u| ("backend.baseUrl", u)))
-    {
-        None => None,
-        Some((path, raw)) => match Url::parse(raw) {
-            Ok(url) => {
-                let cluster = explicit_cluster
-                    .map(str::to_string)
-                    .unwrap_or_else(|| url.cluster_name());
-                Some(Backend { url, cluster })
-            }
-            Err(e) => {
-                errs.add(path, format!("is not a valid URL: {e}"));
-                None
-            }
-        },
-    };
+    let backend = backend_location(errs, obj, gateway_obj);
 
     let empty = Map::new();
     let auth_obj = match obj.get("auth") {
@@ -87,34 +66,8 @@ pub(super) fn parse_backend(
 
     let mut auth = AuthConfig::default();
     if let Some(keys) = auth_obj.get("keys") {
-        let kp = "backend.auth.keys";
-        match keys {
-            Value::Array(items) => {
-                if !items.is_empty() {
-                    warnings.push("backend.auth.keys is deprecated in Backstage; prefer backend.auth.externalAccess with type: legacy".to_string());
-                }
-                for (i, item) in items.iter().enumerate() {
-                    let ip = format!("{kp}[{i}]");
-                    let Some(o) = as_object(errs, &ip, item) else {
-                        continue;
-                    };
-                    check_keys(errs, &ip, o, &["secret"]);
-                    if let Some(key) = parse_secret(errs, o, &ip) {
-                        auth.legacy.push(LegacySecret {
-                            key,
-                            subject: "external:backstage-plugin".to_string(),
-                            restrictions: None,
-                        });
-                    }
-                }
-            }
-            other => errs.add(
-                kp,
-                format!("must be an array, but is of type {}", type_name(other)),
-            ),
-        }
+        parse_legacy_keys(errs, warnings, keys, &mut auth);
     }
-
     if let Some(ext) = auth_obj.get("externalAccess") {
         super::external_access::parse_external_access(errs, ext, &mut auth);
     }
@@ -124,4 +77,70 @@ pub(super) fn parse_backend(
         );
     }
     (backend, disable, auth)
+}
+
+/// The Backstage backend, as the gateway reaches it: `gateway.backendUrl`,
+/// else `backend.baseUrl`.
+fn backend_location(
+    errs: &mut Errors,
+    obj: &Map<String, Value>,
+    gateway_obj: &Map<String, Value>,
+) -> Option<Backend> {
+    let p = "backend";
+    let base_url = opt_string(errs, obj, p, "baseUrl");
+    let internal = opt_string(errs, gateway_obj, "gateway", "backendUrl");
+    let explicit_cluster = opt_string(errs, gateway_obj, "gateway", "backendCluster");
+    match internal
+        .map(|u| ("gateway.backendUrl", u))
+        .or(base_url.map(|u| ("backend.baseUrl", u)))
+    {
+        None => None,
+        Some((path, raw)) => match Url::parse(raw) {
+            Ok(url) => {
+                let cluster = explicit_cluster
+                    .map(str::to_string)
+                    .unwrap_or_else(|| url.cluster_name());
+                Some(Backend { url, cluster })
+            }
+            Err(e) => {
+                errs.add(path, format!("is not a valid URL: {e}"));
+                None
+            }
+        },
+    }
+}
+
+/// `backend.auth.keys`: legacy shared secrets (deprecated in Backstage).
+fn parse_legacy_keys(
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+    keys: &Value,
+    auth: &mut AuthConfig,
+) {
+    let kp = "backend.auth.keys";
+    match keys {
+        Value::Array(items) => {
+            if !items.is_empty() {
+                warnings.push("backend.auth.keys is deprecated in Backstage; prefer backend.auth.externalAccess with type: legacy".to_string());
+            }
+            for (i, item) in items.iter().enumerate() {
+                let ip = format!("{kp}[{i}]");
+                let Some(o) = as_object(errs, &ip, item) else {
+                    continue;
+                };
+                check_keys(errs, &ip, o, &["secret"]);
+                if let Some(key) = parse_secret(errs, o, &ip) {
+                    auth.legacy.push(LegacySecret {
+                        key,
+                        subject: "external:backstage-plugin".to_string(),
+                        restrictions: None,
+                    });
+                }
+            }
+        }
+        other => errs.add(
+            kp,
+            format!("must be an array, but is of type {}", type_name(other)),
+        ),
+    }
 }

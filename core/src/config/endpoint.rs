@@ -109,15 +109,7 @@ pub(super) fn parse_endpoint(
     value: &Value,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Endpoint> {
-    if raw_key
-        .bytes()
-        .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
-    {
-        errs.add(
-            path,
-            "endpoint key must not contain whitespace, control characters, '?' or '#'",
-        );
-    }
+    check_key_text(errs, path, raw_key);
     let empty = Map::new();
     let (obj, target_value): (&Map<String, Value>, Option<&Value>) = match value {
         Value::String(_) => (&empty, Some(value)),
@@ -154,25 +146,14 @@ pub(super) fn parse_endpoint(
     let xfwd = opt_bool(errs, obj, path, "xfwd").unwrap_or(false);
     let ws = opt_bool(errs, obj, path, "ws").unwrap_or(false);
     let envoy = envoy_options(errs, warnings, path, obj);
-    let cluster = opt_string(errs, obj, path, "cluster");
-    if let Some(c) = cluster {
-        if c.is_empty() || c.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-            errs.add(
-                &join(path, "cluster"),
-                "must be a non-empty cluster name without whitespace",
-            );
-        }
-    }
+    let cluster = explicit_cluster(errs, path, obj);
 
     let target = target?;
     let (request_allow, response_allow) = allow_lists(&headers, &allowed_headers, credentials, ws);
     let upstream_authority = if change_origin {
         Some(target.authority())
     } else {
-        headers
-            .iter()
-            .find(|(n, _)| n == "host")
-            .map(|(_, v)| v.clone())
+        injected_host(&headers)
     };
     Some(Endpoint {
         key: normalise_key(raw_key),
@@ -196,6 +177,48 @@ pub(super) fn parse_endpoint(
         rate_limit: None,
         stat_name: String::new(),
     })
+}
+
+/// An endpoint key is literal text: no whitespace, control characters,
+/// query or fragment.
+fn check_key_text(errs: &mut Errors, path: &str, raw_key: &str) {
+    if raw_key
+        .bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
+    {
+        errs.add(
+            path,
+            "endpoint key must not contain whitespace, control characters, '?' or '#'",
+        );
+    }
+}
+
+/// `cluster`: the Envoy cluster named explicitly, instead of the one the
+/// target's URL names.
+fn explicit_cluster<'o>(
+    errs: &mut Errors,
+    path: &str,
+    obj: &'o Map<String, Value>,
+) -> Option<&'o str> {
+    let cluster = opt_string(errs, obj, path, "cluster");
+    if let Some(c) = cluster {
+        if c.is_empty() || c.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            errs.add(
+                &join(path, "cluster"),
+                "must be a non-empty cluster name without whitespace",
+            );
+        }
+    }
+    cluster
+}
+
+/// An injected `Host` header's value: the upstream's authority when
+/// `changeOrigin` is off.
+fn injected_host(headers: &[(String, String)]) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n == "host")
+        .map(|(_, v)| v.clone())
 }
 
 /// `headers`: lower-cased names, values with `${NAME}` resolved from the

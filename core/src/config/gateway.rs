@@ -9,86 +9,37 @@ use super::{
 use crate::url::Url;
 use serde_json::{Map, Value};
 
+/// Every key of the `gateway` section.
+const KEYS: [&str; 16] = [
+    "prefix",
+    "clusterHeader",
+    "backendUrl",
+    "backendCluster",
+    "pluginId",
+    "clockSkewSeconds",
+    "tokenCacheSize",
+    "jwksCacheSeconds",
+    "jwksFetchTimeoutMs",
+    "jwksRefetchCooldownSeconds",
+    "jwksMaxBytes",
+    "authorityRewrite",
+    "access",
+    "rateLimits",
+    "auditTrail",
+    "rateLimitService",
+];
+
 pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
     let p = "gateway";
-    check_keys(
-        errs,
-        p,
-        obj,
-        &[
-            "prefix",
-            "clusterHeader",
-            "backendUrl",
-            "backendCluster",
-            "pluginId",
-            "clockSkewSeconds",
-            "tokenCacheSize",
-            "jwksCacheSeconds",
-            "jwksFetchTimeoutMs",
-            "jwksRefetchCooldownSeconds",
-            "jwksMaxBytes",
-            "authorityRewrite",
-            "access",
-            "rateLimits",
-            "auditTrail",
-            "rateLimitService",
-        ],
-    );
+    check_keys(errs, p, obj, &KEYS);
     let rate_limit_service = obj
         .get("rateLimitService")
         .and_then(|v| parse_rate_limit_service(errs, v));
     let audit_trail = opt_bool(errs, obj, p, "auditTrail").unwrap_or(true);
-    let route_rewrites_authority = match opt_string(errs, obj, p, "authorityRewrite") {
-        None | Some("filter") => false,
-        Some("route") => true,
-        Some(other) => {
-            errs.add(
-                &join(p, "authorityRewrite"),
-                format!("unknown value '{other}'; expected one of filter, route"),
-            );
-            false
-        }
-    };
-    let prefix = match opt_string(errs, obj, p, "prefix") {
-        None => DEFAULT_PREFIX.to_string(),
-        Some(s) => {
-            let norm = normalise_key(s);
-            if !s.starts_with('/')
-                || norm.is_empty()
-                || s.contains(['?', '#', '%', '\\'])
-                || s.contains("//")
-                || s.bytes().any(|b| b <= b' ' || b >= 0x7f)
-            {
-                errs.add(
-                    &join(p, "prefix"),
-                    "must be an absolute path such as /api/proxy (no query, no '%', '\\' or '//')",
-                );
-            }
-            norm
-        }
-    };
-    let cluster_header = match opt_string(errs, obj, p, "clusterHeader") {
-        None => DEFAULT_CLUSTER_HEADER.to_string(),
-        Some(s) => {
-            if !is_token(s) {
-                errs.add(&join(p, "clusterHeader"), "must be a valid header name");
-            }
-            s.to_ascii_lowercase()
-        }
-    };
-    let plugin_id = match opt_string(errs, obj, p, "pluginId") {
-        None => DEFAULT_PLUGIN_ID.to_string(),
-        Some(s) => {
-            if s.is_empty()
-                || !s
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-            {
-                errs.add(&join(p, "pluginId"), "must match ^[a-z0-9_-]+$");
-            }
-            s.to_string()
-        }
-    };
+    let route_rewrites_authority = authority_rewrite(errs, obj);
+    let prefix = prefix(errs, obj);
+    let cluster_header = cluster_header(errs, obj);
+    let plugin_id = plugin_id(errs, obj);
     Gateway {
         rate_limit_service,
         audit_trail,
@@ -117,6 +68,78 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
         jwks_max_bytes: opt_uint(errs, obj, p, "jwksMaxBytes", 1024, 1024 * 1024)
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_JWKS_MAX_BYTES),
+    }
+}
+
+/// `gateway.authorityRewrite`: `route` when the gateway's route rewrites
+/// `:authority` (Istio, Envoy Gateway).
+fn authority_rewrite(errs: &mut Errors, obj: &Map<String, Value>) -> bool {
+    let p = "gateway";
+    match opt_string(errs, obj, p, "authorityRewrite") {
+        None | Some("filter") => false,
+        Some("route") => true,
+        Some(other) => {
+            errs.add(
+                &join(p, "authorityRewrite"),
+                format!("unknown value '{other}'; expected one of filter, route"),
+            );
+            false
+        }
+    }
+}
+
+/// `gateway.prefix`, normalised.
+fn prefix(errs: &mut Errors, obj: &Map<String, Value>) -> String {
+    let p = "gateway";
+    match opt_string(errs, obj, p, "prefix") {
+        None => DEFAULT_PREFIX.to_string(),
+        Some(s) => {
+            let norm = normalise_key(s);
+            if !s.starts_with('/')
+                || norm.is_empty()
+                || s.contains(['?', '#', '%', '\\'])
+                || s.contains("//")
+                || s.bytes().any(|b| b <= b' ' || b >= 0x7f)
+            {
+                errs.add(
+                    &join(p, "prefix"),
+                    "must be an absolute path such as /api/proxy (no query, no '%', '\\' or '//')",
+                );
+            }
+            norm
+        }
+    }
+}
+
+/// `gateway.clusterHeader`, lower-cased.
+fn cluster_header(errs: &mut Errors, obj: &Map<String, Value>) -> String {
+    let p = "gateway";
+    match opt_string(errs, obj, p, "clusterHeader") {
+        None => DEFAULT_CLUSTER_HEADER.to_string(),
+        Some(s) => {
+            if !is_token(s) {
+                errs.add(&join(p, "clusterHeader"), "must be a valid header name");
+            }
+            s.to_ascii_lowercase()
+        }
+    }
+}
+
+/// `gateway.pluginId`.
+fn plugin_id(errs: &mut Errors, obj: &Map<String, Value>) -> String {
+    let p = "gateway";
+    match opt_string(errs, obj, p, "pluginId") {
+        None => DEFAULT_PLUGIN_ID.to_string(),
+        Some(s) => {
+            if s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                errs.add(&join(p, "pluginId"), "must match ^[a-z0-9_-]+$");
+            }
+            s.to_string()
+        }
     }
 }
 

@@ -377,64 +377,22 @@ pub fn parse_value(
         None => &empty,
     };
     let mut endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
-    if let Some(v) = gateway_obj.get("rateLimits") {
-        let service = gateway.rate_limit_service.is_some();
-        rate_limits::parse_rate_limits(&mut errs, v, &mut endpoints, service);
-    }
-    if let Some(v) = gateway_obj.get("access") {
-        access::parse_access(&mut errs, v, &mut endpoints);
-        refuse_bypass_through_outer_targets(
-            &mut errs,
-            &endpoints,
-            "gateway.access",
-            |b| b.access.is_some(),
-            |a, b| a.access != b.access,
-            "held to this policy; give '{a}' the same policy",
-        );
-    }
-    if gateway.rate_limit_service.is_some() && endpoints.iter().all(|e| e.rate_limit.is_none()) {
-        warnings.push(
-            "gateway.rateLimitService is set but no endpoint has a budget in gateway.rateLimits: the service is never asked".to_string(),
-        );
-    }
-    refuse_bypass_through_outer_targets(
+    parse_policies(
         &mut errs,
-        &endpoints,
-        "gateway.rateLimits",
-        |b| b.rate_limit.is_some(),
-        |a, _| a.rate_limit.is_none(),
-        "counted in any budget; give '{a}' a budget too (its own)",
+        &mut warnings,
+        gateway_obj,
+        &gateway,
+        &mut endpoints,
     );
 
     stat_names(&mut endpoints);
-    let mut index = crate::fasthash::map();
-    for (i, ep) in endpoints.iter().enumerate() {
-        if let Some(prev) = index.insert(ep.key.to_ascii_lowercase(), i) {
-            let prev_key = endpoints
-                .get(prev)
-                .map(|e| e.raw_key.as_str())
-                .unwrap_or_default();
-            errs.add(
-                &format!("proxy.endpoints.{}", ep.raw_key),
-                format!("endpoint key matches the same paths as '{prev_key}' (keys are normalised and case-insensitive)"),
-            );
-        }
-    }
+    let index = index_endpoints(&mut errs, &endpoints);
 
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
     let nested_stricter = nested_stricter(&endpoints, disable_default_auth_policy);
-    for (outer, inner) in nested_stricter.iter().enumerate() {
-        for &b in inner {
-            if let (Some(a), Some(b)) = (endpoints.get(outer), endpoints.get(b)) {
-                warnings.push(format!(
-                    "proxy.endpoints.{}: its target contains the target of '{}', whose credentials are stricter; requests through '{}' that land under {} get '{}''s credentials",
-                    a.raw_key, b.raw_key, a.raw_key, b.target.path, b.raw_key
-                ));
-            }
-        }
-    }
+    nesting_warnings(&mut warnings, &endpoints, &nested_stricter);
     Ok(Plan {
         nested_stricter,
         prefix_lower: gateway.prefix.to_ascii_lowercase(),
@@ -448,6 +406,81 @@ pub fn parse_value(
         cors,
         warnings,
     })
+}
+
+/// `gateway.rateLimits` and `gateway.access` onto their endpoints, and
+/// the load checks that keep them from being walked around.
+fn parse_policies(
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+    gateway_obj: &Map<String, Value>,
+    gateway: &Gateway,
+    endpoints: &mut [Endpoint],
+) {
+    if let Some(v) = gateway_obj.get("rateLimits") {
+        let service = gateway.rate_limit_service.is_some();
+        rate_limits::parse_rate_limits(errs, v, endpoints, service);
+    }
+    if let Some(v) = gateway_obj.get("access") {
+        access::parse_access(errs, v, endpoints);
+        refuse_bypass_through_outer_targets(
+            errs,
+            endpoints,
+            "gateway.access",
+            |b| b.access.is_some(),
+            |a, b| a.access != b.access,
+            "held to this policy; give '{a}' the same policy",
+        );
+    }
+    if gateway.rate_limit_service.is_some() && endpoints.iter().all(|e| e.rate_limit.is_none()) {
+        warnings.push(
+            "gateway.rateLimitService is set but no endpoint has a budget in gateway.rateLimits: the service is never asked".to_string(),
+        );
+    }
+    refuse_bypass_through_outer_targets(
+        errs,
+        endpoints,
+        "gateway.rateLimits",
+        |b| b.rate_limit.is_some(),
+        |a, _| a.rate_limit.is_none(),
+        "counted in any budget; give '{a}' a budget too (its own)",
+    );
+}
+
+/// Lower-cased normalised key → endpoint index; two keys for the same
+/// paths are an error.
+fn index_endpoints(
+    errs: &mut Errors,
+    endpoints: &[Endpoint],
+) -> crate::fasthash::FastMap<String, usize> {
+    let mut index = crate::fasthash::map();
+    for (i, ep) in endpoints.iter().enumerate() {
+        if let Some(prev) = index.insert(ep.key.to_ascii_lowercase(), i) {
+            let prev_key = endpoints
+                .get(prev)
+                .map(|e| e.raw_key.as_str())
+                .unwrap_or_default();
+            errs.add(
+                &format!("proxy.endpoints.{}", ep.raw_key),
+                format!("endpoint key matches the same paths as '{prev_key}' (keys are normalised and case-insensitive)"),
+            );
+        }
+    }
+    index
+}
+
+/// A warning for each open endpoint whose target holds a stricter one's.
+fn nesting_warnings(warnings: &mut Vec<String>, endpoints: &[Endpoint], nested: &[Vec<usize>]) {
+    for (outer, inner) in nested.iter().enumerate() {
+        for &b in inner {
+            if let (Some(a), Some(b)) = (endpoints.get(outer), endpoints.get(b)) {
+                warnings.push(format!(
+                    "proxy.endpoints.{}: its target contains the target of '{}', whose credentials are stricter; requests through '{}' that land under {} get '{}''s credentials",
+                    a.raw_key, b.raw_key, a.raw_key, b.target.path, b.raw_key
+                ));
+            }
+        }
+    }
 }
 
 /// A per-endpoint policy of `section` must not be walked around through

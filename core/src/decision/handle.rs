@@ -233,3 +233,6 @@ fn with_cors(mut reply: Reply, cors: &[(&'static str, String)]) -> Reply {
     }
     reply
 }
+
+#[cfg(test)]
+mod tests;

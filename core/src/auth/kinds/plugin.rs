@@ -1,7 +1,7 @@
 //! Plugin-to-plugin tokens (`vnd.backstage.plugin`), with their `obo`
 //! claim; key sets learnt per plugin from the Backstage backend.
 
-use super::user::verify_user;
+use super::user::{verify_user, UserToken};
 use super::{
     claim_cause, denied, denied_plain, exp_of, verify_with_key_set, Failure, KeyFailure, Success,
     AUD, INVALID,
@@ -34,28 +34,57 @@ pub fn plugin(
     let Some(jwt) = decoded else {
         return Err(denied(Reason::InvalidPluginToken, prefix, INVALID));
     };
-    // Backstage stringifies whatever `sub` is; only a plugin id passes.
-    let sub = match jwt.payload.get("sub") {
-        Some(Value::String(s)) => s.as_str(),
-        None => {
-            return Err(denied_plain(
-                Reason::InvalidPluginToken,
-                "Invalid plugin token: forbidden subject format",
-            ))
+    let sub = plugin_subject(jwt)?;
+    check_claims(plan, jwt, now_ms)?;
+    let no_jwks = "Received a plugin token where the source plugin unexpectedly does not have a JWKS endpoint";
+    let Some(src) = Source::plugin(plan, sub) else {
+        return Err(denied_plain(Reason::KeySetUnavailable, no_jwks));
+    };
+    let generation = match verify_with_key_set(state, &src, jwt, token, now_ms, Some(TYP_PLUGIN)) {
+        Ok(g) => g,
+        Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
+        Err(KeyFailure::Unavailable) => {
+            return Err(denied_plain(Reason::KeySetUnavailable, no_jwks))
         }
-        Some(_) => {
-            return Err(denied_plain(
-                Reason::InvalidPluginToken,
-                "Invalid plugin token: forbidden subject format",
-            ))
+        Err(KeyFailure::Cause(c)) => return Err(denied(Reason::InvalidPluginToken, prefix, c)),
+    };
+    let mut deps = vec![(src.url.clone(), generation)];
+    let mut exp = exp_of(&jwt.payload);
+    let principal = match jwt.payload.get("obo") {
+        None => Principal::Service(format!("plugin:{sub}")),
+        Some(obo) => {
+            let u = obo_user(plan, state, obo, now_ms)?;
+            deps.push((u.url, u.generation));
+            exp = exp.min(u.exp);
+            Principal::User(u.sub)
         }
     };
-    if !is_plugin_id(sub) {
-        return Err(denied_plain(
+    Ok(Success {
+        verified: Verified {
+            principal,
+            restrictions: None,
+            ownership: None,
+        },
+        exp,
+        deps,
+    })
+}
+
+/// The token's `sub`: Backstage stringifies whatever it is; only a plugin
+/// id passes.
+fn plugin_subject<'j>(jwt: &'j Jwt<'_>) -> Result<&'j str, Failure> {
+    match jwt.payload.get("sub") {
+        Some(Value::String(s)) if is_plugin_id(s) => Ok(s.as_str()),
+        _ => Err(denied_plain(
             Reason::InvalidPluginToken,
             "Invalid plugin token: forbidden subject format",
-        ));
+        )),
     }
+}
+
+/// The registered claims, and the audience: this proxy's plugin id.
+fn check_claims(plan: &Plan, jwt: &Jwt<'_>, now_ms: u64) -> Result<(), Failure> {
+    let prefix = "Invalid plugin token";
     let skew = plan.gateway.clock_skew_seconds;
     if let Err(e) = check_registered_claims(
         &jwt.payload,
@@ -75,51 +104,25 @@ pub fn plugin(
     if !audience_ok {
         return Err(denied(Reason::InvalidPluginToken, prefix, AUD));
     }
-    let no_jwks = "Received a plugin token where the source plugin unexpectedly does not have a JWKS endpoint";
-    let Some(src) = Source::plugin(plan, sub) else {
-        return Err(denied_plain(Reason::KeySetUnavailable, no_jwks));
+    Ok(())
+}
+
+/// The user a plugin token acts for: its `obo` claim, verified as a user
+/// token.
+fn obo_user(
+    plan: &Plan,
+    state: &mut AuthState,
+    obo: &Value,
+    now_ms: u64,
+) -> Result<UserToken, Failure> {
+    let refused = || {
+        denied_plain(
+            Reason::InvalidPluginToken,
+            "Invalid user token in plugin token obo claim",
+        )
     };
-    let generation = match verify_with_key_set(state, &src, jwt, token, now_ms, Some(TYP_PLUGIN)) {
-        Ok(g) => g,
-        Err(KeyFailure::Pending(s)) => return Err(Failure::Pending(s)),
-        Err(KeyFailure::Unavailable) => {
-            return Err(denied_plain(Reason::KeySetUnavailable, no_jwks))
-        }
-        Err(KeyFailure::Cause(c)) => return Err(denied(Reason::InvalidPluginToken, prefix, c)),
+    let Value::String(obo) = obo else {
+        return Err(refused());
     };
-    let mut deps = vec![(src.url.clone(), generation)];
-    let mut exp = exp_of(&jwt.payload);
-    let principal = match jwt.payload.get("obo") {
-        None => Principal::Service(format!("plugin:{sub}")),
-        Some(Value::String(obo)) => {
-            match verify_user(plan, state, obo, jwt::decode(obo).as_ref(), now_ms)? {
-                Some(u) => {
-                    deps.push((u.url, u.generation));
-                    exp = exp.min(u.exp);
-                    Principal::User(u.sub)
-                }
-                None => {
-                    return Err(denied_plain(
-                        Reason::InvalidPluginToken,
-                        "Invalid user token in plugin token obo claim",
-                    ))
-                }
-            }
-        }
-        Some(_) => {
-            return Err(denied_plain(
-                Reason::InvalidPluginToken,
-                "Invalid user token in plugin token obo claim",
-            ))
-        }
-    };
-    Ok(Success {
-        verified: Verified {
-            principal,
-            restrictions: None,
-            ownership: None,
-        },
-        exp,
-        deps,
-    })
+    verify_user(plan, state, obo, jwt::decode(obo).as_ref(), now_ms)?.ok_or_else(refused)
 }

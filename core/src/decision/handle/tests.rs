@@ -1,0 +1,289 @@
+//! The order the filter runs things in (CORS, then the pipeline, then the
+//! budgets) and what the response keeps: decided here, natively, where the
+//! filter only applies the verdict.
+
+use super::*;
+use crate::decision::response;
+use crate::shared_data::InMemory;
+
+const TOKEN: &str = "static-token-abc";
+const APP: &str = "https://backstage.example.com";
+const NOW: u64 = 1_800_000_000_000;
+
+fn plan(gateway: &str) -> Plan {
+    let cfg = format!(
+        r#"{{"proxy":{{"endpoints":{{"/pd":{{"target":"http://pd.test","allowedHeaders":["X-Custom"]}},"/gh":"http://gh.test"}}}},
+          "backend":{{"baseUrl":"http://backstage:7007","cors":{{"origin":"{APP}","credentials":true}},
+            "auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}}]}}}},
+          "gateway":{gateway}}}"#
+    );
+    crate::config::parse(cfg.as_bytes(), &|_| None).unwrap()
+}
+
+fn budgets() -> Plan {
+    plan(r#"{"rateLimits":{"/pd":{"perPrincipal":{"requests":2,"seconds":60}}}}"#)
+}
+
+fn headers(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    list.iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn run<'a>(
+    plan: &'a Plan,
+    shared: &mut InMemory,
+    method: &'a str,
+    path: &'a str,
+    h: &'a [(String, Vec<u8>)],
+) -> Verdict<'a> {
+    let req = Request {
+        method,
+        path: Some(path),
+        authority: "gw",
+        downstream_tls: false,
+        headers: h,
+        client_address: None,
+        now_ms: NOW,
+    };
+    handle(plan, &mut AuthState::new(plan), shared, &req)
+}
+
+fn created(plan: &Plan) -> InMemory {
+    let mut m = InMemory::default();
+    for k in budget::counter_keys(plan) {
+        assert!(m.set(&k, crate::ratelimit::NEW_COUNTER, None));
+    }
+    m
+}
+
+fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+    reply
+        .headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_preflight_is_answered_before_credentials_are_asked_for() {
+    let p = plan("{}");
+    let h = headers(&[
+        ("origin", APP),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "authorization"),
+    ]);
+    let Verdict::Answer(a) = run(&p, &mut created(&p), "OPTIONS", "/api/proxy/pd", &h) else {
+        panic!("a preflight is answered");
+    };
+    assert_eq!(a.reply.status, 204);
+    assert_eq!(header(&a.reply, "access-control-allow-origin"), Some(APP));
+    assert_eq!(
+        header(&a.reply, "access-control-allow-headers"),
+        Some("authorization")
+    );
+    assert_eq!(a.record.outcome, Outcome::CorsPreflight);
+    assert!(!a.record.logged() || a.record.principal.is_none());
+}
+
+#[test]
+fn a_refusal_carries_cors_so_the_browser_can_read_it() {
+    let p = plan("{}");
+    let h = headers(&[("origin", APP)]);
+    let Verdict::Answer(a) = run(&p, &mut created(&p), "GET", "/api/proxy/pd/x", &h) else {
+        panic!("no credentials: refused");
+    };
+    assert_eq!(a.reply.status, 401);
+    assert_eq!(header(&a.reply, "access-control-allow-origin"), Some(APP));
+    assert_eq!(
+        header(&a.reply, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(
+        a.record.outcome,
+        Outcome::Denied(Reason::MissingCredentials)
+    );
+    // Another origin: no CORS at all.
+    let h = headers(&[("origin", "https://evil.example")]);
+    let Verdict::Answer(a) = run(&p, &mut created(&p), "GET", "/api/proxy/pd/x", &h) else {
+        panic!("refused");
+    };
+    assert_eq!(header(&a.reply, "access-control-allow-origin"), None);
+}
+
+#[test]
+fn budgets_are_spent_after_the_pipeline_admits_and_refuse_with_retry_after() {
+    let p = budgets();
+    let mut shared = created(&p);
+    let bearer = format!("Bearer {TOKEN}");
+    let h = headers(&[("authorization", &bearer), ("origin", APP)]);
+    for _ in 0..2 {
+        let Verdict::Continue(c) = run(&p, &mut shared, "GET", "/api/proxy/pd/x", &h) else {
+            panic!("within the budget");
+        };
+        assert_eq!(c.record.outcome, Outcome::Allowed);
+        assert_eq!(c.after.endpoint, Some(0));
+        assert_eq!(c.request_url, None, "nothing handed to a service");
+    }
+    let Verdict::Answer(a) = run(&p, &mut shared, "GET", "/api/proxy/pd/x", &h) else {
+        panic!("over the budget");
+    };
+    assert_eq!(a.reply.status, 429);
+    assert_eq!(header(&a.reply, "retry-after"), Some("60"));
+    assert_eq!(header(&a.reply, "access-control-allow-origin"), Some(APP));
+    assert_eq!(a.record.outcome, Outcome::Denied(Reason::RateLimited));
+    assert_eq!(a.record.principal, Some(Principal::Service("ci".into())));
+    assert_eq!(a.record.endpoint_key(&p), "/pd");
+    // A request the pipeline refuses spends nothing: another endpoint's
+    // budget-free requests and refused ones leave /pd's counter as it is.
+    let before = shared.get("backstage_proxy/ratelimit//pd/total");
+    let none = headers(&[]);
+    let _ = run(&p, &mut shared, "GET", "/api/proxy/pd/x", &none);
+    assert_eq!(shared.get("backstage_proxy/ratelimit//pd/total"), before);
+}
+
+#[test]
+fn with_the_service_the_request_goes_on_and_keeps_its_url() {
+    let p = plan(
+        r#"{"rateLimitService":{"url":"http://rl:8081"},"rateLimits":{"/pd":{"total":{"requests":1,"seconds":60}}}}"#,
+    );
+    let mut shared = InMemory::default();
+    let bearer = format!("Bearer {TOKEN}");
+    let h = headers(&[("authorization", &bearer)]);
+    for _ in 0..3 {
+        let Verdict::Continue(c) = run(&p, &mut shared, "GET", "/api/proxy/pd/x?y=1", &h) else {
+            panic!("the service decides, not the filter");
+        };
+        assert_eq!(c.request_url, Some("/api/proxy/pd/x?y=1"));
+        assert!(c
+            .set
+            .iter()
+            .any(|(n, v)| n == crate::ratelimit::ENDPOINT_HEADER && v == "/pd"));
+    }
+    assert!(shared.is_empty(), "no counter of the filter's own");
+}
+
+#[test]
+fn outside_the_prefix_the_request_passes_and_is_not_logged() {
+    let p = plan("{}");
+    let h = headers(&[("x-backstage-proxy-cluster", "evil"), ("origin", APP)]);
+    let Verdict::Continue(c) = run(&p, &mut created(&p), "GET", "/catalog", &h) else {
+        panic!("passes through");
+    };
+    assert!(c.remove.iter().any(|r| r == "x-backstage-proxy-cluster"));
+    assert!(c.set.is_empty());
+    assert!(!c.record.logged());
+    assert_eq!(c.after.endpoint, None);
+}
+
+#[test]
+fn an_unfetchable_key_set_is_a_401_with_cors() {
+    let p = plan("{}");
+    let h = headers(&[("origin", APP)]);
+    let req = Request {
+        method: "GET",
+        path: Some("/api/proxy/pd"),
+        authority: "gw",
+        downstream_tls: false,
+        headers: &h,
+        client_address: None,
+        now_ms: NOW,
+    };
+    let a = key_set_unavailable(&p, &req);
+    assert_eq!(a.reply.status, 401);
+    assert_eq!(header(&a.reply, "www-authenticate"), Some("Bearer"));
+    assert_eq!(header(&a.reply, "access-control-allow-origin"), Some(APP));
+    assert_eq!(a.record.outcome, Outcome::Denied(Reason::KeySetUnavailable));
+}
+
+#[test]
+fn the_access_log_names_who_where_and_what() {
+    let p = plan("{}");
+    let rec = Record {
+        outcome: Outcome::Allowed,
+        endpoint: Some(1),
+        principal: Some(Principal::User("user:default/jane".into())),
+    };
+    assert_eq!(
+        rec.filter_state(&p),
+        [
+            (crate::audit::PRINCIPAL_KEY, "user:default/jane"),
+            (crate::audit::ENDPOINT_KEY, "/gh"),
+            (crate::audit::DECISION_KEY, "allowed"),
+        ]
+    );
+    let nobody = Record {
+        outcome: Outcome::Denied(Reason::NotFound),
+        endpoint: None,
+        principal: None,
+    };
+    assert_eq!(nobody.filter_state(&p)[0].1, "-");
+    assert_eq!(nobody.filter_state(&p)[1].1, "-");
+}
+
+fn cors_after(endpoint: Option<usize>) -> After {
+    After {
+        endpoint,
+        cors: vec![
+            ("access-control-allow-origin", APP.to_string()),
+            ("vary", "Origin".to_string()),
+        ],
+    }
+}
+
+#[test]
+fn the_response_keeps_its_allowed_headers_and_gains_cors_where_it_has_none() {
+    let p = plan("{}");
+    let h = headers(&[
+        (":status", "200"),
+        ("x-custom", "kept"),
+        ("set-cookie", "a=1"),
+        ("access-control-allow-origin", "https://upstream.example"),
+    ]);
+    let e = response::edits(&p, cors_after(Some(0)), &h, None);
+    assert!(e.remove.iter().any(|r| r == "set-cookie"));
+    assert!(!e.remove.iter().any(|r| r == "x-custom"));
+    // The upstream's allow-origin is not allowed through, so CORS's is added.
+    assert!(e.remove.iter().any(|r| r == "access-control-allow-origin"));
+    assert!(e
+        .add
+        .iter()
+        .any(|(n, v)| *n == "access-control-allow-origin" && v == APP));
+    assert_eq!(e.refused, None);
+    // Outside the prefix nothing is removed, and a header the response
+    // already has wins over CORS's.
+    let e = response::edits(&p, cors_after(None), &h, None);
+    assert!(e.remove.is_empty());
+    assert!(!e
+        .add
+        .iter()
+        .any(|(n, _)| *n == "access-control-allow-origin"));
+    assert!(e.add.iter().any(|(n, _)| *n == "vary"));
+}
+
+#[test]
+fn a_refusal_by_the_rate_limit_service_is_recorded_with_retry_after() {
+    let p = plan(
+        r#"{"rateLimitService":{"url":"http://rl:8081"},"rateLimits":{"/pd":{"total":{"requests":1,"seconds":60}}}}"#,
+    );
+    let h = headers(&[(":status", "429"), ("x-ratelimit-reset", "17")]);
+    assert!(response::may_be_rate_limit_service(&p, &h));
+    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"request_rate_limited"));
+    assert_eq!(e.refused, Some(Outcome::Denied(Reason::RateLimited)));
+    assert!(e.set.iter().any(|(n, v)| n == "retry-after" && v == "17"));
+    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"rate_limiter_error"));
+    assert_eq!(
+        e.refused,
+        Some(Outcome::Denied(Reason::RateLimitServiceError))
+    );
+    assert!(e.set.is_empty());
+    // An upstream's own 429 is the upstream's.
+    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"via_upstream"));
+    assert_eq!(e.refused, None);
+    // A 200, or no service: the detail is never read.
+    assert!(!response::may_be_rate_limit_service(
+        &p,
+        &headers(&[(":status", "200")])
+    ));
+    assert!(!response::may_be_rate_limit_service(&plan("{}"), &h));
+}
