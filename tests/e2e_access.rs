@@ -163,8 +163,8 @@ fn the_readme_worked_example_answers_as_documented() {
     let root = repo_root();
     let file =
         std::fs::read_to_string(root.join("examples/app-config/app-config.policies.yaml")).unwrap();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let section = readme.split("### Worked example").nth(1).unwrap();
+    let readme = std::fs::read_to_string(root.join("docs/access.md")).unwrap();
+    let section = readme.split("## Worked example").nth(1).unwrap();
     let block = section
         .split("```yaml\n")
         .nth(1)

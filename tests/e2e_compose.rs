@@ -49,9 +49,9 @@ impl Drop for Project {
 /// The README's docker-compose walkthrough: each `curl` line and the answer
 /// its comment expects.
 fn walkthrough() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("docs/deploying.md")).unwrap();
     let section = readme
-        .split("### docker-compose")
+        .split("\n## docker-compose\n")
         .nth(1)
         .expect("README has a docker-compose section");
     let block = section

@@ -162,7 +162,7 @@ fn planted_errors_are_caught() {
 /// Istio's CRD, and its provider's fields are the ones `render` logs.
 #[test]
 fn the_readmes_istio_access_log_snippet_is_valid() {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
     let block = readme
         .split("```yaml\n# istioctl install / the istiod Helm values\n")
         .nth(1)
