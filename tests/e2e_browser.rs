@@ -1,4 +1,4 @@
-//! A real browser through the gateway (SPEC §9.3): headless Chromium
+//! A real browser through the gateway (`docs/contract.md#cors`): headless Chromium
 //! (Debian's, driven by playwright-core: `testkit/node/browser.js`) loads a
 //! page from the app's origin that calls a proxy endpoint through Envoy and
 //! the filter with `fetch` and a Bearer token, as Backstage's frontend does,

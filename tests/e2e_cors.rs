@@ -1,4 +1,4 @@
-//! CORS in real Envoy (SPEC §9.3): the filter answers as Backstage's `cors`
+//! CORS in real Envoy (`docs/contract.md#cors`): the filter answers as Backstage's `cors`
 //! middleware does with `backend.cors`, before credentials, over HTTP/1.1
 //! and HTTP/2; every response a browser reads (the upstream's, the filter's
 //! 401, Envoy's own local replies) carries the allow-origin headers.

@@ -1,4 +1,4 @@
-//! Faults (security-catalog K01, K02, K10, E16): a VM that panics, Envoy
+//! Faults (`docs/security.md` K01, K02, K10, E16): a VM that panics, Envoy
 //! restarted under load and while requests wait for a key set, a key-set
 //! cluster missing from Envoy. With the shipped fail-closed policy no
 //! request reaches the upstream unauthenticated, and the VM recovers as

@@ -1,5 +1,5 @@
 //! The routing the Istio output writes, run in real Envoy with the filter
-//! (SPEC §9.2): the `VirtualService`'s routes, translated one for one into
+//! (`docs/contract.md#the-gateways-users-run`): the `VirtualService`'s routes, translated one for one into
 //! Envoy routes as Istio translates them (header match → cluster
 //! `outbound|<port>||<host>`, `rewrite.authority` → `host_rewrite_literal`,
 //! `headers.request.remove`), in a virtual host that serves only the

@@ -1,4 +1,4 @@
-//! security-catalog L02: no token, secret or injected header value in any
+//! `docs/security.md` L02: no token, secret or injected header value in any
 //! Envoy log of the whole end-to-end suite, run with the filter's logging at
 //! debug. `make test` runs the suite with `BPW_LOG_DIR` set (the harness
 //! keeps every Envoy's log there and records every secret it handed to the

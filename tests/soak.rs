@@ -1,4 +1,4 @@
-//! Soak (security-catalog K05, K08, K09; issue 6): a bounded run of one
+//! Soak (`docs/security.md` K05, K08, K09; issue 6): a bounded run of one
 //! million mixed requests through the filter in Envoy (two workers) on
 //! loopback: static and Backstage user tokens (a hot set that stays cached,
 //! a cold pool larger than the verified-token cache), forged and expired

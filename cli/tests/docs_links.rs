@@ -317,3 +317,102 @@ fn planted_mistakes_are_reported() {
         assert!(joined.contains(needle), "{needle} not reported:\n{joined}");
     }
 }
+
+/// Every source file whose comments may cite the docs.
+fn sources(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for path in entries.map(|e| e.unwrap().path()) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if path.is_dir() {
+                if !matches!(name, "target" | "node_modules" | ".git" | ".venv" | "build") {
+                    walk(&path, out);
+                }
+            } else if path
+                .extension()
+                .is_some_and(|x| x == "rs" || x == "py" || x == "yaml" || x == "yml")
+                || name == "Makefile"
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for dir in [
+        "src", "core", "cli", "testkit", "tests", "benches", "bench", "fuzz", "examples",
+    ] {
+        walk(&root.join(dir), &mut out);
+    }
+    out.push(root.join("Makefile"));
+    out.push(root.join("envoy.yaml"));
+    // This file plants citations of pages that do not exist.
+    out.retain(|p| !p.ends_with("cli/tests/docs_links.rs"));
+    out.sort();
+    out
+}
+
+/// The `docs/<page>.md[#anchor]` citations in a text.
+fn doc_citations(text: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("docs/") {
+        let cited: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '/' | '.' | '#' | '-' | '_'))
+            .collect();
+        rest = &rest[i + 5..];
+        let cited = cited.trim_end_matches('.');
+        let (file, anchor) = match cited.split_once('#') {
+            Some((f, a)) => (f, Some(a.to_string())),
+            None => (cited, None),
+        };
+        if file.ends_with(".md") {
+            out.push((file.to_string(), anchor));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_docs_page_and_anchor_the_code_cites_exists() {
+    let root = repo_root();
+    let mut errors = Vec::new();
+    let mut cited = 0;
+    for source in sources(&root) {
+        let Ok(text) = std::fs::read_to_string(&source) else {
+            continue;
+        };
+        for (file, anchor) in doc_citations(&text) {
+            cited += 1;
+            let rel = source.strip_prefix(&root).unwrap().display().to_string();
+            let Ok(page) = std::fs::read_to_string(root.join(&file)) else {
+                errors.push(format!("{rel}: {file}: no such page"));
+                continue;
+            };
+            if let Some(a) = anchor {
+                if !anchors(&page).contains(&a) {
+                    errors.push(format!("{rel}: {file}#{a}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(cited > 10, "the citations were read: {cited}");
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn a_citation_of_a_missing_heading_is_caught() {
+    let c = doc_citations("// see `docs/contract.md#cors`, docs/cors.md. and docs/x/");
+    assert_eq!(
+        c,
+        vec![
+            ("docs/contract.md".to_string(), Some("cors".to_string())),
+            ("docs/cors.md".to_string(), None)
+        ]
+    );
+    let page = std::fs::read_to_string(repo_root().join("docs/contract.md")).unwrap();
+    assert!(anchors(&page).contains("cors"));
+    assert!(!anchors(&page).contains("no-such-heading"));
+}

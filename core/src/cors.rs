@@ -1,4 +1,4 @@
-//! CORS as Backstage answers it (SPEC §9.3): the `cors` middleware (expressjs
+//! CORS as Backstage answers it (`docs/contract.md#cors`, `docs/cors.md`): the `cors` middleware (expressjs
 //! cors 2.8) with the options Backstage reads from `backend.cors`, which
 //! runs before anything else on every request.
 //!

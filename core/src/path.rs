@@ -1,5 +1,5 @@
 //! How paths are read, in every decision that reads one: the split of
-//! `:path` into path and query, the safety rules (SPEC §2 step 1), runs of
+//! `:path` into path and query, the safety rules (`docs/contract.md#1-path-safety`), runs of
 //! slashes, and where a path lands as common servers read it. Pure
 //! functions over strings; no configuration.
 
@@ -53,7 +53,7 @@ pub enum UnsafePath {
     OutsideBase,
 }
 
-/// Path safety (SPEC §2 step 1): percent-decode the path part once, read
+/// Path safety (`docs/contract.md#1-path-safety`): percent-decode the path part once, read
 /// `\` as `/`, and refuse dot segments, bad encodings and control
 /// characters. The path itself is not changed.
 pub fn check_path_safety(path: &str) -> Result<(), UnsafePath> {
@@ -100,7 +100,7 @@ fn check_segments(decoded: &str) -> Result<(), UnsafePath> {
     Ok(())
 }
 
-/// The rules for the path an upstream receives (SPEC §2 step 1), after
+/// The rules for the path an upstream receives (`docs/contract.md#1-path-safety`), after
 /// `pathRewrite` and the join behind `base`: the same safety rules as an
 /// incoming path, never a leading `//` in any spelling, and under `base`.
 pub fn check_upstream_path(path_and_query: &str, base: &str) -> Result<(), UnsafePath> {

@@ -278,7 +278,7 @@ pub struct Plan {
     pub index: crate::fasthash::FastMap<String, usize>,
     /// For each endpoint (by index), the endpoints whose targets lie
     /// strictly under its target on the same origin and whose credentials
-    /// are stricter (SPEC §2 step 4): a request through it that lands under
+    /// are stricter (`docs/contract.md#4-credentials-per-endpoint`): a request through it that lands under
     /// one of their target paths gets their credentials.
     pub nested_stricter: Vec<Vec<usize>>,
     /// The longest key in `index`, in bytes: no candidate longer than this
@@ -286,7 +286,7 @@ pub struct Plan {
     pub longest_key: usize,
     pub auth: AuthConfig,
     pub backend: Option<Backend>,
-    /// `backend.cors`: answered by the filter (SPEC §9.3).
+    /// `backend.cors`: answered by the filter (`docs/contract.md#cors`).
     pub cors: Option<crate::cors::Policy>,
     /// Non-fatal findings (skipped endpoints, deprecated forms, options handled
     /// outside the filter). Never contains a secret.
@@ -485,8 +485,8 @@ fn nesting_warnings(warnings: &mut Vec<String>, endpoints: &[Endpoint], nested: 
 
 /// A per-endpoint policy of `section` must not be walked around through
 /// another endpoint `a` whose target holds the target of an endpoint `b`
-/// that has the policy (`held(b)`), where `exposed(a, b)` (the nesting SPEC
-/// §2 step 4 guards for credentials): a load error at `b`'s key.
+/// that has the policy (`held(b)`), where `exposed(a, b)` (the nesting
+/// `docs/contract.md#4-credentials-per-endpoint` guards for credentials): a load error at `b`'s key.
 /// `consequence` is the message's middle, with `{a}` for the other key.
 fn refuse_bypass_through_outer_targets(
     errs: &mut Errors,
@@ -529,7 +529,7 @@ fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
         && inner.as_bytes().get(outer.len()) == Some(&b'/')
 }
 
-/// SPEC §2 step 4: for each endpoint A, the endpoints B whose target lies
+/// `docs/contract.md#4-credentials-per-endpoint`: for each endpoint A, the endpoints B whose target lies
 /// under A's ([`target_contains`]) and whose credentials are stricter.
 fn nested_stricter(endpoints: &[Endpoint], all_open: bool) -> Vec<Vec<usize>> {
     endpoints

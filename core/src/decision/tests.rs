@@ -583,7 +583,8 @@ fn x_forwarded_proto_comes_from_the_connection_never_from_scheme() {
     }
 }
 
-/// Issue class (SPEC §2 step 4, §11): an open endpoint whose target
+/// Issue class (`docs/contract.md#4-credentials-per-endpoint`,
+/// `docs/behaviour.md#deviations-from-backstage`): an open endpoint whose target
 /// contains a protected endpoint's target must not reach the protected
 /// path by another spelling that common upstreams decode or strip.
 #[test]
@@ -651,7 +652,7 @@ fn an_open_endpoint_does_not_open_a_nested_protected_target() {
     fwd(req("GET", "/api/proxy/f/admin").decide(&all_open));
 }
 
-/// `?access_token=` is never a credential here (SPEC §3), and the 401 body
+/// `?access_token=` is never a credential here (`docs/contract.md#reading-the-credential`), and the 401 body
 /// reflects `request.url` as sent, as Backstage's does: the client already
 /// holds what it sent, and nothing else (logs, other users) sees the body.
 /// Decided: parity with Backstage, no redaction.

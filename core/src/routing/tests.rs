@@ -94,7 +94,7 @@ fn default_rewrite_and_join_match_backstages_table() {
         // Deviation: the default rewrite is case-insensitive like routing.
         ("/api/proxy/SIMPLE/x", "/x"),
         ("/API/PROXY/Simple/x", "/x"),
-        // SPEC §5: a target's own query comes first, then the request's.
+        // docs/contract.md#path-host-and-routing: a target's own query comes first, then the request's.
         ("/api/proxy/withquery/a?z=1", "/base/a?k=v&z=1"),
         ("/api/proxy/withquery/a", "/base/a?k=v"),
         // the query is byte-for-byte, never normalised

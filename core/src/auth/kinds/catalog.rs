@@ -1,4 +1,4 @@
-//! security-catalog.md §7 group C (JWT validation), case by case, at the
+//! `docs/security.md#c-jwt-validation` group C (JWT validation), case by case, at the
 //! layer that decides them: the core, with tokens minted independently.
 //! Cases that need Envoy (C32's 431) or concern configuration (C35's secret
 //! length) are noted where Backstage parity decides differently.

@@ -90,6 +90,6 @@ pub(crate) fn applies(provider: &JwksProvider, jwt: &Jwt<'_>, now: u64, skew: u6
         return false;
     }
     // Backstage accepts an external token without `exp`; here every JWT must
-    // expire (SPEC §11).
+    // expire (`docs/behaviour.md#deviations-from-backstage`).
     check_registered_claims(&jwt.payload, now, skew, &["exp"]).is_ok()
 }

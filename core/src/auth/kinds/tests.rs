@@ -485,7 +485,7 @@ fn external_jwks_entries() {
     );
 }
 
-/// SPEC §11: every JWT here must expire. Backstage accepts an external
+/// docs/behaviour.md#deviations-from-backstage: every JWT here must expire. Backstage accepts an external
 /// `jwks` token without `exp` (and would cache it until its key set
 /// changes); the filter refuses it, with no fetch, whatever the algorithm.
 #[test]
