@@ -274,7 +274,14 @@ fn execute(rt: &Shared, cmds: Vec<Command>) {
 /// The shared-data counters the filter's own budgets need, where absent
 /// (Envoy's shared data has no create-if-absent for requests to rely on).
 fn create_rate_limit_counters(plan: &Plan) {
-    for key in decision::counter_keys(plan) {
+    let keys = decision::counter_keys(plan);
+    if keys.is_empty() {
+        return;
+    }
+    if !ratelimit::ensure_secret(&mut HostShared, &random_bytes()) {
+        warn!("backstage-proxy-wasm: the budgets' hash key could not be stored: per-principal budgets refuse until it is");
+    }
+    for key in keys {
         if matches!(hostcalls::get_shared_data(&key), Ok((None, _)) | Err(_)) {
             let _ = hostcalls::set_shared_data(&key, Some(ratelimit::NEW_COUNTER), None);
         }
@@ -313,4 +320,18 @@ fn redecide(rt: &Shared, ids: Vec<u32>) {
         }
     }
     let _ = hostcalls::set_effective_context(root_id);
+}
+
+/// 32 random bytes, from the host's randomness (WASI `random_get`, through
+/// the standard library's hash keys).
+fn random_bytes() -> [u8; 32] {
+    use std::hash::BuildHasher;
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let word = std::collections::hash_map::RandomState::new().hash_one(i);
+        for (b, w) in chunk.iter_mut().zip(word.to_le_bytes()) {
+            *b = w;
+        }
+    }
+    out
 }

@@ -2,23 +2,52 @@
 //! in total, over fixed windows, counted in the host's shared data so that
 //! every worker VM of a gateway draws on one budget.
 //!
-//! The bound, stated and tested (`tests/e2e_ratelimit.rs`): on one gateway a
-//! principal gets at most `requests` per window whatever the number of
-//! workers (one counter, updated by compare-and-swap; a request whose
-//! update loses the race [`CAS_ATTEMPTS`] times is refused, never let
-//! through uncounted). Like every fixed window, up to twice the budget can
-//! pass around a window's edge. Principals hash (FNV-1a, the same in every
-//! VM) to one of [`COUNTERS_PER_ENDPOINT`] counters per endpoint, so the state is bounded by
-//! the configuration, never by how many principals there are (an identity
-//! provider can mint any number); two principals in one slot share a budget,
-//! which can only refuse more, never let more through. Fleets of gateways
-//! multiply the budget by their replica count: for those, Envoy's global
-//! rate limit service is the tool (README).
+//! The bounds, stated and tested (here, and `tests/e2e_ratelimit.rs`):
+//! - On one gateway a principal gets at most `requests` per window whatever
+//!   the number of workers (counters updated by compare-and-swap; a request
+//!   whose update loses the race [`CAS_ATTEMPTS`] times is refused, never
+//!   let through uncounted). Like every fixed window, up to twice the
+//!   budget can pass around a window's edge.
+//! - A request spends budgets only when every budget that applies admits
+//!   it: one refused by its own per-principal budget spends nothing of the
+//!   endpoint's total, so no caller can lock the others out by going over.
+//! - Per-principal counters are exact: each of an endpoint's
+//!   [`COUNTERS_PER_ENDPOINT`] counters holds one principal's count for the
+//!   current window, with the principal itself, so no principal ever
+//!   spends another's budget. A principal looks for its counter at
+//!   [`PROBES`] places chosen by a keyed hash (HMAC-SHA-256 under a random
+//!   key the filter keeps in shared data, [`SECRET_KEY`], so nobody outside
+//!   the gateway can tell where a principal's counter is), and takes the
+//!   first one free in this window. When all of them hold other
+//!   principals' counts it is refused until the window ends: a full table
+//!   can only refuse a newcomer, never let anyone past a budget. State is
+//!   bounded by the configuration (per endpoint, 1,024 counters of at most
+//!   [`MAX_PRINCIPAL_BYTES`] bytes of principal each), never by how many
+//!   principals an identity provider mints.
+//! - The same user under two spellings (`user:default/Jane`,
+//!   `user:default/jane`) is one principal ([`budget_principal`]), as
+//!   entity references compare in Backstage.
+//! - Fleets of gateways multiply the budget by their replica count: for
+//!   those, Envoy's global rate limit service is the tool
+//!   (`docs/rate-limits.md`).
 
+use std::borrow::Cow;
+
+use crate::identity::Principal;
 use crate::shared_data::{self, SharedData};
 
-/// Counters per endpoint for per-principal budgets.
+/// Counters per endpoint for per-principal budgets (a power of two): the
+/// most principals one endpoint counts in one window.
 pub const COUNTERS_PER_ENDPOINT: u64 = 1024;
+/// Places a principal's counter may be among them (a power of two, so
+/// that an odd step visits distinct counters).
+pub const PROBES: u64 = 64;
+/// A principal longer than this is refused where a per-principal budget
+/// applies (its counter carries it whole).
+pub const MAX_PRINCIPAL_BYTES: usize = 1024;
+/// Where the key of the hash that places principals' counters is kept
+/// (32 random bytes, written by the filter when it loads).
+pub const SECRET_KEY: &str = "backstage_proxy/ratelimit/secret";
 /// Window lengths Envoy's rate limit service speaks (its units: second,
 /// minute, hour, day), for `gateway.rateLimitService`.
 pub const SERVICE_WINDOWS: [(u64, &str); 4] = [
@@ -65,13 +94,6 @@ pub enum Admit {
     },
 }
 
-/// FNV-1a, 64 bits: the same slot for a principal in every VM.
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn total_key(scope: &str) -> String {
     shared_data::key("ratelimit", &format!("{scope}/total"))
 }
@@ -95,8 +117,146 @@ pub fn keys(scope: &str, limit: &RateLimit) -> Vec<String> {
     out
 }
 
+/// A principal as budgets count it: entity references (users, plugins)
+/// compare without regard to case, as Backstage's do; an external
+/// caller's subject is compared as given.
+pub fn budget_principal(p: &Principal) -> Cow<'_, str> {
+    match p {
+        Principal::User(r) if r.bytes().any(|b| b.is_ascii_uppercase()) => {
+            Cow::Owned(r.to_ascii_lowercase())
+        }
+        Principal::Service(s)
+            if s.starts_with("plugin:") && s.bytes().any(|b| b.is_ascii_uppercase()) =>
+        {
+            Cow::Owned(s.to_ascii_lowercase())
+        }
+        Principal::User(s) | Principal::Service(s) => Cow::Borrowed(s),
+    }
+}
+
+/// The key of the hash that places principals' counters, written when
+/// absent (`fresh`: 32 random bytes of the caller's) and then read back,
+/// so every worker uses the one that was stored.
+pub fn ensure_secret(shared: &mut dyn SharedData, fresh: &[u8; 32]) -> bool {
+    if read_secret(shared).is_some() {
+        return true;
+    }
+    let _ = shared.set(SECRET_KEY, fresh, None);
+    read_secret(shared).is_some()
+}
+
+fn read_secret(shared: &dyn SharedData) -> Option<Vec<u8>> {
+    shared.get(SECRET_KEY).0.filter(|k| k.len() == 32)
+}
+
+/// A budget's window at `now_ms`, and the seconds until the next one.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    index: u64,
+    retry_after_s: u64,
+}
+
+impl Budget {
+    fn window(&self, now_ms: u64) -> Window {
+        let window_ms = self.window_ms.max(1);
+        let index = now_ms / window_ms;
+        let retry_after_s = ((index + 1) * window_ms - now_ms).div_ceil(1000).max(1);
+        Window {
+            index,
+            retry_after_s,
+        }
+    }
+}
+
+/// A counter as read: its key, its compare-and-swap version and its count
+/// in the current window.
+#[derive(Debug, Clone)]
+struct Read {
+    key: String,
+    cas: u32,
+    count: u64,
+}
+
+/// `<window>:<count>` (total) or `<window>:<count>:<principal>` (one
+/// principal's): the count in `window`, and whose it is.
+fn parse_counter(value: &[u8], window: u64) -> (u64, Option<&str>) {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return (0, None);
+    };
+    let mut parts = text.splitn(3, ':');
+    let w = parts.next().and_then(|w| w.parse::<u64>().ok());
+    let count = parts
+        .next()
+        .and_then(|c| c.parse::<u64>().ok())
+        .unwrap_or(0);
+    let owner = parts.next();
+    match w {
+        Some(w) if w == window => (count, owner),
+        // Another window's count is spent: the counter is free.
+        _ => (0, None),
+    }
+}
+
+/// The endpoint's total counter now; `None` when it was never created.
+fn read_total(shared: &dyn SharedData, scope: &str, window: u64) -> Option<Read> {
+    let key = total_key(scope);
+    let (value, cas) = shared.get(&key);
+    let cas = cas.filter(|c| *c != 0)?;
+    let (count, _) = parse_counter(value.as_deref().unwrap_or_default(), window);
+    Some(Read { key, cas, count })
+}
+
+/// Where a principal's count is.
+enum Place {
+    Found(Read),
+    /// Every place holds another principal's count in this window.
+    Full,
+    /// A counter, or the hash's key, was never created.
+    Missing,
+}
+
+/// The principal's counter in this window: the one that holds its count,
+/// else the first free one among its places. Within a window a counter
+/// once taken stays taken (all of an endpoint's counters share the
+/// window), so a principal's own counter never lies after a free one on
+/// its way: the search stops at the first free counter.
+fn find_counter(shared: &dyn SharedData, scope: &str, principal: &str, window: u64) -> Place {
+    let Some(secret) = read_secret(shared) else {
+        return Place::Missing;
+    };
+    let mac = hmac_sha256::HMAC::mac(principal.as_bytes(), &secret);
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        for (b, m) in w.iter_mut().zip(mac.iter().skip(at)) {
+            *b = *m;
+        }
+        u64::from_le_bytes(w)
+    };
+    // Double hashing: an odd step visits every counter of the
+    // power-of-two table, and two principals that share a first place
+    // part ways after it.
+    let (start, step) = (word(0), word(8) | 1);
+    for i in 0..PROBES {
+        let index = start.wrapping_add(i.wrapping_mul(step)) % COUNTERS_PER_ENDPOINT;
+        let key = principal_key(scope, index);
+        let (value, cas) = shared.get(&key);
+        let Some(cas) = cas.filter(|c| *c != 0) else {
+            return Place::Missing;
+        };
+        match parse_counter(value.as_deref().unwrap_or_default(), window) {
+            (count, Some(owner)) if owner == principal => {
+                return Place::Found(Read { key, cas, count })
+            }
+            (_, Some(_)) => {}
+            (_, None) => return Place::Found(Read { key, cas, count: 0 }),
+        }
+    }
+    Place::Full
+}
+
 /// Takes one request from the endpoint's budgets (`scope` names the
-/// endpoint in shared data; its counters exist: [`keys`]).
+/// endpoint in shared data; its counters exist: [`keys`]), only when every
+/// budget that applies admits it.
 pub fn admit(
     shared: &mut dyn SharedData,
     scope: &str,
@@ -104,45 +264,102 @@ pub fn admit(
     limit: &RateLimit,
     now_ms: u64,
 ) -> Admit {
-    if let Some(b) = &limit.total {
-        if let refused @ Admit::No { .. } = take(shared, &total_key(scope), b, now_ms) {
-            return refused;
+    let per = limit
+        .per_principal
+        .as_ref()
+        .zip(principal)
+        .map(|(b, p)| (b, b.window(now_ms), p));
+    let total = limit.total.as_ref().map(|b| (b, b.window(now_ms)));
+    for _ in 0..CAS_ATTEMPTS {
+        // Read every counter that applies; refuse, spending nothing, when
+        // one of them is spent.
+        let mine = match per {
+            None => None,
+            Some((_, w, p)) if p.len() > MAX_PRINCIPAL_BYTES => return refused(w),
+            Some((b, w, p)) => match find_counter(shared, scope, p, w.index) {
+                Place::Found(r) if r.count < b.requests => Some((r, w, p)),
+                Place::Found(_) | Place::Full | Place::Missing => return refused(w),
+            },
+        };
+        let all = match total {
+            None => None,
+            Some((b, w)) => match read_total(shared, scope, w.index) {
+                Some(r) if r.count < b.requests => Some((r, w)),
+                _ => return refused(w),
+            },
+        };
+        // Then spend them, the principal's first.
+        if let Some((r, w, p)) = &mine {
+            let next = format!("{}:{}:{p}", w.index, r.count + 1);
+            if !shared.set(&r.key, next.as_bytes(), Some(r.cas)) {
+                continue;
+            }
         }
+        let Some((r, w)) = all else {
+            return Admit::Yes;
+        };
+        if spend_total(shared, scope, r, w, total.map_or(0, |(b, _)| b.requests)) {
+            return Admit::Yes;
+        }
+        // The total filled meanwhile: give the principal's back.
+        if let Some((r, w, p)) = &mine {
+            give_back(shared, &r.key, w.index, p);
+        }
+        return refused(w);
     }
-    if let (Some(b), Some(p)) = (&limit.per_principal, principal) {
-        let key = principal_key(scope, fnv(p) % COUNTERS_PER_ENDPOINT);
-        return take(shared, &key, b, now_ms);
-    }
-    Admit::Yes
+    Admit::No { retry_after_s: 1 }
 }
 
-fn take(shared: &mut dyn SharedData, key: &str, b: &Budget, now_ms: u64) -> Admit {
-    let window_ms = b.window_ms.max(1);
-    let window = now_ms / window_ms;
-    let retry_after_s = ((window + 1) * window_ms - now_ms).div_ceil(1000).max(1);
+fn refused(w: Window) -> Admit {
+    Admit::No {
+        retry_after_s: w.retry_after_s,
+    }
+}
+
+/// One from the total, read again after a lost race: `false` when it is
+/// spent (or the race was lost every time).
+fn spend_total(
+    shared: &mut dyn SharedData,
+    scope: &str,
+    mut read: Read,
+    w: Window,
+    requests: u64,
+) -> bool {
+    for _ in 0..CAS_ATTEMPTS {
+        if read.count >= requests {
+            return false;
+        }
+        let next = format!("{}:{}", w.index, read.count + 1);
+        if shared.set(&read.key, next.as_bytes(), Some(read.cas)) {
+            return true;
+        }
+        match read_total(shared, scope, w.index) {
+            Some(r) => read = r,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Returns one request to the principal's counter, if it is still its
+/// count in this window (a give-back that loses every race leaves the
+/// principal one short: never one over).
+fn give_back(shared: &mut dyn SharedData, key: &str, window: u64, principal: &str) {
     for _ in 0..CAS_ATTEMPTS {
         let (value, cas) = shared.get(key);
         let Some(cas) = cas.filter(|c| *c != 0) else {
-            // A counter that was never created: refuse rather than write
-            // without a version (which could lose another worker's count).
-            return Admit::No { retry_after_s };
+            return;
         };
-        let count = value
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.split_once(':'))
-            .filter(|(w, _)| w.parse::<u64>().ok() == Some(window))
-            .and_then(|(_, c)| c.parse::<u64>().ok())
-            .unwrap_or(0);
-        if count >= b.requests {
-            return Admit::No { retry_after_s };
+        let value = value.unwrap_or_default();
+        let (count, owner) = parse_counter(&value, window);
+        if owner != Some(principal) || count == 0 {
+            return;
         }
-        let next = format!("{window}:{}", count + 1);
+        let next = format!("{window}:{}:{principal}", count - 1);
         if shared.set(key, next.as_bytes(), Some(cas)) {
-            return Admit::Yes;
+            return;
         }
     }
-    Admit::No { retry_after_s: 1 }
 }
 
 /// A descriptor value as a header can carry it: bytes outside visible

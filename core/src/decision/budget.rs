@@ -7,7 +7,6 @@ use std::borrow::Cow;
 
 use super::{Forward, Request};
 use crate::config::Plan;
-use crate::identity::Principal;
 use crate::ratelimit::{self, Admit, ENDPOINT_HEADER, PRINCIPAL_HEADER};
 use crate::reply::{Reason, Reply};
 use crate::shared_data::SharedData;
@@ -39,8 +38,9 @@ pub(super) fn spend(
 ) -> Option<Reply> {
     let e = plan.endpoints.get(fwd.endpoint)?;
     let limit = e.rate_limit.as_ref()?;
-    let who = fwd.principal.as_ref().map(Principal::name);
-    let Admit::No { retry_after_s } = ratelimit::admit(shared, &e.key, who, limit, req.now_ms)
+    let who = fwd.principal.as_ref().map(ratelimit::budget_principal);
+    let Admit::No { retry_after_s } =
+        ratelimit::admit(shared, &e.key, who.as_deref(), limit, req.now_ms)
     else {
         return None;
     };
@@ -80,7 +80,9 @@ pub fn hand_to_service(plan: &Plan, headers: &[(String, Vec<u8>)], fwd: &mut For
         if let Some(p) = &fwd.principal {
             set.push((
                 Cow::Borrowed(PRINCIPAL_HEADER),
-                Cow::Owned(ratelimit::descriptor_value(p.name()).into_owned()),
+                Cow::Owned(
+                    ratelimit::descriptor_value(&ratelimit::budget_principal(p)).into_owned(),
+                ),
             ));
         }
     }
