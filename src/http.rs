@@ -305,7 +305,7 @@ impl HttpContext for Http {
                     .map_or(audit::ABSENT, |e| e.raw_key.as_str())
             );
         }
-        if endpoint.is_some() {
+        if !edits.remove.is_empty() || !edits.set.is_empty() {
             edit_map(
                 MapType::HttpResponseHeaders,
                 &headers,

@@ -30,6 +30,9 @@ pub mod glob;
 
 use glob::Pattern;
 
+/// The origin sandboxed iframes, `file:` pages and some redirects send.
+pub const NULL_ORIGIN: &str = "null";
+
 /// The middleware's default `methods`.
 pub const DEFAULT_METHODS: &str = "GET,HEAD,PUT,PATCH,POST,DELETE";
 
@@ -38,6 +41,10 @@ pub struct Policy {
     /// `None`: every origin, answered with `*` (the middleware's default
     /// when `origin` is not configured).
     pub origins: Option<Vec<Pattern>>,
+    /// `origin` lists `null` itself: only then is the `null` origin
+    /// allowed (no pattern matches it, unlike in Backstage, where `*`
+    /// does).
+    pub null_origin: bool,
     /// `Access-Control-Allow-Methods`, joined with `,`.
     pub methods: String,
     /// `None`: reflect `Access-Control-Request-Headers`. `Some("")`: send
@@ -85,7 +92,12 @@ impl Policy {
                 let Some(origin) = origin else {
                     return Answer::None;
                 };
-                if !patterns.iter().any(|p| p.matches(origin)) {
+                let allowed = if origin == NULL_ORIGIN {
+                    self.null_origin
+                } else {
+                    patterns.iter().any(|p| p.matches(origin))
+                };
+                if !allowed {
                     return Answer::None;
                 }
                 headers.push(("access-control-allow-origin", origin.to_string()));

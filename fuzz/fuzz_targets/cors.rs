@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     if !pattern.contains(['/', '!', '{', '\\']) && origin.trim_matches('/').contains('/') {
         assert!(!matched, "{pattern:?} matched {origin:?}");
     }
+    // The `null` origin only by an explicit entry, never by a pattern.
+    let matched = if origin == "null" { pattern == "null" } else { matched };
     let policy = Policy {
+        null_origin: pattern == "null",
         origins: Some(vec![p]),
         methods: DEFAULT_METHODS.to_string(),
         allowed_headers: None,

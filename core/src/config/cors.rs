@@ -4,6 +4,7 @@
 //! not set; `origin` entries are minimatch globs.
 
 use super::json::*;
+use crate::cors::NULL_ORIGIN;
 use crate::cors::glob::Pattern;
 use crate::cors::{Policy, DEFAULT_METHODS};
 use serde_json::{Map, Value};
@@ -43,9 +44,13 @@ pub(super) fn parse_cors(
             for (i, s) in list.iter().enumerate() {
                 match Pattern::compile(s) {
                     Ok(pat) => {
-                        if !s.contains('/') && !s.starts_with(['!', '#']) {
+                        if s == NULL_ORIGIN {
                             warnings.push(format!(
-                                "{p}.origin: '{s}' matches no origin (in Backstage too: its `*` never crosses the `/` of `https://`); write 'https://*.example.com', or leave origin out to allow every origin"
+                                "{p}.origin: 'null' allows the origin sandboxed iframes, file: pages and some redirects send; any of them may then call with credentials"
+                            ));
+                        } else if !s.contains('/') && !s.starts_with(['!', '#']) {
+                            warnings.push(format!(
+                                "{p}.origin: '{s}' matches no origin (its `*` never crosses the `/` of `https://`, and the `null` origin is matched only by an explicit 'null' entry); write 'https://*.example.com', or leave origin out to allow every origin"
                             ));
                         }
                         if crate::cors::glob::has_escaped_suffix(s) {
@@ -92,7 +97,10 @@ pub(super) fn parse_cors(
     let success_status = opt_uint(errs, obj, p, "optionsSuccessStatus", 200, 299)
         .and_then(|n| u16::try_from(n).ok())
         .unwrap_or(204);
+    let null_origin = string_array(errs, obj, p, "origin")
+        .is_some_and(|l| l.iter().any(|o| *o == NULL_ORIGIN));
     Some(Policy {
+        null_origin,
         origins,
         methods,
         allowed_headers,

@@ -11,6 +11,8 @@ use crate::auth::AuthState;
 use crate::config::Plan;
 use crate::cors::Answer as Cors;
 use crate::identity::Principal;
+use crate::path;
+use crate::routing::{self, Location};
 use crate::reply::{self, Reason, Reply};
 use crate::shared_data::SharedData;
 
@@ -193,13 +195,22 @@ pub fn key_set_unavailable(plan: &Plan, req: &Request<'_>) -> Answer {
     }
 }
 
-/// `backend.cors` (`docs/configuration.md`): `Err` is a preflight's
+/// `backend.cors` (`docs/cors.md`), under the prefix: `Err` is a preflight's
 /// answer; `Ok` the headers every other answer carries (none when the
 /// origin is not allowed or CORS is not configured).
 fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, Answer> {
     let Some(policy) = &plan.cors else {
         return Ok(Vec::new());
     };
+    // Only the proxy's own requests: other applications behind the same
+    // gateway keep their own CORS (and their own preflights).
+    let under_prefix = req.path.is_some_and(|raw| {
+        let canonical = path::collapse_slashes(path::split_path(raw).path);
+        routing::locate(plan, &canonical) != Location::Outside
+    });
+    if !under_prefix {
+        return Ok(Vec::new());
+    }
     let origin = req.joined("origin");
     let asked = req.joined("access-control-request-headers");
     match policy.answer(req.method, origin.as_deref(), asked.as_deref()) {

@@ -63,16 +63,46 @@ pub fn edits<'h>(
         }
     }
     // An upstream header the endpoint lets through wins over CORS's, as
-    // http-proxy's copy does in Backstage.
+    // http-proxy's copy does in Backstage; but `Vary` is merged, so a cache
+    // still keys the answer by `Origin`.
     for (name, value) in after.cors {
-        let kept = headers
+        let kept: Vec<&str> = headers
             .iter()
-            .any(|(n, _)| n == name && !out.remove.iter().any(|r| r.as_ref() == n.as_str()));
-        if !kept {
+            .filter(|(n, _)| n == name && !out.remove.iter().any(|r| r.as_ref() == n.as_str()))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect();
+        if kept.is_empty() {
             out.add.push((name, value));
+        } else if name == "vary" {
+            if let Some(merged) = merge_vary(&kept, &value) {
+                out.set.push((Cow::Borrowed("vary"), Cow::Owned(merged)));
+            }
         }
     }
     out
+}
+
+/// The upstream's `Vary` values with CORS's added, unless every one of
+/// them is already there (or `*`): `None` when nothing changes.
+fn merge_vary(upstream: &[&str], cors: &str) -> Option<String> {
+    let have: Vec<&str> = upstream
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if have.contains(&"*") {
+        return None;
+    }
+    let missing: Vec<&str> = cors
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !have.iter().any(|h| h.eq_ignore_ascii_case(c)))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(have.into_iter().chain(missing).collect::<Vec<_>>().join(", "))
 }
 
 /// With `gateway.rateLimitService`, Envoy's rate limit filter may have
