@@ -18,7 +18,8 @@ use backstage_proxy_core::cors::Answer;
 use serde_json::{json, Value};
 
 fn reference(cases: &[Value]) -> Vec<Value> {
-    let dir = backstage_proxy_testkit::repo_root().join("testkit/node");
+    // The workspace root is the core's parent directory.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testkit/node");
     assert!(
         dir.join("node_modules/minimatch").is_dir() && dir.join("node_modules/cors").is_dir(),
         "testkit/node/node_modules is missing: run `make node-tools` (npm ci in testkit/node)"

@@ -7,7 +7,7 @@ use super::super::{authenticate, AuthState, Outcome, Principal};
 use crate::config::{parse, Plan};
 use crate::reply::Reason;
 
-use backstage_proxy_testkit::mint::*;
+use backstage_proxy_mint::*;
 
 const NOW: u64 = 1_800_000_000;
 const AUTH_URL: &str = "http://backstage:7007/api/auth/.well-known/jwks.json";
@@ -72,7 +72,7 @@ fn user_tokens_of_every_supported_algorithm_verify_and_are_cached() {
     let es = Es256::new(1, "es");
     let ed = Ed::new(2, "ed");
     let rs = Rsa::test_key("rs");
-    let ps = Rsa::from_pem(backstage_proxy_testkit::mint::RSA2048_PEM, "ps", true);
+    let ps = Rsa::from_pem(backstage_proxy_mint::RSA2048_PEM, "ps", true);
     let set = key_set(&[&es, &ed, &rs, &ps]);
     let mut state = AuthState::new(&p);
     for key in [&es as &dyn Key, &ed, &rs, &ps] {
