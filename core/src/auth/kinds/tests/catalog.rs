@@ -3,8 +3,8 @@
 //! Cases that need Envoy (C32's 431) or concern configuration (C35's secret
 //! length) are noted where Backstage parity decides differently.
 
-use super::super::jwks::set::parse_key_set;
-use super::super::{authenticate, AuthState, Outcome, Principal};
+use crate::auth::jwks::set::parse_key_set;
+use crate::auth::{authenticate, AuthState, Outcome, Principal};
 use crate::config::{parse, Plan};
 use crate::reply::Reason;
 use backstage_proxy_mint::*;

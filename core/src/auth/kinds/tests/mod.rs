@@ -1,5 +1,8 @@
 //! User, plugin and external tokens against key sets, natively. Tokens are
-//! minted by tests/support/mint.rs with independent signers.
+//! minted by backstage-proxy-mint (testkit/mint/) with independent signers.
+//! `catalog`: the attack catalogue's group C, case by case.
+
+mod catalog;
 
 use super::super::jwks::set::parse_key_set;
 use super::super::jwks::store::Source;
