@@ -3,7 +3,7 @@
 //! cluster missing from Envoy. With the shipped fail-closed policy no
 //! request reaches the upstream unauthenticated, and the VM recovers as
 //! Envoy's policy says. (Key-set servers down, slow, answering garbage or
-//! redirects: tests/e2e_tokens.rs; upstream down: tests/e2e.rs.)
+//! redirects: tests/e2e_tokens.rs; upstream down: tests/e2e/headers.rs.)
 
 use backstage_proxy_testkit as support;
 
