@@ -100,8 +100,8 @@ pub fn filter(
         keys.port
     );
     let mut opts = EnvoyOptions::new(config)
-        .cluster(format!("http_127.0.0.1_{upstream}"), upstream)
-        .cluster(format!("http_127.0.0.1_{}", keys.port), keys.port);
+        .cluster(cluster_for_port(upstream), upstream)
+        .cluster(cluster_for_port(keys.port), keys.port);
     opts.wasm = wasm.map(Path::to_path_buf);
     Envoy::start(opts)
 }

@@ -1,13 +1,17 @@
 //! B. Credential policy (security-catalog.md §7).
 
+use backstage_proxy_testkit::*;
+
 use crate::fixture::*;
 
 #[test]
 fn b01_b04_b06_require_is_the_default_and_decided_before_any_connection() {
     let g = gw(false);
     let connects = || {
-        g.envoy
-            .counter(&format!("cluster.{}.upstream_cx_total", cluster(g.up.port)))
+        g.envoy.counter(&format!(
+            "cluster.{}.upstream_cx_total",
+            cluster_for_port(g.up.port)
+        ))
     };
     let before = connects();
     for _ in 0..10 {

@@ -19,10 +19,6 @@ pub struct Gw {
     pub priv_up: Upstream,
 }
 
-pub fn cluster(p: u16) -> String {
-    format!("http_127.0.0.1_{p}")
-}
-
 /// The catalogue's default fixture: `/svc` → `…/base`, `credentials`
 /// unset (so `require`), plus the overlapping and special endpoints the
 /// cases need. `reversed` lists the endpoints in the opposite order.
@@ -71,8 +67,8 @@ pub fn start(normalize: bool, reversed: bool) -> Gw {
         endpoints.join(",")
     );
     let mut opts = EnvoyOptions::new(config)
-        .cluster(cluster(p), p)
-        .cluster(cluster(q), q);
+        .cluster(cluster_for_port(p), p)
+        .cluster(cluster_for_port(q), q);
     opts.normalize = normalize;
     Gw {
         envoy: Envoy::start(opts),

@@ -51,7 +51,7 @@ fn g04_a_bare_cr_in_an_upstream_header_smuggles_no_second_header() {
     let config = format!(
         r#"{{"proxy":{{"endpoints":{{"/bad":{{"target":"http://127.0.0.1:{bp}","credentials":"dangerously-allow-unauthenticated","allowedHeaders":["set-cookie"]}}}}}}}}"#
     );
-    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster(bp), bp));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(bp), bp));
     // Envoy's codec (1.39, balsa) reads a bare CR as part of the field, not
     // as a line end: one `x-split` header, which the allow-list drops; the
     // smuggled `set-cookie` never exists as a header of its own.

@@ -17,10 +17,6 @@ pub struct Fixture {
     pub b: Upstream,
 }
 
-pub fn cluster(port: u16) -> String {
-    format!("http_127.0.0.1_{port}")
-}
-
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
@@ -73,9 +69,9 @@ pub fn fixture() -> &'static Fixture {
         );
         let envoy = Envoy::start(
             EnvoyOptions::new(config)
-                .cluster(cluster(ap), ap)
-                .cluster(cluster(bp), bp)
-                .cluster(cluster(down), down)
+                .cluster(cluster_for_port(ap), ap)
+                .cluster(cluster_for_port(bp), bp)
+                .cluster(cluster_for_port(down), down)
                 .env("API_KEY", API_KEY)
                 .env("UPSTREAM_TOKEN", UPSTREAM_TOKEN),
         );

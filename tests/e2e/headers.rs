@@ -125,7 +125,7 @@ fn xfwd_headers_are_computed_by_the_gateway() {
 fn the_cluster_header_never_leaves_and_cannot_be_forged() {
     let f = fixture();
     let m = unique();
-    let forged = cluster(f.b.port);
+    let forged = cluster_for_port(f.b.port);
     assert_eq!(
         get(
             &format!("/api/proxy/simple?{m}"),

@@ -16,7 +16,7 @@ fn outcomes_are_counted_and_denials_logged_without_secrets() {
     );
     let envoy = Envoy::start(
         EnvoyOptions::new(config)
-            .cluster(cluster(up.port), up.port)
+            .cluster(cluster_for_port(up.port), up.port)
             .env("API_KEY", API_KEY),
     );
     let (n, v) = auth();
