@@ -175,7 +175,7 @@ bench-tools: envoy grpc-tools
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet matplotlib
 	cd bench/noop-filter && $(CARGO) build --quiet --release --target $(TARGET)
 
-# Side-by-side benchmark (see benches/gateway.rs); BENCH_SECONDS per run.
+# Side-by-side benchmark (see benches/gateway/main.rs); BENCH_SECONDS per run.
 bench: build bench-tools
 	$(CARGO) bench -p backstage-proxy-core --bench core
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway

@@ -111,8 +111,8 @@ fn main() {
         );
         Envoy::start(
             EnvoyOptions::new(config)
-                .cluster(format!("http_127.0.0.1_{}", up.port), up.port)
-                .cluster(format!("http_127.0.0.1_{}", keys.port), keys.port),
+                .cluster(cluster_for_port(up.port), up.port)
+                .cluster(cluster_for_port(keys.port), keys.port),
         )
     };
     let cold = start(0);

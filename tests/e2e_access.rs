@@ -30,8 +30,8 @@ fn who_may_call_each_endpoint() {
     let logs = TempDir::new("access-log");
     let access_log = logs.0.join("access.log");
     let mut opts = EnvoyOptions::new(config)
-        .cluster(format!("http_127.0.0.1_{upp}"), upp)
-        .cluster(format!("http_127.0.0.1_{kp}"), kp);
+        .cluster(cluster_for_port(upp), upp)
+        .cluster(cluster_for_port(kp), kp);
     opts.access_log = Some(access_log.clone());
     let envoy = Envoy::start(opts);
     let auth = Es256::new(1, "auth-1");
@@ -201,8 +201,8 @@ fn the_readme_worked_example_answers_as_documented() {
     let logs = TempDir::new("worked-example");
     let access_log = logs.0.join("access.log");
     let mut opts = EnvoyOptions::new(loaded.filter_config.to_string())
-        .cluster(format!("http_127.0.0.1_{upp}"), upp)
-        .cluster(format!("http_127.0.0.1_{kp}"), kp)
+        .cluster(cluster_for_port(upp), upp)
+        .cluster(cluster_for_port(kp), kp)
         .env("PAGERDUTY_TOKEN", "pd-example")
         .env("GITHUB_TOKEN", "gh-example");
     opts.access_log = Some(access_log.clone());

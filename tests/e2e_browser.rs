@@ -109,7 +109,7 @@ fn a_browser_on_the_apps_origin_calls_the_proxy_and_one_elsewhere_is_blocked() {
             "backend":{{"cors":{{"origin":"http://127.0.0.1:{app}","methods":["GET","HEAD","POST"],"credentials":true}},
             "auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}}]}}}}}}"#
     );
-    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(format!("http_127.0.0.1_{p}"), p));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(p), p));
     let gw = envoy.port;
 
     let seen = browse(&format!("http://127.0.0.1:{app}/?gw={gw}"));

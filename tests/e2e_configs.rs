@@ -10,10 +10,6 @@ use support::*;
 
 const TOKEN: &str = "static-token-0123456789";
 
-fn cluster(port: u16) -> String {
-    format!("http_127.0.0.1_{port}")
-}
-
 fn static_auth() -> String {
     format!(
         r#""backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}}]}}}}"#
@@ -78,7 +74,7 @@ fn skip_invalid_proxies_and_the_legacy_root_form() {
         r#"{{"proxy":{{"skipInvalidProxies":true,"/legacy":"http://127.0.0.1:{p}/legacy","/broken":{{"credentials":"require"}}}},{}}}"#,
         static_auth()
     );
-    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster(p), p));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(p), p));
     let m = unique();
     let r = envoy.get(
         &format!("/api/proxy/legacy/a?{m}"),
@@ -108,7 +104,7 @@ fn disabled_default_auth_policy_opens_every_endpoint_and_unknown_paths_are_404()
         r#"{{"proxy":{{"endpoints":{{"/req":"http://127.0.0.1:{p}","/fwd":{{"target":"http://127.0.0.1:{p}","credentials":"forward"}}}}}},
             "backend":{{"auth":{{"dangerouslyDisableDefaultAuthPolicy":true}}}}}}"#
     );
-    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster(p), p));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(p), p));
     let m = unique();
     assert_eq!(
         envoy
@@ -149,7 +145,7 @@ fn the_filter_holds_with_envoy_path_normalisation_on() {
         r#"{{"proxy":{{"endpoints":{{"/pub":{{"target":"http://127.0.0.1:{p}/pub","credentials":"dangerously-allow-unauthenticated"}},"/svc":"http://127.0.0.1:{p}/base"}}}},{}}}"#,
         static_auth()
     );
-    let mut opts = EnvoyOptions::new(config).cluster(cluster(p), p);
+    let mut opts = EnvoyOptions::new(config).cluster(cluster_for_port(p), p);
     opts.normalize = true;
     let envoy = Envoy::start(opts);
     // Envoy resolves the dot segments first; the filter then decides on the
@@ -356,7 +352,7 @@ fn many_headers_to_remove_give_the_same_request_and_response_as_few() {
         r#"{{"proxy":{{"endpoints":{{"/svc":{{"target":"http://127.0.0.1:{p}/base","allowedHeaders":["X-Kept","X-Multi"],"headers":{{"X-Injected":"inj","X-Drop-3":"overridden"}}}}}}}},{}}}"#,
         static_auth()
     );
-    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster(p), p));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(p), p));
     for many in [false, true] {
         let m = unique();
         let mut headers: Vec<(String, String)> = vec![

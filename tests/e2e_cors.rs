@@ -16,7 +16,7 @@ fn gateway(up: &Upstream, cors: &str) -> Envoy {
         r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{p}","/down":"http://127.0.0.1:1"}}}},
             "backend":{{"cors":{cors},"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}}]}}}}}}"#
     );
-    Envoy::start(EnvoyOptions::new(config).cluster(format!("http_127.0.0.1_{p}"), p))
+    Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(p), p))
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn without_backend_cors_there_is_no_cors_at_all() {
     let config = format!(
         r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{p}"}}}},"backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}}]}}}}}}"#
     );
-    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(format!("http_127.0.0.1_{p}"), p));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(p), p));
     let r = envoy.request(
         "OPTIONS",
         "/api/proxy/svc/x",

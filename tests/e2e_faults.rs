@@ -3,7 +3,7 @@
 //! cluster missing from Envoy. With the shipped fail-closed policy no
 //! request reaches the upstream unauthenticated, and the VM recovers as
 //! Envoy's policy says. (Key-set servers down, slow, answering garbage or
-//! redirects: tests/e2e_tokens.rs; upstream down: tests/e2e.rs.)
+//! redirects: tests/e2e_tokens.rs; upstream down: tests/e2e/headers.rs.)
 
 use backstage_proxy_testkit as support;
 
@@ -42,8 +42,7 @@ fn config(up: u16) -> String {
 }
 
 fn panicking_gateway(up: &Upstream, policy: &'static str) -> Envoy {
-    let mut opts =
-        EnvoyOptions::new(config(up.port)).cluster(format!("http_127.0.0.1_{}", up.port), up.port);
+    let mut opts = EnvoyOptions::new(config(up.port)).cluster(cluster_for_port(up.port), up.port);
     opts.wasm = Some(panic_wasm());
     opts.failure_policy = policy;
     Envoy::start(opts)
@@ -109,10 +108,7 @@ fn k01_a_panicking_vm_fails_closed_and_nothing_passes_unauthenticated() {
             envoy
                 .get(
                     &format!("/elsewhere?{m4}"),
-                    &[(
-                        "x-backstage-proxy-cluster",
-                        &format!("http_127.0.0.1_{}", up.port)
-                    )]
+                    &[("x-backstage-proxy-cluster", &cluster_for_port(up.port))]
                 )
                 .status,
             503
@@ -272,8 +268,8 @@ fn jwks_gateway(kp: u16, upp: u16, fetch_timeout_ms: u32) -> EnvoyOptions {
             "gateway":{{"jwksFetchTimeoutMs":{fetch_timeout_ms}}}}}"#
     );
     EnvoyOptions::new(config)
-        .cluster(format!("http_127.0.0.1_{upp}"), upp)
-        .cluster(format!("http_127.0.0.1_{kp}"), kp)
+        .cluster(cluster_for_port(upp), upp)
+        .cluster(cluster_for_port(kp), kp)
 }
 
 fn sigkill(envoy: &mut Envoy) {
@@ -296,8 +292,7 @@ fn e16_a_key_set_cluster_missing_from_envoy_is_a_refusal_not_a_trap() {
               {{"type":"static","options":{{"token":"{TOKEN}","subject":"ci"}}}},
               {{"type":"jwks","options":{{"url":"http://keys.invalid:8443/jwks","issuer":"https://idp.example"}}}}]}}}}}}"#
     );
-    let envoy =
-        Envoy::start(EnvoyOptions::new(config).cluster(format!("http_127.0.0.1_{upp}"), upp));
+    let envoy = Envoy::start(EnvoyOptions::new(config).cluster(cluster_for_port(upp), upp));
     let token = external_token(&k, "https://idp.example", "x", "robot", now() + 600);
     for _ in 0..3 {
         let m = unique();

@@ -61,8 +61,8 @@ fn start(
     let stub = RateLimitStub::start(stub_config);
     let config = gateway_config(upstream, stub.port, deny);
     let mut opts = EnvoyOptions::new(config)
-        .cluster(format!("http_127.0.0.1_{upstream}"), upstream)
-        .cluster(format!("http_127.0.0.1_{}", stub.port), stub.port);
+        .cluster(cluster_for_port(upstream), upstream)
+        .cluster(cluster_for_port(stub.port), stub.port);
     opts.concurrency = 2;
     opts.access_log = Some(log.to_path_buf());
     (stub, Envoy::start(opts))
@@ -193,7 +193,7 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
         1
     );
     // Envoy's own, under the upstream's cluster.
-    let cluster = format!("cluster.http_127.0.0.1_{}.ratelimit", up.port);
+    let cluster = format!("cluster.{}.ratelimit", cluster_for_port(up.port));
     assert_eq!(envoy.counter(&format!("{cluster}.over_limit")), 3);
     assert_eq!(envoy.counter(&format!("{cluster}.ok")), 3 + 1 + 2);
     let text = wait_for_lines(&log, 5 + 1 + 3 + 20 + 3);

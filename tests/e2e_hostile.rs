@@ -36,7 +36,7 @@ fn gw() -> &'static Gw {
             ]}}
         });
         let opts = EnvoyOptions::new(config.to_string())
-            .cluster(format!("http_127.0.0.1_{}", up.port), up.port);
+            .cluster(cluster_for_port(up.port), up.port);
         Gw {
             envoy: Envoy::start(opts),
             up,

@@ -27,8 +27,7 @@ fn listener(upstream: u16, port: u16, round: usize) -> Value {
         }},
         "backend": {"auth": {"externalAccess": [{"type": "static", "options": {"token": TOKEN, "subject": "ci"}}]}}
     });
-    let opts = EnvoyOptions::new(config.to_string())
-        .cluster(format!("http_127.0.0.1_{upstream}"), upstream);
+    let opts = EnvoyOptions::new(config.to_string()).cluster(cluster_for_port(upstream), upstream);
     let rendered: Value = serde_json::from_str(&render_config(&opts, &wasm_path())).unwrap();
     let mut l = rendered["static_resources"]["listeners"][0].clone();
     l["address"]["socket_address"]["port_value"] = json!(port);
@@ -61,7 +60,7 @@ fn twelve_pushes_serve_every_request_and_define_no_new_names() {
         .port();
     let dir = TempDir::new("pushes");
     let rendered: Value = serde_json::from_str(&render_config(
-        &EnvoyOptions::new("{}").cluster(format!("http_127.0.0.1_{}", up.port), up.port),
+        &EnvoyOptions::new("{}").cluster(cluster_for_port(up.port), up.port),
         &wasm_path(),
     ))
     .unwrap();

@@ -45,7 +45,7 @@ fn budgets_hold_across_two_workers_and_refill() {
               "/svc":{{"perPrincipal":{{"requests":5,"seconds":4}}}},
               "/capped":{{"total":{{"requests":3,"seconds":4}}}}}}}}}}"#
     );
-    let mut opts = EnvoyOptions::new(config).cluster(format!("http_127.0.0.1_{p}"), p);
+    let mut opts = EnvoyOptions::new(config).cluster(cluster_for_port(p), p);
     opts.concurrency = 2;
     let envoy = Envoy::start(opts);
 

@@ -32,8 +32,8 @@ fn gateway(extra: &str, concurrency: u32) -> Gw {
             "gateway":{{"jwksFetchTimeoutMs":1000{extra}}}}}"#
     );
     let mut opts = EnvoyOptions::new(config)
-        .cluster(format!("http_127.0.0.1_{upp}"), upp)
-        .cluster(format!("http_127.0.0.1_{kp}"), kp);
+        .cluster(cluster_for_port(upp), upp)
+        .cluster(cluster_for_port(kp), kp);
     opts.concurrency = concurrency;
     Gw {
         envoy: Envoy::start(opts),

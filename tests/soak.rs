@@ -266,8 +266,8 @@ fn a_million_mixed_requests_with_rotating_keys() {
             "gateway":{{"jwksCacheSeconds":3,"jwksRefetchCooldownSeconds":2,"jwksFetchTimeoutMs":2000}}}}"#
     );
     let mut opts = EnvoyOptions::new(config)
-        .cluster(format!("http_127.0.0.1_{upp}"), upp)
-        .cluster(format!("http_127.0.0.1_{kp}"), kp);
+        .cluster(cluster_for_port(upp), upp)
+        .cluster(cluster_for_port(kp), kp);
     opts.concurrency = 2;
     let envoy = Envoy::start(opts);
     let port = envoy.port;

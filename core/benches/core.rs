@@ -2,8 +2,6 @@
 //! a cached token, header filtering with 30 headers, route match among 1000
 //! endpoints, and a cold verification per algorithm.
 
-use backstage_proxy_testkit::mint;
-
 use std::hint::black_box;
 
 use backstage_proxy_core::auth::jwks::set::parse_key_set;
@@ -11,8 +9,8 @@ use backstage_proxy_core::auth::{authenticate, AuthState, Outcome};
 use backstage_proxy_core::config::{parse, Plan};
 use backstage_proxy_core::decision::{decide, Decision, Request};
 use backstage_proxy_core::{headers, routing};
+use backstage_proxy_mint::*;
 use criterion::{criterion_group, criterion_main, Criterion};
-use mint::*;
 
 const NOW: u64 = 1_800_000_000;
 const AUTH_URL: &str = "http://backstage:7007/api/auth/.well-known/jwks.json";
@@ -143,7 +141,7 @@ fn cold_verification(c: &mut Criterion) {
     let es = Es256::new(1, "es");
     let ed = Ed::new(2, "ed");
     let rs = Rsa::test_key("rs");
-    let ps = Rsa::from_pem(backstage_proxy_testkit::mint::RSA2048_PEM, "ps", true);
+    let ps = Rsa::from_pem(backstage_proxy_mint::RSA2048_PEM, "ps", true);
     let mut state = loaded_state(&p, &[&es, &ed, &rs, &ps]);
     let legacy = hs256_raw(
         r#"{"alg":"HS256"}"#,

@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 use crate::*;
 
+/// The cluster the filter routes a loopback upstream on `port` to when the
+/// configuration names none: the core's rule (`Url::cluster_name`), so the
+/// tests never spell it themselves.
+pub fn cluster_for_port(port: u16) -> String {
+    backstage_proxy_core::url::Url::parse(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .cluster_name()
+}
+
 pub struct EnvoyOptions {
     /// The filter's JSON configuration.
     pub filter_config: String,

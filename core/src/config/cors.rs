@@ -4,8 +4,8 @@
 //! not set; `origin` entries are minimatch globs.
 
 use super::json::*;
-use crate::cors::NULL_ORIGIN;
 use crate::cors::glob::Pattern;
+use crate::cors::NULL_ORIGIN;
 use crate::cors::{Policy, DEFAULT_METHODS};
 use serde_json::{Map, Value};
 
@@ -97,8 +97,8 @@ pub(super) fn parse_cors(
     let success_status = opt_uint(errs, obj, p, "optionsSuccessStatus", 200, 299)
         .and_then(|n| u16::try_from(n).ok())
         .unwrap_or(204);
-    let null_origin = string_array(errs, obj, p, "origin")
-        .is_some_and(|l| l.iter().any(|o| *o == NULL_ORIGIN));
+    let null_origin =
+        string_array(errs, obj, p, "origin").is_some_and(|l| l.iter().any(|o| *o == NULL_ORIGIN));
     Some(Policy {
         null_origin,
         origins,

@@ -12,8 +12,8 @@ use crate::config::Plan;
 use crate::cors::Answer as Cors;
 use crate::identity::Principal;
 use crate::path;
-use crate::routing::{self, Location};
 use crate::reply::{self, Reason, Reply};
+use crate::routing::{self, Location};
 use crate::shared_data::SharedData;
 
 /// What the filter does with a request.

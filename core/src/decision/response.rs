@@ -102,7 +102,12 @@ fn merge_vary(upstream: &[&str], cors: &str) -> Option<String> {
     if missing.is_empty() {
         return None;
     }
-    Some(have.into_iter().chain(missing).collect::<Vec<_>>().join(", "))
+    Some(
+        have.into_iter()
+            .chain(missing)
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 /// With `gateway.rateLimitService`, Envoy's rate limit filter may have

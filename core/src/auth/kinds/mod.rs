@@ -163,6 +163,3 @@ pub(crate) fn exp_of(payload: &serde_json::Map<String, Value>) -> f64 {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod catalog;

@@ -140,8 +140,7 @@ fn every_jwa_rsa_algorithm_through_the_key_set() {
     use rsa::pkcs8::DecodePrivateKey;
     use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
     use rsa::traits::PublicKeyParts;
-    let sk =
-        rsa::RsaPrivateKey::from_pkcs8_pem(backstage_proxy_testkit::mint::RSA2048_PEM).unwrap();
+    let sk = rsa::RsaPrivateKey::from_pkcs8_pem(backstage_proxy_mint::RSA2048_PEM).unwrap();
     let b64 = crate::base64::encode_url_nopad;
     let jwks = serde_json::json!({"keys":[{"kty":"RSA","n":b64(&sk.n().to_bytes_be()),"e":b64(&sk.e().to_bytes_be())}]});
     let set = crate::auth::jwks::set::parse_key_set(jwks.to_string().as_bytes()).unwrap();

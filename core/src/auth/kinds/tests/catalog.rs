@@ -3,12 +3,12 @@
 //! Cases that need Envoy (C32's 431) or concern configuration (C35's secret
 //! length) are noted where Backstage parity decides differently.
 
-use super::super::jwks::set::parse_key_set;
-use super::super::{authenticate, AuthState, Outcome};
+use crate::auth::jwks::set::parse_key_set;
+use crate::auth::{authenticate, AuthState, Outcome};
 use crate::config::{parse, Plan};
 use crate::identity::Principal;
 use crate::reply::Reason;
-use backstage_proxy_testkit::mint::*;
+use backstage_proxy_mint::*;
 
 const NOW: u64 = 1_800_000_000;
 const AUTH_URL: &str = "http://backstage:7007/api/auth/.well-known/jwks.json";
@@ -159,7 +159,7 @@ fn c05_c06_c07_algorithm_must_match_key_type_and_key_alg() {
         &user_payload(NOW + 60)
     )));
     // PS256 signature under an RSA JWK that says RS256
-    let ps = Rsa::from_pem(backstage_proxy_testkit::mint::RSA2048_PEM, "rsa", true);
+    let ps = Rsa::from_pem(backstage_proxy_mint::RSA2048_PEM, "rsa", true);
     assert!(!env.accepts(&jws(
         &ps,
         &user_header("PS256", "rsa"),
