@@ -51,6 +51,7 @@ fn run<'a>(
 
 fn created(plan: &Plan) -> InMemory {
     let mut m = InMemory::default();
+    assert!(crate::ratelimit::ensure_secret(&mut m, &[3; 32]));
     for k in budget::counter_keys(plan) {
         assert!(m.set(&k, crate::ratelimit::NEW_COUNTER, None));
     }
@@ -174,6 +175,104 @@ fn outside_the_prefix_the_request_passes_and_is_not_logged() {
     assert!(c.set.is_empty());
     assert!(!c.record.logged());
     assert_eq!(c.after.endpoint, None);
+    assert!(
+        c.after.cors.is_empty(),
+        "other applications keep their own CORS"
+    );
+}
+
+#[test]
+fn other_applications_preflights_reach_them() {
+    let p = plan("{}");
+    let h = headers(&[("origin", APP), ("access-control-request-method", "POST")]);
+    for path in ["/catalog/entities", "/api/proxyx", "/", "/api/catalog"] {
+        let Verdict::Continue(c) = run(&p, &mut created(&p), "OPTIONS", path, &h) else {
+            panic!("{path}: not the filter's to answer");
+        };
+        assert!(c.after.cors.is_empty(), "{path}");
+    }
+    // Under the prefix, in any spelling the prefix matches: answered.
+    for path in ["/api/proxy/pd", "/API/Proxy/pd", "//api/proxy/pd"] {
+        assert!(
+            matches!(
+                run(&p, &mut created(&p), "OPTIONS", path, &h),
+                Verdict::Answer(_)
+            ),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn the_null_origin_is_never_matched_by_a_pattern() {
+    for origin in [
+        r#""*""#,
+        r#""**""#,
+        r#"["*", "https://*.example.com"]"#,
+        r#""!https://x.example""#,
+    ] {
+        let cfg = format!(
+            r#"{{"proxy":{{"endpoints":{{"/pd":"http://pd.test"}}}},"backend":{{"cors":{{"origin":{origin},"credentials":true}}}}}}"#
+        );
+        let p = crate::config::parse(cfg.as_bytes(), &|_| None).unwrap();
+        let h = headers(&[("origin", "null")]);
+        let Verdict::Answer(a) = run(&p, &mut InMemory::default(), "GET", "/api/proxy/pd", &h)
+        else {
+            panic!("refused: no credentials");
+        };
+        assert_eq!(
+            header(&a.reply, "access-control-allow-origin"),
+            None,
+            "{origin}"
+        );
+    }
+    // An explicit entry allows it, with a warning.
+    let cfg = r#"{"proxy":{"endpoints":{"/pd":"http://pd.test"}},"backend":{"cors":{"origin":["null"],"credentials":true}}}"#;
+    let p = crate::config::parse(cfg.as_bytes(), &|_| None).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.contains("'null'")),
+        "{:?}",
+        p.warnings
+    );
+    let h = headers(&[("origin", "null")]);
+    let Verdict::Answer(a) = run(&p, &mut InMemory::default(), "GET", "/api/proxy/pd", &h) else {
+        panic!("refused");
+    };
+    assert_eq!(
+        header(&a.reply, "access-control-allow-origin"),
+        Some("null")
+    );
+}
+
+#[test]
+fn vary_is_merged_with_the_upstreams_never_replaced() {
+    let cfg = r#"{"proxy":{"endpoints":{"/pd":{"target":"http://pd.test","allowedHeaders":["Vary"]}}},"backend":{"cors":{"origin":"https://backstage.example.com"}}}"#;
+    let p = crate::config::parse(cfg.as_bytes(), &|_| None).unwrap();
+    for (upstream, want) in [
+        (vec!["Accept-Encoding"], Some("Accept-Encoding, Origin")),
+        (vec!["accept-encoding", "origin"], None),
+        (vec!["*"], None),
+        (
+            vec!["Accept, Accept-Language"],
+            Some("Accept, Accept-Language, Origin"),
+        ),
+    ] {
+        let mut list: Vec<(&str, &str)> = vec![(":status", "200")];
+        list.extend(upstream.iter().map(|v| ("vary", *v)));
+        let h = headers(&list);
+        let e = response::edits(&p, cors_after(Some(0)), &h, None);
+        let set = e
+            .set
+            .iter()
+            .find(|(n, _)| n == "vary")
+            .map(|(_, v)| v.as_ref());
+        assert_eq!(set, want, "{upstream:?}");
+        assert!(
+            !e.add.iter().any(|(n, _)| *n == "vary"),
+            "never a second Vary"
+        );
+        assert!(!e.remove.iter().any(|r| r == "vary"));
+    }
 }
 
 #[test]
