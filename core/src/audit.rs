@@ -4,6 +4,9 @@
 //! that reads them. Never a token, a secret or a claim beyond the
 //! principal.
 
+use std::borrow::Cow;
+use std::fmt::Write;
+
 use crate::reply::Reason;
 
 /// Filter-state keys, as the filter sets them (`set_property`). Envoy's
@@ -16,6 +19,61 @@ pub const DECISION_KEY: &str = "backstage_proxy.decision";
 pub const REQUEST_URL_KEY: &str = "backstage_proxy.request_url";
 /// What the log writes where a value is absent.
 pub const ABSENT: &str = "-";
+/// The most characters of a value the log keeps; a longer one is cut and
+/// says how many bytes it had.
+pub const MAX_LOGGED_CHARS: usize = 256;
+
+/// A value as the access log may show it: a principal is the token
+/// issuer's to choose, so nothing in it may disguise it in a log viewer or
+/// fill the line. Control characters, bidirectional controls and other
+/// invisible formatting characters become `\u{…}`, a backslash `\\`, and
+/// a value longer than [`MAX_LOGGED_CHARS`] is cut (`…(+N bytes)`).
+pub fn loggable(value: &str) -> Cow<'_, str> {
+    let plain = value.len() <= MAX_LOGGED_CHARS
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if plain {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len().min(MAX_LOGGED_CHARS) + 16);
+    let mut shown = 0;
+    let mut consumed = 0;
+    for c in value.chars() {
+        if shown >= MAX_LOGGED_CHARS {
+            break;
+        }
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if hidden(c) {
+            let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+        shown += 1;
+        consumed += c.len_utf8();
+    }
+    if consumed < value.len() {
+        let _ = write!(out, "…(+{} bytes)", value.len() - consumed);
+    }
+    Cow::Owned(out)
+}
+
+/// Characters that do not show as themselves: controls, and the format
+/// characters that reorder or hide text (bidirectional embeddings,
+/// overrides and isolates, marks, zero-width characters, separators).
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
 
 /// How Envoy's access log (`%FILTER_STATE(…)%`) reads a key the Wasm filter set.
 pub fn wasm_filter_state(key: &str) -> String {

@@ -60,17 +60,15 @@ pub(super) fn spend(
 /// ([`crate::config::ENDPOINT_HEADER`], `…PRINCIPAL_HEADER`):
 /// set for an endpoint with budgets (the principal only when there is
 /// one), and a client's own copies removed everywhere else, so that no
-/// caller can choose the descriptors its request is counted under. Nothing
-/// without the service: the filter counts itself. Returns whether the
-/// endpoint's budgets were handed over (the service may refuse it).
+/// caller can choose the descriptors its request is counted under (also
+/// without the service, so that a rate limit configuration left behind
+/// reads nothing a client sent). Returns whether the endpoint's budgets
+/// were handed over (the service may refuse it).
 pub fn hand_to_service(plan: &Plan, headers: &[(String, Vec<u8>)], fwd: &mut Forward<'_>) -> bool {
-    if plan.gateway.rate_limit_service.is_none() {
-        return false;
-    }
     let limited = plan
         .endpoints
         .get(fwd.endpoint)
-        .filter(|e| e.rate_limit.is_some());
+        .filter(|e| e.rate_limit.is_some() && plan.gateway.rate_limit_service.is_some());
     let mut set: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
     if let Some(e) = limited {
         set.push((

@@ -83,16 +83,19 @@ impl Record {
     }
 
     /// The filter state the access log reads: principal, endpoint,
-    /// decision.
-    pub fn filter_state<'s>(&'s self, plan: &'s Plan) -> [(&'static str, &'s str); 3] {
+    /// decision, each as the log may show it ([`audit::loggable`]).
+    pub fn filter_state<'s>(&'s self, plan: &'s Plan) -> [(&'static str, Cow<'s, str>); 3] {
         let principal = self
             .principal
             .as_ref()
             .map_or(audit::ABSENT, Principal::name);
         [
-            (audit::PRINCIPAL_KEY, principal),
-            (audit::ENDPOINT_KEY, self.endpoint_key(plan)),
-            (audit::DECISION_KEY, self.outcome.code()),
+            (audit::PRINCIPAL_KEY, audit::loggable(principal)),
+            (
+                audit::ENDPOINT_KEY,
+                audit::loggable(self.endpoint_key(plan)),
+            ),
+            (audit::DECISION_KEY, Cow::Borrowed(self.outcome.code())),
         ]
     }
 }
@@ -140,13 +143,17 @@ pub fn handle<'a>(
         Decision::NeedKeys(source) => Verdict::Wait(source),
         Decision::Forward(mut fwd) => {
             let mut request_url = None;
-            if plan.gateway.rate_limit_service.is_some() {
-                // Envoy's rate limit filter decides, for the whole fleet;
-                // its refusal's body names the path as the client sent it.
-                if budget::hand_to_service(plan, req.headers, &mut fwd) {
-                    request_url = Some(req.path.unwrap_or_default());
-                }
-            } else if let Some(r) = budget::spend(plan, shared, req, &fwd) {
+            // With the service, Envoy's rate limit filter decides, for the
+            // whole fleet; its refusal's body names the path as the client
+            // sent it. Without it, the filter counts.
+            if budget::hand_to_service(plan, req.headers, &mut fwd) {
+                request_url = Some(req.path.unwrap_or_default());
+            }
+            let counted_here = plan.gateway.rate_limit_service.is_none();
+            if let Some(r) = counted_here
+                .then(|| budget::spend(plan, shared, req, &fwd))
+                .flatten()
+            {
                 return Verdict::Answer(Answer {
                     reply: with_cors(r, &cors),
                     record: Record {

@@ -188,19 +188,18 @@ impl Request<'_> {
     }
 }
 
-/// Headers only the filter may set: the destination, and with a rate
-/// limit service the descriptors (a gateway's rate limits can read them on
-/// any route, also outside the prefix).
+/// Headers only the filter may set: the destination, and the rate limit
+/// descriptors. A gateway's rate limits can read those on any route, also
+/// outside the prefix, and also where `gateway.rateLimitService` is no
+/// longer set but a rate limit configuration was left behind: a client's
+/// copies are removed always.
 fn internal_headers(plan: &Plan) -> Vec<Cow<'_, str>> {
-    let mut out = vec![
+    vec![
         Cow::Borrowed(plan.gateway.cluster_header.as_str()),
         Cow::Borrowed(plan.gateway.xfwd_marker.as_str()),
-    ];
-    if plan.gateway.rate_limit_service.is_some() {
-        out.push(Cow::Borrowed(crate::ratelimit::ENDPOINT_HEADER));
-        out.push(Cow::Borrowed(crate::ratelimit::PRINCIPAL_HEADER));
-    }
-    out
+        Cow::Borrowed(crate::ratelimit::ENDPOINT_HEADER),
+        Cow::Borrowed(crate::ratelimit::PRINCIPAL_HEADER),
+    ]
 }
 
 /// A request under the prefix, as the steps read it.

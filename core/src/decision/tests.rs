@@ -104,7 +104,9 @@ fn outside_the_prefix_passes_through_minus_the_cluster_header() {
         Decision::PassThrough {
             remove: vec![
                 "x-backstage-proxy-cluster".into(),
-                "x-backstage-proxy-cluster-xfwd".into()
+                "x-backstage-proxy-cluster-xfwd".into(),
+                "x-backstage-proxy-ratelimit-endpoint".into(),
+                "x-backstage-proxy-ratelimit-principal".into(),
             ]
         }
     );

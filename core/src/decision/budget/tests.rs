@@ -136,6 +136,30 @@ fn outside_the_prefix_a_callers_copies_are_removed_too() {
 }
 
 #[test]
+fn without_the_service_a_callers_copies_are_removed_all_the_same() {
+    // A rate limit configuration left behind after the service was
+    // switched off must read nothing a client sent.
+    let p = plan(false);
+    let forged = [
+        BEARER,
+        (ENDPOINT_HEADER, "/gh"),
+        (PRINCIPAL_HEADER, "user:default/victim"),
+    ];
+    for path in ["/api/proxy/pd", "/api/proxy/gh"] {
+        let (mut f, h) = forward(&p, path, &forged);
+        assert!(
+            !hand_to_service(&p, &h, &mut f),
+            "{path}: nothing handed over"
+        );
+        assert!(
+            removes(&f, ENDPOINT_HEADER) && removes(&f, PRINCIPAL_HEADER),
+            "{path}"
+        );
+        assert_eq!(set_of(&f, ENDPOINT_HEADER), None);
+    }
+}
+
+#[test]
 fn without_the_service_nothing_is_handed_over() {
     let p = plan(false);
     let (mut f, h) = forward(&p, "/api/proxy/pd", &[BEARER]);

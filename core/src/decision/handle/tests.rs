@@ -303,8 +303,10 @@ fn the_access_log_names_who_where_and_what() {
         endpoint: Some(1),
         principal: Some(Principal::User("user:default/jane".into())),
     };
+    let state = rec.filter_state(&p);
+    let state: Vec<(&str, &str)> = state.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     assert_eq!(
-        rec.filter_state(&p),
+        state,
         [
             (crate::audit::PRINCIPAL_KEY, "user:default/jane"),
             (crate::audit::ENDPOINT_KEY, "/gh"),
