@@ -2,7 +2,6 @@
 //! valid credential": the policy's type and its check. Parsing is
 //! [`crate::config`]'s.
 //!
-//!
 //! ```json
 //! "gateway": { "access": {
 //!   "/pagerduty": {
@@ -12,10 +11,11 @@
 //!   } } }
 //! ```
 //!
-//! A principal matches `user`, `plugin` or `external` (its kind: external is
-//! every service principal that is not a plugin: static tokens, legacy
-//! secrets, `jwks` callers), `user:<ref>`, `plugin:<id>`, `subject:<s>` (a
-//! service principal's subject as Backstage gives it, e.g. a static token's
+//! A principal matches `user`, `plugin` or `external` (its kind, from the
+//! kind of token verified, never from what a subject says: static tokens,
+//! legacy secrets and `jwks` callers are external whatever their subject),
+//! `user:<ref>`, `plugin:<id>` (a plugin token's), `subject:<s>` (an
+//! external caller's subject as Backstage gives it, e.g. a static token's
 //! configured subject) or `group:<ref>`, which holds when the user token's
 //! `ent` claim lists the group. Only full user tokens carry `ent`; a plugin
 //! token acting for a user (`obo`) carries a limited user token, which does
@@ -70,19 +70,15 @@ impl Matcher {
             (Matcher::Group(g), Principal::User(_)) => ownership
                 .as_ref()
                 .is_some_and(|ent| ent.iter().any(|e| e.eq_ignore_ascii_case(g))),
-            (Matcher::AnyPlugin, Principal::Service(s)) => is_plugin(s),
-            (Matcher::AnyExternal, Principal::Service(s)) => !is_plugin(s),
-            (Matcher::Plugin(id), Principal::Service(s)) => s
+            (Matcher::AnyPlugin, Principal::Plugin(_)) => true,
+            (Matcher::AnyExternal, Principal::External(_)) => true,
+            (Matcher::Plugin(id), Principal::Plugin(s)) => s
                 .strip_prefix("plugin:")
                 .is_some_and(|p| p.eq_ignore_ascii_case(id)),
-            (Matcher::Subject(subject), Principal::Service(s)) => s == subject,
+            (Matcher::Subject(subject), Principal::External(s)) => s == subject,
             _ => false,
         }
     }
-}
-
-pub(crate) fn is_plugin(subject: &str) -> bool {
-    subject.starts_with("plugin:")
 }
 
 impl Policy {

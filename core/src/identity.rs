@@ -2,14 +2,19 @@
 //! principal policies, budgets and the access log name, and the entity
 //! references a user owns through.
 
-/// Who a valid token speaks for.
+/// Who a valid token speaks for. The kind comes from the kind of token
+/// that was verified, never from what its subject says: a static token
+/// whose subject is `plugin:scaffolder` is an external caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// A Backstage user (`user:default/jane`).
+    /// A Backstage user (`user:default/jane`): a user token, or a plugin
+    /// token acting for the user (`obo`).
     User(String),
-    /// A plugin (`plugin:catalog`) or an external caller (`external:…`, or a
-    /// static token's configured subject).
-    Service(String),
+    /// A Backstage plugin (`plugin:catalog`): a plugin token.
+    Plugin(String),
+    /// A caller outside Backstage: a static token's or a legacy secret's
+    /// configured subject, or a `jwks` entry's `external:[<prefix>:]<sub>`.
+    External(String),
 }
 
 impl Principal {
@@ -17,7 +22,7 @@ impl Principal {
     /// entity reference, or a service principal's subject.
     pub fn name(&self) -> &str {
         match self {
-            Principal::User(s) | Principal::Service(s) => s,
+            Principal::User(s) | Principal::Plugin(s) | Principal::External(s) => s,
         }
     }
 }

@@ -122,15 +122,10 @@ pub fn keys(scope: &str, limit: &RateLimit) -> Vec<String> {
 /// caller's subject is compared as given.
 pub fn budget_principal(p: &Principal) -> Cow<'_, str> {
     match p {
-        Principal::User(r) if r.bytes().any(|b| b.is_ascii_uppercase()) => {
+        Principal::User(r) | Principal::Plugin(r) if r.bytes().any(|b| b.is_ascii_uppercase()) => {
             Cow::Owned(r.to_ascii_lowercase())
         }
-        Principal::Service(s)
-            if s.starts_with("plugin:") && s.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            Cow::Owned(s.to_ascii_lowercase())
-        }
-        Principal::User(s) | Principal::Service(s) => Cow::Borrowed(s),
+        Principal::User(s) | Principal::Plugin(s) | Principal::External(s) => Cow::Borrowed(s),
     }
 }
 

@@ -221,7 +221,7 @@ fn authenticate_external(
     // tokens never expire; nothing they depend on changes within a VM).
     if let Some(entry) = kinds::static_token::matching(plan, token) {
         let verified = Verified {
-            principal: Principal::Service(entry.subject.clone()),
+            principal: Principal::External(entry.subject.clone()),
             restrictions: entry.restrictions.clone(),
             ownership: None,
         };

@@ -60,7 +60,7 @@ fn static_tokens_match_exactly() {
     let p = plan();
     assert_eq!(
         authenticate(&p, "static-token-abc", NOW),
-        Ok(Principal::Service("ci".into()))
+        Ok(Principal::External("ci".into()))
     );
     for near in [
         "static-token-ab",
@@ -88,7 +88,7 @@ fn access_restrictions_answer_403_with_backstages_message() {
     );
     assert_eq!(
         authenticate(&p, "proxy-allowed-tok", NOW),
-        Ok(Principal::Service("bot2".into()))
+        Ok(Principal::External("bot2".into()))
     );
 }
 
@@ -99,7 +99,7 @@ fn legacy_tokens_verify_against_each_secret() {
     let t = legacy(&format!(r#"{{"sub":"backstage-server","exp":{exp}}}"#));
     assert_eq!(
         authenticate(&p, &t, NOW),
-        Ok(Principal::Service("external:backstage-plugin".into()))
+        Ok(Principal::External("external:backstage-plugin".into()))
     );
     // typ is irrelevant for legacy tokens
     let t = hs256(
@@ -304,7 +304,7 @@ fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
     for round in 0..3 {
         assert_eq!(
             run("static-token-abc", NOW),
-            Outcome::Authenticated(Principal::Service("ci".into()), None),
+            Outcome::Authenticated(Principal::External("ci".into()), None),
             "{round}"
         );
         assert!(
@@ -313,7 +313,10 @@ fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
         );
         assert_eq!(
             run(&good_legacy, NOW),
-            Outcome::Authenticated(Principal::Service("external:backstage-plugin".into()), None),
+            Outcome::Authenticated(
+                Principal::External("external:backstage-plugin".into()),
+                None
+            ),
             "{round}"
         );
         assert!(

@@ -314,7 +314,7 @@ fn require_strips_authorization_forward_keeps_it() {
     let p = plan();
     let f = fwd(req("GET", "/api/proxy/simple/a").bearer(TOKEN).decide(&p));
     assert!(f.remove.iter().any(|n| n == "authorization"));
-    assert_eq!(f.principal, Some(Principal::Service("ci".into())));
+    assert_eq!(f.principal, Some(Principal::External("ci".into())));
     let f = fwd(req("GET", "/api/proxy/forward/a").bearer(TOKEN).decide(&p));
     assert!(!f.remove.iter().any(|n| n == "authorization"));
     assert_eq!(

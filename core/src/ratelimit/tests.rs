@@ -388,12 +388,12 @@ fn one_user_under_two_spellings_is_one_principal() {
         "user:default/jane"
     );
     assert_eq!(
-        budget_principal(&Principal::Service("plugin:Catalog".into())),
+        budget_principal(&Principal::Plugin("plugin:Catalog".into())),
         "plugin:catalog"
     );
     // An external subject is the issuer's, compared as given.
     assert_eq!(
-        budget_principal(&Principal::Service("external:idp:Robot".into())),
+        budget_principal(&Principal::External("external:idp:Robot".into())),
         "external:idp:Robot"
     );
 }

@@ -47,7 +47,7 @@ pub fn external(
                 };
                 return Some(Ok(Success {
                     verified: Verified {
-                        principal: Principal::Service(subject),
+                        principal: Principal::External(subject),
                         restrictions: provider.restrictions.clone(),
                         ownership: None,
                     },

@@ -55,7 +55,7 @@ pub(crate) fn authenticate(
     }
     Some(Ok((
         Verified {
-            principal: Principal::Service(entry.subject.clone()),
+            principal: Principal::External(entry.subject.clone()),
             restrictions: entry.restrictions.clone(),
             ownership: None,
         },

@@ -51,7 +51,7 @@ pub fn plugin(
     let mut deps = vec![(src.url.clone(), generation)];
     let mut exp = exp_of(&jwt.payload);
     let principal = match jwt.payload.get("obo") {
-        None => Principal::Service(format!("plugin:{sub}")),
+        None => Principal::Plugin(format!("plugin:{sub}")),
         Some(obo) => {
             let u = obo_user(plan, state, obo, now_ms)?;
             deps.push((u.url, u.generation));

@@ -30,8 +30,39 @@ fn user(sub: &str, ent: Option<&[&str]>) -> (Principal, Ownership) {
     )
 }
 
+/// A plugin token's principal (`plugin:<id>`), or any other service
+/// caller's.
 fn service(s: &str) -> (Principal, Ownership) {
-    (Principal::Service(s.into()), None)
+    match s.strip_prefix("plugin:") {
+        Some(_) => (Principal::Plugin(s.into()), None),
+        None => (Principal::External(s.into()), None),
+    }
+}
+
+#[test]
+fn principals_never_cross_kinds() {
+    // A static token whose configured subject reads like a plugin, or a
+    // user, is an external caller all the same.
+    let p = plan(
+        r#"{"/pd":{"allow":["plugin"]},"/gh":{"allow":["plugin:scaffolder","user:default/jane","user"]}}"#,
+    );
+    let posing = |s: &str| (Principal::External(s.into()), None);
+    assert!(!allows(&p, "/pd", "GET", "", &posing("plugin:scaffolder")));
+    assert!(!allows(&p, "/gh", "GET", "", &posing("plugin:scaffolder")));
+    assert!(!allows(&p, "/gh", "GET", "", &posing("user:default/jane")));
+    // The real plugin and user are.
+    assert!(allows(&p, "/pd", "GET", "", &service("plugin:scaffolder")));
+    assert!(allows(
+        &p,
+        "/gh",
+        "GET",
+        "",
+        &user("user:default/jane", None)
+    ));
+    // `subject:` names external callers only.
+    let q = plan(r#"{"/pd":{"allow":["subject:plugin:catalog"]}}"#);
+    assert!(!allows(&q, "/pd", "GET", "", &service("plugin:catalog")));
+    assert!(allows(&q, "/pd", "GET", "", &posing("plugin:catalog")));
 }
 
 fn allows(p: &Plan, key: &str, method: &str, rest: &str, who: &(Principal, Ownership)) -> bool {

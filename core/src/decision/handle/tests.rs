@@ -133,7 +133,7 @@ fn budgets_are_spent_after_the_pipeline_admits_and_refuse_with_retry_after() {
     assert_eq!(header(&a.reply, "retry-after"), Some("60"));
     assert_eq!(header(&a.reply, "access-control-allow-origin"), Some(APP));
     assert_eq!(a.record.outcome, Outcome::Denied(Reason::RateLimited));
-    assert_eq!(a.record.principal, Some(Principal::Service("ci".into())));
+    assert_eq!(a.record.principal, Some(Principal::External("ci".into())));
     assert_eq!(a.record.endpoint_key(&p), "/pd");
     // A request the pipeline refuses spends nothing: another endpoint's
     // budget-free requests and refused ones leave /pd's counter as it is.

@@ -20,7 +20,7 @@ fn external_jwks_entries() {
         NOW + 60,
     );
     let (o, fetched) = drive(&p, &mut state, &t, NOW, &sets);
-    assert_eq!(ok(&o), Principal::Service("external:idp:robot".into()));
+    assert_eq!(ok(&o), Principal::External("external:idp:robot".into()));
     assert_eq!(fetched, [IDP_URL]);
     // restrictions of the entry that verified it apply
     let t = external_token(&other, "https://other.example", "x", "bot", NOW + 60);
@@ -95,5 +95,5 @@ fn external_tokens_without_exp_are_refused() {
         ),
     );
     let (o, _) = drive(&p, &mut AuthState::new(&p), &t, NOW, &sets);
-    assert_eq!(ok(&o), Principal::Service("external:idp:robot".into()));
+    assert_eq!(ok(&o), Principal::External("external:idp:robot".into()));
 }

@@ -14,7 +14,7 @@ fn plugin_tokens() {
     let mut state = AuthState::new(&p);
     let t = plugin_token(&cat, "catalog", "proxy", NOW, NOW + 3600, None);
     let (o, fetched) = drive(&p, &mut state, &t, NOW, &sets);
-    assert_eq!(ok(&o), Principal::Service("plugin:catalog".into()));
+    assert_eq!(ok(&o), Principal::Plugin("plugin:catalog".into()));
     assert_eq!(fetched, [CATALOG_URL]);
     // on behalf of a user: the principal is that user
     let obo = limited_user_token(&auth, "user:default/jane", NOW, NOW + 600);
