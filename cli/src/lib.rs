@@ -8,3 +8,6 @@ pub mod kube;
 pub mod oci;
 pub mod ratelimit;
 pub mod render;
+
+#[cfg(test)]
+mod test_support;
