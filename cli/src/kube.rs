@@ -24,10 +24,17 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use crate::access_log;
 use crate::appconfig::Loaded;
-use crate::render::{cluster_specs, is_ip, seconds, set, set_in, ClusterSpec, Error};
+use crate::error::Error;
+use crate::json::{seconds, set, set_in};
+use crate::ratelimit::descriptors::{route_rate_limits, window_unit};
+use crate::ratelimit::envoy_filter;
+use crate::routes::{
+    bare_host, callout_urls, cluster_specs, filter_config_for_routes, group_by_destination, is_ip,
+    removed_headers, ClusterSpec, Route,
+};
 use backstage_proxy_core::config::Plan;
-use backstage_proxy_core::url::Url;
 
 /// Gateway API: most rules in one `HTTPRoute` (the CRD's `maxItems`).
 pub const MAX_RULES_PER_ROUTE: usize = 16;
@@ -60,24 +67,6 @@ pub struct KubeOptions {
     pub traffic_extension: bool,
 }
 
-/// Where one value of the destination header takes a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The header value the filter sets.
-    pub value: String,
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-    pub verify: bool,
-    /// `:authority` the route sets; `None` keeps the client's.
-    pub authority: Option<String>,
-    pub timeout_ms: Option<u64>,
-    /// Some endpoint here has `xfwd`: a variant keeps `x-forwarded-proto`.
-    pub xfwd: bool,
-    /// The endpoints (indexes into the plan) whose requests take it.
-    pub endpoints: Vec<usize>,
-}
-
 /// A Kubernetes Service named by its cluster DNS name
 /// (`<svc>.<ns>.svc[.cluster.local]`): (service, namespace). The mesh and
 /// the gateway know these already: no `ServiceEntry` or `Backend`.
@@ -89,144 +78,6 @@ pub fn in_cluster(host: &str) -> Option<(String, String)> {
     let (svc, ns) = rest.split_once('.')?;
     (!svc.is_empty() && !ns.is_empty() && !ns.contains('.'))
         .then(|| (svc.to_string(), ns.to_string()))
-}
-
-fn bare(host: &str) -> &str {
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
-/// One route per (destination, authority, timeout); `value_for` names the
-/// first of a destination, later ones get `;2`, `;3`, ….
-pub fn routes(plan: &Plan, value_for: &dyn Fn(&str, u16, bool) -> String) -> Vec<Route> {
-    let mut out: Vec<Route> = Vec::new();
-    for (i, e) in plan.endpoints.iter().enumerate() {
-        let host = bare(&e.target.host).to_string();
-        let tls = e.target.scheme == "https";
-        let found = out.iter_mut().find(|r| {
-            r.host == host
-                && r.port == e.target.port
-                && r.tls == tls
-                && r.authority == e.upstream_authority
-                && r.timeout_ms == e.envoy.proxy_timeout_ms
-        });
-        match found {
-            Some(r) => {
-                r.endpoints.push(i);
-                r.xfwd |= e.xfwd;
-                r.verify |= e.envoy.secure != Some(false);
-            }
-            None => {
-                let base = value_for(&host, e.target.port, tls);
-                let same = out
-                    .iter()
-                    .filter(|r| r.value.split(';').next() == Some(&base))
-                    .count();
-                let value = if same == 0 {
-                    base
-                } else {
-                    format!("{base};{}", same + 1)
-                };
-                out.push(Route {
-                    value,
-                    host,
-                    port: e.target.port,
-                    tls,
-                    verify: e.envoy.secure != Some(false),
-                    authority: e.upstream_authority.clone(),
-                    timeout_ms: e.envoy.proxy_timeout_ms,
-                    xfwd: e.xfwd,
-                    endpoints: vec![i],
-                });
-            }
-        }
-    }
-    out
-}
-
-/// The filter configuration for these routes: each endpoint's `cluster` is
-/// its route's header value, the filter's own calls name `callout`'s
-/// clusters, and the routes rewrite `:authority`.
-fn filter_config(
-    loaded: &Loaded,
-    plan: &Plan,
-    routes: &[Route],
-    callout: &dyn Fn(&Url) -> String,
-) -> Value {
-    let mut config = loaded.filter_config.clone();
-    // The legacy form keeps the endpoints directly under proxy.
-    let endpoints_ptr = if config.pointer("/proxy/endpoints").is_some() {
-        "/proxy/endpoints"
-    } else {
-        "/proxy"
-    };
-    for r in routes {
-        for &i in &r.endpoints {
-            let Some(e) = plan.endpoints.get(i) else {
-                continue;
-            };
-            let key = e.raw_key.replace('~', "~0").replace('/', "~1");
-            let Some(entry) = config.pointer_mut(&format!("{endpoints_ptr}/{key}")) else {
-                continue;
-            };
-            if entry.is_string() {
-                *entry = json!({ "target": entry.clone() });
-            }
-            set(entry, "cluster", json!(r.value));
-        }
-    }
-    if let Some(b) = &plan.backend {
-        set_in(
-            &mut config,
-            &["gateway"],
-            "backendCluster",
-            json!(callout(&b.url)),
-        );
-    }
-    if let Some(list) = config
-        .pointer_mut("/backend/auth/externalAccess")
-        .and_then(Value::as_array_mut)
-    {
-        for item in list.iter_mut() {
-            if item.get("type").and_then(Value::as_str) != Some("jwks") {
-                continue;
-            }
-            let url = item
-                .pointer("/options/url")
-                .and_then(Value::as_str)
-                .and_then(|u| Url::parse(u).ok());
-            if let Some(u) = url {
-                set_in(item, &["options"], "cluster", json!(callout(&u)));
-            }
-        }
-    }
-    set_in(
-        &mut config,
-        &["gateway"],
-        "authorityRewrite",
-        json!("route"),
-    );
-    config
-}
-
-/// The filter's own destinations: the Backstage backend and `jwks` URLs.
-fn callout_urls(plan: &Plan) -> Vec<Url> {
-    let mut out: Vec<Url> = plan.backend.iter().map(|b| b.url.clone()).collect();
-    out.extend(plan.auth.jwks.iter().map(|j| j.url.clone()));
-    out
-}
-
-/// Headers a route removes before the request leaves.
-fn removed(plan: &Plan, xfwd: bool) -> Vec<String> {
-    let mut out = vec![plan.gateway.cluster_header.clone()];
-    if xfwd {
-        out.push(plan.gateway.xfwd_marker.clone());
-    } else {
-        out.push("x-forwarded-proto".to_string());
-    }
-    if plan.gateway.rate_limit_service.is_some() {
-        out.extend(crate::ratelimit::HEADERS.iter().map(|h| h.to_string()));
-    }
-    out
 }
 
 fn sha256_hex(opts: &KubeOptions) -> Option<String> {
@@ -284,9 +135,9 @@ pub type Warnings = Vec<String>;
 pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warnings), Error> {
     let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
     let specs = cluster_specs(plan)?;
-    let routes = routes(plan, &|h, p, _| istio_cluster(h, p));
-    let config = filter_config(loaded, plan, &routes, &|u| {
-        istio_cluster(bare(&u.host), u.port)
+    let routes = group_by_destination(plan, &|h, p, _| istio_cluster(h, p));
+    let config = filter_config_for_routes(loaded, plan, &routes, &|u| {
+        istio_cluster(bare_host(&u.host), u.port)
     });
     let mut warnings = Warnings::new();
     let (gw_ns, gw_name) = split_ref(&opts.gateway, &opts.namespace);
@@ -356,7 +207,7 @@ fn istio_rate_limits(
     plugin_ns: &str,
     gw_name: &str,
 ) -> Vec<Value> {
-    let host = bare(&s.url.host).to_string();
+    let host = bare_host(&s.url.host).to_string();
     let mut service = s.clone();
     service.cluster = istio_cluster(&host, s.url.port);
     let hcm = "envoy.filters.network.http_connection_manager";
@@ -365,19 +216,19 @@ fn istio_rate_limits(
             "applyTo": "HTTP_FILTER",
             "match": { "context": "GATEWAY", "listener": { "filterChain": { "filter": {
                 "name": hcm, "subFilter": { "name": "envoy.filters.http.router" } } } } },
-            "patch": { "operation": "INSERT_BEFORE", "value": crate::ratelimit::http_filter(&service) }
+            "patch": { "operation": "INSERT_BEFORE", "value": envoy_filter::http_filter(&service) }
         },
         {
             "applyTo": "VIRTUAL_HOST",
             "match": { "context": "GATEWAY" },
-            "patch": { "operation": "MERGE", "value": { "rate_limits": crate::ratelimit::route_rate_limits() } }
+            "patch": { "operation": "MERGE", "value": { "rate_limits": route_rate_limits() } }
         },
         {
             "applyTo": "NETWORK_FILTER",
             "match": { "context": "GATEWAY", "listener": { "filterChain": { "filter": { "name": hcm } } } },
             "patch": { "operation": "MERGE", "value": { "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "local_reply_config": crate::ratelimit::local_reply_config() } } }
+                "local_reply_config": envoy_filter::local_reply_config() } } }
         }
     ]);
     let mut spec = json!({ "configPatches": patches });
@@ -465,7 +316,7 @@ fn virtual_service(
                 "name": format!("backstage-proxy-{n}{}", if xfwd { "-xfwd" } else { "" }),
                 "match": [{ "uri": { "prefix": "/" }, "headers": headers }],
                 "route": [{ "destination": { "host": r.host, "port": { "number": r.port } } }],
-                "headers": { "request": { "remove": removed(plan, xfwd) } }
+                "headers": { "request": { "remove": removed_headers(plan, xfwd) } }
             });
             if let Some(a) = &r.authority {
                 set(&mut route, "rewrite", json!({ "authority": a }));
@@ -513,7 +364,7 @@ fn http_route_rules(
             }
             let mut filters = vec![json!({
                 "type": "RequestHeaderModifier",
-                "requestHeaderModifier": { "remove": removed(plan, xfwd) }
+                "requestHeaderModifier": { "remove": removed_headers(plan, xfwd) }
             })];
             if let Some(a) = &r.authority {
                 match hostname_of(a) {
@@ -628,7 +479,7 @@ fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) ->
     let mut hosts: BTreeMap<String, BTreeMap<u16, (bool, bool)>> = BTreeMap::new();
     for spec in specs.values() {
         let port = hosts
-            .entry(bare(&spec.host).to_string())
+            .entry(bare_host(&spec.host).to_string())
             .or_default()
             .entry(spec.port)
             .or_insert((spec.tls, spec.verify));
@@ -691,14 +542,14 @@ fn istio_destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) ->
 pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warnings), Error> {
     let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
     cluster_specs(plan)?;
-    let mut routes = routes(plan, &|h, p, tls| {
+    let mut routes = group_by_destination(plan, &|h, p, tls| {
         format!("{}_{h}_{p}", if tls { "https" } else { "http" })
     });
     // A rule for each of the filter's own destinations that no endpoint
     // shares: its header value is never set by the filter.
     for u in callout_urls(plan) {
         let tls = u.scheme == "https";
-        let host = bare(&u.host).to_string();
+        let host = bare_host(&u.host).to_string();
         if !routes
             .iter()
             .any(|r| r.host == host && r.port == u.port && r.tls == tls)
@@ -753,8 +604,8 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
             pos % MAX_RULES_PER_ROUTE
         ))
     };
-    let config = filter_config(loaded, plan, &routes, &|u| {
-        cluster_of(bare(&u.host), u.port, u.scheme == "https").unwrap_or_default()
+    let config = filter_config_for_routes(loaded, plan, &routes, &|u| {
+        cluster_of(bare_host(&u.host), u.port, u.scheme == "https").unwrap_or_default()
     });
 
     let (gw_ns, gw_name) = split_ref(&opts.gateway, &opts.namespace);
@@ -795,7 +646,7 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
             "kind": "EnvoyProxy",
             "metadata": { "name": ENVOY_PROXY_NAME, "namespace": gw_ns },
             "spec": { "telemetry": { "accessLog": { "settings": [{
-                "format": { "type": "JSON", "json": crate::render::access_log_fields() },
+                "format": { "type": "JSON", "json": access_log::fields() },
                 "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
             }] } } }
         }));
@@ -882,23 +733,21 @@ fn envoy_gateway_rate_limits(
     opts: &KubeOptions,
     routes: &[String],
 ) -> Result<Value, Error> {
-    use backstage_proxy_core::config::access::SERVICE_WINDOWS;
     use backstage_proxy_core::config::{RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
     use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
-    let unit = |b: &Budget| -> Result<&'static str, Error> {
-        match SERVICE_WINDOWS
-            .iter()
-            .find(|(s, _)| s * 1000 == b.window_ms)
-        {
-            Some((_, "second")) => Ok("Second"),
-            Some((_, "minute")) => Ok("Minute"),
-            Some((_, "hour")) => Ok("Hour"),
-            Some((_, "day")) => Ok("Day"),
-            _ => Err(Error::Unsupported(format!(
+    // The rate limit service's unit, capitalised: `Second`, `Minute`, ….
+    let unit = |b: &Budget| -> Result<String, Error> {
+        let unit = window_unit(b).ok_or_else(|| {
+            Error::Unsupported(format!(
                 "a rate limit window of {} ms is not a unit of Envoy Gateway's",
                 b.window_ms
-            ))),
-        }
+            ))
+        })?;
+        let mut chars = unit.chars();
+        Ok(chars
+            .next()
+            .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+            .unwrap_or_default())
     };
     let mut rules = Vec::new();
     for e in &plan.endpoints {

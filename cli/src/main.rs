@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backstage_proxy_wasm_cli::appconfig::{self, ConfigFile, Loaded};
+use backstage_proxy_wasm_cli::error::Error;
 use backstage_proxy_wasm_cli::{kube, oci, render};
 use clap::{Args, Parser, Subcommand};
 
@@ -312,7 +313,7 @@ fn several_rewrites(loaded: &Loaded) -> bool {
 
 fn kube_out(
     what: &str,
-    docs: Result<(Vec<serde_json::Value>, kube::Warnings), render::Error>,
+    docs: Result<(Vec<serde_json::Value>, kube::Warnings), Error>,
     output: Option<&str>,
 ) -> ExitCode {
     match docs {
