@@ -179,7 +179,7 @@ fn the_readmes_istio_access_log_snippet_is_valid() {
     assert_eq!(report["violations"], json!([]), "{report}");
     let labels = &docs[0]["meshConfig"]["extensionProviders"][0]["envoyFileAccessLog"]["logFormat"]
         ["labels"];
-    let fields = backstage_proxy_wasm_cli::render::access_log_fields();
+    let fields = backstage_proxy_wasm_cli::access_log::fields();
     for (k, v) in labels.as_object().unwrap() {
         assert_eq!(&fields[k], v, "{k}");
     }

@@ -15,7 +15,7 @@
 mod common;
 
 use backstage_proxy_core::auth::AuthState;
-use backstage_proxy_core::config::{self, Plan};
+use backstage_proxy_core::config::{self, Endpoint, Plan};
 use backstage_proxy_core::decision::{decide, Decision, Request};
 use common::generated;
 use serde_json::{json, Value};
@@ -164,107 +164,20 @@ fn route_http(
             for m in rule["matches"].as_array().unwrap() {
                 assert_eq!(m["path"]["type"], "PathPrefix");
                 let prefix = m["path"]["value"].as_str().unwrap();
-                let want: Vec<(String, String)> = m["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        assert_eq!(h["type"], "Exact");
-                        (
-                            h["name"].as_str().unwrap().to_string(),
-                            h["value"].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect();
+                let want = match_headers(m);
                 if !(path.starts_with(prefix) && headers_match(&want, headers)) {
                     continue;
                 }
                 let b = &rule["backendRefs"][0];
                 let port = b["port"].as_u64().unwrap();
                 let dest = if envoy_gateway && b["kind"] == "Service" {
-                    let ns = b["namespace"]
-                        .as_str()
-                        .unwrap_or(route["metadata"]["namespace"].as_str().unwrap());
-                    let name = b["name"].as_str().unwrap();
-                    if ns != route["metadata"]["namespace"] {
-                        assert!(
-                            docs.iter().any(|d| d["kind"] == "ReferenceGrant"
-                                && d["metadata"]["namespace"] == ns
-                                && d["spec"]["from"][0]["namespace"]
-                                    == route["metadata"]["namespace"]
-                                && d["spec"]["to"][0]["kind"] == "Service"),
-                            "a ReferenceGrant in {ns}"
-                        );
-                    }
-                    let policy = docs.iter().any(|d| {
-                        d["kind"] == "BackendTLSPolicy"
-                            && d["metadata"]["namespace"] == ns
-                            && d["spec"]["targetRefs"][0]["kind"] == "Service"
-                            && d["spec"]["targetRefs"][0]["name"] == name
-                    });
-                    Dest {
-                        host: format!("{name}.{ns}.svc"),
-                        port,
-                        tls: policy,
-                        verify: policy,
-                    }
+                    service_dest(docs, route, b, port)
                 } else if envoy_gateway {
-                    assert_eq!(b["kind"], "Backend");
-                    let backend = docs
-                        .iter()
-                        .find(|d| d["kind"] == "Backend" && d["metadata"]["name"] == b["name"])
-                        .expect("the Backend a rule names exists");
-                    let ep = &backend["spec"]["endpoints"][0];
-                    let (host, bport) = match ep.get("fqdn") {
-                        Some(f) => (f["hostname"].clone(), f["port"].as_u64().unwrap()),
-                        None => (
-                            ep["ip"]["address"].clone(),
-                            ep["ip"]["port"].as_u64().unwrap(),
-                        ),
-                    };
-                    assert_eq!(bport, port);
-                    let policy = docs.iter().any(|d| {
-                        d["kind"] == "BackendTLSPolicy"
-                            && d["spec"]["targetRefs"][0]["name"] == b["name"]
-                            && d["spec"]["validation"]["wellKnownCACertificates"] == "System"
-                    });
-                    let skip = backend["spec"]["tls"]["insecureSkipVerify"] == json!(true);
-                    Dest {
-                        host: host.as_str().unwrap().to_string(),
-                        port,
-                        tls: policy || skip,
-                        verify: policy,
-                    }
+                    backend_dest(docs, b, port)
                 } else {
-                    assert_eq!(b["kind"], "Hostname");
-                    let host = b["name"].as_str().unwrap().to_string();
-                    assert!(istio_service_entry_has(docs, &host, port));
-                    let (tls, verify) = istio_tls(docs, &host, port);
-                    Dest {
-                        host,
-                        port,
-                        tls,
-                        verify,
-                    }
+                    hostname_dest(docs, b, port)
                 };
-                let mut authority = None;
-                let mut removes = Vec::new();
-                for f in rule["filters"].as_array().unwrap() {
-                    match f["type"].as_str().unwrap() {
-                        "URLRewrite" => {
-                            authority = f["urlRewrite"]["hostname"].as_str().map(str::to_string)
-                        }
-                        "RequestHeaderModifier" => {
-                            removes = f["requestHeaderModifier"]["remove"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|v| v.as_str().unwrap().to_string())
-                                .collect()
-                        }
-                        other => panic!("unexpected filter {other}"),
-                    }
-                }
+                let (authority, removes) = rule_filters(rule);
                 hits.push((
                     prefix.len(),
                     want.len(),
@@ -291,6 +204,120 @@ fn route_http(
         .filter(|(p, h, _)| Some((*p, *h)) == best)
         .map(|(_, _, m)| m)
         .collect()
+}
+
+/// A rule match's headers, all `Exact`: (name, value).
+fn match_headers(m: &Value) -> Vec<(String, String)> {
+    m["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert_eq!(h["type"], "Exact");
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Envoy Gateway: a Service as a rule's backend (with the `ReferenceGrant`
+/// another namespace needs); TLS where a `BackendTLSPolicy` names it.
+fn service_dest(docs: &[Value], route: &Value, b: &Value, port: u64) -> Dest {
+    let ns = b["namespace"]
+        .as_str()
+        .unwrap_or(route["metadata"]["namespace"].as_str().unwrap());
+    let name = b["name"].as_str().unwrap();
+    if ns != route["metadata"]["namespace"] {
+        assert!(
+            docs.iter().any(|d| d["kind"] == "ReferenceGrant"
+                && d["metadata"]["namespace"] == ns
+                && d["spec"]["from"][0]["namespace"] == route["metadata"]["namespace"]
+                && d["spec"]["to"][0]["kind"] == "Service"),
+            "a ReferenceGrant in {ns}"
+        );
+    }
+    let policy = docs.iter().any(|d| {
+        d["kind"] == "BackendTLSPolicy"
+            && d["metadata"]["namespace"] == ns
+            && d["spec"]["targetRefs"][0]["kind"] == "Service"
+            && d["spec"]["targetRefs"][0]["name"] == name
+    });
+    Dest {
+        host: format!("{name}.{ns}.svc"),
+        port,
+        tls: policy,
+        verify: policy,
+    }
+}
+
+/// Envoy Gateway: the `Backend` a rule names, TLS from its
+/// `BackendTLSPolicy` or its own `insecureSkipVerify`.
+fn backend_dest(docs: &[Value], b: &Value, port: u64) -> Dest {
+    assert_eq!(b["kind"], "Backend");
+    let backend = docs
+        .iter()
+        .find(|d| d["kind"] == "Backend" && d["metadata"]["name"] == b["name"])
+        .expect("the Backend a rule names exists");
+    let ep = &backend["spec"]["endpoints"][0];
+    let (host, bport) = match ep.get("fqdn") {
+        Some(f) => (f["hostname"].clone(), f["port"].as_u64().unwrap()),
+        None => (
+            ep["ip"]["address"].clone(),
+            ep["ip"]["port"].as_u64().unwrap(),
+        ),
+    };
+    assert_eq!(bport, port);
+    let policy = docs.iter().any(|d| {
+        d["kind"] == "BackendTLSPolicy"
+            && d["spec"]["targetRefs"][0]["name"] == b["name"]
+            && d["spec"]["validation"]["wellKnownCACertificates"] == "System"
+    });
+    let skip = backend["spec"]["tls"]["insecureSkipVerify"] == json!(true);
+    Dest {
+        host: host.as_str().unwrap().to_string(),
+        port,
+        tls: policy || skip,
+        verify: policy,
+    }
+}
+
+/// Istio: a `Hostname` backend, with its `ServiceEntry` and TLS from its
+/// `DestinationRule`.
+fn hostname_dest(docs: &[Value], b: &Value, port: u64) -> Dest {
+    assert_eq!(b["kind"], "Hostname");
+    let host = b["name"].as_str().unwrap().to_string();
+    assert!(istio_service_entry_has(docs, &host, port));
+    let (tls, verify) = istio_tls(docs, &host, port);
+    Dest {
+        host,
+        port,
+        tls,
+        verify,
+    }
+}
+
+/// What a rule's filters do: the authority it rewrites, the headers it
+/// removes.
+fn rule_filters(rule: &Value) -> (Option<String>, Vec<String>) {
+    let mut authority = None;
+    let mut removes = Vec::new();
+    for f in rule["filters"].as_array().unwrap() {
+        match f["type"].as_str().unwrap() {
+            "URLRewrite" => authority = f["urlRewrite"]["hostname"].as_str().map(str::to_string),
+            "RequestHeaderModifier" => {
+                removes = f["requestHeaderModifier"]["remove"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            }
+            other => panic!("unexpected filter {other}"),
+        }
+    }
+    (authority, removes)
 }
 
 fn route(docs: &[Value], mode: &[&str], path: &str, headers: &[(String, String)]) -> Vec<Matched> {
@@ -342,166 +369,191 @@ fn through_filter(plan: &Plan, method: &str, path: &str) -> (String, Vec<(String
 fn each_endpoints_request_reaches_its_target_and_nothing_else_routes() {
     let mut checked = 0;
     for (what, mode, docs) in generated() {
-        // Each resource once: kubectl would apply a duplicate over the first.
-        let mut names: Vec<String> = docs
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} {}/{}",
-                    d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]
-                )
-            })
-            .collect();
-        let n = names.len();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), n, "{what}: a resource is written twice");
-        let mut cfg = plugin_config(&docs);
-        // Decide without credentials: routing is what is checked here.
-        cfg["backend"]["auth"]["dangerouslyDisableDefaultAuthPolicy"] = json!(true);
-        // (`gateway.access` would ask for credentials again.)
-        if let Some(g) = cfg.get_mut("gateway").and_then(Value::as_object_mut) {
-            g.remove("access");
-        }
-        let plan = config::parse_value(&cfg, &|_| Some("x".into())).unwrap();
-        assert!(plan.gateway.route_rewrites_authority, "{what}");
+        assert_each_resource_once(&what, &docs);
+        let plan = plan_without_credentials(&what, &docs);
         for e in &plan.endpoints {
-            let method = e
-                .allowed_methods
-                .as_ref()
-                .and_then(|m| m.first().cloned())
-                .unwrap_or_else(|| "GET".into());
-            let path = format!("{}{}/routing-check?x=1", plan.gateway.prefix, e.key);
-            let (upstream_path, headers) = through_filter(&plan, &method, &path);
-            let hits = route(&docs, mode, &upstream_path, &headers);
-            assert_eq!(
-                hits.len(),
-                1,
-                "{what}: {} matched {} routes",
-                e.raw_key,
-                hits.len()
-            );
-            let m = &hits[0];
-            let want = Dest {
-                host: e.target.host.trim_matches(['[', ']']).to_ascii_lowercase(),
-                port: u64::from(e.target.port),
-                tls: e.target.scheme == "https",
-                verify: e.target.scheme == "https" && e.envoy.secure != Some(false),
-            };
-            // A Service is named by its cluster DNS name in either form.
-            let mut got = Dest {
-                host: m.dest.host.clone(),
-                ..m.dest
-            };
-            if let (Some(a), Some(b)) = (
-                backstage_proxy_wasm_cli::kube::in_cluster(&got.host),
-                backstage_proxy_wasm_cli::kube::in_cluster(&want.host),
-            ) {
-                if a == b {
-                    got.host = want.host.clone();
-                }
-            }
-            assert_eq!(got, want, "{what}: {}", e.raw_key);
-            // The authority Backstage sends: the target's with changeOrigin
-            // (an HTTPRoute can only set the hostname), else the client's or
-            // an injected Host.
-            let client = "backstage.example.com".to_string();
-            let sent = m.authority.clone().unwrap_or(client);
-            match &e.upstream_authority {
-                Some(a) if mode.contains(&"--gateway-api") || mode[0] == "envoy-gateway" => {
-                    assert_eq!(sent, a.split(':').next().unwrap(), "{what}: {}", e.raw_key)
-                }
-                Some(a) => assert_eq!(&sent, a, "{what}: {}", e.raw_key),
-                None => assert_eq!(sent, "backstage.example.com", "{what}: {}", e.raw_key),
-            }
-            assert!(
-                m.removes.contains(&plan.gateway.cluster_header),
-                "{what}: the header is removed"
-            );
-            if plan.gateway.rate_limit_service.is_some() {
-                for h in backstage_proxy_wasm_cli::ratelimit::HEADERS {
-                    assert!(m.removes.iter().any(|r| r == h), "{what}: {h} is removed");
-                }
-            }
-            if !e.xfwd {
-                assert!(
-                    m.removes.iter().any(|r| r == "x-forwarded-proto"),
-                    "{what}: {}",
-                    e.raw_key
-                );
-            }
+            assert_endpoint_routed(&what, mode, &docs, &plan, e);
             checked += 1;
         }
-        // A client that bypasses the filter (or a request outside the
-        // prefix, whose cluster header the filter removes) matches nothing.
-        for path in ["/", "/api/proxy/anything", "/internal/admin"] {
-            let headers = vec![(
-                ":authority".to_string(),
-                "backstage.example.com".to_string(),
-            )];
-            assert!(
-                route(&docs, mode, path, &headers).is_empty(),
-                "{what}: {path} routed without the header"
-            );
-        }
-        // The filter's own calls name a cluster that reaches their host.
-        let callouts: Vec<(String, String)> = plan
-            .backend
-            .iter()
-            .map(|b| (b.cluster.clone(), b.url.host.clone()))
-            .chain(
-                plan.auth
-                    .jwks
-                    .iter()
-                    .map(|j| (j.cluster.clone(), j.url.host.clone())),
-            )
-            .collect();
-        for (cluster, host) in callouts {
-            if let Some(rest) = cluster.strip_prefix("outbound|") {
-                let (port, h) = rest.split_once("||").unwrap();
-                assert_eq!(h, host, "{what}");
-                assert!(
-                    istio_service_entry_has(&docs, h, port.parse().unwrap()),
-                    "{what}: {cluster}"
-                );
-            } else {
-                let parts: Vec<&str> = cluster.split('/').collect();
-                assert_eq!(parts[0], "httproute", "{what}: {cluster}");
-                let route = docs
-                    .iter()
-                    .find(|d| {
-                        d["kind"] == "HTTPRoute"
-                            && d["metadata"]["name"] == parts[2]
-                            && d["metadata"]["namespace"] == parts[1]
-                    })
-                    .unwrap_or_else(|| panic!("{what}: {cluster} names no HTTPRoute"));
-                let rule = &route["spec"]["rules"][parts[4].parse::<usize>().unwrap()];
-                let r = &rule["backendRefs"][0];
-                if r["kind"] == "Service" {
-                    // An in-cluster callout (the Backstage backend as a
-                    // Service): the rule names that Service.
-                    let (svc, ns) = backstage_proxy_wasm_cli::kube::in_cluster(&host).unwrap();
-                    assert_eq!(r["name"], svc.as_str(), "{what}: {cluster}");
-                    let ns_ref = r["namespace"].as_str().unwrap_or(parts[1]);
-                    assert_eq!(ns_ref, ns, "{what}: {cluster}");
-                    continue;
-                }
-                let backend = docs
-                    .iter()
-                    .find(|d| {
-                        d["kind"] == "Backend"
-                            && d["metadata"]["name"] == rule["backendRefs"][0]["name"]
-                    })
-                    .unwrap();
-                let ep = &backend["spec"]["endpoints"][0];
-                let bhost = ep["fqdn"]["hostname"]
-                    .as_str()
-                    .or(ep["ip"]["address"].as_str())
-                    .unwrap();
-                assert_eq!(bhost, host, "{what}: {cluster}");
-            }
-        }
+        assert_bypass_routes_nowhere(&what, mode, &docs);
+        assert_callouts_reach_their_hosts(&what, &docs, &plan);
     }
     eprintln!("{checked} endpoint routes checked");
     assert!(checked >= 50);
+}
+
+/// Each resource once: kubectl would apply a duplicate over the first.
+fn assert_each_resource_once(what: &str, docs: &[Value]) {
+    let mut names: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}/{}",
+                d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]
+            )
+        })
+        .collect();
+    let n = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n, "{what}: a resource is written twice");
+}
+
+/// The filter's plan, from the configuration in the emitted plugin resource.
+fn plan_without_credentials(what: &str, docs: &[Value]) -> Plan {
+    let mut cfg = plugin_config(docs);
+    // Decide without credentials: routing is what is checked here.
+    cfg["backend"]["auth"]["dangerouslyDisableDefaultAuthPolicy"] = json!(true);
+    // (`gateway.access` would ask for credentials again.)
+    if let Some(g) = cfg.get_mut("gateway").and_then(Value::as_object_mut) {
+        g.remove("access");
+    }
+    let plan = config::parse_value(&cfg, &|_| Some("x".into())).unwrap();
+    assert!(plan.gateway.route_rewrites_authority, "{what}");
+    plan
+}
+
+/// The endpoint's request, through the filter, matches exactly one route,
+/// which takes it to the endpoint's target with Backstage's authority and
+/// removes the filter's headers.
+fn assert_endpoint_routed(what: &str, mode: &[&str], docs: &[Value], plan: &Plan, e: &Endpoint) {
+    let method = e
+        .allowed_methods
+        .as_ref()
+        .and_then(|m| m.first().cloned())
+        .unwrap_or_else(|| "GET".into());
+    let path = format!("{}{}/routing-check?x=1", plan.gateway.prefix, e.key);
+    let (upstream_path, headers) = through_filter(plan, &method, &path);
+    let hits = route(docs, mode, &upstream_path, &headers);
+    assert_eq!(
+        hits.len(),
+        1,
+        "{what}: {} matched {} routes",
+        e.raw_key,
+        hits.len()
+    );
+    let m = &hits[0];
+    let want = Dest {
+        host: e.target.host.trim_matches(['[', ']']).to_ascii_lowercase(),
+        port: u64::from(e.target.port),
+        tls: e.target.scheme == "https",
+        verify: e.target.scheme == "https" && e.envoy.secure != Some(false),
+    };
+    // A Service is named by its cluster DNS name in either form.
+    let mut got = Dest {
+        host: m.dest.host.clone(),
+        ..m.dest
+    };
+    if let (Some(a), Some(b)) = (
+        backstage_proxy_wasm_cli::kube::in_cluster(&got.host),
+        backstage_proxy_wasm_cli::kube::in_cluster(&want.host),
+    ) {
+        if a == b {
+            got.host = want.host.clone();
+        }
+    }
+    assert_eq!(got, want, "{what}: {}", e.raw_key);
+    // The authority Backstage sends: the target's with changeOrigin
+    // (an HTTPRoute can only set the hostname), else the client's or
+    // an injected Host.
+    let client = "backstage.example.com".to_string();
+    let sent = m.authority.clone().unwrap_or(client);
+    match &e.upstream_authority {
+        Some(a) if mode.contains(&"--gateway-api") || mode[0] == "envoy-gateway" => {
+            assert_eq!(sent, a.split(':').next().unwrap(), "{what}: {}", e.raw_key)
+        }
+        Some(a) => assert_eq!(&sent, a, "{what}: {}", e.raw_key),
+        None => assert_eq!(sent, "backstage.example.com", "{what}: {}", e.raw_key),
+    }
+    assert!(
+        m.removes.contains(&plan.gateway.cluster_header),
+        "{what}: the header is removed"
+    );
+    if plan.gateway.rate_limit_service.is_some() {
+        for h in backstage_proxy_wasm_cli::ratelimit::HEADERS {
+            assert!(m.removes.iter().any(|r| r == h), "{what}: {h} is removed");
+        }
+    }
+    if !e.xfwd {
+        assert!(
+            m.removes.iter().any(|r| r == "x-forwarded-proto"),
+            "{what}: {}",
+            e.raw_key
+        );
+    }
+}
+
+/// A client that bypasses the filter (or a request outside the prefix,
+/// whose cluster header the filter removes) matches nothing.
+fn assert_bypass_routes_nowhere(what: &str, mode: &[&str], docs: &[Value]) {
+    for path in ["/", "/api/proxy/anything", "/internal/admin"] {
+        let headers = vec![(
+            ":authority".to_string(),
+            "backstage.example.com".to_string(),
+        )];
+        assert!(
+            route(docs, mode, path, &headers).is_empty(),
+            "{what}: {path} routed without the header"
+        );
+    }
+}
+
+/// The filter's own calls name a cluster that reaches their host.
+fn assert_callouts_reach_their_hosts(what: &str, docs: &[Value], plan: &Plan) {
+    let callouts: Vec<(String, String)> = plan
+        .backend
+        .iter()
+        .map(|b| (b.cluster.clone(), b.url.host.clone()))
+        .chain(
+            plan.auth
+                .jwks
+                .iter()
+                .map(|j| (j.cluster.clone(), j.url.host.clone())),
+        )
+        .collect();
+    for (cluster, host) in callouts {
+        if let Some(rest) = cluster.strip_prefix("outbound|") {
+            let (port, h) = rest.split_once("||").unwrap();
+            assert_eq!(h, host, "{what}");
+            assert!(
+                istio_service_entry_has(docs, h, port.parse().unwrap()),
+                "{what}: {cluster}"
+            );
+        } else {
+            let parts: Vec<&str> = cluster.split('/').collect();
+            assert_eq!(parts[0], "httproute", "{what}: {cluster}");
+            let route = docs
+                .iter()
+                .find(|d| {
+                    d["kind"] == "HTTPRoute"
+                        && d["metadata"]["name"] == parts[2]
+                        && d["metadata"]["namespace"] == parts[1]
+                })
+                .unwrap_or_else(|| panic!("{what}: {cluster} names no HTTPRoute"));
+            let rule = &route["spec"]["rules"][parts[4].parse::<usize>().unwrap()];
+            let r = &rule["backendRefs"][0];
+            if r["kind"] == "Service" {
+                // An in-cluster callout (the Backstage backend as a
+                // Service): the rule names that Service.
+                let (svc, ns) = backstage_proxy_wasm_cli::kube::in_cluster(&host).unwrap();
+                assert_eq!(r["name"], svc.as_str(), "{what}: {cluster}");
+                let ns_ref = r["namespace"].as_str().unwrap_or(parts[1]);
+                assert_eq!(ns_ref, ns, "{what}: {cluster}");
+                continue;
+            }
+            let backend = docs
+                .iter()
+                .find(|d| {
+                    d["kind"] == "Backend"
+                        && d["metadata"]["name"] == rule["backendRefs"][0]["name"]
+                })
+                .unwrap();
+            let ep = &backend["spec"]["endpoints"][0];
+            let bhost = ep["fqdn"]["hostname"]
+                .as_str()
+                .or(ep["ip"]["address"].as_str())
+                .unwrap();
+            assert_eq!(bhost, host, "{what}: {cluster}");
+        }
+    }
 }

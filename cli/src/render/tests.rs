@@ -1,11 +1,5 @@
 use super::*;
-use crate::appconfig::{load, load_yaml};
-
-fn loaded(yaml: &str) -> Loaded {
-    let l = load(&[load_yaml("a.yaml", yaml).unwrap()], &|_| None);
-    assert!(l.errors.is_empty(), "{:?}", l.errors);
-    l
-}
+use crate::test_support::loaded;
 
 #[test]
 fn two_destinations_under_one_cluster_name_are_refused() {
@@ -55,11 +49,4 @@ fn ip_literals_are_static_names_use_dns() {
             ["address"]["socket_address"]["address"],
         "::1"
     );
-}
-
-#[test]
-fn seconds_format() {
-    assert_eq!(seconds(0), "0s");
-    assert_eq!(seconds(30_000), "30s");
-    assert_eq!(seconds(1500), "1.500s");
 }

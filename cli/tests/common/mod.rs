@@ -1,15 +1,139 @@
-//! What the Kubernetes-output tests share: the resources the tool writes
-//! for each fixture in every mode.
+//! What the command-line tests share: the tool run as a user runs it, the
+//! app-config files written for it, the system tools they need, and the
+//! resources it writes for each Kubernetes fixture in every mode. Each test
+//! file compiles this module and uses a part of it.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
-use backstage_proxy_testkit::repo_root;
+use backstage_proxy_testkit::{repo_root, wasm_path};
 use serde_json::Value;
 
 pub fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_backstage-proxy-wasm"))
 }
+
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(cli());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        use std::io::Write;
+        // A command that fails on its arguments exits before reading its
+        // input: a closed pipe here is its answer, not the test's failure.
+        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `render` of `input` into `output` for the built `.wasm`, on loopback with
+/// ports Envoy chooses.
+pub fn render_to(input: &str, output: &str, env: &[(&str, &str)]) -> Output {
+    let wasm = wasm_path().display().to_string();
+    run_cli(
+        &[
+            "render",
+            "--wasm",
+            &wasm,
+            "--admin-port",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--output",
+            output,
+            input,
+        ],
+        env,
+        None,
+    )
+}
+
+/// `envoy --mode validate` on a rendered file; the filter's on_configure runs.
+pub fn envoy_validate(yaml_path: &str, env: &[(&str, &str)]) {
+    backstage_proxy_testkit::envoy_validate(
+        Path::new(yaml_path),
+        &std::env::current_dir().unwrap(),
+        env,
+    );
+}
+
+/// A system tool the tests run (Debian packages: `make tools`).
+pub fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run `make tools` (Debian packages docker-compose, docker-registry, skopeo)");
+}
+
+/// Endpoints in the object form, https targets, a `jwks` key set, CORS and
+/// header values from the environment.
+pub const OBJECT_HTTPS_JWKS_ENV: &str = r#"
+backend:
+  baseUrl: https://backstage.example.com
+  cors:
+    origin: [https://backstage.example.com, "https://*.example.org"]
+    methods: [GET, POST]
+    credentials: true
+  auth:
+    externalAccess:
+      - type: jwks
+        options:
+          url: https://login.example.com/.well-known/jwks.json
+          issuer: https://login.example.com
+          audience: [edge, other]
+          algorithm: RS256, ES256
+          subjectPrefix: corp
+      - type: legacy
+        options: { secret: c2VjcmV0LXNlY3JldC1zZWNyZXQ, subject: cron }
+proxy:
+  skipInvalidProxies: false
+  endpoints:
+    /pagerduty:
+      target: https://api.pagerduty.com
+      headers: { Authorization: "Token token=${PAGERDUTY_TOKEN}" }
+      allowedMethods: [GET]
+    /jenkins:
+      target: https://jenkins.internal:8443/api
+      secure: false
+      timeout: 10000
+      proxyTimeout: 30000
+      followRedirects: true
+      headers:
+        X-Api-Key: { $env: JENKINS_KEY }
+    /forward:
+      target: ${FORWARD_TARGET}
+      credentials: forward
+      xfwd: true
+      ws: true
+"#;
 
 pub fn fixture(name: &str) -> String {
     repo_root()

@@ -1,0 +1,36 @@
+//! The access log every output gives Envoy: one JSON line per request,
+//! with who called which endpoint and what the filter decided (the
+//! filter's filter state). The path is logged without its query (query
+//! strings carry API keys), and no header is logged.
+
+use serde_json::{json, Value};
+
+/// Envoy's file access logger writing [`fields`] to `path` (`render`).
+pub(crate) fn file_logger(path: &str) -> Value {
+    json!({
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": { "json_format": fields() }
+        }
+    })
+}
+
+/// The access log's JSON fields (Envoy command operators), the same for
+/// `render` and Envoy Gateway's `EnvoyProxy`.
+pub fn fields() -> Value {
+    let state = |k: &str| format!("%FILTER_STATE(wasm.backstage_proxy.{k}:PLAIN)%");
+    json!({
+        "time": "%START_TIME%",
+        "method": "%REQ(:METHOD)%",
+        "upstream_path": "%PATH(NQ)%",
+        "status": "%RESPONSE_CODE%",
+        "principal": state("principal"),
+        "endpoint": state("endpoint"),
+        "decision": state("decision"),
+        "upstream_cluster": "%UPSTREAM_CLUSTER%",
+        "duration_ms": "%DURATION%",
+        "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
+    })
+}

@@ -1,0 +1,179 @@
+//! The command line: the commands, their arguments and `--help`, as clap
+//! parses them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+FILE may be - for standard input. Files are read as Backstage's config loader
+reads them, in the sections the gateway uses (proxy, backend.baseUrl,
+backend.auth, backend.cors, gateway): later files win, nulls are absent,
+${VAR}, {$env: VAR}, $file and $include are resolved (relative to the file
+that holds them), an unset variable makes its value absent (an error where
+the gateway needs it), and APP_CONFIG_<path> environment variables override.
+In endpoint headers ${VAR} is left for Envoy's Wasm VM (listed in
+vm_config.environment_variables.host_env_keys).";
+
+/// Backstage's proxy rules enforced at the Envoy edge.
+#[derive(Parser)]
+#[command(name = "backstage-proxy-wasm", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate app-config files (merged in order, as Backstage merges them)
+    /// with the filter's own validation; print every error with its file
+    /// and JSON path. Exits 1 on any error.
+    Check {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<String>,
+    },
+    /// Write a complete envoy.yaml: listener, the filter and its JSON
+    /// configuration (with backend.cors, which the filter answers),
+    /// routes, one cluster per destination.
+    Render(RenderArgs),
+    /// Write everything an Istio ingress gateway needs: the WasmPlugin (or
+    /// TrafficExtension; phase AUTHN, FAIL_CLOSE), the routing (a
+    /// VirtualService on a classic gateway, HTTPRoutes with --gateway-api),
+    /// a ServiceEntry per external host and a DestinationRule with TLS per
+    /// port.
+    Istio(IstioArgs),
+    /// Write everything an Envoy Gateway needs: the EnvoyExtensionPolicy
+    /// with the image, HTTPRoutes, a Backend per destination and a
+    /// BackendTLSPolicy per verified TLS destination.
+    EnvoyGateway(EnvoyGatewayArgs),
+    /// Write envoyproxy/ratelimit's configuration for gateway.rateLimits
+    /// under gateway.rateLimitService: the descriptors the gateway sends
+    /// and the budget of each (one file in the service's config directory).
+    RatelimitConfig(RatelimitConfigArgs),
+    /// Build the compat OCI image layout (one tar+gzip layer holding
+    /// plugin.wasm) and print its manifest digest.
+    Oci(OciArgs),
+}
+
+#[derive(Args)]
+pub struct RenderArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Where to write (default standard output).
+    #[arg(short, long)]
+    pub output: Option<String>,
+    /// The listener's address and port.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:10000")]
+    pub listen: String,
+    /// Envoy's admin port (on 127.0.0.1).
+    #[arg(long, value_name = "PORT", default_value_t = 9901)]
+    pub admin_port: u16,
+    /// The .wasm, as Envoy sees it.
+    #[arg(long, value_name = "PATH", default_value = "build/plugin.wasm")]
+    pub wasm: String,
+    /// CA bundle for https upstreams.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/ssl/certs/ca-certificates.crt"
+    )]
+    pub ca_file: String,
+    /// Where Envoy writes the access log, one JSON line per request with
+    /// the principal, the endpoint and the decision ("none": no log).
+    #[arg(long, value_name = "PATH", default_value = "/dev/stdout")]
+    pub access_log: String,
+}
+
+/// What `istio` and `envoy-gateway` both take: the files, the image, the
+/// hostnames and where to write.
+#[derive(Args)]
+pub struct KubeArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// The image: oci://REGISTRY/REPO:TAG (or REGISTRY/REPO:TAG).
+    #[arg(long)]
+    pub url: String,
+    /// The image's manifest digest (what `oci` prints).
+    #[arg(long, value_name = "DIGEST")]
+    pub sha256: Option<String>,
+    /// Hostnames Backstage is served on (repeatable; HTTPRoute hostnames,
+    /// default all of the listener's; a classic Istio gateway's
+    /// VirtualService hosts, default "*").
+    #[arg(long = "hostname", value_name = "HOST")]
+    pub hostnames: Vec<String>,
+    #[arg(short, long)]
+    pub output: Option<String>,
+}
+
+#[derive(Args)]
+pub struct IstioArgs {
+    #[command(flatten)]
+    pub common: KubeArgs,
+    #[arg(long, value_name = "NS", default_value = "istio-system")]
+    pub namespace: String,
+    /// Classic gateway: the gateway workload's label (repeatable; default
+    /// istio=ingressgateway).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+    pub selector: Vec<(String, String)>,
+    /// The gateway: the classic Istio Gateway the VirtualService binds
+    /// ([NS/]NAME), or with --gateway-api the Gateway API Gateway.
+    #[arg(long, value_name = "[NS/]NAME", default_value = "backstage-gateway")]
+    pub gateway: String,
+    /// A Gateway API deployment of Istio: targetRefs and HTTPRoutes.
+    #[arg(long)]
+    pub gateway_api: bool,
+    /// Istio 1.30's TrafficExtension instead of WasmPlugin.
+    #[arg(long)]
+    pub traffic_extension: bool,
+}
+
+#[derive(Args)]
+pub struct EnvoyGatewayArgs {
+    #[command(flatten)]
+    pub common: KubeArgs,
+    /// The Gateway's namespace; every resource goes there.
+    #[arg(long, value_name = "NS", default_value = "envoy-gateway-system")]
+    pub namespace: String,
+    /// The Gateway API Gateway the policy and routes attach to.
+    #[arg(long, value_name = "NAME", default_value = "backstage-gateway")]
+    pub gateway: String,
+    /// Also write an EnvoyProxy "backstage-proxy" whose access log is one
+    /// JSON line per request with the principal, endpoint and decision;
+    /// the Gateway takes it with spec.infrastructure.parametersRef.
+    #[arg(long)]
+    pub envoy_proxy: bool,
+}
+
+#[derive(Args)]
+pub struct RatelimitConfigArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    #[arg(short, long)]
+    pub output: Option<String>,
+}
+
+#[derive(Args)]
+pub struct OciArgs {
+    /// The .wasm to package.
+    #[arg(long, value_name = "PATH", default_value = "build/plugin.wasm")]
+    pub wasm: PathBuf,
+    #[arg(long, default_value = "latest")]
+    pub tag: String,
+    /// The OCI image layout directory (replaced).
+    #[arg(short, long, value_name = "DIR", default_value = "build/oci")]
+    pub output: PathBuf,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| "takes KEY=VALUE".to_string())
+}
+
+/// `--listen`'s `ADDR:PORT` (an IPv6 address in brackets or not).
+pub fn listen_address(s: &str) -> Option<(String, u16)> {
+    let (addr, port) = s.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    Some((addr.to_string(), port))
+}

@@ -1,0 +1,360 @@
+//! The Envoy Gateway output (`envoy-gateway`): the `EnvoyExtensionPolicy`
+//! with the image on the Gateway, `HTTPRoute`s, a `Backend` per destination
+//! (or the Service itself, with a `ReferenceGrant` across namespaces), a
+//! `BackendTLSPolicy` per verified TLS destination, and under
+//! `gateway.rateLimitService` the `BackendTrafficPolicy` with the budgets.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::common::{dns_name, in_cluster, KubeOptions, Warnings};
+use super::gateway_api::{http_route_rules, http_routes, route_name, Rule, MAX_RULES_PER_ROUTE};
+use crate::access_log;
+use crate::appconfig::Loaded;
+use crate::error::Error;
+use crate::json::set;
+use crate::ratelimit::descriptors::window_unit;
+use crate::routes::{
+    bare_host, callout_urls, cluster_specs, filter_config_for_routes, group_by_destination, is_ip,
+    ClusterSpec, Route,
+};
+use backstage_proxy_core::config::{Plan, RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
+use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
+
+/// Envoy Gateway: the `EnvoyProxy` `--envoy-proxy` writes.
+pub const ENVOY_PROXY_NAME: &str = "backstage-proxy";
+
+/// Envoy Gateway: most rules in one `BackendTrafficPolicy`'s global rate
+/// limit (the CRD's `maxItems`).
+const MAX_RATE_LIMIT_RULES: usize = 256;
+
+const RATE_LIMIT_SERVICE_WARNING: &str = "gateway.rateLimitService: Envoy Gateway runs its own rate limit service (the EnvoyGateway configuration's rateLimit.backend, on Redis); the BackendTrafficPolicy hands it the budgets, and the url, domain, timeoutMs and failureModeDeny set here are not used (set rateLimit.timeout and rateLimit.failClosed there)";
+
+/// Envoy Gateway: the `EnvoyExtensionPolicy` with the image on the Gateway,
+/// `HTTPRoute`s with one rule per header value, a `Backend` per destination
+/// and a `BackendTLSPolicy` per verified TLS destination (an unverified one,
+/// `secure: false`, sets the `Backend`'s `tls.insecureSkipVerify`).
+pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warnings), Error> {
+    let plan = loaded.plan.as_ref().ok_or(Error::InvalidConfiguration)?;
+    cluster_specs(plan)?;
+    let routes = routes_with_callouts(plan);
+    let mut warnings = Warnings::new();
+    let rules = http_route_rules(plan, &routes, &|r| backend_ref(r, opts), &mut warnings);
+    let config = filter_config_for_routes(loaded, plan, &routes, &|u| {
+        let dest = (bare_host(&u.host), u.port, u.scheme == "https");
+        callout_cluster(&routes, &rules, opts, dest).unwrap_or_default()
+    });
+    let (gw_ns, gw_name) = opts.gateway_ref();
+    let mut docs = vec![extension_policy(loaded, opts, config, gw_ns, gw_name)];
+    let http_routes = http_routes(opts, gw_ns, gw_name, &rules);
+    if plan.gateway.rate_limit_service.is_some() {
+        let names: Vec<String> = (0..http_routes.len()).map(route_name).collect();
+        docs.push(rate_limit_policy(plan, opts, &names)?);
+        warnings.push(RATE_LIMIT_SERVICE_WARNING.to_string());
+    }
+    docs.extend(http_routes);
+    if opts.envoy_proxy {
+        docs.push(envoy_proxy(gw_ns));
+        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these access-log settings added to that one instead"));
+    }
+    docs.extend(backends(&routes, opts, &mut warnings));
+    Ok((docs, warnings))
+}
+
+/// The routes model's routes, and a route for each of the filter's own
+/// destinations that no endpoint shares: its header value is never set by
+/// the filter.
+fn routes_with_callouts(plan: &Plan) -> Vec<Route> {
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
+    let mut routes = group_by_destination(plan, &|h, p, tls| format!("{}_{h}_{p}", scheme(tls)));
+    for u in callout_urls(plan) {
+        let tls = u.scheme == "https";
+        let host = bare_host(&u.host).to_string();
+        if !routes
+            .iter()
+            .any(|r| r.host == host && r.port == u.port && r.tls == tls)
+        {
+            routes.push(Route {
+                value: format!("callout_{}_{host}_{}", scheme(tls), u.port),
+                host,
+                port: u.port,
+                tls,
+                verify: true,
+                authority: None,
+                timeout_ms: None,
+                xfwd: false,
+                endpoints: Vec::new(),
+            });
+        }
+    }
+    routes
+}
+
+/// The `Backend` of a destination: `backstage-proxy-<host>-<port>`.
+fn backend_name(host: &str, port: u16) -> String {
+    dns_name("backstage-proxy", &[host, &port.to_string()])
+}
+
+/// A rule's `backendRef`: the Service itself for one in the cluster, else
+/// the destination's `Backend`.
+fn backend_ref(r: &Route, opts: &KubeOptions) -> Value {
+    match in_cluster(&r.host) {
+        Some((svc, ns)) => {
+            let mut b = json!({ "group": "", "kind": "Service", "name": svc, "port": r.port });
+            if ns != opts.namespace {
+                set(&mut b, "namespace", json!(ns));
+            }
+            b
+        }
+        None => json!({
+            "group": "gateway.envoyproxy.io",
+            "kind": "Backend",
+            "name": backend_name(&r.host, r.port),
+            "port": r.port
+        }),
+    }
+}
+
+/// The cluster Envoy Gateway makes of the rule for a destination (host,
+/// port, TLS): `httproute/<ns>/<route>/rule/<i>`.
+fn callout_cluster(
+    routes: &[Route],
+    rules: &[Rule],
+    opts: &KubeOptions,
+    (host, port, tls): (&str, u16, bool),
+) -> Option<String> {
+    let value = routes
+        .iter()
+        .find(|r| r.host == host && r.port == port && r.tls == tls)
+        .map(|r| r.value.clone())?;
+    let pos = rules.iter().position(|(_, v)| *v == value)?;
+    Some(format!(
+        "httproute/{}/{}/rule/{}",
+        opts.namespace,
+        route_name(pos / MAX_RULES_PER_ROUTE),
+        pos % MAX_RULES_PER_ROUTE
+    ))
+}
+
+/// The `EnvoyExtensionPolicy` on the Gateway: the image, fail closed, the
+/// filter's configuration and the VM's variables.
+fn extension_policy(
+    loaded: &Loaded,
+    opts: &KubeOptions,
+    config: Value,
+    gw_ns: &str,
+    gw_name: &str,
+) -> Value {
+    let url = opts.url.trim_start_matches("oci://").to_string();
+    let mut image = json!({ "url": url });
+    if let Some(d) = opts.image_digest_hex() {
+        set(&mut image, "sha256", json!(d));
+    }
+    let mut wasm = json!({
+        "name": "backstage-proxy",
+        "rootID": "backstage_proxy",
+        "code": { "type": "Image", "image": image },
+        "config": config,
+        "failOpen": false
+    });
+    if !loaded.vm_vars.is_empty() {
+        set(&mut wasm, "env", json!({ "hostKeys": loaded.vm_vars }));
+    }
+    json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "EnvoyExtensionPolicy",
+        "metadata": { "name": "backstage-proxy-wasm", "namespace": gw_ns },
+        "spec": {
+            "targetRefs": [{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }],
+            "wasm": [wasm]
+        }
+    })
+}
+
+/// The `EnvoyProxy` whose access log is the filter's JSON line per request.
+fn envoy_proxy(gw_ns: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "EnvoyProxy",
+        "metadata": { "name": ENVOY_PROXY_NAME, "namespace": gw_ns },
+        "spec": { "telemetry": { "accessLog": { "settings": [{
+            "format": { "type": "JSON", "json": access_log::fields() },
+            "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
+        }] } } }
+    })
+}
+
+/// One `Backend` per (host, port), TLS per `Backend`; a Service in the
+/// cluster is its own backend.
+fn backends(routes: &[Route], opts: &KubeOptions, warnings: &mut Warnings) -> Vec<Value> {
+    // Verification is off only when every route to the destination says so.
+    let mut destinations: BTreeMap<(String, u16), (bool, bool)> = BTreeMap::new();
+    for r in routes {
+        let b = destinations
+            .entry((r.host.clone(), r.port))
+            .or_insert((r.tls, r.verify));
+        b.1 |= r.verify;
+    }
+    let mut granted = BTreeSet::new();
+    let mut docs = Vec::new();
+    for ((host, port), (tls, verify)) in destinations {
+        let dest = ClusterSpec {
+            host,
+            port,
+            tls,
+            verify,
+        };
+        match in_cluster(&dest.host) {
+            Some(service) => {
+                docs.extend(service_backend(
+                    &dest,
+                    service,
+                    opts,
+                    &mut granted,
+                    warnings,
+                ));
+            }
+            None => docs.extend(external_backend(&dest, opts)),
+        }
+    }
+    docs
+}
+
+/// A Service in the cluster: in another namespace, that namespace's
+/// `ReferenceGrant` (once); verified TLS, its `BackendTLSPolicy`.
+fn service_backend(
+    dest: &ClusterSpec,
+    (svc, ns): (String, String),
+    opts: &KubeOptions,
+    granted: &mut BTreeSet<String>,
+    warnings: &mut Warnings,
+) -> Vec<Value> {
+    let mut docs = Vec::new();
+    if ns != opts.namespace && granted.insert(ns.clone()) {
+        docs.push(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1beta1",
+            "kind": "ReferenceGrant",
+            "metadata": { "name": dns_name("backstage-proxy-from", &[&opts.namespace]), "namespace": ns },
+            "spec": {
+                "from": [{ "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": opts.namespace }],
+                "to": [{ "group": "", "kind": "Service" }]
+            }
+        }));
+    }
+    if dest.tls && dest.verify {
+        docs.push(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "BackendTLSPolicy",
+            "metadata": { "name": dns_name("backstage-proxy", &[&svc, &dest.port.to_string()]), "namespace": ns },
+            "spec": {
+                "targetRefs": [{ "group": "", "kind": "Service", "name": svc }],
+                "validation": { "hostname": dest.host.to_ascii_lowercase(), "wellKnownCACertificates": "System" }
+            }
+        }));
+    } else if dest.tls {
+        warnings.push(format!("{}:{}: TLS without verification (secure: false) to a Service needs Envoy Gateway's BackendTrafficPolicy, which is not written; the connection is verified", dest.host, dest.port));
+    }
+    docs
+}
+
+/// A destination outside the cluster: its `Backend` (an IP or a name), and
+/// for verified TLS its `BackendTLSPolicy`.
+fn external_backend(dest: &ClusterSpec, opts: &KubeOptions) -> Vec<Value> {
+    let (host, port) = (&dest.host, dest.port);
+    let name = backend_name(host, port);
+    let endpoint = if is_ip(host) || host.contains(':') {
+        json!({ "ip": { "address": host, "port": port } })
+    } else {
+        json!({ "fqdn": { "hostname": host.to_ascii_lowercase(), "port": port } })
+    };
+    let mut spec = json!({ "endpoints": [endpoint] });
+    if dest.tls && !dest.verify {
+        set(&mut spec, "tls", json!({ "insecureSkipVerify": true }));
+    }
+    let mut docs = vec![json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "Backend",
+        "metadata": { "name": name, "namespace": opts.namespace },
+        "spec": spec
+    })];
+    if dest.tls && dest.verify {
+        docs.push(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "BackendTLSPolicy",
+            "metadata": { "name": name, "namespace": opts.namespace },
+            "spec": {
+                "targetRefs": [{ "group": "gateway.envoyproxy.io", "kind": "Backend", "name": name }],
+                "validation": { "hostname": host.to_ascii_lowercase(), "wellKnownCACertificates": "System" }
+            }
+        }));
+    }
+    docs
+}
+
+/// Envoy Gateway's unit for a budget's window: the rate limit service's,
+/// capitalised (`Second`, `Minute`, `Hour`, `Day`).
+fn unit(b: &Budget) -> Result<String, Error> {
+    let unit = window_unit(b).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "a rate limit window of {} ms is not a unit of Envoy Gateway's",
+            b.window_ms
+        ))
+    })?;
+    let mut chars = unit.chars();
+    Ok(chars
+        .next()
+        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default())
+}
+
+/// Envoy Gateway's global rate limits for `gateway.rateLimits`: a
+/// `BackendTrafficPolicy` on the gateway's `HTTPRoute`s (never the whole
+/// Gateway), one rule per budget: the endpoint header `Exact`, and for
+/// `perPrincipal` the principal header `Distinct` (a counter per value);
+/// `shared`, so an endpoint's budget is one across its routes. Envoy
+/// Gateway places its rate limit filter after Wasm filters, so the
+/// filter's headers are set when the descriptors are read.
+fn rate_limit_policy(plan: &Plan, opts: &KubeOptions, routes: &[String]) -> Result<Value, Error> {
+    let mut rules = Vec::new();
+    for e in &plan.endpoints {
+        let Some(limit) = &e.rate_limit else { continue };
+        let endpoint = json!({ "name": RATE_LIMIT_ENDPOINT_HEADER, "type": "Exact", "value": descriptor_value(&e.raw_key) });
+        if let Some(t) = &limit.total {
+            rules.push(json!({
+                "clientSelectors": [{ "headers": [endpoint.clone()] }],
+                "limit": { "requests": t.requests, "unit": unit(t)? },
+                "shared": true
+            }));
+        }
+        if let Some(p) = &limit.per_principal {
+            rules.push(json!({
+                "clientSelectors": [{ "headers": [endpoint, { "name": RATE_LIMIT_PRINCIPAL_HEADER, "type": "Distinct" }] }],
+                "limit": { "requests": p.requests, "unit": unit(p)? },
+                "shared": true
+            }));
+        }
+    }
+    if rules.len() > MAX_RATE_LIMIT_RULES {
+        return Err(Error::Unsupported(format!(
+            "{} rate limit budgets; an Envoy Gateway BackendTrafficPolicy holds at most {MAX_RATE_LIMIT_RULES}",
+            rules.len()
+        )));
+    }
+    let target_refs: Vec<Value> = routes
+        .iter()
+        .map(|n| json!({ "group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": n }))
+        .collect();
+    Ok(json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "BackendTrafficPolicy",
+        "metadata": { "name": "backstage-proxy-ratelimit", "namespace": opts.namespace },
+        "spec": {
+            "targetRefs": target_refs,
+            "rateLimit": { "global": { "rules": rules } }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests;

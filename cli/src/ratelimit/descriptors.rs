@@ -1,0 +1,42 @@
+//! What the filter, the gateway's routes and the rate limit service agree
+//! on: the headers the filter sets, the descriptors a route makes of them,
+//! and the unit the service counts a budget's window in.
+
+use serde_json::{json, Value};
+
+use backstage_proxy_core::config::access::SERVICE_WINDOWS;
+use backstage_proxy_core::config::{
+    RATE_LIMIT_ENDPOINT_DESCRIPTOR, RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_DESCRIPTOR,
+    RATE_LIMIT_PRINCIPAL_HEADER,
+};
+use backstage_proxy_core::ratelimit::Budget;
+
+/// The headers every route removes before the upstream.
+pub const HEADERS: [&str; 2] = [RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER];
+
+/// The two descriptors a route sends (Envoy route `rate_limits`).
+pub fn route_rate_limits() -> Value {
+    let endpoint = json!({ "request_headers": {
+        "header_name": RATE_LIMIT_ENDPOINT_HEADER,
+        "descriptor_key": RATE_LIMIT_ENDPOINT_DESCRIPTOR } });
+    let principal = json!({ "request_headers": {
+        "header_name": RATE_LIMIT_PRINCIPAL_HEADER,
+        "descriptor_key": RATE_LIMIT_PRINCIPAL_DESCRIPTOR } });
+    json!([
+        { "actions": [endpoint.clone()] },
+        { "actions": [endpoint, principal] }
+    ])
+}
+
+/// The rate limit service's unit for a budget's window (`second`,
+/// `minute`, `hour` or `day`: the core's `SERVICE_WINDOWS`); `None` for a
+/// window that is not one of them.
+pub fn window_unit(b: &Budget) -> Option<&'static str> {
+    SERVICE_WINDOWS
+        .iter()
+        .find(|(s, _)| s * 1000 == b.window_ms)
+        .map(|(_, u)| *u)
+}
+
+#[cfg(test)]
+mod tests;
