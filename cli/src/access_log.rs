@@ -3,6 +3,7 @@
 //! filter's filter state). The path is logged without its query (query
 //! strings carry API keys), and no header is logged.
 
+use backstage_proxy_core::audit;
 use serde_json::{json, Value};
 
 /// Envoy's file access logger writing [`fields`] to `path` (`render`).
@@ -20,15 +21,15 @@ pub(crate) fn file_logger(path: &str) -> Value {
 /// The access log's JSON fields (Envoy command operators), the same for
 /// `render` and Envoy Gateway's `EnvoyProxy`.
 pub fn fields() -> Value {
-    let state = |k: &str| format!("%FILTER_STATE(wasm.backstage_proxy.{k}:PLAIN)%");
+    let state = audit::wasm_filter_state;
     json!({
         "time": "%START_TIME%",
         "method": "%REQ(:METHOD)%",
         "upstream_path": "%PATH(NQ)%",
         "status": "%RESPONSE_CODE%",
-        "principal": state("principal"),
-        "endpoint": state("endpoint"),
-        "decision": state("decision"),
+        "principal": state(audit::PRINCIPAL_KEY),
+        "endpoint": state(audit::ENDPOINT_KEY),
+        "decision": state(audit::DECISION_KEY),
         "upstream_cluster": "%UPSTREAM_CLUSTER%",
         "duration_ms": "%DURATION%",
         "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"

@@ -19,8 +19,9 @@ use crate::routes::{
     bare_host, callout_urls, cluster_specs, filter_config_for_routes, group_by_destination, is_ip,
     ClusterSpec, Route,
 };
-use backstage_proxy_core::config::{Plan, RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER};
+use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
+use backstage_proxy_core::ratelimit::{ENDPOINT_HEADER, PRINCIPAL_HEADER};
 
 /// Envoy Gateway: the `EnvoyProxy` `--envoy-proxy` writes.
 pub const ENVOY_PROXY_NAME: &str = "backstage-proxy";
@@ -319,7 +320,7 @@ fn rate_limit_policy(plan: &Plan, opts: &KubeOptions, routes: &[String]) -> Resu
     let mut rules = Vec::new();
     for e in &plan.endpoints {
         let Some(limit) = &e.rate_limit else { continue };
-        let endpoint = json!({ "name": RATE_LIMIT_ENDPOINT_HEADER, "type": "Exact", "value": descriptor_value(&e.raw_key) });
+        let endpoint = json!({ "name": ENDPOINT_HEADER, "type": "Exact", "value": descriptor_value(&e.raw_key) });
         if let Some(t) = &limit.total {
             rules.push(json!({
                 "clientSelectors": [{ "headers": [endpoint.clone()] }],
@@ -329,7 +330,7 @@ fn rate_limit_policy(plan: &Plan, opts: &KubeOptions, routes: &[String]) -> Resu
         }
         if let Some(p) = &limit.per_principal {
             rules.push(json!({
-                "clientSelectors": [{ "headers": [endpoint, { "name": RATE_LIMIT_PRINCIPAL_HEADER, "type": "Distinct" }] }],
+                "clientSelectors": [{ "headers": [endpoint, { "name": PRINCIPAL_HEADER, "type": "Distinct" }] }],
                 "limit": { "requests": p.requests, "unit": unit(p)? },
                 "shared": true
             }));

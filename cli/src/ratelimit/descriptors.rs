@@ -4,24 +4,23 @@
 
 use serde_json::{json, Value};
 
-use backstage_proxy_core::config::access::SERVICE_WINDOWS;
-use backstage_proxy_core::config::{
-    RATE_LIMIT_ENDPOINT_DESCRIPTOR, RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_DESCRIPTOR,
-    RATE_LIMIT_PRINCIPAL_HEADER,
-};
 use backstage_proxy_core::ratelimit::Budget;
+use backstage_proxy_core::ratelimit::SERVICE_WINDOWS;
+use backstage_proxy_core::ratelimit::{
+    ENDPOINT_DESCRIPTOR, ENDPOINT_HEADER, PRINCIPAL_DESCRIPTOR, PRINCIPAL_HEADER,
+};
 
 /// The headers every route removes before the upstream.
-pub const HEADERS: [&str; 2] = [RATE_LIMIT_ENDPOINT_HEADER, RATE_LIMIT_PRINCIPAL_HEADER];
+pub const HEADERS: [&str; 2] = [ENDPOINT_HEADER, PRINCIPAL_HEADER];
 
 /// The two descriptors a route sends (Envoy route `rate_limits`).
 pub fn route_rate_limits() -> Value {
     let endpoint = json!({ "request_headers": {
-        "header_name": RATE_LIMIT_ENDPOINT_HEADER,
-        "descriptor_key": RATE_LIMIT_ENDPOINT_DESCRIPTOR } });
+        "header_name": ENDPOINT_HEADER,
+        "descriptor_key": ENDPOINT_DESCRIPTOR } });
     let principal = json!({ "request_headers": {
-        "header_name": RATE_LIMIT_PRINCIPAL_HEADER,
-        "descriptor_key": RATE_LIMIT_PRINCIPAL_DESCRIPTOR } });
+        "header_name": PRINCIPAL_HEADER,
+        "descriptor_key": PRINCIPAL_DESCRIPTOR } });
     json!([
         { "actions": [endpoint.clone()] },
         { "actions": [endpoint, principal] }

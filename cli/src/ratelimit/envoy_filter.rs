@@ -2,6 +2,7 @@
 //! and Istio patches it into its gateway: the filter that asks the service,
 //! and Backstage's error body for its replies.
 
+use backstage_proxy_core::audit;
 use serde_json::{json, Value};
 
 use crate::json::seconds;
@@ -47,7 +48,7 @@ pub fn local_reply_config() -> Value {
                     "error": { "name": name, "message": message },
                     "request": {
                         "method": "%REQ(:METHOD)%",
-                        "url": "%FILTER_STATE(wasm.backstage_proxy.request_url:PLAIN)%"
+                        "url": audit::wasm_filter_state(audit::REQUEST_URL_KEY)
                     },
                     "response": { "statusCode": "%RESPONSE_CODE%" }
                 },

@@ -6,10 +6,10 @@ use serde_json::{json, Value};
 
 use super::descriptors::window_unit;
 use crate::json::set;
-use backstage_proxy_core::config::{
-    Plan, RATE_LIMIT_ENDPOINT_DESCRIPTOR, RATE_LIMIT_PRINCIPAL_DESCRIPTOR,
+use backstage_proxy_core::config::Plan;
+use backstage_proxy_core::ratelimit::{
+    descriptor_value, Budget, ENDPOINT_DESCRIPTOR, PRINCIPAL_DESCRIPTOR,
 };
-use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
 
 /// The service's unit for a budget's window, or why there is none.
 fn unit(b: &Budget, path: &str) -> Result<&'static str, String> {
@@ -37,7 +37,7 @@ fn service_descriptors(plan: &Plan) -> Result<Vec<Value>, String> {
             Ok(json!({ "unit": unit(b, &path)?, "requests_per_unit": b.requests }))
         };
         let mut d = json!({
-            "key": RATE_LIMIT_ENDPOINT_DESCRIPTOR,
+            "key": ENDPOINT_DESCRIPTOR,
             "value": descriptor_value(&e.raw_key),
         });
         if let Some(t) = &limit.total {
@@ -47,7 +47,7 @@ fn service_descriptors(plan: &Plan) -> Result<Vec<Value>, String> {
             set(
                 &mut d,
                 "descriptors",
-                json!([{ "key": RATE_LIMIT_PRINCIPAL_DESCRIPTOR, "rate_limit": rate(p, "perPrincipal")? }]),
+                json!([{ "key": PRINCIPAL_DESCRIPTOR, "rate_limit": rate(p, "perPrincipal")? }]),
             );
         }
         descriptors.push(d);

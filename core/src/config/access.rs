@@ -6,10 +6,6 @@ use super::{Credentials, Endpoint};
 use crate::access::{Matcher, Policy, Rule};
 use serde_json::Value;
 
-// MERGE-SHIM: the old path the command-line tool still uses.
-#[doc(hidden)]
-pub use crate::ratelimit::SERVICE_WINDOWS;
-
 fn parse_matchers(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<Matcher>> {
     let Value::Array(items) = v else {
         errs.add(

@@ -293,7 +293,7 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-pub mod access;
+mod access;
 mod backend;
 mod cors;
 mod endpoint;
@@ -553,14 +553,3 @@ fn nested_stricter(endpoints: &[Endpoint], all_open: bool) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests;
-
-// MERGE-SHIM: the old paths the command-line tool still uses, until its
-// restructuring lands; removed in the same change.
-#[doc(hidden)]
-pub use crate::ratelimit::{
-    DEFAULT_DOMAIN as DEFAULT_RATE_LIMIT_DOMAIN,
-    ENDPOINT_DESCRIPTOR as RATE_LIMIT_ENDPOINT_DESCRIPTOR,
-    ENDPOINT_HEADER as RATE_LIMIT_ENDPOINT_HEADER,
-    PRINCIPAL_DESCRIPTOR as RATE_LIMIT_PRINCIPAL_DESCRIPTOR,
-    PRINCIPAL_HEADER as RATE_LIMIT_PRINCIPAL_HEADER,
-};

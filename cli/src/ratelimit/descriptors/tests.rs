@@ -22,11 +22,8 @@ fn the_routes_descriptors_are_the_ones_the_service_is_configured_with() {
     assert_eq!(
         keys,
         vec![
-            vec![RATE_LIMIT_ENDPOINT_DESCRIPTOR],
-            vec![
-                RATE_LIMIT_ENDPOINT_DESCRIPTOR,
-                RATE_LIMIT_PRINCIPAL_DESCRIPTOR
-            ]
+            vec![ENDPOINT_DESCRIPTOR],
+            vec![ENDPOINT_DESCRIPTOR, PRINCIPAL_DESCRIPTOR]
         ]
     );
 }
