@@ -107,7 +107,7 @@ fn envoy_routes(plan: &Plan) -> Vec<Value> {
     let limited: std::collections::BTreeSet<&str> = plan
         .endpoints
         .iter()
-        .filter(|e| e.rate_limit.is_some())
+        .filter(|e| e.rate_limit.as_ref().is_some_and(|l| !l.is_empty()))
         .map(|e| e.cluster.as_str())
         .collect();
     let mut out = Vec::new();

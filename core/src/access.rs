@@ -82,8 +82,9 @@ impl Matcher {
 }
 
 impl Policy {
-    /// Whether `principal` may make this request; `rest` is the path below
-    /// the endpoint's key (`/incidents/1`, or empty).
+    /// Whether `principal` may make this request through the policy's own
+    /// endpoint; `rest` is the path below the endpoint's key
+    /// (`/incidents/1`, or empty).
     pub fn allows(
         &self,
         method: &str,
@@ -91,11 +92,49 @@ impl Policy {
         principal: &Principal,
         ownership: &Ownership,
     ) -> bool {
+        self.decide(
+            method,
+            |rule_path| lands_under(rest, rule_path),
+            principal,
+            ownership,
+        )
+    }
+
+    /// Whether `principal` may make a request that lands under this
+    /// policy's endpoint's target (`base`) through another endpoint:
+    /// `upstream` is the path the upstream receives, and rule paths are
+    /// read below `base`, as they are below the policy's own endpoint.
+    pub fn allows_landed(
+        &self,
+        method: &str,
+        upstream: &str,
+        base: &str,
+        principal: &Principal,
+        ownership: &Ownership,
+    ) -> bool {
+        let base = base.trim_end_matches('/');
+        self.decide(
+            method,
+            |rule_path| lands_under(upstream, &format!("{base}{rule_path}")),
+            principal,
+            ownership,
+        )
+    }
+
+    /// The first rule whose methods and path match decides, else the
+    /// endpoint's `allow`.
+    fn decide(
+        &self,
+        method: &str,
+        under: impl Fn(&str) -> bool,
+        principal: &Principal,
+        ownership: &Ownership,
+    ) -> bool {
         let rule = self.rules.iter().find(|r| {
             r.methods
                 .as_ref()
-                .is_none_or(|m| m.iter().any(|m| m == method))
-                && r.path.as_ref().is_none_or(|p| lands_under(rest, p))
+                .is_none_or(|m| m.iter().any(|m| method_matches(m, method)))
+                && r.path.as_ref().is_none_or(|p| under(p))
         });
         let allow = match rule {
             Some(r) => Some(&r.allow),
@@ -103,4 +142,13 @@ impl Policy {
         };
         allow.is_none_or(|list| list.iter().any(|m| m.holds(principal, ownership)))
     }
+}
+
+/// Whether a rule's method (upper-case, as configuration requires) holds
+/// for a request's, as servers compare them: in any letter case (HTTP/2
+/// lets a client send `post`, and ASP.NET compares ignoring case, Django
+/// and Werkzeug upper-case it), and a rule for `GET` holds for `HEAD`
+/// (Express and Go's mux run the GET handler for HEAD).
+pub fn method_matches(rule: &str, request: &str) -> bool {
+    rule.eq_ignore_ascii_case(request) || (rule == "GET" && request.eq_ignore_ascii_case("HEAD"))
 }

@@ -139,18 +139,24 @@ fn authority_like(path: &str) -> bool {
 }
 
 /// Whether `upstream` (a path and query) lands under `base` as common
-/// servers read a path: unreserved percent-encodings and `%2F` decoded,
-/// `;` parameters stripped from each segment, empty segments dropped,
-/// compared ASCII case-insensitively (stricter on case-sensitive servers,
-/// right on the others). Dot segments never get here (refused before).
+/// servers read a path, reading every spelling any of them accepts:
+/// unreserved percent-encodings and `%2F` decoded; `\` and `%5C` read as
+/// `/` (Node's URL parsers, WHATWG `new URL`, Deno, Bun and Hono do);
+/// letters that Unicode case folding turns into ASCII (`ı` U+0131, `İ`
+/// U+0130, `ſ` U+017F, `K` U+212A, raw or percent-encoded) read as those
+/// ASCII letters (ASP.NET and Java's `equalsIgnoreCase` do); `;` parameters
+/// stripped from each segment, empty segments dropped; compared ASCII
+/// case-insensitively. Dot segments never get here (refused before).
 pub fn lands_under(upstream: &str, base: &str) -> bool {
     let path = split_path(upstream).path;
-    let decoded = decode_for_servers(path);
-    let mut have = server_segments(&decoded);
-    server_segments(base).all(|want| {
+    let read = server_reading(path);
+    let base_read = server_reading(base);
+    let mut have = server_segments(&read);
+    let landed = server_segments(&base_read).all(|want| {
         have.next()
             .is_some_and(|got| got.eq_ignore_ascii_case(want))
-    })
+    });
+    landed
 }
 
 fn server_segments(path: &str) -> impl Iterator<Item = &str> {
@@ -159,14 +165,27 @@ fn server_segments(path: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Decodes `%XX` when it stands for an unreserved character or `/`; every
-/// other escape stays as sent.
-fn decode_for_servers(path: &str) -> std::borrow::Cow<'_, str> {
-    if !path.contains('%') {
+/// Letters whose Unicode case folding (or lower-casing) is an ASCII
+/// letter, as UTF-8, and that letter.
+const FOLDS_TO_ASCII: [(&[u8], char); 4] = [
+    ("\u{0131}".as_bytes(), 'i'),
+    ("\u{0130}".as_bytes(), 'i'),
+    ("\u{017f}".as_bytes(), 's'),
+    ("\u{212a}".as_bytes(), 'k'),
+];
+
+/// A path as servers read it, for [`lands_under`]: `%XX` decoded when it
+/// stands for an unreserved character, `/` or `\`; `\` as `/`; the
+/// letters of [`FOLDS_TO_ASCII`], raw or encoded, as ASCII. Every other
+/// escape stays as sent (decoding `%3B` would make a `;` parameter of
+/// what no server reads as one).
+fn server_reading(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.bytes().any(|b| b == b'%' || b == b'\\' || b >= 0x80) {
         return std::borrow::Cow::Borrowed(path);
     }
+    // Every `%XX` decoded into bytes, remembering which came from escapes.
     let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    let mut decoded: Vec<(u8, bool)> = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
@@ -174,15 +193,45 @@ fn decode_for_servers(path: &str) -> std::borrow::Cow<'_, str> {
             _ => None,
         };
         match escaped {
-            Some(c) if c.is_ascii_alphanumeric() || b"-._~/".contains(&c) => {
-                out.push(char::from(c));
+            Some(c) => {
+                decoded.push((c, true));
                 i += 3;
             }
-            _ => {
-                out.push(char::from(b));
+            None => {
+                decoded.push((b, false));
                 i += 1;
             }
         }
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut j = 0;
+    while let Some(&(b, escaped)) = decoded.get(j) {
+        let fold = FOLDS_TO_ASCII.iter().find(|(utf8, _)| {
+            decoded
+                .get(j..j + utf8.len())
+                .is_some_and(|run| run.iter().map(|(c, _)| *c).eq(utf8.iter().copied()))
+        });
+        if let Some((utf8, ascii)) = fold {
+            out.push(*ascii);
+            j += utf8.len();
+            continue;
+        }
+        match (b, escaped) {
+            (b'\\', _) => out.push('/'),
+            (c, true) if c.is_ascii_alphanumeric() || b"-._~/".contains(&c) => {
+                out.push(char::from(c))
+            }
+            (c, true) => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("%{c:02X}"));
+            }
+            (c, false) if c.is_ascii() => out.push(char::from(c)),
+            // Raw bytes outside ASCII are refused before a path gets here;
+            // keep whatever else as an escape, never as a letter.
+            (c, false) => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("%{c:02X}"));
+            }
+        }
+        j += 1;
     }
     std::borrow::Cow::Owned(out)
 }

@@ -79,10 +79,19 @@ pub struct Budget {
     pub window_ms: u64,
 }
 
+/// An endpoint's budgets; both `None` where the configuration says it has
+/// none of its own (`{}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
     pub per_principal: Option<Budget>,
     pub total: Option<Budget>,
+}
+
+impl RateLimit {
+    /// No budget of its own.
+    pub fn is_empty(&self) -> bool {
+        self.per_principal.is_none() && self.total.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,50 +268,135 @@ pub fn admit(
     limit: &RateLimit,
     now_ms: u64,
 ) -> Admit {
-    let per = limit
-        .per_principal
-        .as_ref()
-        .zip(principal)
-        .map(|(b, p)| (b, b.window(now_ms), p));
-    let total = limit.total.as_ref().map(|b| (b, b.window(now_ms)));
-    for _ in 0..CAS_ATTEMPTS {
-        // Read every counter that applies; refuse, spending nothing, when
-        // one of them is spent.
-        let mine = match per {
-            None => None,
-            Some((_, w, p)) if p.len() > MAX_PRINCIPAL_BYTES => return refused(w),
-            Some((b, w, p)) => match find_counter(shared, scope, p, w.index) {
-                Place::Found(r) if r.count < b.requests => Some((r, w, p)),
-                Place::Found(_) | Place::Full | Place::Missing => return refused(w),
-            },
+    admit_all(shared, &[(scope, limit)], principal, now_ms)
+}
+
+/// A counter one request is about to spend.
+#[derive(Debug, Clone)]
+enum Spend<'p> {
+    Total {
+        read: Read,
+        window: Window,
+        requests: u64,
+        scope: &'p str,
+    },
+    Principal {
+        read: Read,
+        window: Window,
+        principal: &'p str,
+    },
+}
+
+/// Why a spend did not happen.
+enum Missed {
+    /// Another worker wrote first: read everything again.
+    Race,
+    /// The counter is spent.
+    Refused(Window),
+}
+
+/// Takes one request from the budgets of every endpoint it counts
+/// against (the endpoints under whose targets it lands), only when every
+/// one of them admits it: nothing is spent for a refused request.
+pub fn admit_all(
+    shared: &mut dyn SharedData,
+    budgets: &[(&str, &RateLimit)],
+    principal: Option<&str>,
+    now_ms: u64,
+) -> Admit {
+    'attempt: for _ in 0..CAS_ATTEMPTS {
+        let spends = match read_all(shared, budgets, principal, now_ms) {
+            Ok(spends) => spends,
+            Err(w) => return refused(w),
         };
-        let all = match total {
-            None => None,
-            Some((b, w)) => match read_total(shared, scope, w.index) {
-                Some(r) if r.count < b.requests => Some((r, w)),
-                _ => return refused(w),
-            },
-        };
-        // Then spend them, the principal's first.
-        if let Some((r, w, p)) = &mine {
-            let next = format!("{}:{}:{p}", w.index, r.count + 1);
-            if !shared.set(&r.key, next.as_bytes(), Some(r.cas)) {
-                continue;
+        for (done, spend) in spends.iter().enumerate() {
+            match spend_one(shared, spend) {
+                Ok(()) => {}
+                Err(missed) => {
+                    for earlier in spends.iter().take(done) {
+                        give_back(shared, earlier);
+                    }
+                    match missed {
+                        Missed::Race => continue 'attempt,
+                        Missed::Refused(w) => return refused(w),
+                    }
+                }
             }
         }
-        let Some((r, w)) = all else {
-            return Admit::Yes;
-        };
-        if spend_total(shared, scope, r, w, total.map_or(0, |(b, _)| b.requests)) {
-            return Admit::Yes;
-        }
-        // The total filled meanwhile: give the principal's back.
-        if let Some((r, w, p)) = &mine {
-            give_back(shared, &r.key, w.index, p);
-        }
-        return refused(w);
+        return Admit::Yes;
     }
     Admit::No { retry_after_s: 1 }
+}
+
+/// Every counter the request would spend, per-principal ones first; `Err`
+/// (the window to wait for) when one of them is spent already.
+fn read_all<'p>(
+    shared: &dyn SharedData,
+    budgets: &[(&'p str, &RateLimit)],
+    principal: Option<&'p str>,
+    now_ms: u64,
+) -> Result<Vec<Spend<'p>>, Window> {
+    let mut spends = Vec::with_capacity(budgets.len() * 2);
+    for (scope, limit) in budgets {
+        if let (Some(b), Some(p)) = (&limit.per_principal, principal) {
+            let w = b.window(now_ms);
+            if p.len() > MAX_PRINCIPAL_BYTES {
+                return Err(w);
+            }
+            match find_counter(shared, scope, p, w.index) {
+                Place::Found(read) if read.count < b.requests => spends.push(Spend::Principal {
+                    read,
+                    window: w,
+                    principal: p,
+                }),
+                Place::Found(_) | Place::Full | Place::Missing => return Err(w),
+            }
+        }
+    }
+    for (scope, limit) in budgets {
+        if let Some(b) = &limit.total {
+            let w = b.window(now_ms);
+            match read_total(shared, scope, w.index) {
+                Some(read) if read.count < b.requests => spends.push(Spend::Total {
+                    read,
+                    window: w,
+                    requests: b.requests,
+                    scope,
+                }),
+                _ => return Err(w),
+            }
+        }
+    }
+    Ok(spends)
+}
+
+fn spend_one(shared: &mut dyn SharedData, spend: &Spend<'_>) -> Result<(), Missed> {
+    match spend {
+        Spend::Principal {
+            read,
+            window,
+            principal,
+        } => {
+            let next = format!("{}:{}:{principal}", window.index, read.count + 1);
+            if shared.set(&read.key, next.as_bytes(), Some(read.cas)) {
+                Ok(())
+            } else {
+                Err(Missed::Race)
+            }
+        }
+        Spend::Total {
+            read,
+            window,
+            requests,
+            scope,
+        } => {
+            if spend_total(shared, scope, read.clone(), *window, *requests) {
+                Ok(())
+            } else {
+                Err(Missed::Refused(*window))
+            }
+        }
+    }
 }
 
 fn refused(w: Window) -> Admit {
@@ -310,7 +404,6 @@ fn refused(w: Window) -> Admit {
         retry_after_s: w.retry_after_s,
     }
 }
-
 /// One from the total, read again after a lost race: `false` when it is
 /// spent (or the race was lost every time).
 fn spend_total(
@@ -336,10 +429,19 @@ fn spend_total(
     false
 }
 
-/// Returns one request to the principal's counter, if it is still its
-/// count in this window (a give-back that loses every race leaves the
-/// principal one short: never one over).
-fn give_back(shared: &mut dyn SharedData, key: &str, window: u64, principal: &str) {
+/// Returns one request to a counter it was taken from, if the count is
+/// still this window's (and, for a principal's, still its own). A
+/// give-back that loses every race leaves the budget one short: never one
+/// over.
+fn give_back(shared: &mut dyn SharedData, spend: &Spend<'_>) {
+    let (key, window, principal) = match spend {
+        Spend::Total { read, window, .. } => (&read.key, window.index, None),
+        Spend::Principal {
+            read,
+            window,
+            principal,
+        } => (&read.key, window.index, Some(*principal)),
+    };
     for _ in 0..CAS_ATTEMPTS {
         let (value, cas) = shared.get(key);
         let Some(cas) = cas.filter(|c| *c != 0) else {
@@ -347,10 +449,13 @@ fn give_back(shared: &mut dyn SharedData, key: &str, window: u64, principal: &st
         };
         let value = value.unwrap_or_default();
         let (count, owner) = parse_counter(&value, window);
-        if owner != Some(principal) || count == 0 {
+        if owner != principal || count == 0 {
             return;
         }
-        let next = format!("{window}:{}:{principal}", count - 1);
+        let next = match principal {
+            Some(p) => format!("{window}:{}:{p}", count - 1),
+            None => format!("{window}:{}", count - 1),
+        };
         if shared.set(key, next.as_bytes(), Some(cas)) {
             return;
         }

@@ -319,7 +319,9 @@ fn unit(b: &Budget) -> Result<String, Error> {
 fn rate_limit_policy(plan: &Plan, opts: &KubeOptions, routes: &[String]) -> Result<Value, Error> {
     let mut rules = Vec::new();
     for e in &plan.endpoints {
-        let Some(limit) = &e.rate_limit else { continue };
+        let Some(limit) = e.rate_limit.as_ref().filter(|l| !l.is_empty()) else {
+            continue;
+        };
         let endpoint = json!({ "name": ENDPOINT_HEADER, "type": "Exact", "value": descriptor_value(&e.raw_key) });
         if let Some(t) = &limit.total {
             rules.push(json!({

@@ -30,7 +30,9 @@ pub fn service_config(plan: &Plan) -> Option<Result<Value, String>> {
 fn service_descriptors(plan: &Plan) -> Result<Vec<Value>, String> {
     let mut descriptors = Vec::new();
     for e in &plan.endpoints {
-        let Some(limit) = &e.rate_limit else { continue };
+        let Some(limit) = e.rate_limit.as_ref().filter(|l| !l.is_empty()) else {
+            continue;
+        };
         // A budget as the service writes it.
         let rate = |b: &Budget, name: &str| -> Result<Value, String> {
             let path = format!("gateway.rateLimits.{}.{name}", e.raw_key);

@@ -109,6 +109,11 @@ pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoi
                                             &format!("{ip}.methods[{j}]"),
                                             "must be an HTTP method",
                                         );
+                                    } else if method.bytes().any(|b| b.is_ascii_lowercase()) {
+                                        errs.add(
+                                            &format!("{ip}.methods[{j}]"),
+                                            format!("'{method}' must be written in upper case ('{}'), as methods are registered", method.to_ascii_uppercase()),
+                                        );
                                     }
                                 }
                                 Some(list)
@@ -117,13 +122,14 @@ pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoi
                                 None => None,
                                 Some(s)
                                     if s.starts_with('/')
-                                        && !s.contains(['?', '#', '%', '\\'])
+                                        && s.bytes().all(|b| b.is_ascii_graphic())
+                                        && !s.contains(['?', '#', '%', '\\', ';'])
                                         && !s.contains("//") =>
                                 {
                                     Some(s.trim_end_matches('/').to_ascii_lowercase())
                                 }
                                 Some(_) => {
-                                    errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/' (no query, '%', '\\' or '//')");
+                                    errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\' or '//': a path no client spelling matches is a rule that never applies)");
                                     None
                                 }
                             };

@@ -530,16 +530,28 @@ pub(super) fn for_each_endpoint_entry(
     let Some(obj) = as_object(errs, p, v) else {
         return;
     };
+    // Two spellings of one endpoint (`/dup` and `/dup/`, `/PagerDuty` in
+    // an override file): the later would silently replace the earlier.
+    let mut seen: Vec<(usize, &str)> = Vec::new();
     for (key, spec) in obj {
         let kp = format!("{p}.{key}");
         let norm = normalise_key(key);
-        let Some(endpoint) = endpoints
+        let Some((i, endpoint)) = endpoints
             .iter_mut()
-            .find(|e| e.key.eq_ignore_ascii_case(&norm))
+            .enumerate()
+            .find(|(_, e)| e.key.eq_ignore_ascii_case(&norm))
         else {
             errs.add(&kp, "names no endpoint under proxy.endpoints");
             continue;
         };
+        if let Some((_, first)) = seen.iter().find(|(j, _)| *j == i) {
+            errs.add(
+                &kp,
+                format!("names the same endpoint as '{first}' (keys are normalised and compared ignoring case); write one entry"),
+            );
+            continue;
+        }
+        seen.push((i, key.as_str()));
         if let Some(spec_obj) = as_object(errs, &kp, spec) {
             f(errs, &kp, endpoint, spec_obj);
         }

@@ -118,7 +118,16 @@ pub(super) fn opt_uint(
     max: u64,
 ) -> Option<u64> {
     let v = obj.get(key)?;
-    match v.as_u64() {
+    let n = match v {
+        Value::String(s) => js_number(s)
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+            .and_then(|f| {
+                // Exact: a whole number below 2^53 converts without loss.
+                (f <= 9_007_199_254_740_991.0).then_some(f as u64)
+            }),
+        _ => v.as_u64(),
+    };
+    match n {
         Some(n) if (min..=max).contains(&n) => Some(n),
         _ => {
             errs.add(
@@ -128,6 +137,42 @@ pub(super) fn opt_uint(
             None
         }
     }
+}
+
+/// A string as Backstage's config reader turns it into a number
+/// (`getNumber`: JavaScript's `Number()` of the trimmed string, refused
+/// when empty or not finite), so that `requests: ${RATE}` reads as
+/// Backstage reads it: decimal with an optional sign, fraction and
+/// exponent, or `0x`, `0o`, `0b` integers.
+pub(super) fn js_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let radix = |digits: &str, radix: u32| {
+        (!digits.is_empty())
+            .then(|| u64::from_str_radix(digits, radix).ok())
+            .flatten()
+            .map(|n| n as f64)
+    };
+    if let Some(d) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return radix(d, 16);
+    }
+    if let Some(d) = t.strip_prefix("0o").or_else(|| t.strip_prefix("0O")) {
+        return radix(d, 8);
+    }
+    if let Some(d) = t.strip_prefix("0b").or_else(|| t.strip_prefix("0B")) {
+        return radix(d, 2);
+    }
+    // Rust's float syntax also takes `inf` and `nan`, which JavaScript's
+    // reads as NaN: digits, one sign, `.`, and an exponent only.
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 /// Backstage's `^\S+$` for tokens, secrets and subjects.

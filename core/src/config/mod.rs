@@ -281,6 +281,11 @@ pub struct Plan {
     /// are stricter (`docs/contract.md#4-credentials-per-endpoint`): a request through it that lands under
     /// one of their target paths gets their credentials.
     pub nested_stricter: Vec<Vec<usize>>,
+    /// For each endpoint (by index), the other endpoints on the same
+    /// origin whose targets contain, equal or lie under its target: a
+    /// request through it may land under theirs, and then their access
+    /// policies and budgets apply to it too (`docs/contract.md#where-a-request-lands-decides`).
+    pub landing: Vec<Vec<usize>>,
     /// The longest key in `index`, in bytes: no candidate longer than this
     /// is ever looked up, so matching is linear in the request path.
     pub longest_key: usize,
@@ -382,6 +387,7 @@ pub fn parse_value(
         &mut warnings,
         gateway_obj,
         &gateway,
+        disable_default_auth_policy,
         &mut endpoints,
     );
 
@@ -393,8 +399,10 @@ pub fn parse_value(
     }
     let nested_stricter = nested_stricter(&endpoints, disable_default_auth_policy);
     nesting_warnings(&mut warnings, &endpoints, &nested_stricter);
+    let landing = landing_candidates(&endpoints);
     Ok(Plan {
         nested_stricter,
+        landing,
         prefix_lower: gateway.prefix.to_ascii_lowercase(),
         gateway,
         disable_default_auth_policy,
@@ -409,42 +417,101 @@ pub fn parse_value(
 }
 
 /// `gateway.rateLimits` and `gateway.access` onto their endpoints, and
-/// the load checks that keep them from being walked around.
+/// the load checks that keep them from being voided: a policy or budget
+/// follows where a request lands (`docs/contract.md#where-a-request-lands-decides`),
+/// so an endpoint inside a policied or budgeted target must say what it
+/// has of its own, and a budget must have someone to count.
 fn parse_policies(
     errs: &mut Errors,
     warnings: &mut Vec<String>,
     gateway_obj: &Map<String, Value>,
     gateway: &Gateway,
+    open_everywhere: bool,
     endpoints: &mut [Endpoint],
 ) {
+    let service = gateway.rate_limit_service.is_some();
     if let Some(v) = gateway_obj.get("rateLimits") {
-        let service = gateway.rate_limit_service.is_some();
         rate_limits::parse_rate_limits(errs, v, endpoints, service);
     }
     if let Some(v) = gateway_obj.get("access") {
         access::parse_access(errs, v, endpoints);
-        refuse_bypass_through_outer_targets(
-            errs,
-            endpoints,
-            "gateway.access",
-            |b| b.access.is_some(),
-            |a, b| a.access != b.access,
-            "held to this policy; give '{a}' the same policy",
-        );
     }
-    if gateway.rate_limit_service.is_some() && endpoints.iter().all(|e| e.rate_limit.is_none()) {
+    if service && endpoints.iter().all(|e| e.rate_limit.is_none()) {
         warnings.push(
             "gateway.rateLimitService is set but no endpoint has a budget in gateway.rateLimits: the service is never asked".to_string(),
         );
     }
-    refuse_bypass_through_outer_targets(
+    require_own_entry(
+        errs,
+        endpoints,
+        "gateway.access",
+        |e| e.access.is_some(),
+        "access policy",
+        "{}",
+    );
+    require_own_entry(
         errs,
         endpoints,
         "gateway.rateLimits",
-        |b| b.rate_limit.is_some(),
-        |a, _| a.rate_limit.is_none(),
-        "counted in any budget; give '{a}' a budget too (its own)",
+        |e| e.rate_limit.is_some(),
+        "budget",
+        "{}",
     );
+    for e in endpoints.iter() {
+        let counts_principals = e
+            .rate_limit
+            .as_ref()
+            .is_some_and(|l| l.per_principal.is_some());
+        let anonymous =
+            open_everywhere || e.credentials == Credentials::DangerouslyAllowUnauthenticated;
+        if counts_principals && anonymous && e.access.is_none() {
+            errs.add(
+                &format!("gateway.rateLimits.{}.perPrincipal", e.raw_key),
+                if open_everywhere {
+                    "backend.auth.dangerouslyDisableDefaultAuthPolicy is true, so no token is read for this endpoint and a per-principal budget never counts; give the endpoint an access policy (which reads one) or use total".to_string()
+                } else {
+                    format!("endpoint '{}' is dangerously-allow-unauthenticated, so no token is read and a per-principal budget never counts; use total", e.raw_key)
+                },
+            );
+        }
+        if service && e.rate_limit.is_some() {
+            for o in endpoints.iter().filter(|o| !std::ptr::eq(*o, e)) {
+                if target_contains(e, o) || target_contains(o, e) || same_target(e, o) {
+                    errs.add(
+                        &format!("gateway.rateLimits.{}", e.raw_key),
+                        format!("the targets of '{}' and '{}' nest, so requests through one land under the other's target; with gateway.rateLimitService a request is counted for one endpoint only, so budgets cannot follow where it lands: give the endpoints targets that do not nest, or count here without the service", e.raw_key, o.raw_key),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// An endpoint whose target lies under, or is, the target of an endpoint
+/// that `holds` a policy of `section` is held to that policy too; it must
+/// say so with an entry of its own (its own policy, or `empty`: nothing of
+/// its own), never be held to it unawares.
+fn require_own_entry(
+    errs: &mut Errors,
+    endpoints: &[Endpoint],
+    section: &str,
+    holds: impl Fn(&Endpoint) -> bool,
+    what: &str,
+    empty: &str,
+) {
+    for a in endpoints.iter().filter(|a| holds(a)) {
+        for b in endpoints.iter().filter(|b| {
+            !std::ptr::eq(*b, a) && !holds(b) && (target_contains(a, b) || same_target(a, b))
+        }) {
+            errs.add(
+                &format!("{section}.{}", a.raw_key),
+                format!(
+                    "the target of '{}' lies under this endpoint's target, so requests through '{}' are held to this {what} too; give '{}' an entry in {section}, its own {what} or {empty} for nothing of its own",
+                    b.raw_key, b.raw_key, b.raw_key
+                ),
+            );
+        }
+    }
 }
 
 /// Lower-cased normalised key → endpoint index; two keys for the same
@@ -483,37 +550,6 @@ fn nesting_warnings(warnings: &mut Vec<String>, endpoints: &[Endpoint], nested: 
     }
 }
 
-/// A per-endpoint policy of `section` must not be walked around through
-/// another endpoint `a` whose target holds the target of an endpoint `b`
-/// that has the policy (`held(b)`), where `exposed(a, b)` (the nesting
-/// `docs/contract.md#4-credentials-per-endpoint` guards for credentials): a load error at `b`'s key.
-/// `consequence` is the message's middle, with `{a}` for the other key.
-fn refuse_bypass_through_outer_targets(
-    errs: &mut Errors,
-    endpoints: &[Endpoint],
-    section: &str,
-    held: impl Fn(&Endpoint) -> bool,
-    exposed: impl Fn(&Endpoint, &Endpoint) -> bool,
-    consequence: &str,
-) {
-    for b in endpoints.iter().filter(|b| held(b)) {
-        for a in endpoints
-            .iter()
-            .filter(|a| exposed(a, b) && target_contains(a, b))
-        {
-            errs.add(
-                &format!("{section}.{}", b.raw_key),
-                format!(
-                    "the target of '{}' contains this endpoint's target, so requests through '{}' would not be {}, or targets that do not nest",
-                    a.raw_key,
-                    a.raw_key,
-                    consequence.replace("{a}", &a.raw_key)
-                ),
-            );
-        }
-    }
-}
-
 /// `b`'s target lies strictly under `a`'s on the same origin (scheme,
 /// host, port). Equal targets are not nesting.
 fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
@@ -527,6 +563,37 @@ fn target_contains(a: &Endpoint, b: &Endpoint) -> bool {
             .get(..outer.len())
             .is_some_and(|h| h.eq_ignore_ascii_case(outer))
         && inner.as_bytes().get(outer.len()) == Some(&b'/')
+}
+
+/// For each endpoint, the others on the same origin whose targets hold,
+/// equal or lie under its target.
+fn landing_candidates(endpoints: &[Endpoint]) -> Vec<Vec<usize>> {
+    endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            endpoints
+                .iter()
+                .enumerate()
+                .filter(|(j, b)| {
+                    *j != i && (target_contains(a, b) || target_contains(b, a) || same_target(a, b))
+                })
+                .map(|(j, _)| j)
+                .collect()
+        })
+        .collect()
+}
+
+/// The same origin and the same target path (ignoring a trailing `/` and
+/// ASCII case, as [`target_contains`] reads them).
+fn same_target(a: &Endpoint, b: &Endpoint) -> bool {
+    a.target.scheme == b.target.scheme
+        && a.target.host == b.target.host
+        && a.target.port == b.target.port
+        && a.target
+            .path
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(b.target.path.trim_end_matches('/'))
 }
 
 /// `docs/contract.md#4-credentials-per-endpoint`: for each endpoint A, the endpoints B whose target lies

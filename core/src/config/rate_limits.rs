@@ -52,10 +52,22 @@ pub(super) fn parse_rate_limits(
                     }
                 }
             };
+            if spec_obj.is_empty() {
+                // Said explicitly: no budget of its own (the budgets of the
+                // targets it lies under still apply).
+                endpoint.rate_limit = Some(RateLimit {
+                    per_principal: None,
+                    total: None,
+                });
+                return;
+            }
             let per_principal = budget(errs, "perPrincipal");
             let total = budget(errs, "total");
             if per_principal.is_none() && total.is_none() {
-                errs.add(kp, "needs perPrincipal or total");
+                errs.add(
+                    kp,
+                    "needs perPrincipal or total (or {} for no budget of its own)",
+                );
                 return;
             }
             endpoint.rate_limit = Some(RateLimit {

@@ -28,19 +28,27 @@ pub fn counter_keys(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// Spends the forwarded request's budgets here, without the service:
-/// `Some` 429 when one is spent.
+/// Spends the forwarded request's budgets here, without the service: those
+/// of every endpoint under whose target it lands, all or none. `Some` 429
+/// when one of them is spent.
 pub(super) fn spend(
     plan: &Plan,
     shared: &mut dyn SharedData,
     req: &Request<'_>,
     fwd: &Forward<'_>,
 ) -> Option<Reply> {
-    let e = plan.endpoints.get(fwd.endpoint)?;
-    let limit = e.rate_limit.as_ref()?;
+    let budgets: Vec<(&str, &ratelimit::RateLimit)> = fwd
+        .landed
+        .iter()
+        .filter_map(|&j| plan.endpoints.get(j))
+        .filter_map(|e| e.rate_limit.as_ref().map(|l| (e.key.as_str(), l)))
+        .collect();
+    if budgets.is_empty() {
+        return None;
+    }
     let who = fwd.principal.as_ref().map(ratelimit::budget_principal);
     let Admit::No { retry_after_s } =
-        ratelimit::admit(shared, &e.key, who.as_deref(), limit, req.now_ms)
+        ratelimit::admit_all(shared, &budgets, who.as_deref(), req.now_ms)
     else {
         return None;
     };
@@ -65,10 +73,10 @@ pub(super) fn spend(
 /// reads nothing a client sent). Returns whether the endpoint's budgets
 /// were handed over (the service may refuse it).
 pub fn hand_to_service(plan: &Plan, headers: &[(String, Vec<u8>)], fwd: &mut Forward<'_>) -> bool {
-    let limited = plan
-        .endpoints
-        .get(fwd.endpoint)
-        .filter(|e| e.rate_limit.is_some() && plan.gateway.rate_limit_service.is_some());
+    let limited = plan.endpoints.get(fwd.endpoint).filter(|e| {
+        e.rate_limit.as_ref().is_some_and(|l| !l.is_empty())
+            && plan.gateway.rate_limit_service.is_some()
+    });
     let mut set: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
     if let Some(e) = limited {
         set.push((

@@ -64,6 +64,7 @@ pub(super) fn forward<'a>(
         remove,
         set,
         principal,
+        landed: Vec::new(),
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Forward<'a> {
     /// when it changes, and the cluster header.
     pub set: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub principal: Option<Principal>,
+    /// The endpoints under whose targets the request lands upstream, the
+    /// one it came through first: their budgets apply to it.
+    pub landed: Vec<usize>,
 }
 
 fn owned(names: Vec<Cow<'_, str>>) -> Vec<Cow<'static, str>> {
@@ -130,6 +133,7 @@ impl Decision<'_> {
                     .map(|(n, v)| (Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned())))
                     .collect(),
                 principal: f.principal,
+                landed: f.landed,
             }),
             Decision::NeedKeys(source) => Decision::NeedKeys(source),
         }
@@ -204,7 +208,6 @@ fn internal_headers(plan: &Plan) -> Vec<Cow<'_, str>> {
 
 /// A request under the prefix, as the steps read it.
 struct Located<'r> {
-    raw_path: &'r str,
     /// The path after the prefix, slashes collapsed.
     rest: String,
     query: Option<&'r str>,
@@ -228,7 +231,6 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
         Location::Under(rest) => rest,
     };
     let at = Located {
-        raw_path,
         rest,
         query: split.query,
     };
@@ -246,10 +248,13 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     {
         return Decision::refused(reply::own_jwks(), None);
     }
-    // 3. Endpoint match.
+    // 3. Endpoint match, and where the request lands upstream.
     let matched = routing::match_endpoint(plan, &at.rest);
+    let upstream =
+        matched.and_then(|(_, e)| routing::upstream_path(e, raw_path, &at.rest, at.query));
+    let landed = matched.map_or_else(Vec::new, |(i, _)| landed(plan, i, upstream.as_deref()));
     // 4. Credentials.
-    let (principal, ownership) = match credentials(plan, auth, req, &at, matched) {
+    let (principal, ownership) = match credentials(plan, auth, req, matched, &landed) {
         Ok(who) => who,
         Err(d) => return d,
     };
@@ -261,8 +266,9 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     if let Some(r) = check_method(endpoint, req.method, raw_path) {
         return Decision::refused(r, Some(idx));
     }
-    // 7. Who may call it (`gateway.access`).
-    if let Some(r) = check_access(req, endpoint, &at, principal.as_ref(), &ownership) {
+    // 7. Who may call it (`gateway.access`), by every endpoint it lands under.
+    let who = principal.as_ref().map(|p| (p, &ownership));
+    if let Some(r) = check_access(plan, req, idx, &at, upstream.as_deref(), &landed, who) {
         return Decision::Reply {
             outcome: Outcome::Denied(Reason::NotAllowedByPolicy),
             reply: r,
@@ -281,10 +287,32 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
         return Decision::refused(r, Some(idx));
     }
     // 9. The upstream path, then headers, host and cluster.
-    match upstream(req, endpoint, &at) {
-        Ok(path) => Decision::Forward(forward::forward(plan, endpoint, idx, req, path, principal)),
+    match checked_upstream(req, endpoint, upstream) {
+        Ok(path) => {
+            let mut fwd = forward::forward(plan, endpoint, idx, req, path, principal);
+            fwd.landed = landed;
+            Decision::Forward(fwd)
+        }
         Err(r) => Decision::refused(r, Some(idx)),
     }
+}
+
+/// The one reading of where a request lands, for every decision
+/// (`docs/contract.md#where-a-request-lands-decides`): the endpoint it came
+/// through, then every other endpoint on the same origin under whose
+/// target its upstream path lands, as servers read paths
+/// ([`path::lands_under`]).
+pub fn landed(plan: &Plan, idx: usize, upstream: Option<&str>) -> Vec<usize> {
+    let mut out = vec![idx];
+    let (Some(related), Some(upstream)) = (plan.landing.get(idx), upstream) else {
+        return out;
+    };
+    out.extend(related.iter().copied().filter(|&j| {
+        plan.endpoints
+            .get(j)
+            .is_some_and(|e| path::lands_under(upstream, &e.target.path))
+    }));
+    out
 }
 
 fn unsafe_path(req: &Request<'_>) -> Reply {
@@ -299,21 +327,28 @@ fn unsafe_path(req: &Request<'_>) -> Reply {
 /// Step 4: credentials, decided by the matched endpoint (or required when
 /// none), and by where the request lands upstream: under a nested
 /// endpoint's target with stricter credentials, those apply. An access
-/// policy always needs a principal. `Err` is the decision to return.
+/// policy of any endpoint it lands under always needs a principal. `Err`
+/// is the decision to return.
 fn credentials(
     plan: &Plan,
     auth: &mut AuthState,
     req: &Request<'_>,
-    at: &Located<'_>,
     matched: Option<(usize, &Endpoint)>,
+    landed: &[usize],
 ) -> Result<(Option<Principal>, Ownership), Decision<'static>> {
+    let stricter_inside = |i: usize| {
+        plan.nested_stricter
+            .get(i)
+            .is_some_and(|inner| landed.iter().any(|j| inner.contains(j)))
+    };
     let open = plan.disable_default_auth_policy
         || matched.is_some_and(|(i, e)| {
-            e.credentials == Credentials::DangerouslyAllowUnauthenticated
-                && !lands_under_stricter(plan, i, e, at)
+            e.credentials == Credentials::DangerouslyAllowUnauthenticated && !stricter_inside(i)
         });
-    let open = open && matched.is_none_or(|(_, e)| e.access.is_none());
-    if open {
+    let policed = landed
+        .iter()
+        .any(|&j| plan.endpoints.get(j).is_some_and(|e| e.access.is_some()));
+    if open && !policed {
         return Ok((None, None));
     }
     match authenticate(plan, auth, req) {
@@ -326,18 +361,36 @@ fn credentials(
     }
 }
 
-/// Step 7: `Some` refusal when the endpoint's access policy does not admit
-/// the principal.
+/// Step 7: `Some` refusal when an access policy of an endpoint the
+/// request lands under does not admit the principal: its own endpoint's
+/// read below the key, every other's below its target.
 fn check_access(
+    plan: &Plan,
     req: &Request<'_>,
-    endpoint: &Endpoint,
+    idx: usize,
     at: &Located<'_>,
-    principal: Option<&Principal>,
-    ownership: &Ownership,
+    upstream: Option<&str>,
+    landed: &[usize],
+    who: Option<(&Principal, &Ownership)>,
 ) -> Option<Reply> {
-    let (policy, p) = (endpoint.access.as_ref()?, principal?);
-    let below = at.rest.get(endpoint.key.len()..).unwrap_or_default();
-    if policy.allows(req.method, below, p, ownership) {
+    let admits = |j: usize| {
+        let Some(e) = plan.endpoints.get(j) else {
+            return true;
+        };
+        let Some(policy) = &e.access else {
+            return true;
+        };
+        let Some((p, o)) = who else {
+            return false;
+        };
+        if j == idx {
+            let below = at.rest.get(e.key.len()..).unwrap_or_default();
+            policy.allows(req.method, below, p, o)
+        } else {
+            upstream.is_some_and(|u| policy.allows_landed(req.method, u, &e.target.path, p, o))
+        }
+    };
+    if landed.iter().all(|&j| admits(j)) {
         return None;
     }
     Some(req.error(
@@ -349,8 +402,12 @@ fn check_access(
 }
 
 /// Step 9: the path and query the upstream receives, or the refusal.
-fn upstream(req: &Request<'_>, endpoint: &Endpoint, at: &Located<'_>) -> Result<String, Reply> {
-    let Some(path) = routing::upstream_path(endpoint, at.raw_path, &at.rest, at.query) else {
+fn checked_upstream(
+    req: &Request<'_>,
+    endpoint: &Endpoint,
+    upstream: Option<String>,
+) -> Result<String, Reply> {
+    let Some(path) = upstream else {
         return Err(req.error(
             400,
             Reason::InvalidRewrite,
@@ -362,22 +419,6 @@ fn upstream(req: &Request<'_>, endpoint: &Endpoint, at: &Located<'_>) -> Result<
         return Err(unsafe_path(req));
     }
     Ok(path)
-}
-
-/// Whether a request forwarded through open endpoint `e` would land under
-/// the target of a nested endpoint with stricter credentials.
-fn lands_under_stricter(plan: &Plan, idx: usize, e: &Endpoint, at: &Located<'_>) -> bool {
-    let Some(inner) = plan.nested_stricter.get(idx).filter(|v| !v.is_empty()) else {
-        return false;
-    };
-    let Some(upstream) = routing::upstream_path(e, at.raw_path, &at.rest, at.query) else {
-        return false;
-    };
-    inner.iter().any(|&b| {
-        plan.endpoints
-            .get(b)
-            .is_some_and(|b| path::lands_under(&upstream, &b.target.path))
-    })
 }
 
 fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> AuthOutcome {

@@ -154,3 +154,38 @@ fn upstream_paths_stay_under_the_base_and_never_look_like_an_authority() {
     );
     assert_eq!(check_upstream_path("/base?x", "/base/"), Ok(()));
 }
+
+#[test]
+fn every_spelling_servers_accept_lands_where_they_read_it() {
+    for spelling in [
+        "/files/admin/secret",
+        "/files/admin\\secret",
+        "/files\\admin\\secret",
+        "/files/admin%5Csecret",
+        "/files/admin%5csecret",
+        "/files%2Fadmin%2fsecret",
+        "/FILES/Admin/secret",
+        "/files/adm%69n/secret",
+        "/files;x=1/admin/secret",
+        "//files///admin/secret",
+        "/files/adm%C4%B1n/secret",
+        "/files/adm%c4%b0n/secret",
+        "/files/adm\u{131}n/secret",
+        "/files/admin/secret?x=/other",
+    ] {
+        assert!(lands_under(spelling, "/files/admin"), "{spelling}");
+    }
+    // Folding into ASCII: ſ is s, K (Kelvin) is k.
+    assert!(lands_under("/%C5%BFecret/x", "/secret"));
+    assert!(lands_under("/%E2%84%AAeys", "/keys"));
+    for elsewhere in [
+        "/files/administrator",
+        "/files/adminsecret",
+        "/files/admin%3Bx/secret",
+        "/files/adm%25%36%39n",
+        "/files",
+        "/other/files/admin",
+    ] {
+        assert!(!lands_under(elsewhere, "/files/admin"), "{elsewhere}");
+    }
+}

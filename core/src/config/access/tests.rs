@@ -217,39 +217,177 @@ fn bad_policies_name_their_json_path() {
 }
 
 #[test]
-fn a_policy_cannot_be_walked_around_through_an_endpoint_whose_target_holds_it() {
-    // /pd-all's target (api.pagerduty.com) holds /pd's (…/v2).
-    let errs = errors(r#"{"/pd":{"allow":["group:default/sre"]}}"#);
-    assert!(
-        errs.iter()
-            .any(|(p, m)| p == "gateway.access./pd" && m.contains("'/pd-all'")),
-        "{errs:?}"
-    );
-    // The same policy on both is fine.
-    let json = r#"{"proxy":{"endpoints":{"/pd":"https://api.pagerduty.com/v2","/pd-all":"https://api.pagerduty.com"}},
-        "gateway":{"access":{"/pd":{"allow":["user"]},"/pd-all":{"allow":["user"]}}}}"#;
-    assert!(config::parse(json.as_bytes(), &|_| None).is_ok());
+fn an_endpoint_inside_a_policied_target_says_what_it_has_of_its_own() {
+    // /pd-all's target (api.pagerduty.com) holds /pd's (…/v2): requests
+    // through /pd land under /pd-all's target and are held to its policy,
+    // so /pd must have an entry of its own.
+    let json = |access: &str| {
+        format!(
+            r#"{{"proxy":{{"endpoints":{{"/pd":"https://api.pagerduty.com/v2","/pd-all":"https://api.pagerduty.com","/same":"https://api.pagerduty.com/"}}}},"gateway":{{"access":{access}}}}}"#
+        )
+    };
+    let errs = config::parse(
+        json(r#"{"/pd-all":{"allow":["user"]}}"#).as_bytes(),
+        &|_| None,
+    )
+    .unwrap_err();
+    for inner in ["'/pd'", "'/same'"] {
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "gateway.access./pd-all" && e.message.contains(inner)),
+            "{inner}: {errs:?}"
+        );
+    }
+    // An entry of its own, a policy or `{}`, says it knowingly.
+    let ok =
+        json(r#"{"/pd-all":{"allow":["user"]},"/pd":{},"/same":{"allow":["group:default/sre"]}}"#);
+    assert!(config::parse(ok.as_bytes(), &|_| None).is_ok());
+    // The other way round is no error: a request through /pd-all that
+    // lands under /pd's target gets /pd's policy (decision tests).
+    let outer_open = json(r#"{"/pd":{"allow":["group:default/sre"]}}"#);
+    assert!(config::parse(outer_open.as_bytes(), &|_| None).is_ok());
 }
 
 #[test]
-fn a_budget_cannot_be_walked_around_through_an_endpoint_whose_target_holds_it() {
-    // /github's target holds /github-graphql's: requests through /github
-    // to /graphql would reach the same upstream path uncounted.
+fn an_endpoint_inside_a_budgeted_target_says_what_it_has_of_its_own() {
     let parse = |limits: &str| {
         let json = format!(
             r#"{{"proxy":{{"endpoints":{{"/github":"https://api.github.com","/github-graphql":"https://api.github.com/graphql","/other":"https://api.github.com.evil.example/graphql"}}}},"gateway":{{"rateLimits":{limits}}}}}"#
         );
         config::parse(json.as_bytes(), &|_| None)
     };
-    let errs =
-        parse(r#"{"/github-graphql":{"perPrincipal":{"requests":10,"seconds":60}}}"#).unwrap_err();
+    let errs = parse(r#"{"/github":{"total":{"requests":99,"seconds":60}}}"#).unwrap_err();
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert_eq!(errs[0].path, "gateway.rateLimits./github-graphql");
-    assert!(errs[0].message.contains("'/github'"), "{errs:?}");
-    // A budget on the outer endpoint too (counted apart) is accepted, and
-    // so is a budget on the outer one only.
-    assert!(parse(r#"{"/github-graphql":{"total":{"requests":10,"seconds":60}},"/github":{"total":{"requests":99,"seconds":60}}}"#).is_ok());
-    assert!(parse(r#"{"/github":{"total":{"requests":99,"seconds":60}}}"#).is_ok());
+    assert_eq!(errs[0].path, "gateway.rateLimits./github");
+    assert!(errs[0].message.contains("'/github-graphql'"), "{errs:?}");
+    // Its own budget, or `{}` for none of its own: both count against
+    // /github's too, where requests land.
+    assert!(
+        parse(r#"{"/github":{"total":{"requests":99,"seconds":60}},"/github-graphql":{}}"#).is_ok()
+    );
+    assert!(parse(r#"{"/github":{"total":{"requests":99,"seconds":60}},"/github-graphql":{"perPrincipal":{"requests":1,"seconds":1}}}"#).is_ok());
+    // A budget on the inner endpoint only: requests through /github that
+    // land under /graphql are counted there (decision tests).
+    assert!(parse(r#"{"/github-graphql":{"perPrincipal":{"requests":10,"seconds":60}}}"#).is_ok());
+}
+
+#[test]
+fn configuration_that_would_widen_access_or_void_a_budget_is_refused() {
+    let parse = |endpoints: &str, gateway: &str, backend: &str| {
+        let json = format!(
+            r#"{{"proxy":{{"endpoints":{endpoints}}},"backend":{backend},"gateway":{gateway}}}"#
+        );
+        config::parse(json.as_bytes(), &|_| None)
+    };
+    let pd = r#"{"/pd":"https://api.pagerduty.com","/open":{"target":"http://o","credentials":"dangerously-allow-unauthenticated"}}"#;
+    for (gateway, backend, path, says) in [
+        // Two spellings of one endpoint: the later would silently win.
+        (
+            r#"{"access":{"/pd":{"allow":["user"]},"/pd/":{"allow":["plugin"]}}}"#,
+            "{}",
+            "gateway.access./pd/",
+            "'/pd'",
+        ),
+        (
+            r#"{"access":{"/pd":{"allow":["user"]},"/PD":{"allow":["plugin"]}}}"#,
+            "{}",
+            "gateway.access./PD",
+            "'/pd'",
+        ),
+        (
+            r#"{"rateLimits":{"/pd":{"total":{"requests":1,"seconds":1}},"/Pd/":{"total":{"requests":9,"seconds":1}}}}"#,
+            "{}",
+            "gateway.rateLimits./Pd/",
+            "'/pd'",
+        ),
+        // A rule whose method is never sent as written.
+        (
+            r#"{"access":{"/pd":{"rules":[{"methods":["post"],"allow":["user"]}]}}}"#,
+            "{}",
+            "gateway.access./pd.rules[0].methods[0]",
+            "'POST'",
+        ),
+        // A path no client spelling can match.
+        (
+            r#"{"access":{"/pd":{"rules":[{"path":"/café","allow":["user"]}]}}}"#,
+            "{}",
+            "gateway.access./pd.rules[0].path",
+            "ASCII",
+        ),
+        (
+            r#"{"access":{"/pd":{"rules":[{"path":"/a b","allow":["user"]}]}}}"#,
+            "{}",
+            "gateway.access./pd.rules[0].path",
+            "ASCII",
+        ),
+        // A per-principal budget where no principal is read.
+        (
+            r#"{"rateLimits":{"/open":{"perPrincipal":{"requests":1,"seconds":1}}}}"#,
+            "{}",
+            "gateway.rateLimits./open.perPrincipal",
+            "dangerously-allow-unauthenticated",
+        ),
+        (
+            r#"{"rateLimits":{"/pd":{"perPrincipal":{"requests":1,"seconds":1}}}}"#,
+            r#"{"auth":{"dangerouslyDisableDefaultAuthPolicy":true}}"#,
+            "gateway.rateLimits./pd.perPrincipal",
+            "dangerouslyDisableDefaultAuthPolicy",
+        ),
+    ] {
+        let errs = parse(pd, gateway, backend).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.path == path && e.message.contains(says)),
+            "{gateway}: {errs:?}"
+        );
+    }
+    // With an access policy a principal is read, also there.
+    assert!(parse(
+        pd,
+        r#"{"access":{"/pd":{"allow":["user"]}},"rateLimits":{"/pd":{"perPrincipal":{"requests":1,"seconds":1}}}}"#,
+        r#"{"auth":{"dangerouslyDisableDefaultAuthPolicy":true}}"#
+    )
+    .is_ok());
+}
+
+#[test]
+fn numbers_from_variables_read_as_backstage_reads_them() {
+    let parse = |requests: &str| {
+        let json = format!(
+            r#"{{"proxy":{{"endpoints":{{"/pd":"https://api.pagerduty.com"}}}},"gateway":{{"rateLimits":{{"/pd":{{"total":{{"requests":{requests},"seconds":"60"}}}}}}}}}}"#
+        );
+        config::parse(json.as_bytes(), &|_| None)
+    };
+    for (given, want) in [
+        ("\"100\"", 100),
+        ("\" 7 \"", 7),
+        ("\"1e3\"", 1000),
+        ("\"0x10\"", 16),
+        ("\"+5\"", 5),
+        ("12", 12),
+    ] {
+        let p = parse(given).unwrap_or_else(|e| panic!("{given}: {e:?}"));
+        let total = p.endpoints[0].rate_limit.as_ref().unwrap().total.unwrap();
+        assert_eq!((total.requests, total.window_ms), (want, 60_000), "{given}");
+    }
+    for refused in [
+        "\"\"",
+        "\"ten\"",
+        "\"10.5\"",
+        "\"-3\"",
+        "\"1_000\"",
+        "\"Infinity\"",
+        "\"inf\"",
+        "\"0x\"",
+        "true",
+    ] {
+        let errs = parse(refused).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "gateway.rateLimits./pd.total.requests"),
+            "{refused}: {errs:?}"
+        );
+    }
 }
 
 #[test]
@@ -265,7 +403,6 @@ fn rate_limits_parse_and_bad_ones_name_their_json_path() {
             r#"{"/nope":{"total":{"requests":1,"seconds":1}}}"#,
             "gateway.rateLimits./nope",
         ),
-        (r#"{"/pd":{}}"#, "gateway.rateLimits./pd"),
         (
             r#"{"/pd":{"total":{"requests":0,"seconds":1}}}"#,
             "gateway.rateLimits./pd.total.requests",
