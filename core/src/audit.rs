@@ -35,9 +35,8 @@ pub fn loggable(value: &str) -> Cow<'_, str> {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len().min(MAX_LOGGED_CHARS) + 16);
-    let mut shown = 0;
     let mut consumed = 0;
-    for c in value.chars() {
+    for (shown, c) in value.chars().enumerate() {
         if shown >= MAX_LOGGED_CHARS {
             break;
         }
@@ -48,7 +47,6 @@ pub fn loggable(value: &str) -> Cow<'_, str> {
         } else {
             out.push(c);
         }
-        shown += 1;
         consumed += c.len_utf8();
     }
     if consumed < value.len() {

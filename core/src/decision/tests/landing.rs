@@ -57,7 +57,10 @@ fn a_policy_holds_whichever_endpoint_the_request_came_through() {
     }
     // A `\` right after the key matches no endpoint (as in Backstage):
     // nothing is forwarded at all.
-    assert_eq!(status(&p, "GET", "/api/proxy/files\\admin\\secret", OPS), 404);
+    assert_eq!(
+        status(&p, "GET", "/api/proxy/files\\admin\\secret", OPS),
+        404
+    );
     // Its rules are read below its own target, whichever way in.
     for path in [
         "/api/proxy/admin/public/x",
