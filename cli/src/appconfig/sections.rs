@@ -41,8 +41,23 @@ pub fn gateway_sections(config: &Value) -> Value {
 
 /// Where an unset variable is an error rather than an absent value: the
 /// values the gateway cannot do without (a target, a credential, where the
-/// Backstage backend is).
+/// Backstage backend is), and every value whose absence would widen access
+/// or void a limit (the `gateway` section's policies and budgets, a rule's
+/// `path` that would then match every path; `backend.cors`, whose absent
+/// `origin` allows every origin; an entry's `accessRestrictions`).
 pub(super) fn needed(path: &str) -> bool {
+    let within = |section: &str| {
+        path == section
+            || path
+                .strip_prefix(section)
+                .is_some_and(|r| r.starts_with('.') || r.starts_with('['))
+    };
+    if within("gateway") || within("backend.cors") {
+        return true;
+    }
+    if path.starts_with("backend.auth.externalAccess[") && path.contains("].accessRestrictions") {
+        return true;
+    }
     if let Some(rest) = path
         .strip_prefix("proxy.endpoints.")
         .or_else(|| path.strip_prefix("proxy.").filter(|r| r.starts_with('/')))
