@@ -152,9 +152,11 @@ impl AuthState {
 /// The key sets the configuration names: Backstage's user-token set (when
 /// a backend is configured) and each external `jwks` entry's.
 pub fn pinned_sources(plan: &Plan) -> Vec<Source> {
+    let plugins = plan.gateway.plugins.iter().flatten();
     Source::user(plan)
         .into_iter()
         .chain(plan.auth.jwks.iter().map(Source::external))
+        .chain(plugins.filter_map(|id| Source::plugin(plan, id)))
         .collect()
 }
 

@@ -10,7 +10,8 @@ use crate::url::Url;
 use serde_json::{Map, Value};
 
 /// Every key of the `gateway` section.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
+    "plugins",
     "prefix",
     "clusterHeader",
     "backendUrl",
@@ -40,7 +41,9 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
     let prefix = prefix(errs, obj);
     let cluster_header = cluster_header(errs, obj);
     let plugin_id = plugin_id(errs, obj);
+    let plugins = plugins(errs, obj);
     Gateway {
+        plugins,
         rate_limit_service,
         audit_trail,
         route_rewrites_authority,
@@ -141,6 +144,35 @@ fn plugin_id(errs: &mut Errors, obj: &Map<String, Value>) -> String {
             s.to_string()
         }
     }
+}
+
+/// `gateway.plugins`: plugin ids as Backstage names them
+/// (`^[a-z0-9_-]+$`), each once.
+fn plugins(errs: &mut Errors, obj: &Map<String, Value>) -> Option<Vec<String>> {
+    let p = "gateway.plugins";
+    let list = string_list(errs, p, obj.get("plugins")?)?;
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, id) in list.iter().enumerate() {
+        let ip = format!("{p}[{i}]");
+        if !is_plugin_id(id) {
+            errs.add(
+                &ip,
+                format!("'{id}' is not a plugin id; expected ^[a-z0-9_-]+$"),
+            );
+        } else if out.iter().any(|o| o.eq_ignore_ascii_case(id)) {
+            errs.add(&ip, format!("'{id}' is listed twice"));
+        } else {
+            out.push(id.to_ascii_lowercase());
+        }
+    }
+    Some(out)
+}
+
+/// Backstage's plugin ids: lower-case letters, digits, `_` and `-`.
+fn is_plugin_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// `gateway.rateLimitService`: Envoy's global rate limit filter and the

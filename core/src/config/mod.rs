@@ -247,6 +247,11 @@ pub struct Gateway {
     /// `gateway.rateLimitService`: budgets are decided by Envoy's global
     /// rate limit filter and its service, for every replica together.
     pub rate_limit_service: Option<RateLimitService>,
+    /// `gateway.plugins`: the Backstage plugins that exist. Tokens of any
+    /// other plugin are refused without a fetch; these plugins' key sets
+    /// are fetched at start and never rationed. `None`: any plugin, key
+    /// sets learnt from requests (bounded, rationed).
+    pub plugins: Option<Vec<String>>,
 }
 
 /// Envoy's global rate limit service (envoyproxy/ratelimit or any server

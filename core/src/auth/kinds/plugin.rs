@@ -37,6 +37,22 @@ pub fn plugin(
     let sub = plugin_subject(jwt)?;
     check_claims(plan, jwt, now_ms)?;
     let no_jwks = "Received a plugin token where the source plugin unexpectedly does not have a JWKS endpoint";
+    // With `gateway.plugins`, a plugin not listed has no key set to fetch:
+    // refused as Backstage refuses a plugin whose key set is missing, and
+    // nothing is fetched for it.
+    let listed = |list: &Vec<String>| list.iter().any(|id| id.eq_ignore_ascii_case(sub));
+    if plan.gateway.plugins.as_ref().is_some_and(|l| !listed(l)) {
+        return Err(denied_plain(Reason::KeySetUnavailable, no_jwks));
+    }
+    // A listed plugin's key set is the pinned one, whatever the case of
+    // `sub`.
+    let sub_lower;
+    let sub = if plan.gateway.plugins.is_some() {
+        sub_lower = sub.to_ascii_lowercase();
+        sub_lower.as_str()
+    } else {
+        sub
+    };
     let Some(src) = Source::plugin(plan, sub) else {
         return Err(denied_plain(Reason::KeySetUnavailable, no_jwks));
     };

@@ -68,3 +68,42 @@ fn plugin_tokens() {
     );
     assert_eq!(denied(&o).2, "Received a plugin token where the source plugin unexpectedly does not have a JWKS endpoint");
 }
+
+/// `gateway.plugins` names the plugins that exist: another plugin's token
+/// is refused without a fetch (a flood of forged plugin tokens learns and
+/// rations nothing), and the named plugins' key sets are configured ones.
+#[test]
+fn with_a_plugin_list_other_plugins_are_refused_without_a_fetch() {
+    let cfg = r#"{"backend":{"baseUrl":"http://backstage:7007"},"gateway":{"plugins":["catalog","scaffolder"]}}"#;
+    let p = parse(cfg.as_bytes(), &|_| None).unwrap();
+    let cat = Es256::new(5, "cat-key");
+    let sets = [(CATALOG_URL, key_set(&[&cat]))];
+    let mut state = AuthState::new(&p);
+    assert!(
+        state.keys.is_pinned(CATALOG_URL),
+        "fetched at start, never rationed"
+    );
+    for sub in ["kubernetes", "evil", "catalog2"] {
+        let t = plugin_token(&cat, sub, "proxy", NOW, NOW + 600, None);
+        let (o, fetched) = drive(&p, &mut state, &t, NOW, &sets);
+        assert_eq!(denied(&o).1, Reason::KeySetUnavailable, "{sub}");
+        assert!(fetched.is_empty(), "{sub}: {fetched:?}");
+    }
+    // A listed plugin, in any letter case, verifies against its own set.
+    for sub in ["catalog", "Catalog"] {
+        let t = plugin_token(&cat, sub, "proxy", NOW, NOW + 600, None);
+        let (o, _) = drive(&p, &mut state, &t, NOW, &sets);
+        assert_eq!(ok(&o), Principal::Plugin("plugin:catalog".into()), "{sub}");
+    }
+    assert_eq!(state.keys.learnt(), 0, "nothing learnt from requests");
+    // Bad lists are load errors with their path.
+    for (list, path) in [
+        (r#"["Catalog"]"#, "gateway.plugins[0]"),
+        (r#"["catalog","catalog"]"#, "gateway.plugins[1]"),
+        (r#"[1]"#, "gateway.plugins[0]"),
+    ] {
+        let cfg = format!(r#"{{"gateway":{{"plugins":{list}}}}}"#);
+        let errs = parse(cfg.as_bytes(), &|_| None).unwrap_err();
+        assert!(errs.iter().any(|e| e.path == path), "{list}: {errs:?}");
+    }
+}
