@@ -393,6 +393,7 @@ pub fn parse_value(
         gateway_obj,
         &gateway,
         disable_default_auth_policy,
+        &auth,
         &mut endpoints,
     );
 
@@ -432,6 +433,7 @@ fn parse_policies(
     gateway_obj: &Map<String, Value>,
     gateway: &Gateway,
     open_everywhere: bool,
+    auth: &AuthConfig,
     endpoints: &mut [Endpoint],
 ) {
     let service = gateway.rate_limit_service.is_some();
@@ -445,6 +447,10 @@ fn parse_policies(
         warnings.push(
             "gateway.rateLimitService is set but no endpoint has a budget in gateway.rateLimits: the service is never asked".to_string(),
         );
+    }
+    let policed = gateway_obj.contains_key("access") || gateway_obj.contains_key("rateLimits");
+    if policed {
+        refuse_shared_principals(errs, auth);
     }
     require_own_entry(
         errs,
@@ -487,6 +493,91 @@ fn parse_policies(
                         format!("the targets of '{}' and '{}' nest, so requests through one land under the other's target; with gateway.rateLimitService a request is counted for one endpoint only, so budgets cannot follow where it lands: give the endpoints targets that do not nest, or count here without the service", e.raw_key, o.raw_key),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The principals a configured source can produce: a static token's or a
+/// legacy secret's subject exactly, or every subject under a `jwks`
+/// entry's `external:[<prefix>:]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Produces {
+    Exactly(String),
+    Under(String),
+}
+
+impl Produces {
+    fn overlaps(&self, other: &Produces) -> bool {
+        match (self, other) {
+            (Produces::Exactly(a), Produces::Exactly(b)) => a == b,
+            (Produces::Exactly(a), Produces::Under(n))
+            | (Produces::Under(n), Produces::Exactly(a)) => a.starts_with(n.as_str()),
+            (Produces::Under(a), Produces::Under(b)) => {
+                a.starts_with(b.as_str()) || b.starts_with(a.as_str())
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Produces::Exactly(s) => format!("'{s}'"),
+            Produces::Under(n) => format!("'{n}…'"),
+        }
+    }
+}
+
+/// Where policies or budgets name principals, no two configured sources
+/// (static tokens, legacy secrets, `jwks` entries) may produce the same
+/// principal: a `jwks` entry without `subjectPrefix` could otherwise
+/// present `sub: corp:deployer` and be the caller another entry's prefix
+/// `corp` names, or `sub: backstage-plugin` and be every legacy secret.
+/// Static tokens that share a subject (kept for rotation) are one source.
+fn refuse_shared_principals(errs: &mut Errors, auth: &AuthConfig) {
+    let mut sources: Vec<(String, Produces)> = Vec::new();
+    let mut seen_static: Vec<&str> = Vec::new();
+    for t in &auth.static_tokens {
+        if !seen_static.contains(&t.subject.as_str()) {
+            seen_static.push(&t.subject);
+            sources.push((
+                format!("the static token of subject '{}'", t.subject),
+                Produces::Exactly(t.subject.clone()),
+            ));
+        }
+    }
+    let mut seen_legacy: Vec<&str> = Vec::new();
+    for l in &auth.legacy {
+        if !seen_legacy.contains(&l.subject.as_str()) {
+            seen_legacy.push(&l.subject);
+            sources.push((
+                format!("the legacy secret of subject '{}'", l.subject),
+                Produces::Exactly(l.subject.clone()),
+            ));
+        }
+    }
+    for j in &auth.jwks {
+        let under = match &j.subject_prefix {
+            Some(p) => format!("external:{p}:"),
+            None => "external:".to_string(),
+        };
+        sources.push((
+            match &j.subject_prefix {
+                Some(p) => format!("the jwks entry with subjectPrefix '{p}'"),
+                None => "a jwks entry without subjectPrefix".to_string(),
+            },
+            Produces::Under(under),
+        ));
+    }
+    for (i, (a_name, a)) in sources.iter().enumerate() {
+        for (b_name, b) in sources.iter().skip(i + 1) {
+            if a.overlaps(b) {
+                errs.add(
+                    "backend.auth.externalAccess",
+                    format!(
+                        "{a_name} and {b_name} can both produce the principal {}, so a policy or budget naming it could not tell them apart; give the jwks entries distinct subjectPrefix values and the tokens subjects outside them",
+                        if matches!(a, Produces::Exactly(_)) { a.describe() } else { b.describe() }
+                    ),
+                );
             }
         }
     }

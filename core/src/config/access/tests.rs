@@ -441,3 +441,73 @@ fn the_audit_trail_is_on_unless_switched_off() {
     let bad = config::parse(br#"{"gateway":{"auditTrail":"no"}}"#, &|_| None).unwrap_err();
     assert_eq!(bad[0].path, "gateway.auditTrail");
 }
+
+#[test]
+fn two_sources_that_can_produce_one_principal_are_refused_where_policies_name_principals() {
+    let parse = |external: &str, gateway: &str| {
+        let json = format!(
+            r#"{{"proxy":{{"endpoints":{{"/pd":"https://api.pagerduty.com"}}}},"backend":{{"auth":{{"externalAccess":{external}}}}},"gateway":{gateway}}}"#
+        );
+        config::parse(json.as_bytes(), &|_| None)
+    };
+    let policy = r#"{"access":{"/pd":{"allow":["subject:external:corp:deployer"]}}}"#;
+    let jwks = |prefix: &str| {
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!(r#","subjectPrefix":"{prefix}""#)
+        };
+        format!(
+            r#"{{"type":"jwks","options":{{"url":"https://idp{}.example/jwks"{prefix}}}}}"#,
+            prefix.len()
+        )
+    };
+    let static_token = |subject: &str, token: &str| {
+        format!(r#"{{"type":"static","options":{{"token":"{token}","subject":"{subject}"}}}}"#)
+    };
+    for (external, says) in [
+        // A jwks entry without prefix can present `sub: corp:deployer`.
+        (format!("[{},{}]", jwks(""), jwks("corp")), "external:"),
+        // Or `sub: cron`, a legacy secret's principal.
+        (
+            format!(
+                r#"[{},{{"type":"legacy","options":{{"secret":"c2VjcmV0LXNlY3JldA","subject":"external:cron"}}}}]"#,
+                jwks("")
+            ),
+            "external:cron",
+        ),
+        // A static subject inside a prefix's subjects.
+        (
+            format!(
+                "[{},{}]",
+                jwks("corp"),
+                static_token("external:corp:deployer", "static-token-0123")
+            ),
+            "external:corp:deployer",
+        ),
+        // One prefix inside another's subjects.
+        (
+            format!("[{},{}]", jwks("corp"), jwks("corp:dev")),
+            "external:corp",
+        ),
+    ] {
+        let errs = parse(&external, policy).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.path == "backend.auth.externalAccess" && e.message.contains(says)),
+            "{external}: {errs:?}"
+        );
+        // Without policies or budgets, principals decide nothing: as in
+        // Backstage, the configuration loads.
+        assert!(parse(&external, "{}").is_ok(), "{external}");
+    }
+    // Distinct prefixes, and static tokens sharing a subject for rotation.
+    let fine = format!(
+        "[{},{},{},{}]",
+        jwks("corp"),
+        jwks("partner"),
+        static_token("ci", "static-token-0123"),
+        static_token("ci", "static-token-4567")
+    );
+    assert!(parse(&fine, policy).is_ok());
+}
