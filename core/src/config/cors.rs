@@ -20,16 +20,15 @@ const KEYS: [&str; 8] = [
     "optionsSuccessStatus",
 ];
 
-/// `None` when `backend.cors` is absent: no CORS at all, as in Backstage.
-pub(super) fn parse_cors(
+/// `origin`: the patterns (`None`: every origin), with a warning for each
+/// that matches nothing a browser sends, or allows `null`.
+fn origins(
     errs: &mut Errors,
     warnings: &mut Vec<String>,
-    v: &Value,
-) -> Option<Policy> {
+    obj: &Map<String, Value>,
+) -> Option<Vec<Pattern>> {
     let p = "backend.cors";
-    let obj = as_object(errs, p, v)?;
-    check_keys(errs, p, obj, &KEYS);
-    let origins = match string_array(errs, obj, p, "origin") {
+    match string_array(errs, obj, p, "origin") {
         None => {
             if obj.contains_key("origin") {
                 warnings.push(format!(
@@ -72,7 +71,19 @@ pub(super) fn parse_cors(
             }
             Some(patterns)
         }
-    };
+    }
+}
+
+/// `None` when `backend.cors` is absent: no CORS at all, as in Backstage.
+pub(super) fn parse_cors(
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+    v: &Value,
+) -> Option<Policy> {
+    let p = "backend.cors";
+    let obj = as_object(errs, p, v)?;
+    check_keys(errs, p, obj, &KEYS);
+    let origins = origins(errs, warnings, obj);
     let methods = string_array(errs, obj, p, "methods")
         .map(|l| l.join(","))
         .unwrap_or_else(|| DEFAULT_METHODS.to_string());
