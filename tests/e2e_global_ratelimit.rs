@@ -126,7 +126,7 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
     assert_eq!(calls.len(), 5);
     for c in &calls {
         assert_eq!(c["domain"], "backstage_proxy");
-        assert_eq!(c["descriptors"], descriptors("/svc", Some("a")));
+        assert_eq!(c["descriptors"], descriptors("/svc", Some("external|a")));
     }
 
     // Another principal has its own budget; its subject's '%' is encoded,
@@ -146,7 +146,7 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
     }
     assert_eq!(
         stub.calls().last().unwrap()["descriptors"],
-        descriptors("/svc", Some("b%252"))
+        descriptors("/svc", Some("external|b%252"))
     );
 
     // An endpoint without budgets: the service is never asked, even when
@@ -176,7 +176,7 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
     assert_eq!(ok, [200, 200, 429]);
     assert_eq!(
         stub.calls().last().unwrap()["descriptors"],
-        descriptors("/capped", Some("c"))
+        descriptors("/capped", Some("external|c"))
     );
 
     // Counted, and in Envoy's own access log with the principal.

@@ -31,8 +31,6 @@
 //!   those, Envoy's global rate limit service is the tool
 //!   (`docs/rate-limits.md`).
 
-use std::borrow::Cow;
-
 use crate::identity::Principal;
 use crate::shared_data::{self, SharedData};
 
@@ -126,16 +124,25 @@ pub fn keys(scope: &str, limit: &RateLimit) -> Vec<String> {
     out
 }
 
-/// A principal as budgets count it: entity references (users, plugins)
-/// compare without regard to case, as Backstage's do; an external
-/// caller's subject is compared as given.
-pub fn budget_principal(p: &Principal) -> Cow<'_, str> {
-    match p {
-        Principal::User(r) | Principal::Plugin(r) if r.bytes().any(|b| b.is_ascii_uppercase()) => {
-            Cow::Owned(r.to_ascii_lowercase())
-        }
-        Principal::User(s) | Principal::Plugin(s) | Principal::External(s) => Cow::Borrowed(s),
+/// A principal as budgets count it: its kind first, so that no external
+/// subject (a static token's `user:default/jane`) ever counts in the
+/// budget of the user or plugin it names; then entity references (users,
+/// plugins) without regard to case, as Backstage compares them, and an
+/// external caller's subject as given.
+pub fn budget_principal(p: &Principal) -> String {
+    let (kind, name, fold) = match p {
+        Principal::User(r) => ("user|", r, true),
+        Principal::Plugin(r) => ("plugin|", r, true),
+        Principal::External(s) => ("external|", s, false),
+    };
+    let mut out = String::with_capacity(kind.len() + name.len());
+    out.push_str(kind);
+    if fold {
+        out.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+    } else {
+        out.push_str(name);
     }
+    out
 }
 
 /// The key of the hash that places principals' counters, written when

@@ -70,7 +70,7 @@ fn a_limited_endpoint_hands_over_its_key_and_the_principal_before_the_destinatio
     hand_to_service(&p, &h, &mut f);
     assert_eq!(set_of(&f, ENDPOINT_HEADER), Some("/pd"));
     // A '%' in the subject is encoded, so values stay distinct.
-    assert_eq!(set_of(&f, PRINCIPAL_HEADER), Some("ci%25bot"));
+    assert_eq!(set_of(&f, PRINCIPAL_HEADER), Some("external|ci%25bot"));
     assert_eq!(
         f.set.last().cloned(),
         destination,
@@ -91,7 +91,7 @@ fn a_callers_own_copies_never_choose_the_descriptors() {
     let (mut f, h) = forward(&p, "/api/proxy/pd", &forged);
     hand_to_service(&p, &h, &mut f);
     assert_eq!(set_of(&f, ENDPOINT_HEADER), Some("/pd"));
-    assert_eq!(set_of(&f, PRINCIPAL_HEADER), Some("ci%25bot"));
+    assert_eq!(set_of(&f, PRINCIPAL_HEADER), Some("external|ci%25bot"));
     // On an endpoint without budgets: removed, so no descriptor at all.
     let (mut f, h) = forward(&p, "/api/proxy/gh", &forged);
     hand_to_service(&p, &h, &mut f);
