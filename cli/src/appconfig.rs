@@ -197,6 +197,7 @@ fn validate(
     match backstage_proxy_core::config::parse_value(filter_config, &placeholder) {
         Ok(plan) => {
             warnings.extend(plan.warnings.iter().cloned());
+            warnings.extend(unverified_upstreams(&plan, filter_config));
             Some(plan)
         }
         Err(list) => {
@@ -217,6 +218,32 @@ fn validate(
             None
         }
     }
+}
+
+/// `secure: false` on an endpoint whose target is `https`: what it turns
+/// off, said for each such endpoint (the filter's own note only says the
+/// option is Envoy's). Its upstream's certificate is then checked neither
+/// for its issuer nor for its name, so whoever answers for that address
+/// gets the endpoint's requests and the credentials the gateway injects.
+fn unverified_upstreams(plan: &Plan, filter_config: &Value) -> Vec<String> {
+    // The legacy form keeps the endpoints directly under `proxy`.
+    let under = if filter_config.pointer("/proxy/endpoints").is_some() {
+        "proxy.endpoints"
+    } else {
+        "proxy"
+    };
+    plan.endpoints
+        .iter()
+        .filter(|e| e.envoy.secure == Some(false) && e.target.scheme == "https")
+        .map(|e| {
+            format!(
+                "{under}.{}.secure: false turns off certificate verification for {}://{}: neither the issuer nor the name of the upstream's certificate is checked, so whoever answers at that address receives this endpoint's requests with the headers the gateway injects; remove it once the upstream's certificate is one the gateway trusts (a private CA: render --ca-file)",
+                e.raw_key,
+                e.target.scheme,
+                e.target.authority()
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

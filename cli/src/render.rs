@@ -13,7 +13,9 @@ use crate::error::Error;
 use crate::json::{seconds, set, set_in};
 use crate::ratelimit::descriptors::{route_rate_limits, HEADERS};
 use crate::ratelimit::envoy_filter;
-use crate::routes::{bare_host, cluster_specs, is_ip, ClusterSpec};
+use crate::routes::{
+    bare_host, certificate_name, cluster_specs, is_ip, CertificateName, ClusterSpec,
+};
 use backstage_proxy_core::config::{Plan, RateLimitService};
 
 #[derive(Debug, Clone)]
@@ -58,11 +60,19 @@ fn cluster(name: &str, spec: &ClusterSpec, opts: &Options) -> Value {
     }
     if spec.tls {
         let mut common = json!({});
+        // `secure: false` (every user of the cluster): no validation at
+        // all, the endpoint's documented way out. Otherwise the issuer and
+        // the name: a certificate a trusted CA issued for another name is
+        // refused (`ssl.fail_verify_san`) before a byte of the request, and
+        // its injected credentials, leaves.
         if spec.verify {
             set(
                 &mut common,
                 "validation_context",
-                json!({ "trusted_ca": { "filename": opts.ca_file } }),
+                json!({
+                    "trusted_ca": { "filename": opts.ca_file },
+                    "match_typed_subject_alt_names": [san_matcher(&spec.host)]
+                }),
             );
         }
         set(
@@ -79,6 +89,17 @@ fn cluster(name: &str, spec: &ClusterSpec, opts: &Options) -> Value {
         );
     }
     c
+}
+
+/// The certificate name an `https` cluster to `host` requires: a DNS
+/// entry for a name (exact, so a wildcard entry matches it as DNS names
+/// match), an IP address entry for an address. A cluster reaches one host
+/// (`cluster_specs` refuses one name for two destinations), so one name.
+fn san_matcher(host: &str) -> Value {
+    match certificate_name(host) {
+        CertificateName::Dns(name) => json!({ "san_type": "DNS", "matcher": { "exact": name } }),
+        CertificateName::Ip(ip) => json!({ "san_type": "IP_ADDRESS", "matcher": { "exact": ip } }),
+    }
 }
 
 /// What the routes to one cluster carry, from the endpoints behind it: the
@@ -298,7 +319,9 @@ fn connection_manager(plan: &Plan, filters: Vec<Value>, opts: &Options) -> Value
     })
 }
 
-/// The rate limit service's cluster: gRPC, so HTTP/2.
+/// The rate limit service's cluster: gRPC, so HTTP/2; for an `https` url
+/// over TLS verified as every other cluster's (issuer and name: there is
+/// no `secure: false` for it).
 fn rate_limit_service_cluster(s: &RateLimitService, opts: &Options) -> Value {
     let spec = ClusterSpec {
         host: s.url.host.clone(),

@@ -83,6 +83,41 @@ pub(crate) fn bare_host(host: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// The name an `https` upstream's certificate must carry for the gateway
+/// to send it anything: the target's host. Trust in the issuer alone is not
+/// enough: any certificate a trusted CA issued (for `evil.example`) would
+/// otherwise be accepted for `api.pagerduty.com`, and the endpoint's
+/// injected credentials sent to whoever holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CertificateName {
+    /// A DNS name, lower case, without a trailing dot (a certificate's
+    /// wildcard entry matches it as DNS names match).
+    Dns(String),
+    /// An IP address in its canonical text form (IPv6 compressed, without
+    /// brackets), as Envoy prints a certificate's IP address entries.
+    Ip(String),
+}
+
+impl CertificateName {
+    /// The name as text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            CertificateName::Dns(n) | CertificateName::Ip(n) => n,
+        }
+    }
+}
+
+/// The name `host` (a URL's, IPv6 in brackets) must have in its
+/// certificate.
+pub(crate) fn certificate_name(host: &str) -> CertificateName {
+    let bare = bare_host(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => CertificateName::Ip(ip.to_string()),
+        Err(_) if is_ip(host) => CertificateName::Ip(bare.to_ascii_lowercase()),
+        Err(_) => CertificateName::Dns(bare.trim_end_matches('.').to_ascii_lowercase()),
+    }
+}
+
 /// Where one value of the destination header takes a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

@@ -161,3 +161,27 @@ fn version_help_and_usage_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--listen takes ADDR:PORT"));
 }
+
+/// `check` says what `secure: false` turns off, naming the endpoint, once;
+/// an https endpoint without it gets no such warning.
+#[test]
+fn check_warns_that_secure_false_turns_off_certificate_verification() {
+    let dir = TempDir::new("check-secure");
+    let f = write(
+        &dir.0,
+        "app-config.yaml",
+        "proxy:\n  endpoints:\n    /jenkins: { target: 'https://jenkins.internal:8443/api', secure: false }\n    /pd: https://api.pagerduty.com\n",
+    );
+    let o = run_cli(&["check", &f], &[], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("certificate verification"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("warning: proxy.endpoints./jenkins.secure: false turns off certificate verification for https://jenkins.internal:8443: neither the issuer nor the name"),
+        "{err}"
+    );
+}

@@ -151,10 +151,67 @@ fn planted_errors_are_caught() {
     d["spec"]["ports"][0]["number"] = json!("443");
     cases.push(("type", d, "number"));
 
+    let mut d = all
+        .iter()
+        .find(|d| {
+            d["kind"] == "DestinationRule"
+                && d["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]
+                    .get("subjectAltNames")
+                    .is_some()
+        })
+        .unwrap()
+        .clone();
+    d["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"]["subjectAltNames"] =
+        json!("api.example.com");
+    cases.push(("type of the names checked", d, "subjectAltNames"));
+
+    let mut d = first("BackendTLSPolicy");
+    d["spec"]["validation"]["hostname"] = json!("::1");
+    cases.push(("an IPv6 address as hostname", d, "hostname"));
+
     for (class, doc, expect) in cases {
         let report = validate(std::slice::from_ref(&doc));
         let text = report["violations"].to_string();
         assert!(text.contains(expect), "{class}: not caught: {text}");
+    }
+}
+
+/// TLS to addresses: the certificate names written for IPv4 and IPv6
+/// targets (Istio's `subjectAltNames`, Envoy Gateway's
+/// `BackendTLSPolicy` hostname for IPv4; IPv6 is refused there unless
+/// `secure: false`) validate in every mode.
+#[test]
+fn tls_to_ip_targets_validates_in_every_mode() {
+    let dir = backstage_proxy_testkit::TempDir::new("crds-ip");
+    let both = "proxy:\n  endpoints:\n    /v4: https://10.0.0.7:8443\n    /v6off: { target: 'https://[2001:db8::2]:9443', secure: false }\n";
+    let v6 = "proxy:\n  endpoints:\n    /v6: 'https://[2001:DB8:0::1]:9443'\n";
+    for (name, yaml, modes) in [
+        ("both.yaml", both, &common::MODES[..]),
+        ("v6.yaml", v6, &common::MODES[..4]),
+    ] {
+        let f = common::write(&dir.0, name, yaml);
+        for mode in modes {
+            let mut args: Vec<&str> = mode.to_vec();
+            args.extend([
+                "--url",
+                "oci://ghcr.io/example/backstage-proxy-wasm:1.0.0",
+                &f,
+            ]);
+            let o = common::run_cli(&args, &[], None);
+            assert!(
+                o.status.success(),
+                "{mode:?} {name}: {}",
+                common::stderr(&o)
+            );
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&common::stdout(&o)).unwrap();
+            let report = validate(&docs);
+            assert_eq!(report["violations"], json!([]), "{mode:?} {name}: {report}");
+            assert!(
+                docs.iter()
+                    .any(|d| d["kind"] == "DestinationRule" || d["kind"] == "BackendTLSPolicy"),
+                "{mode:?} {name}: TLS written"
+            );
+        }
     }
 }
 

@@ -65,10 +65,19 @@ fn istio_tls(docs: &[Value], host: &str, port: u64) -> (bool, bool) {
             .unwrap()
         {
             if s["port"]["number"] == port {
-                return (
-                    true,
-                    !s["tls"]["insecureSkipVerify"].as_bool().unwrap_or(false),
-                );
+                // Verified: the issuer and the name (`subjectAltNames`:
+                // with `sni` set, Istio checks no name of its own).
+                let verify = !s["tls"]["insecureSkipVerify"].as_bool().unwrap_or(false);
+                if verify {
+                    assert_eq!(
+                        s["tls"]["subjectAltNames"],
+                        json!([host]),
+                        "the certificate's name is checked: {host}:{port}"
+                    );
+                } else {
+                    assert!(s["tls"].get("subjectAltNames").is_none());
+                }
+                return (true, verify);
             }
         }
     }
@@ -269,10 +278,13 @@ fn backend_dest(docs: &[Value], b: &Value, port: u64) -> Dest {
         ),
     };
     assert_eq!(bport, port);
+    // Gateway API: the policy's hostname is the SNI and the name the
+    // certificate must match: the Backend's host.
     let policy = docs.iter().any(|d| {
         d["kind"] == "BackendTLSPolicy"
             && d["spec"]["targetRefs"][0]["name"] == b["name"]
             && d["spec"]["validation"]["wellKnownCACertificates"] == "System"
+            && d["spec"]["validation"]["hostname"] == host
     });
     let skip = backend["spec"]["tls"]["insecureSkipVerify"] == json!(true);
     Dest {
@@ -404,9 +416,19 @@ fn plan_without_credentials(what: &str, docs: &[Value]) -> Plan {
     let mut cfg = plugin_config(docs);
     // Decide without credentials: routing is what is checked here.
     cfg["backend"]["auth"]["dangerouslyDisableDefaultAuthPolicy"] = json!(true);
-    // (`gateway.access` would ask for credentials again.)
+    // (`gateway.access` would ask for credentials again, and a
+    // per-principal budget is refused without them.)
     if let Some(g) = cfg.get_mut("gateway").and_then(Value::as_object_mut) {
         g.remove("access");
+        for limit in g
+            .get_mut("rateLimits")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|l| l.values_mut())
+            .filter_map(Value::as_object_mut)
+        {
+            limit.remove("perPrincipal");
+        }
     }
     let plan = config::parse_value(&cfg, &|_| Some("x".into())).unwrap();
     assert!(plan.gateway.route_rewrites_authority, "{what}");

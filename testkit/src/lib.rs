@@ -3,8 +3,9 @@
 //! ([`envoy`]), a loopback upstream that records exactly what reached it
 //! ([`upstream`]), a key-set server ([`keys`]), raw HTTP/1.1 and exact
 //! HTTP/2 clients ([`client`]), token minting with signers independent of
-//! the filter's verifiers ([`mint`]), and the log of secrets the log scan
-//! looks for ([`secrets`]).
+//! the filter's verifiers ([`mint`]), the log of secrets the log scan
+//! looks for ([`secrets`]), and a private CA with an HTTPS upstream
+//! ([`tls`]).
 
 pub mod client;
 pub mod envoy;
@@ -12,6 +13,7 @@ pub mod keys;
 pub mod paths;
 pub mod ratelimit;
 pub mod secrets;
+pub mod tls;
 pub mod upstream;
 
 /// Token minting: a crate of its own (`testkit/mint/`), which the core's
@@ -24,6 +26,7 @@ pub use keys::*;
 pub use paths::*;
 pub use ratelimit::*;
 pub use secrets::*;
+pub use tls::*;
 pub use upstream::*;
 
 // Tokens minted as Backstage's legacy TokenManager does (HS256)

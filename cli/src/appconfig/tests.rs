@@ -90,3 +90,28 @@ fn an_endpoint_key_without_a_slash_is_refused_with_the_hint() {
         ["a.yaml: proxy.endpoints.pagerduty: endpoint keys start with '/': write '/pagerduty' (Backstage ignores this endpoint)"]
     );
 }
+
+/// `secure: false` on an https endpoint: one warning naming the endpoint
+/// and saying what it turns off (the filter's own note only says the option
+/// is Envoy's); none for `secure: true`, an http target, or the legacy
+/// form's other endpoints.
+#[test]
+fn secure_false_warns_that_the_upstreams_certificate_is_not_checked() {
+    for (yaml, path) in [
+        ("proxy:\n  endpoints:\n    /jenkins: {target: 'https://jenkins.internal:8443/api', secure: false}\n    /ok: {target: 'https://api.example.com', secure: true}\n    /plain: {target: 'http://plain.example.com', secure: false}\n", "proxy.endpoints./jenkins"),
+        ("proxy:\n  /jenkins: {target: 'https://jenkins.internal:8443/api', secure: false}\n  /ok: https://api.example.com\n", "proxy./jenkins"),
+    ] {
+        let l = load(&[src("a.yaml", yaml)], &|_| None);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        let about: Vec<&String> = l
+            .warnings
+            .iter()
+            .filter(|w| w.contains("certificate"))
+            .collect();
+        assert_eq!(
+            about,
+            [&format!("{path}.secure: false turns off certificate verification for https://jenkins.internal:8443: neither the issuer nor the name of the upstream's certificate is checked, so whoever answers at that address receives this endpoint's requests with the headers the gateway injects; remove it once the upstream's certificate is one the gateway trusts (a private CA: render --ca-file)")],
+            "{yaml}"
+        );
+    }
+}

@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::json::set;
 use crate::ratelimit::descriptors::window_unit;
 use crate::routes::{
-    bare_host, callout_urls, cluster_specs, filter_config_for_routes, group_by_destination, is_ip,
-    ClusterSpec, Route,
+    bare_host, callout_urls, certificate_name, cluster_specs, filter_config_for_routes,
+    group_by_destination, is_ip, CertificateName, ClusterSpec, Route,
 };
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
@@ -59,7 +59,7 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
         docs.push(envoy_proxy(gw_ns));
         warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these access-log settings added to that one instead"));
     }
-    docs.extend(backends(&routes, opts, &mut warnings));
+    docs.extend(backends(&routes, opts, &mut warnings)?);
     Ok((docs, warnings))
 }
 
@@ -188,7 +188,11 @@ fn envoy_proxy(gw_ns: &str) -> Value {
 
 /// One `Backend` per (host, port), TLS per `Backend`; a Service in the
 /// cluster is its own backend.
-fn backends(routes: &[Route], opts: &KubeOptions, warnings: &mut Warnings) -> Vec<Value> {
+fn backends(
+    routes: &[Route],
+    opts: &KubeOptions,
+    warnings: &mut Warnings,
+) -> Result<Vec<Value>, Error> {
     // Verification is off only when every route to the destination says so.
     let mut destinations: BTreeMap<(String, u16), (bool, bool)> = BTreeMap::new();
     for r in routes {
@@ -216,11 +220,22 @@ fn backends(routes: &[Route], opts: &KubeOptions, warnings: &mut Warnings) -> Ve
                     warnings,
                 ));
             }
-            None => docs.extend(external_backend(&dest, opts)),
+            None => docs.extend(external_backend(&dest, opts, warnings)?),
         }
     }
-    docs
+    Ok(docs)
 }
+
+/// A verified TLS destination's `BackendTLSPolicy.spec.validation`: the
+/// system CAs, and `hostname`, which Gateway API makes both the SNI and the
+/// name the certificate MUST match (no `subjectAltNames`, so the hostname
+/// is the name checked; the vendored CRD, `testkit/crds/gateway-api-crds.yaml`,
+/// says so, and Envoy Gateway writes it as Envoy's DNS SAN matcher).
+fn tls_validation(name: &CertificateName) -> Value {
+    json!({ "hostname": name.as_str(), "wellKnownCACertificates": "System" })
+}
+
+const IP_SAN_NOTE: &str = "Gateway API's BackendTLSPolicy names a certificate by DNS name only (validation.hostname, and subjectAltNames of type Hostname or URI), never by IP address";
 
 /// A Service in the cluster: in another namespace, that namespace's
 /// `ReferenceGrant` (once); verified TLS, its `BackendTLSPolicy`.
@@ -250,7 +265,7 @@ fn service_backend(
             "metadata": { "name": dns_name("backstage-proxy", &[&svc, &dest.port.to_string()]), "namespace": ns },
             "spec": {
                 "targetRefs": [{ "group": "", "kind": "Service", "name": svc }],
-                "validation": { "hostname": dest.host.to_ascii_lowercase(), "wellKnownCACertificates": "System" }
+                "validation": tls_validation(&certificate_name(&dest.host))
             }
         }));
     } else if dest.tls {
@@ -260,9 +275,30 @@ fn service_backend(
 }
 
 /// A destination outside the cluster: its `Backend` (an IP or a name), and
-/// for verified TLS its `BackendTLSPolicy`.
-fn external_backend(dest: &ClusterSpec, opts: &KubeOptions) -> Vec<Value> {
+/// for verified TLS its `BackendTLSPolicy`. Verified TLS to an IP address
+/// cannot be said as Gateway API says it for a name: an IPv4 address as
+/// `hostname` (which its pattern admits) is checked as a DNS name (a
+/// warning says so); an IPv6 address is no `hostname` at all, and is
+/// refused rather than written unverified.
+fn external_backend(
+    dest: &ClusterSpec,
+    opts: &KubeOptions,
+    warnings: &mut Warnings,
+) -> Result<Vec<Value>, Error> {
     let (host, port) = (&dest.host, dest.port);
+    let cert_name = certificate_name(host);
+    if dest.tls && dest.verify {
+        if let CertificateName::Ip(ip) = &cert_name {
+            if ip.contains(':') {
+                return Err(Error::Unsupported(format!(
+                    "https://[{ip}]:{port}: Envoy Gateway cannot check an IPv6 address in the upstream's certificate ({IP_SAN_NOTE}); target a DNS name for it, or set `secure: false` on its endpoints to connect without verifying the certificate"
+                )));
+            }
+            warnings.push(format!(
+                "https://{ip}:{port}: {IP_SAN_NOTE}: the BackendTLSPolicy's hostname is the address, which Envoy Gateway sends as SNI and requires as a DNS name in the certificate; a certificate naming the address only as an IP address is refused. Target a DNS name to have the upstream's certificate checked by name"
+            ));
+        }
+    }
     let name = backend_name(host, port);
     let endpoint = if is_ip(host) || host.contains(':') {
         json!({ "ip": { "address": host, "port": port } })
@@ -286,11 +322,11 @@ fn external_backend(dest: &ClusterSpec, opts: &KubeOptions) -> Vec<Value> {
             "metadata": { "name": name, "namespace": opts.namespace },
             "spec": {
                 "targetRefs": [{ "group": "gateway.envoyproxy.io", "kind": "Backend", "name": name }],
-                "validation": { "hostname": host.to_ascii_lowercase(), "wellKnownCACertificates": "System" }
+                "validation": tls_validation(&cert_name)
             }
         }));
     }
-    docs
+    Ok(docs)
 }
 
 /// Envoy Gateway's unit for a budget's window: the rate limit service's,

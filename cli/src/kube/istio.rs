@@ -17,8 +17,8 @@ use crate::json::{seconds, set, set_in};
 use crate::ratelimit::descriptors::route_rate_limits;
 use crate::ratelimit::envoy_filter;
 use crate::routes::{
-    bare_host, cluster_specs, filter_config_for_routes, group_by_destination, is_ip,
-    removed_headers, ClusterSpec, Route,
+    bare_host, certificate_name, cluster_specs, filter_config_for_routes, group_by_destination,
+    is_ip, removed_headers, ClusterSpec, Route,
 };
 use backstage_proxy_core::config::{Plan, RateLimitService};
 
@@ -183,7 +183,7 @@ fn rate_limit_service_entry(s: &RateLimitService, host: &str, namespace: &str) -
             "metadata": { "name": name, "namespace": namespace },
             "spec": {
                 "host": host,
-                "trafficPolicy": { "tls": { "mode": "SIMPLE", "sni": host } }
+                "trafficPolicy": { "tls": client_tls(host, true) }
             }
         }));
     }
@@ -301,12 +301,9 @@ fn destination_rule(
     let tls: Vec<Value> = ports
         .iter()
         .filter(|(_, (tls, _))| *tls)
-        .map(|(p, (_, verify))| {
-            json!({
-                "port": { "number": p },
-                "tls": { "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !verify }
-            })
-        })
+        .map(
+            |(p, (_, verify))| json!({ "port": { "number": p }, "tls": client_tls(host, *verify) }),
+        )
         .collect();
     (!tls.is_empty()).then(|| {
         json!({
@@ -316,6 +313,25 @@ fn destination_rule(
             "spec": { "host": host, "trafficPolicy": { "portLevelSettings": tls } }
         })
     })
+}
+
+/// TLS origination to `host`: SNI, and unless verification is off
+/// (`secure: false`) the certificate's name as well as its issuer. Istio
+/// checks no name of its own once `sni` is set (its automatic SAN check
+/// runs only without `sni` and `subjectAltNames`): without
+/// `subjectAltNames`, any certificate a trusted CA issued, for any name,
+/// would be accepted. Istio matches each entry against every kind of
+/// name in the certificate, an IP address's too.
+fn client_tls(host: &str, verify: bool) -> Value {
+    let mut tls = json!({ "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !verify });
+    if verify {
+        set(
+            &mut tls,
+            "subjectAltNames",
+            json!([certificate_name(host).as_str()]),
+        );
+    }
+    tls
 }
 
 /// The external host's `ServiceEntry`, with all its ports.

@@ -53,12 +53,16 @@ gateway:
     let msgs: Vec<String> = l.errors.iter().map(ToString::to_string).collect();
     for (path, var) in [
         ("backend.cors.origin", "APP_ORIGIN"),
-        ("backend.auth.externalAccess[0].accessRestrictions[0].plugin", "RESTRICTED_TO"),
+        (
+            "backend.auth.externalAccess[0].accessRestrictions[0].plugin",
+            "RESTRICTED_TO",
+        ),
         ("gateway.prefix", "PROXY_PREFIX"),
         ("gateway.access./pd.rules[0].path", "ADMIN_PATH"),
         ("gateway.rateLimits./pd.total.requests", "RATE"),
     ] {
-        let want = format!("app-config.gateway.yaml: {path}: environment variable '{var}' is not set");
+        let want =
+            format!("app-config.gateway.yaml: {path}: environment variable '{var}' is not set");
         assert!(msgs.contains(&want), "{want} in {msgs:?}");
     }
     // Set, and a number given as a string, they load.

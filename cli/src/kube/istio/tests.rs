@@ -67,3 +67,42 @@ fn istio_one_service_entry_per_host_and_tls_per_port() {
     let http_only = istio_docs("proxy:\n  endpoints:\n    /a: http://plain.example.com\n");
     assert!(!http_only.iter().any(|d| d["kind"] == "DestinationRule"));
 }
+
+/// Issue: the DestinationRules set `sni` and no `subjectAltNames`, and with
+/// `sni` set Istio checks no name of its own: any certificate a trusted CA
+/// issued, for any name, was accepted. Every verified TLS port (endpoints,
+/// the backend, key sets, the rate limit service) now names its host;
+/// `secure: false` stays the only way out (`insecureSkipVerify`, no name).
+#[test]
+fn verified_tls_names_the_certificate_the_host_must_present() {
+    let docs = istio_docs(
+        "backend:\n  baseUrl: https://backstage.example.com\n  auth:\n    externalAccess:\n      - type: jwks\n        options: {url: 'https://login.example.com/.well-known/jwks.json', issuer: https://login.example.com}\nproxy:\n  endpoints:\n    /pd: https://api.pagerduty.com\n    /v4: https://10.0.0.7:8443\n    /v6: 'https://[2001:DB8:0:0::1]:9443'\n    /jenkins: {target: 'https://jenkins.internal:8443', secure: false}\ngateway:\n  rateLimitService: {url: 'https://ratelimit.example.com:8081'}\n  rateLimits:\n    /pd: {total: {requests: 10, seconds: 60}}\n",
+    );
+    let tls_of = |host: &str| -> Value {
+        let rule = docs
+            .iter()
+            .find(|d| d["kind"] == "DestinationRule" && d["spec"]["host"] == host)
+            .unwrap_or_else(|| panic!("no DestinationRule for {host}"));
+        let policy = &rule["spec"]["trafficPolicy"];
+        policy
+            .get("tls")
+            .cloned()
+            .unwrap_or_else(|| policy["portLevelSettings"][0]["tls"].clone())
+    };
+    for (host, name) in [
+        ("api.pagerduty.com", "api.pagerduty.com"),
+        ("10.0.0.7", "10.0.0.7"),
+        ("2001:db8:0:0::1", "2001:db8::1"),
+        ("backstage.example.com", "backstage.example.com"),
+        ("login.example.com", "login.example.com"),
+        ("ratelimit.example.com", "ratelimit.example.com"),
+    ] {
+        let tls = tls_of(host);
+        assert_eq!(tls["mode"], "SIMPLE", "{host}");
+        assert_eq!(tls["insecureSkipVerify"], false, "{host}");
+        assert_eq!(tls["subjectAltNames"], serde_json::json!([name]), "{host}");
+    }
+    let jenkins = tls_of("jenkins.internal");
+    assert_eq!(jenkins["insecureSkipVerify"], true);
+    assert!(jenkins.get("subjectAltNames").is_none(), "{jenkins}");
+}
