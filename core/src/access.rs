@@ -33,7 +33,7 @@
 //! `dangerously-allow-unauthenticated` cannot have one.
 
 use crate::identity::{Ownership, Principal};
-use crate::path::lands_under;
+use crate::path::{lands_exactly, lands_under};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
@@ -50,7 +50,8 @@ pub enum Matcher {
 pub struct Rule {
     /// `None`: every method.
     pub methods: Option<Vec<String>>,
-    /// Lower-cased, leading `/`, no trailing `/`; `None`: every path.
+    /// As written (visible ASCII, leading `/`, no trailing `/`); `None`:
+    /// every path.
     pub path: Option<String>,
     pub allow: Vec<Matcher>,
 }
@@ -92,12 +93,15 @@ impl Policy {
         principal: &Principal,
         ownership: &Ownership,
     ) -> bool {
-        self.decide(
-            method,
-            |rule_path| lands_under(rest, rule_path),
-            principal,
-            ownership,
-        )
+        Reading::BOTH.iter().all(|reading| {
+            self.decide(
+                *reading,
+                method,
+                |p| reading.under(rest, p),
+                principal,
+                ownership,
+            )
+        })
     }
 
     /// Whether `principal` may make a request that lands under this
@@ -113,18 +117,22 @@ impl Policy {
         ownership: &Ownership,
     ) -> bool {
         let base = base.trim_end_matches('/');
-        self.decide(
-            method,
-            |rule_path| lands_under(upstream, &format!("{base}{rule_path}")),
-            principal,
-            ownership,
-        )
+        Reading::BOTH.iter().all(|reading| {
+            self.decide(
+                *reading,
+                method,
+                |p| reading.under(upstream, &format!("{base}{p}")),
+                principal,
+                ownership,
+            )
+        })
     }
 
     /// The first rule whose methods and path match decides, else the
     /// endpoint's `allow`.
     fn decide(
         &self,
+        reading: Reading,
         method: &str,
         under: impl Fn(&str) -> bool,
         principal: &Principal,
@@ -133,7 +141,7 @@ impl Policy {
         let rule = self.rules.iter().find(|r| {
             r.methods
                 .as_ref()
-                .is_none_or(|m| m.iter().any(|m| method_matches(m, method)))
+                .is_none_or(|m| m.iter().any(|m| reading.method(m, method)))
                 && r.path.as_ref().is_none_or(|p| under(p))
         });
         let allow = match rule {
@@ -141,6 +149,40 @@ impl Policy {
             None => self.allow.as_ref(),
         };
         allow.is_none_or(|list| list.iter().any(|m| m.holds(principal, ownership)))
+    }
+}
+
+/// How a request's method and path are read against a rule. A rule may
+/// allow more than its endpoint or refuse more, and the upstream behind it
+/// may read a request more widely (methods in any case, `\` as `/`,
+/// letters folded) or exactly as sent: a policy admits a request only when
+/// it admits it under both readings, so no rule reaches further than the
+/// narrowest server reads it when it allows, or less far than the widest
+/// when it refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// As the most lenient servers read it ([`method_matches`],
+    /// [`lands_under`]).
+    Widest,
+    /// Byte for byte: the method as sent, the path's segments as sent.
+    Exact,
+}
+
+impl Reading {
+    const BOTH: [Reading; 2] = [Reading::Widest, Reading::Exact];
+
+    fn method(self, rule: &str, request: &str) -> bool {
+        match self {
+            Reading::Widest => method_matches(rule, request),
+            Reading::Exact => rule == request,
+        }
+    }
+
+    fn under(self, path: &str, base: &str) -> bool {
+        match self {
+            Reading::Widest => lands_under(path, base),
+            Reading::Exact => lands_exactly(path, base),
+        }
     }
 }
 

@@ -57,7 +57,8 @@ pub fn loggable(value: &str) -> Cow<'_, str> {
 
 /// Characters that do not show as themselves: controls, and the format
 /// characters that reorder or hide text (bidirectional embeddings,
-/// overrides and isolates, marks, zero-width characters, separators).
+/// overrides and isolates, marks, zero-width characters, separators, tag
+/// characters, variation selectors, fillers that render blank).
 fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(
@@ -70,6 +71,16 @@ fn hidden(c: char) -> bool {
                 | '\u{2060}'..='\u{2069}'
                 | '\u{feff}'
                 | '\u{fff9}'..='\u{fffb}'
+                | '\u{034f}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{3164}'
+                | '\u{ffa0}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{e0000}'..='\u{e007f}'
+                | '\u{e0100}'..='\u{e01ef}'
         )
 }
 
@@ -108,3 +119,28 @@ impl Outcome {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod invisible_tests {
+    use super::loggable;
+
+    #[test]
+    fn tag_characters_selectors_and_blank_fillers_are_shown_escaped() {
+        for c in [
+            '\u{e0041}',
+            '\u{e007f}',
+            '\u{fe0f}',
+            '\u{e0100}',
+            '\u{034f}',
+            '\u{115f}',
+            '\u{3164}',
+            '\u{ffa0}',
+            '\u{17b4}',
+        ] {
+            let raw = format!("ops{c}x");
+            let shown = loggable(&raw);
+            assert!(!shown.contains(c), "{c:?} shown as itself: {shown:?}");
+            assert!(shown.contains("\\u{"), "{shown:?}");
+        }
+    }
+}

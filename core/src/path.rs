@@ -159,6 +159,19 @@ pub fn lands_under(upstream: &str, base: &str) -> bool {
     landed
 }
 
+/// Whether `path` lies under `base` read byte for byte: its path's
+/// segments (between `/`; empty ones, from runs of `/`, skipped) as sent,
+/// no decoding, any letter case as written.
+pub fn lands_exactly(path: &str, base: &str) -> bool {
+    let mut have = exact_segments(path);
+    let landed = exact_segments(base).all(|want| have.next() == Some(want));
+    landed
+}
+
+fn exact_segments(path: &str) -> impl Iterator<Item = &str> {
+    split_path(path).path.split('/').filter(|s| !s.is_empty())
+}
+
 fn server_segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/')
         .map(|s| s.split(';').next().unwrap_or_default())

@@ -189,10 +189,14 @@ struct Read {
 }
 
 /// `<window>:<count>` (total) or `<window>:<count>:<principal>` (one
-/// principal's): the count in `window`, and whose it is.
-fn parse_counter(value: &[u8], window: u64) -> (u64, Option<&str>) {
+/// principal's): the count in `window`, and whose it is; a count of an
+/// older window is spent (the counter is free). `None` when the counter is
+/// already in a newer window than the request's (another worker's clock
+/// ran ahead at a window's edge): the request is refused, never allowed to
+/// overwrite, and so reset, the newer window's count.
+fn parse_counter(value: &[u8], window: u64) -> Option<(u64, Option<&str>)> {
     let Ok(text) = std::str::from_utf8(value) else {
-        return (0, None);
+        return Some((0, None));
     };
     let mut parts = text.splitn(3, ':');
     let w = parts.next().and_then(|w| w.parse::<u64>().ok());
@@ -202,9 +206,9 @@ fn parse_counter(value: &[u8], window: u64) -> (u64, Option<&str>) {
         .unwrap_or(0);
     let owner = parts.next();
     match w {
-        Some(w) if w == window => (count, owner),
-        // Another window's count is spent: the counter is free.
-        _ => (0, None),
+        Some(w) if w == window => Some((count, owner)),
+        Some(w) if w > window => None,
+        _ => Some((0, None)),
     }
 }
 
@@ -213,7 +217,7 @@ fn read_total(shared: &dyn SharedData, scope: &str, window: u64) -> Option<Read>
     let key = total_key(scope);
     let (value, cas) = shared.get(&key);
     let cas = cas.filter(|c| *c != 0)?;
-    let (count, _) = parse_counter(value.as_deref().unwrap_or_default(), window);
+    let (count, _) = parse_counter(value.as_deref().unwrap_or_default(), window)?;
     Some(Read { key, cas, count })
 }
 
@@ -222,7 +226,8 @@ enum Place {
     Found(Read),
     /// Every place holds another principal's count in this window.
     Full,
-    /// A counter, or the hash's key, was never created.
+    /// A counter, or the hash's key, was never created, or a counter is
+    /// already in a newer window: refused.
     Missing,
 }
 
@@ -255,11 +260,12 @@ fn find_counter(shared: &dyn SharedData, scope: &str, principal: &str, window: u
             return Place::Missing;
         };
         match parse_counter(value.as_deref().unwrap_or_default(), window) {
-            (count, Some(owner)) if owner == principal => {
+            None => return Place::Missing,
+            Some((count, Some(owner))) if owner == principal => {
                 return Place::Found(Read { key, cas, count })
             }
-            (_, Some(_)) => {}
-            (_, None) => return Place::Found(Read { key, cas, count: 0 }),
+            Some((_, Some(_))) => {}
+            Some((_, None)) => return Place::Found(Read { key, cas, count: 0 }),
         }
     }
     Place::Full
@@ -455,7 +461,9 @@ fn give_back(shared: &mut dyn SharedData, spend: &Spend<'_>) {
             return;
         };
         let value = value.unwrap_or_default();
-        let (count, owner) = parse_counter(&value, window);
+        let Some((count, owner)) = parse_counter(&value, window) else {
+            return;
+        };
         if owner != principal || count == 0 {
             return;
         }
@@ -491,3 +499,6 @@ pub fn descriptor_value(s: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod window_tests;

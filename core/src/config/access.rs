@@ -124,12 +124,13 @@ pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoi
                                     if s.starts_with('/')
                                         && s.bytes().all(|b| b.is_ascii_graphic())
                                         && !s.contains(['?', '#', '%', '\\', ';'])
-                                        && !s.contains("//") =>
+                                        && !s.contains("//")
+                                        && !s.split('/').any(|seg| seg == "." || seg == "..") =>
                                 {
-                                    Some(s.trim_end_matches('/').to_ascii_lowercase())
+                                    Some(s.trim_end_matches('/').to_string())
                                 }
                                 Some(_) => {
-                                    errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\' or '//': a path no client spelling matches is a rule that never applies)");
+                                    errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\', '//', '.' or '..' segment: a path no client spelling matches is a rule that never applies)");
                                     None
                                 }
                             };

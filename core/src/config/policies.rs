@@ -73,6 +73,40 @@ pub(super) fn parse_policies(
                 },
             );
         }
+        let related = |o: &&Endpoint| {
+            !std::ptr::eq(*o, e)
+                && (target_contains(e, o) || target_contains(o, e) || same_target(e, o))
+        };
+        // Requests through an endpoint that reads no token, landing under
+        // this one's target, would pass its per-principal budget uncounted.
+        if counts_principals {
+            for o in endpoints.iter().filter(related) {
+                let o_anonymous = open_everywhere
+                    || o.credentials == Credentials::DangerouslyAllowUnauthenticated;
+                if o_anonymous && o.access.is_none() {
+                    errs.add(
+                        &format!("gateway.rateLimits.{}.perPrincipal", e.raw_key),
+                        format!("requests through '{}', which reads no token, land under this endpoint's target and would pass this per-principal budget uncounted; make '{}' read one (credentials, or with dangerouslyDisableDefaultAuthPolicy an access policy) or use total", o.raw_key, o.raw_key),
+                    );
+                }
+            }
+        }
+        // A rule's path is read below the endpoint's key for its own
+        // requests; with a pathRewrite the upstream path differs, so the
+        // rule could not be read for requests that land here through
+        // another endpoint.
+        let path_rules = e
+            .access
+            .as_ref()
+            .is_some_and(|a| a.rules.iter().any(|r| r.path.is_some()));
+        if path_rules && e.path_rewrite.is_some() {
+            if let Some(o) = endpoints.iter().find(related) {
+                errs.add(
+                    &format!("gateway.access.{}.rules", e.raw_key),
+                    format!("this endpoint rewrites its paths (pathRewrite), so its rules' paths, read below its key, cannot be read for requests that land under its target through '{}'; give the endpoints targets that do not nest, or rules without a path here", o.raw_key),
+                );
+            }
+        }
         if service && e.rate_limit.is_some() {
             for o in endpoints.iter().filter(|o| !std::ptr::eq(*o, e)) {
                 if target_contains(e, o) || target_contains(o, e) || same_target(e, o) {
@@ -197,3 +231,6 @@ fn require_own_entry(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

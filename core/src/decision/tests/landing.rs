@@ -65,9 +65,21 @@ fn a_policy_holds_whichever_endpoint_the_request_came_through() {
     for path in [
         "/api/proxy/admin/public/x",
         "/api/proxy/files/admin/public/x",
-        "/api/proxy/files/admin%5Cpublic",
     ] {
         assert_eq!(status(&p, "GET", path, CI), 200, "{path}");
+    }
+    // A spelling some servers read as under the rule's path and others do
+    // not must be admitted by both readings: the rule's (ci only) and the
+    // endpoint's (ops only), so by neither caller
+    // (`docs/access.md#how-a-policy-decides`).
+    for path in [
+        "/api/proxy/files/admin%5Cpublic",
+        "/api/proxy/admin/PUBLIC/x",
+        "/api/proxy/admin/pub%6Cic/x",
+        "/api/proxy/admin/public;x/y",
+    ] {
+        assert_eq!(status(&p, "GET", path, CI), 403, "{path}");
+        assert_eq!(status(&p, "GET", path, OPS), 403, "{path}");
     }
     // Beside it, nothing applies.
     for path in [
@@ -106,7 +118,7 @@ fn endpoints_with_equal_targets_share_their_policies() {
 fn rule_methods_hold_as_servers_compare_methods() {
     let p = gateway(
         r#"{"/pd":"http://pd.test"}"#,
-        r#"{"access":{"/pd":{"allow":["subject:ci"],"rules":[
+        r#"{"access":{"/pd":{"allow":["subject:ci","subject:ops"],"rules":[
             {"methods":["POST","DELETE"],"allow":["subject:ops"]},
             {"methods":["GET"],"path":"/reports","allow":["subject:ops"]}]}}}"#,
     );
@@ -132,6 +144,20 @@ fn rule_methods_hold_as_servers_compare_methods() {
         );
     }
     assert_eq!(status(&p, "GET", "/api/proxy/pd/other", CI), 200);
+    // And a rule that allows reaches only the method as written: `get` is
+    // not GET to every server.
+    let q = gateway(
+        r#"{"/pd":"http://pd.test"}"#,
+        r#"{"access":{"/pd":{"allow":["subject:ops"],"rules":[{"methods":["GET"],"path":"/open","allow":["subject:ci"]}]}}}"#,
+    );
+    assert_eq!(status(&q, "GET", "/api/proxy/pd/open", CI), 200);
+    for method in ["get", "Get", "HEAD"] {
+        assert_eq!(
+            status(&q, method, "/api/proxy/pd/open", CI),
+            403,
+            "{method}"
+        );
+    }
 }
 
 #[test]
