@@ -29,7 +29,7 @@ fn gateway_config(upstream: u16, service: u16, deny: bool) -> String {
         .collect::<Vec<_>>()
         .join(",");
     format!(
-        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upstream}","/capped":"http://127.0.0.1:{upstream}/capped",
+        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upstream}/svc","/capped":"http://127.0.0.1:{upstream}/capped",
                                    "/free":"http://127.0.0.1:{upstream}/free"}}}},
             "backend":{{"auth":{{"externalAccess":[{tokens}]}}}},
             "gateway":{{"rateLimitService":{{"url":"http://127.0.0.1:{service}","failureModeDeny":{deny},"timeoutMs":2000}},

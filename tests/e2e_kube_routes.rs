@@ -293,7 +293,7 @@ fn the_istio_envoy_filter_rate_limits_in_envoy_and_no_other_route_feeds_it() {
             [["backstage_proxy_endpoint", "/svc"]],
             [
                 ["backstage_proxy_endpoint", "/svc"],
-                ["backstage_proxy_principal", "ci"]
+                ["backstage_proxy_principal", "external|ci"]
             ]
         ])
     );

@@ -39,7 +39,7 @@ fn budgets_hold_across_two_workers_and_refill() {
         .collect::<Vec<_>>()
         .join(",");
     let config = format!(
-        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{p}","/capped":"http://127.0.0.1:{p}/capped"}}}},
+        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{p}/svc","/capped":"http://127.0.0.1:{p}/capped"}}}},
             "backend":{{"auth":{{"externalAccess":[{tokens}]}}}},
             "gateway":{{"rateLimits":{{
               "/svc":{{"perPrincipal":{{"requests":5,"seconds":4}}}},
