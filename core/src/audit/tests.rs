@@ -67,3 +67,22 @@ fn a_principal_cannot_disguise_itself_or_fill_the_line() {
         MAX_LOGGED_CHARS
     );
 }
+
+#[test]
+fn every_backslash_is_doubled_whatever_surrounds_it() {
+    // Visible ASCII reads as itself, but for `\`, which is doubled, so
+    // that no value can spell an escape the log itself writes: also a
+    // value of backslashes alone.
+    for value in [
+        "\\",
+        "\\\\",
+        "\\\\\\",
+        "a\\",
+        "\\a",
+        "external:idp:\\u{202e}",
+        "user:default/jane",
+        "",
+    ] {
+        assert_eq!(loggable(value), value.replace('\\', "\\\\"), "{value:?}");
+    }
+}

@@ -57,64 +57,76 @@ pub(super) fn parse_policies(
         "{}",
     );
     for e in endpoints.iter() {
-        let counts_principals = e
-            .rate_limit
-            .as_ref()
-            .is_some_and(|l| l.per_principal.is_some());
-        let anonymous =
-            open_everywhere || e.credentials == Credentials::DangerouslyAllowUnauthenticated;
-        if counts_principals && anonymous && e.access.is_none() {
-            errs.add(
-                &format!("gateway.rateLimits.{}.perPrincipal", e.raw_key),
-                if open_everywhere {
-                    "backend.auth.dangerouslyDisableDefaultAuthPolicy is true, so no token is read for this endpoint and a per-principal budget never counts; give the endpoint an access policy (which reads one) or use total".to_string()
-                } else {
-                    format!("endpoint '{}' is dangerously-allow-unauthenticated, so no token is read and a per-principal budget never counts; use total", e.raw_key)
-                },
-            );
-        }
-        let related = |o: &&Endpoint| {
-            !std::ptr::eq(*o, e)
-                && (target_contains(e, o) || target_contains(o, e) || same_target(e, o))
-        };
-        // Requests through an endpoint that reads no token, landing under
-        // this one's target, would pass its per-principal budget uncounted.
-        if counts_principals {
-            for o in endpoints.iter().filter(related) {
-                let o_anonymous = open_everywhere
-                    || o.credentials == Credentials::DangerouslyAllowUnauthenticated;
-                if o_anonymous && o.access.is_none() {
-                    errs.add(
-                        &format!("gateway.rateLimits.{}.perPrincipal", e.raw_key),
-                        format!("requests through '{}', which reads no token, land under this endpoint's target and would pass this per-principal budget uncounted; make '{}' read one (credentials, or with dangerouslyDisableDefaultAuthPolicy an access policy) or use total", o.raw_key, o.raw_key),
-                    );
-                }
-            }
-        }
-        // A rule's path is read below the endpoint's key for its own
-        // requests; with a pathRewrite the upstream path differs, so the
-        // rule could not be read for requests that land here through
-        // another endpoint.
-        let path_rules = e
-            .access
-            .as_ref()
-            .is_some_and(|a| a.rules.iter().any(|r| r.path.is_some()));
-        if path_rules && e.path_rewrite.is_some() {
-            if let Some(o) = endpoints.iter().find(related) {
+        check_endpoint(errs, endpoints, e, open_everywhere, service);
+    }
+}
+
+/// The checks of one endpoint's budget and rules against the endpoints
+/// its requests can land under, or that land under it.
+fn check_endpoint(
+    errs: &mut Errors,
+    endpoints: &[Endpoint],
+    e: &Endpoint,
+    open_everywhere: bool,
+    service: bool,
+) {
+    let counts_principals = e
+        .rate_limit
+        .as_ref()
+        .is_some_and(|l| l.per_principal.is_some());
+    let anonymous =
+        open_everywhere || e.credentials == Credentials::DangerouslyAllowUnauthenticated;
+    if counts_principals && anonymous && e.access.is_none() {
+        errs.add(
+            &format!("gateway.rateLimits.{}.perPrincipal", e.raw_key),
+            if open_everywhere {
+                "backend.auth.dangerouslyDisableDefaultAuthPolicy is true, so no token is read for this endpoint and a per-principal budget never counts; give the endpoint an access policy (which reads one) or use total".to_string()
+            } else {
+                format!("endpoint '{}' is dangerously-allow-unauthenticated, so no token is read and a per-principal budget never counts; use total", e.raw_key)
+            },
+        );
+    }
+    let related = |o: &&Endpoint| {
+        !std::ptr::eq(*o, e)
+            && (target_contains(e, o) || target_contains(o, e) || same_target(e, o))
+    };
+    // Requests through an endpoint that reads no token, landing under
+    // this one's target, would pass its per-principal budget uncounted.
+    if counts_principals {
+        for o in endpoints.iter().filter(related) {
+            let o_anonymous =
+                open_everywhere || o.credentials == Credentials::DangerouslyAllowUnauthenticated;
+            if o_anonymous && o.access.is_none() {
                 errs.add(
-                    &format!("gateway.access.{}.rules", e.raw_key),
-                    format!("this endpoint rewrites its paths (pathRewrite), so its rules' paths, read below its key, cannot be read for requests that land under its target through '{}'; give the endpoints targets that do not nest, or rules without a path here", o.raw_key),
+                    &format!("gateway.rateLimits.{}.perPrincipal", e.raw_key),
+                    format!("requests through '{}', which reads no token, land under this endpoint's target and would pass this per-principal budget uncounted; make '{}' read one (credentials, or with dangerouslyDisableDefaultAuthPolicy an access policy) or use total", o.raw_key, o.raw_key),
                 );
             }
         }
-        if service && e.rate_limit.is_some() {
-            for o in endpoints.iter().filter(|o| !std::ptr::eq(*o, e)) {
-                if target_contains(e, o) || target_contains(o, e) || same_target(e, o) {
-                    errs.add(
-                        &format!("gateway.rateLimits.{}", e.raw_key),
-                        format!("the targets of '{}' and '{}' nest, so requests through one land under the other's target; with gateway.rateLimitService a request is counted for one endpoint only, so budgets cannot follow where it lands: give the endpoints targets that do not nest, or count here without the service", e.raw_key, o.raw_key),
-                    );
-                }
+    }
+    // A rule's path is read below the endpoint's key for its own
+    // requests; with a pathRewrite the upstream path differs, so the
+    // rule could not be read for requests that land here through
+    // another endpoint.
+    let path_rules = e
+        .access
+        .as_ref()
+        .is_some_and(|a| a.rules.iter().any(|r| r.path.is_some()));
+    if path_rules && e.path_rewrite.is_some() {
+        if let Some(o) = endpoints.iter().find(related) {
+            errs.add(
+                &format!("gateway.access.{}.rules", e.raw_key),
+                format!("this endpoint rewrites its paths (pathRewrite), so its rules' paths, read below its key, cannot be read for requests that land under its target through '{}'; give the endpoints targets that do not nest, or rules without a path here", o.raw_key),
+            );
+        }
+    }
+    if service && e.rate_limit.is_some() {
+        for o in endpoints.iter().filter(|o| !std::ptr::eq(*o, e)) {
+            if target_contains(e, o) || target_contains(o, e) || same_target(e, o) {
+                errs.add(
+                    &format!("gateway.rateLimits.{}", e.raw_key),
+                    format!("the targets of '{}' and '{}' nest, so requests through one land under the other's target; with gateway.rateLimitService a request is counted for one endpoint only, so budgets cannot follow where it lands: give the endpoints targets that do not nest, or count here without the service", e.raw_key, o.raw_key),
+                );
             }
         }
     }

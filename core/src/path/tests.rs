@@ -189,3 +189,32 @@ fn every_spelling_servers_accept_lands_where_they_read_it() {
         assert!(!lands_under(elsewhere, "/files/admin"), "{elsewhere}");
     }
 }
+
+#[test]
+fn a_raw_byte_outside_ascii_reads_as_its_escape_never_as_a_letter() {
+    // Paths are refused with raw bytes before they are read; should one
+    // get here, it reads as the escape a server would decode to it, and
+    // a letter outside ASCII never becomes another letter.
+    for (raw, encoded) in [
+        ("/caf\u{e9}", "/caf%C3%A9"),
+        ("/\u{fc}ber", "/%c3%bcber"),
+        ("/a/\u{2603}", "/A/%E2%98%83"),
+    ] {
+        let (raw_below, encoded_below) = (format!("{raw}/x"), format!("{encoded}/x"));
+        assert!(
+            lands_under(&raw_below, encoded),
+            "{raw_below} under {encoded}"
+        );
+        assert!(
+            lands_under(&encoded_below, raw),
+            "{encoded_below} under {raw}"
+        );
+    }
+    for (raw, elsewhere) in [
+        ("/caf\u{e9}", "/cafe"),
+        ("/caf\u{e9}", "/caf%C3"),
+        ("/\u{e9}", "/%E9"),
+    ] {
+        assert!(!lands_under(raw, elsewhere), "{raw} under {elsewhere}");
+    }
+}

@@ -409,3 +409,6 @@ fn one_user_under_two_spellings_is_one_principal_and_kinds_never_share() {
         budget_principal(&Principal::Plugin("plugin:catalog".into()))
     );
 }
+
+mod counters;
+mod places;

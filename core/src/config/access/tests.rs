@@ -511,3 +511,6 @@ fn two_sources_that_can_produce_one_principal_are_refused_where_policies_name_pr
     );
     assert!(parse(&fine, policy).is_ok());
 }
+
+mod matching;
+mod service;

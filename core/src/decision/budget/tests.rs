@@ -181,3 +181,104 @@ fn with_the_service_the_filter_creates_no_counters_of_its_own() {
         &local[..3]
     );
 }
+
+/// Endpoints whose `allowedHeaders` list the hand-over headers: the
+/// allow-list keeps a caller's copies, so only the hand-over's own removal
+/// stands between them and the rate limit filter.
+fn plan_allowing_the_headers(service: bool) -> Plan {
+    let svc = if service {
+        r#""rateLimitService":{"url":"http://ratelimit.test:8081"},"#
+    } else {
+        ""
+    };
+    let allowed = r#""allowedHeaders":["X-Backstage-Proxy-Ratelimit-Endpoint","x-backstage-proxy-ratelimit-principal"]"#;
+    let cfg = format!(
+        r#"{{"proxy":{{"endpoints":{{"/pd":{{"target":"http://pd.test",{allowed}}},"/gh":{{"target":"http://gh.test",{allowed}}},
+            "/none":{{"target":"http://none.test",{allowed}}},
+            "/open":{{"target":"http://open.test","credentials":"dangerously-allow-unauthenticated",{allowed}}}}}}},
+          "backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{TOKEN}","subject":"ci%2Fbot"}}}}]}}}},
+          "gateway":{{{svc}"rateLimits":{{"/pd":{{"perPrincipal":{{"requests":5,"seconds":60}},"total":{{"requests":50,"seconds":60}}}},
+                                        "/none":{{}},
+                                        "/open":{{"total":{{"requests":5,"seconds":1}}}}}}}}}}"#
+    );
+    config::parse(cfg.as_bytes(), &|_| None).unwrap()
+}
+
+/// Whether a forged value could survive: the request keeps the header
+/// unless it is removed or set (replacing every value) by the filter.
+fn survives(f: &Forward<'_>, name: &str, forged: &str) -> bool {
+    !removes(f, name) && set_of(f, name).is_none_or(|v| v == forged)
+}
+
+#[test]
+fn a_forged_descriptor_never_survives_the_hand_over_even_where_the_endpoint_allows_the_header() {
+    let forged_endpoint = "/gh";
+    let forged_principal = "user|user:default/victim";
+    let forged = [
+        (ENDPOINT_HEADER, forged_endpoint),
+        (PRINCIPAL_HEADER, forged_principal),
+        (PRINCIPAL_HEADER, "user|user:default/other"),
+    ];
+    for service in [true, false] {
+        let p = plan_allowing_the_headers(service);
+        for (path, bearer) in [
+            // Budgets and a principal: both replaced (with the service) or
+            // removed (without).
+            ("/api/proxy/pd/incidents", true),
+            // Budgets, no principal: the endpoint replaced or removed, the
+            // principal removed.
+            ("/api/proxy/open/x", false),
+            ("/api/proxy/open/x", true),
+            // An entry without budgets of its own, and no entry at all:
+            // both removed.
+            ("/api/proxy/none/x", true),
+            ("/api/proxy/gh/x", true),
+        ] {
+            let mut list = forged.to_vec();
+            if bearer {
+                list.push(BEARER);
+            }
+            let (mut f, h) = forward(&p, path, &list);
+            let handed = hand_to_service(&p, &h, &mut f);
+            assert!(
+                !survives(&f, ENDPOINT_HEADER, forged_endpoint),
+                "{service} {path} {bearer}: {f:?}"
+            );
+            assert!(
+                !survives(&f, PRINCIPAL_HEADER, forged_principal),
+                "{service} {path} {bearer}: {f:?}"
+            );
+            // Whatever is set is the filter's, and set only when handed over.
+            let limited = service
+                && !path.starts_with("/api/proxy/none")
+                && !path.starts_with("/api/proxy/gh");
+            assert_eq!(handed, limited, "{service} {path}");
+            assert_eq!(set_of(&f, ENDPOINT_HEADER).is_some(), limited, "{path}");
+            let principal = set_of(&f, PRINCIPAL_HEADER);
+            // The open endpoint reads no token: no principal to hand over.
+            let counted = limited && bearer && path.starts_with("/api/proxy/pd");
+            assert_eq!(principal.is_some(), counted, "{path}");
+            if let Some(v) = principal {
+                assert_eq!(v, "external|ci%252Fbot", "{path}");
+            }
+            // A header is either set or removed, never both.
+            for name in [ENDPOINT_HEADER, PRINCIPAL_HEADER] {
+                assert!(
+                    !(removes(&f, name) && set_of(&f, name).is_some()),
+                    "{path}: {name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_endpoint_whose_entry_has_no_budget_is_never_handed_to_the_service() {
+    let p = plan_allowing_the_headers(true);
+    for path in ["/api/proxy/none", "/api/proxy/none/x", "/api/proxy/NONE/x"] {
+        let (mut f, h) = forward(&p, path, &[BEARER]);
+        assert!(!hand_to_service(&p, &h, &mut f), "{path}");
+        assert_eq!(set_of(&f, ENDPOINT_HEADER), None, "{path}");
+        assert_eq!(set_of(&f, PRINCIPAL_HEADER), None, "{path}");
+    }
+}

@@ -388,3 +388,147 @@ fn a_refusal_by_the_rate_limit_service_is_recorded_with_retry_after() {
     ));
     assert!(!response::may_be_rate_limit_service(&plan("{}"), &h));
 }
+
+#[test]
+fn every_request_under_the_prefix_is_logged_whatever_its_outcome() {
+    let p = budgets();
+    let mut shared = created(&p);
+    let bearer = format!("Bearer {TOKEN}");
+    let with_token = headers(&[("authorization", &bearer), ("origin", APP)]);
+    let without = headers(&[("origin", APP)]);
+    let preflight = headers(&[("origin", APP), ("access-control-request-method", "GET")]);
+    let record = |v: Verdict<'_>| match v {
+        Verdict::Continue(c) => c.record,
+        Verdict::Answer(a) => a.record,
+        Verdict::Wait(s) => panic!("waits for {s:?}"),
+    };
+    let mut seen = Vec::new();
+    for (method, path, h) in [
+        ("GET", "/api/proxy/pd/x", &with_token),
+        ("GET", "/api/proxy/pd/x", &with_token),
+        ("GET", "/api/proxy/pd/x", &with_token),
+        ("GET", "/api/proxy/gh", &with_token),
+        ("GET", "/api/proxy/pd/x", &without),
+        ("GET", "/api/proxy/nowhere", &with_token),
+        ("GET", "/api/proxy/.backstage/auth/v1/jwks.json", &without),
+        ("OPTIONS", "/api/proxy/pd", &preflight),
+        ("GET", "/api/proxy/pd/%00", &with_token),
+    ] {
+        let r = record(run(&p, &mut shared, method, path, h));
+        assert!(r.logged(), "{method} {path}: {r:?}");
+        seen.push(r.outcome);
+    }
+    assert_eq!(
+        seen,
+        [
+            Outcome::Allowed,
+            Outcome::Allowed,
+            Outcome::Denied(Reason::RateLimited),
+            Outcome::Allowed,
+            Outcome::Denied(Reason::MissingCredentials),
+            Outcome::Denied(Reason::NotFound),
+            Outcome::OwnJwks,
+            Outcome::CorsPreflight,
+            Outcome::Denied(Reason::UnsafePath),
+        ]
+    );
+    // Outside it, nothing is.
+    for path in ["/catalog", "/api/proxyx/pd", "/"] {
+        let r = record(run(&p, &mut shared, "GET", path, &with_token));
+        assert!(!r.logged(), "{path}");
+    }
+}
+
+#[test]
+fn whether_cors_headers_are_added_depends_on_that_header_alone() {
+    // /pd lets X-Custom through; the upstream's allow-origin is removed,
+    // so CORS's is added; whatever other headers the response has, and
+    // whether they are removed, changes nothing of that.
+    let p = plan("{}");
+    for others in [
+        vec![],
+        vec![("set-cookie", "a=1")],
+        vec![("x-custom", "1")],
+        vec![("set-cookie", "a=1"), ("x-custom", "1"), ("server", "x")],
+    ] {
+        let mut list = vec![
+            (":status", "200"),
+            ("access-control-allow-origin", "https://upstream.example"),
+        ];
+        list.extend(others.iter().copied());
+        let h = headers(&list);
+        let e = response::edits(&p, cors_after(Some(0)), &h, None);
+        assert!(
+            e.remove.iter().any(|r| r == "access-control-allow-origin"),
+            "{others:?}"
+        );
+        assert!(
+            e.add
+                .iter()
+                .any(|(n, v)| *n == "access-control-allow-origin" && v == APP),
+            "{others:?}: {e:?}"
+        );
+    }
+    // An upstream `Vary` the endpoint lets through is merged, never
+    // doubled, whatever else is removed.
+    let cfg = r#"{"proxy":{"endpoints":{"/pd":{"target":"http://pd.test","allowedHeaders":["Vary"]}}},"backend":{"cors":{"origin":"https://backstage.example.com"}}}"#;
+    let p = crate::config::parse(cfg.as_bytes(), &|_| None).unwrap();
+    for others in [
+        vec![],
+        vec![("set-cookie", "a=1")],
+        vec![("set-cookie", "a=1"), ("x-other", "1")],
+    ] {
+        let mut list = vec![(":status", "200"), ("vary", "Accept-Encoding")];
+        list.extend(others.iter().copied());
+        let h = headers(&list);
+        let e = response::edits(&p, cors_after(Some(0)), &h, None);
+        assert!(
+            !e.add.iter().any(|(n, _)| *n == "vary"),
+            "{others:?}: {e:?}"
+        );
+        assert!(
+            e.set
+                .iter()
+                .any(|(n, v)| n == "vary" && v == "Accept-Encoding, Origin"),
+            "{others:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_is_taken_only_from_a_whole_number_of_seconds() {
+    let p = plan(
+        r#"{"rateLimitService":{"url":"http://rl:8081"},"rateLimits":{"/pd":{"total":{"requests":1,"seconds":60}}}}"#,
+    );
+    for (reset, want) in [
+        ("0", Some("0")),
+        ("17", Some("17")),
+        ("3600", Some("3600")),
+        ("", None),
+        ("17s", None),
+        ("-1", None),
+        ("1.5", None),
+        (" 17", None),
+        ("17, 18", None),
+        ("\u{2163}", None),
+    ] {
+        let h = headers(&[(":status", "429"), ("x-ratelimit-reset", reset)]);
+        let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"request_rate_limited"));
+        assert_eq!(
+            e.refused,
+            Some(Outcome::Denied(Reason::RateLimited)),
+            "{reset:?}"
+        );
+        let got = e
+            .set
+            .iter()
+            .find(|(n, _)| n == "retry-after")
+            .map(|(_, v)| v.as_ref());
+        assert_eq!(got, want, "{reset:?}");
+    }
+    // No reset at all: refused, without retry-after.
+    let h = headers(&[(":status", "429")]);
+    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"request_rate_limited"));
+    assert_eq!(e.refused, Some(Outcome::Denied(Reason::RateLimited)));
+    assert!(e.set.is_empty());
+}

@@ -499,4 +499,5 @@ fn upgrades_only_for_ws_endpoints() {
 }
 
 mod landing;
+mod order;
 mod upstream;
