@@ -103,17 +103,22 @@ pub fn h2(port: u16, headers: &[(&str, &str)]) -> Response {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     Response {
         status: v["status"].as_u64().unwrap_or(0) as u16,
-        headers: v["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                (
-                    h[0].as_str().unwrap().to_string(),
-                    h[1].as_str().unwrap().to_string(),
-                )
-            })
-            .collect(),
+        headers: header_pairs(&v["headers"]),
         body: v["body"].as_str().unwrap().bytes().collect(),
     }
+}
+
+/// A JSON list of `[name, value]` pairs, as the Python helpers print
+/// headers.
+pub fn header_pairs(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_string(),
+                h[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

@@ -222,17 +222,7 @@ impl TlsUpstream {
             out.requests.push(Seen {
                 method: v["method"].as_str().unwrap().to_string(),
                 target: v["target"].as_str().unwrap().to_string(),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| {
-                        (
-                            h[0].as_str().unwrap().to_string(),
-                            h[1].as_str().unwrap().to_string(),
-                        )
-                    })
-                    .collect(),
+                headers: crate::client::header_pairs(&v["headers"]),
                 body: Vec::new(),
             });
         }

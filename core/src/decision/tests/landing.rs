@@ -4,7 +4,6 @@
 //! endpoint it came through, in every spelling servers read.
 
 use super::*;
-use crate::decision::{handle, Verdict};
 use crate::shared_data::{InMemory, SharedData};
 
 const CI: &str = "landing-token-ci-0001";
@@ -170,23 +169,7 @@ fn budgets_follow_where_the_request_lands() {
     for k in crate::decision::counter_keys(&p) {
         assert!(shared.set(&k, crate::ratelimit::NEW_COUNTER, None));
     }
-    let mut run = |path: &'static str| {
-        let r = req("GET", path).bearer(CI);
-        let request = Request {
-            method: "GET",
-            path: Some(path),
-            authority: "gw",
-            downstream_tls: false,
-            headers: &r.headers,
-            client_address: None,
-            now_ms: 1_800_000_000_000,
-        };
-        match handle(&p, &mut AuthState::new(&p), &mut shared, &request) {
-            Verdict::Continue(_) => 200,
-            Verdict::Answer(a) => a.reply.status,
-            Verdict::Wait(_) => 0,
-        }
-    };
+    let mut run = |path: &'static str| handled_status(&p, &mut shared, "GET", path, CI);
     // Through the outer endpoint, in two spellings, and then through the
     // inner one: one budget.
     assert_eq!(run("/api/proxy/files/admin/a"), 200);

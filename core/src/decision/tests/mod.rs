@@ -498,6 +498,33 @@ fn upgrades_only_for_ws_endpoints() {
     assert_eq!((r.status, r.reason), (403, Some(Reason::UpgradeNotAllowed)));
 }
 
+/// The status `decision::handle` answers a request with (200 when it goes
+/// on, 0 while it waits for a key set), budgets counted in `shared`.
+fn handled_status(
+    p: &Plan,
+    shared: &mut crate::shared_data::InMemory,
+    method: &'static str,
+    path: &'static str,
+    token: &str,
+) -> u16 {
+    use crate::decision::{handle, Verdict};
+    let r = req(method, path).bearer(token);
+    let request = Request {
+        method,
+        path: Some(path),
+        authority: "gw",
+        downstream_tls: false,
+        headers: &r.headers,
+        client_address: None,
+        now_ms: 1_800_000_000_000,
+    };
+    match handle(p, &mut AuthState::new(p), shared, &request) {
+        Verdict::Continue(_) => 200,
+        Verdict::Answer(a) => a.reply.status,
+        Verdict::Wait(_) => 0,
+    }
+}
+
 mod landing;
 mod order;
 mod upstream;

@@ -4,7 +4,6 @@
 //! both admit.
 
 use super::*;
-use crate::decision::{handle, Verdict};
 use crate::shared_data::{InMemory, SharedData};
 
 const CI: &str = "order-token-ci-0001";
@@ -154,21 +153,7 @@ fn a_request_refused_by_its_method_or_the_policy_spends_no_budget() {
         assert!(shared.set(&k, crate::ratelimit::NEW_COUNTER, None));
     }
     let mut run = |method: &'static str, path: &'static str, token: &str| {
-        let r = req(method, path).bearer(token);
-        let request = Request {
-            method,
-            path: Some(path),
-            authority: "gw",
-            downstream_tls: false,
-            headers: &r.headers,
-            client_address: None,
-            now_ms: 1_800_000_000_000,
-        };
-        match handle(&p, &mut AuthState::new(&p), &mut shared, &request) {
-            Verdict::Continue(_) => 200,
-            Verdict::Answer(a) => a.reply.status,
-            Verdict::Wait(_) => 0,
-        }
+        handled_status(&p, &mut shared, method, path, token)
     };
     // Refusals by method and by policy, many of them, spend nothing.
     for _ in 0..5 {
