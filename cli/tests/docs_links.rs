@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
+mod common;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -320,30 +322,17 @@ fn planted_mistakes_are_reported() {
 
 /// Every source file whose comments may cite the docs.
 fn sources(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for path in entries.map(|e| e.unwrap().path()) {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if path.is_dir() {
-                if !matches!(name, "target" | "node_modules" | ".git" | ".venv" | "build") {
-                    walk(&path, out);
-                }
-            } else if path
-                .extension()
-                .is_some_and(|x| x == "rs" || x == "py" || x == "yaml" || x == "yml")
-                || name == "Makefile"
-            {
-                out.push(path);
-            }
-        }
-    }
+    let keep = |path: &Path| {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        path.extension()
+            .is_some_and(|x| x == "rs" || x == "py" || x == "yaml" || x == "yml")
+            || name == "Makefile"
+    };
     let mut out = Vec::new();
     for dir in [
         "src", "core", "cli", "testkit", "tests", "benches", "bench", "fuzz", "examples",
     ] {
-        walk(&root.join(dir), &mut out);
+        common::files_below(&root.join(dir), &keep, &mut out);
     }
     out.push(root.join("Makefile"));
     out.push(root.join("envoy.yaml"));

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 const MAX_FILE_LINES: usize = 600;
 /// "About 80": a function a screen and a bit long.
 const MAX_FN_LINES: usize = 90;
@@ -13,22 +15,6 @@ fn root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for path in entries.map(|e| e.unwrap().path()) {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_dir() {
-            if !matches!(name, "target" | "node_modules" | ".git" | ".venv" | "build") {
-                rust_files(&path, out);
-            }
-        } else if name.ends_with(".rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// A test file: named `tests.rs`, under a `tests` directory, or a crate's
@@ -96,7 +82,11 @@ fn no_file_over_600_lines_and_no_shipped_function_over_about_80() {
         "benches",
         "fuzz/fuzz_targets",
     ] {
-        rust_files(&root.join(dir), &mut files);
+        common::files_below(
+            &root.join(dir),
+            &|p| p.extension().is_some_and(|x| x == "rs"),
+            &mut files,
+        );
     }
     assert!(files.len() > 50, "the sources were found: {}", files.len());
     let mut long = Vec::new();

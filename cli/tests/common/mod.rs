@@ -199,3 +199,21 @@ pub fn generated() -> Vec<(String, &'static [&'static str], Vec<Value>)> {
     }
     out
 }
+
+/// Every file below `dir` that `keep` takes, build output, dependencies
+/// and virtual environments left out, in no particular order.
+pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.map(|e| e.unwrap().path()) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if !matches!(name, "target" | "node_modules" | ".git" | ".venv" | "build") {
+                files_below(&path, keep, out);
+            }
+        } else if keep(&path) {
+            out.push(path);
+        }
+    }
+}

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::json::*;
-use super::targets::{same_target, target_contains};
+use super::targets::{same_target, target_contains, targets_nest};
 use super::{access, rate_limits, AuthConfig, Credentials, Endpoint, Gateway};
 
 /// `gateway.rateLimits` and `gateway.access` onto their endpoints, and
@@ -86,10 +86,7 @@ fn check_endpoint(
             },
         );
     }
-    let related = |o: &&Endpoint| {
-        !std::ptr::eq(*o, e)
-            && (target_contains(e, o) || target_contains(o, e) || same_target(e, o))
-    };
+    let related = |o: &&Endpoint| !std::ptr::eq(*o, e) && targets_nest(e, o);
     // Requests through an endpoint that reads no token, landing under
     // this one's target, would pass its per-principal budget uncounted.
     if counts_principals {
@@ -121,13 +118,11 @@ fn check_endpoint(
         }
     }
     if service && e.rate_limit.is_some() {
-        for o in endpoints.iter().filter(|o| !std::ptr::eq(*o, e)) {
-            if target_contains(e, o) || target_contains(o, e) || same_target(e, o) {
-                errs.add(
-                    &format!("gateway.rateLimits.{}", e.raw_key),
-                    format!("the targets of '{}' and '{}' nest, so requests through one land under the other's target; with gateway.rateLimitService a request is counted for one endpoint only, so budgets cannot follow where it lands: give the endpoints targets that do not nest, or count here without the service", e.raw_key, o.raw_key),
-                );
-            }
+        for o in endpoints.iter().filter(related) {
+            errs.add(
+                &format!("gateway.rateLimits.{}", e.raw_key),
+                format!("the targets of '{}' and '{}' nest, so requests through one land under the other's target; with gateway.rateLimitService a request is counted for one endpoint only, so budgets cannot follow where it lands: give the endpoints targets that do not nest, or count here without the service", e.raw_key, o.raw_key),
+            );
         }
     }
 }

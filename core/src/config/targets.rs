@@ -47,13 +47,17 @@ pub(super) fn landing_candidates(endpoints: &[Endpoint]) -> Vec<Vec<usize>> {
             endpoints
                 .iter()
                 .enumerate()
-                .filter(|(j, b)| {
-                    *j != i && (target_contains(a, b) || target_contains(b, a) || same_target(a, b))
-                })
+                .filter(|(j, b)| *j != i && targets_nest(a, b))
                 .map(|(j, _)| j)
                 .collect()
         })
         .collect()
+}
+
+/// A request through either endpoint may land under the other's target:
+/// on one origin, one target holds, lies under or equals the other.
+pub(super) fn targets_nest(a: &Endpoint, b: &Endpoint) -> bool {
+    target_contains(a, b) || target_contains(b, a) || same_target(a, b)
 }
 
 /// The same origin and the same target path (ignoring a trailing `/` and

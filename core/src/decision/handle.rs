@@ -4,16 +4,14 @@
 
 use std::borrow::Cow;
 
-use super::{budget, decide, Decision, Request};
+use super::{budget, decide_located, Decision, Request};
 use crate::audit::{self, Outcome};
 use crate::auth::jwks::store::Source;
 use crate::auth::AuthState;
 use crate::config::Plan;
 use crate::cors::Answer as Cors;
 use crate::identity::Principal;
-use crate::path;
 use crate::reply::{self, Reason, Reply};
-use crate::routing::{self, Location};
 use crate::shared_data::SharedData;
 
 /// What the filter does with a request.
@@ -108,11 +106,21 @@ pub fn handle<'a>(
     shared: &mut dyn SharedData,
     req: &Request<'a>,
 ) -> Verdict<'a> {
-    let cors = match cors(plan, req) {
-        Err(preflight) => return Verdict::Answer(preflight),
-        Ok(headers) => headers,
+    // Where the request stands is read once, for CORS and the pipeline:
+    // outside the prefix, neither is the filter's.
+    let at = super::locate(plan, req);
+    let cors = match &at {
+        None => Vec::new(),
+        Some(_) => match cors(plan, req) {
+            Err(preflight) => return Verdict::Answer(preflight),
+            Ok(headers) => headers,
+        },
     };
-    match decide(plan, auth, req) {
+    let decision = match &at {
+        None => super::pass_through(plan),
+        Some(at) => decide_located(plan, auth, req, at),
+    };
+    match decision {
         Decision::PassThrough { remove } => Verdict::Continue(Continue {
             remove,
             set: Vec::new(),
@@ -202,22 +210,15 @@ pub fn key_set_unavailable(plan: &Plan, req: &Request<'_>) -> Answer {
     }
 }
 
-/// `backend.cors` (`docs/cors.md`), under the prefix: `Err` is a preflight's
+/// `backend.cors` (`docs/cors.md`) for a request under the prefix (other
+/// applications behind the same gateway keep their own CORS and
+/// preflights): `Err` is a preflight's
 /// answer; `Ok` the headers every other answer carries (none when the
 /// origin is not allowed or CORS is not configured).
 fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, Answer> {
     let Some(policy) = &plan.cors else {
         return Ok(Vec::new());
     };
-    // Only the proxy's own requests: other applications behind the same
-    // gateway keep their own CORS (and their own preflights).
-    let under_prefix = req.path.is_some_and(|raw| {
-        let canonical = path::collapse_slashes(path::split_path(raw).path);
-        routing::locate(plan, &canonical) != Location::Outside
-    });
-    if !under_prefix {
-        return Ok(Vec::new());
-    }
     let origin = req.joined("origin");
     let asked = req.joined("access-control-request-headers");
     match policy.answer(req.method, origin.as_deref(), asked.as_deref()) {

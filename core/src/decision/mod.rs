@@ -207,36 +207,55 @@ fn internal_headers(plan: &Plan) -> Vec<Cow<'_, str>> {
 }
 
 /// A request under the prefix, as the steps read it.
-struct Located<'r> {
+pub struct Located<'r> {
+    /// `:path`'s path part, as sent.
+    path: &'r str,
     /// The path after the prefix, slashes collapsed.
     rest: String,
     query: Option<&'r str>,
 }
 
+/// Where a request stands, read once: under the prefix (`Some`), or not
+/// the filter's (`None`, also for a request without `:path`).
+pub fn locate<'r>(plan: &Plan, req: &Request<'r>) -> Option<Located<'r>> {
+    let split = path::split_path(req.path?);
+    let canonical = path::collapse_slashes(split.path);
+    match routing::locate(plan, &canonical) {
+        Location::Outside => None,
+        Location::Under(rest) => Some(Located {
+            path: split.path,
+            rest,
+            query: split.query,
+        }),
+    }
+}
+
+/// A request outside the prefix: on, without the headers only the filter
+/// may set.
+fn pass_through(plan: &Plan) -> Decision<'_> {
+    Decision::PassThrough {
+        remove: internal_headers(plan),
+    }
+}
+
 /// The pipeline's steps, in order (`docs/contract.md#request-pipeline`).
 pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> Decision<'a> {
-    let Some(raw_path) = req.path else {
-        return Decision::PassThrough {
-            remove: internal_headers(plan),
-        };
-    };
-    let split = path::split_path(raw_path);
-    let canonical = path::collapse_slashes(split.path);
-    let rest = match routing::locate(plan, &canonical) {
-        Location::Outside => {
-            return Decision::PassThrough {
-                remove: internal_headers(plan),
-            }
-        }
-        Location::Under(rest) => rest,
-    };
-    let at = Located {
-        rest,
-        query: split.query,
-    };
+    match locate(plan, req) {
+        None => pass_through(plan),
+        Some(at) => decide_located(plan, auth, req, &at),
+    }
+}
 
+/// [`decide`] for a request [`locate`] found under the prefix.
+pub fn decide_located<'a>(
+    plan: &'a Plan,
+    auth: &mut AuthState,
+    req: &Request<'a>,
+    at: &Located<'a>,
+) -> Decision<'a> {
+    let raw_path = req.path.unwrap_or_default();
     // 1. Path safety.
-    if path::check_path_safety(split.path).is_err() {
+    if path::check_path_safety(at.path).is_err() {
         return Decision::refused(unsafe_path(req), None);
     }
     // 2. The proxy plugin's own key set.
@@ -268,7 +287,7 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     }
     // 7. Who may call it (`gateway.access`), by every endpoint it lands under.
     let who = principal.as_ref().map(|p| (p, &ownership));
-    if let Some(r) = check_access(plan, req, idx, &at, upstream.as_deref(), &landed, who) {
+    if let Some(r) = check_access(plan, req, idx, at, upstream.as_deref(), &landed, who) {
         return Decision::Reply {
             outcome: Outcome::Denied(Reason::NotAllowedByPolicy),
             reply: r,
