@@ -31,7 +31,8 @@ pub(super) fn parse_policies(
     if let Some(v) = gateway_obj.get("access") {
         access::parse_access(errs, v, endpoints);
     }
-    if service && endpoints.iter().all(|e| e.rate_limit.is_none()) {
+    let no_budget = |e: &Endpoint| e.rate_limit.as_ref().is_none_or(|l| l.is_empty());
+    if service && endpoints.iter().all(no_budget) {
         warnings.push(
             "gateway.rateLimitService is set but no endpoint has a budget in gateway.rateLimits: the service is never asked".to_string(),
         );

@@ -92,6 +92,8 @@ fn the_service_without_any_budget_is_warned_about_and_only_then() {
     for gateway in [
         format!("{{{svc}}}}}"),
         format!(r#"{{{svc}}},"access":{{"/pd":{{"allow":["user"]}}}}}}"#),
+        // Entries that say "no budget of its own" are no budget either.
+        format!(r#"{{{svc}}},"rateLimits":{{"/pd":{{}},"/gh":{{}}}}}}"#),
     ] {
         assert!(warned(&parse(&gateway)), "{gateway}");
     }
