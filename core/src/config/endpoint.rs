@@ -10,12 +10,23 @@ use crate::url::Url;
 use regex_lite::RegexBuilder;
 use serde_json::{Map, Value};
 
+/// The endpoints of `proxy`: the valid ones, and a stand-in for each one
+/// refused with an error.
+pub(super) struct ParsedProxy {
+    pub endpoints: Vec<Endpoint>,
+    /// An endpoint whose errors are reported still has its entries in
+    /// `gateway.access` and `gateway.rateLimits`: they are checked against
+    /// its stand-in, and not reported again as naming no endpoint (one
+    /// mistake, one error).
+    pub stand_ins: Vec<Endpoint>,
+}
+
 pub(super) fn parse_proxy(
     errs: &mut Errors,
     warnings: &mut Vec<String>,
     obj: &Map<String, Value>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<Endpoint> {
+) -> ParsedProxy {
     let p = "proxy";
     let skip_invalid = opt_bool(errs, obj, p, "skipInvalidProxies").unwrap_or(false);
     let _ = opt_bool(errs, obj, p, "reviveConsumedRequestBodies");
@@ -65,6 +76,7 @@ pub(super) fn parse_proxy(
     };
 
     let mut endpoints = Vec::new();
+    let mut stand_ins = Vec::new();
     for (key, value) in entries {
         let path = join(&base, key);
         let mut local = Errors { list: Vec::new() };
@@ -79,9 +91,41 @@ pub(super) fn parse_proxy(
             }
         } else {
             errs.list.extend(local.list);
+            stand_ins.extend(ep.or_else(|| stand_in(&path, key, value, env)));
         }
     }
-    endpoints
+    ParsedProxy {
+        endpoints,
+        stand_ins,
+    }
+}
+
+/// An endpoint refused for its target (or for not being an object) as it
+/// would be with a target that parses: what its policy entries are checked
+/// against. Its errors are reported already.
+fn stand_in(
+    path: &str,
+    key: &str,
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Endpoint> {
+    let mut obj = match value {
+        Value::Object(o) => o.clone(),
+        _ => Map::new(),
+    };
+    obj.insert(
+        "target".to_string(),
+        Value::String("http://stand-in.invalid".to_string()),
+    );
+    let mut ignored = Errors { list: Vec::new() };
+    parse_endpoint(
+        &mut ignored,
+        &mut Vec::new(),
+        path,
+        key,
+        &Value::Object(obj),
+        env,
+    )
 }
 
 pub(super) const ENDPOINT_KEYS: [&str; 14] = [

@@ -390,15 +390,15 @@ pub fn parse_value(
         Some(v) => as_object(&mut errs, "proxy", v).unwrap_or(&empty),
         None => &empty,
     };
-    let mut endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
-    parse_policies(
+    let proxy = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
+    let mut endpoints = parse_policies(
         &mut errs,
         &mut warnings,
         gateway_obj,
         &gateway,
         disable_default_auth_policy,
         &auth,
-        &mut endpoints,
+        proxy,
     );
 
     stat_names(&mut endpoints);
