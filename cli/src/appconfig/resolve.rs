@@ -19,10 +19,25 @@ pub struct Resolver<'a> {
     /// The file that gave a JSON path: relative directives resolve
     /// against its directory.
     pub file_of: &'a dyn Fn(&str) -> String,
-    /// Variables that header values reference (left for the Wasm VM).
-    pub vm_vars: Vec<String>,
+    /// Variables that header values reference (left for the Wasm VM):
+    /// (name, JSON path).
+    pub vm_vars: Vec<(String, String)>,
     /// Values made absent because a variable is unset: (JSON path, name).
     pub unset: Vec<(String, String)>,
+    /// Paths whose value an unset variable makes an error (reported as
+    /// such): they hold a stand-in instead of nothing, so that validation
+    /// sees the endpoint or entry there and reports nothing else about it.
+    pub stand_in: &'a dyn Fn(&str) -> bool,
+}
+
+/// What an unset variable leaves at `path`: nothing, as in Backstage, or
+/// a stand-in where the value is needed (and the unset variable is an
+/// error).
+fn unset_value(r: &mut Resolver<'_>, path: &[String], name: &str) -> Option<Value> {
+    let at = here(path);
+    let value = (r.stand_in)(&at).then(|| Value::String(format!("<{name}>")));
+    r.unset.push((at, name.to_string()));
+    value
 }
 
 /// Is this path an injected header value (resolved in the VM, not here)?
@@ -129,7 +144,12 @@ pub fn resolve(
         }
         Value::Array(items) => Some(Value::Array(resolve_items(items, path, r, dir, errors))),
         Value::String(s) if is_header_value(path) => {
-            r.vm_vars.extend(referenced_env_vars(s));
+            let at = here(path);
+            r.vm_vars.extend(
+                referenced_env_vars(s)
+                    .into_iter()
+                    .map(|name| (name, at.clone())),
+            );
             Some(Value::String(s.clone()))
         }
         Value::String(s) => resolve_string(s, path, r, errors),
@@ -148,15 +168,12 @@ fn resolve_directive(
 ) -> Option<Value> {
     match (directive, arg) {
         ("$env", Value::String(name)) if is_header_value(path) => {
-            r.vm_vars.push(name.clone());
+            r.vm_vars.push((name.clone(), here(path)));
             Some(Value::String(format!("${{{name}}}")))
         }
         ("$env", Value::String(name)) => match (r.env)(name) {
             Some(val) => Some(Value::String(val)),
-            None => {
-                r.unset.push((here(path), name.clone()));
-                None
-            }
+            None => unset_value(r, path, name),
         },
         ("$file", Value::String(file)) => {
             let full = base_dir(r, &here(path), dir).join(file);
@@ -221,8 +238,7 @@ fn resolve_string(
         .into_iter()
         .find(|name| (r.env)(name).is_none());
     if let Some(name) = missing {
-        r.unset.push((here(path), name));
-        return None;
+        return unset_value(r, path, &name);
     }
     match interpolate(s, r.env) {
         Ok(v) => Some(Value::String(v)),
