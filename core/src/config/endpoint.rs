@@ -109,23 +109,11 @@ fn stand_in(
     value: &Value,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Endpoint> {
-    let mut obj = match value {
-        Value::Object(o) => o.clone(),
-        _ => Map::new(),
-    };
-    obj.insert(
-        "target".to_string(),
-        Value::String("http://stand-in.invalid".to_string()),
-    );
+    let mut obj = value.as_object().cloned().unwrap_or_default();
+    obj.insert("target".to_string(), Value::from("http://stand-in.invalid"));
     let mut ignored = Errors { list: Vec::new() };
-    parse_endpoint(
-        &mut ignored,
-        &mut Vec::new(),
-        path,
-        key,
-        &Value::Object(obj),
-        env,
-    )
+    let stand_in = Value::Object(obj);
+    parse_endpoint(&mut ignored, &mut Vec::new(), path, key, &stand_in, env)
 }
 
 pub(super) const ENDPOINT_KEYS: [&str; 14] = [
