@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 FILE may be - for standard input. Files are read as Backstage's config loader
@@ -27,11 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Validate app-config files (merged in order, as Backstage merges them)
     /// with the filter's own validation; print every error with its file
-    /// and JSON path. Exits 1 on any error.
-    Check {
-        #[arg(value_name = "FILE", required = true)]
-        files: Vec<String>,
-    },
+    /// and JSON path. Exits 1 on any error (and with --strict on any
+    /// warning).
+    Check(CheckArgs),
     /// Write a complete envoy.yaml: listener, the filter and its JSON
     /// configuration (with backend.cors, which the filter answers),
     /// routes, one cluster per destination.
@@ -56,21 +54,45 @@ pub enum Command {
 }
 
 #[derive(Args)]
+pub struct CheckArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Warnings fail the check too (exit status 1), for CI.
+    #[arg(long)]
+    pub strict: bool,
+    /// human: on standard error; json or sarif (SARIF 2.1.0): on standard
+    /// output, for CI and code scanning.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+/// How `check` prints what it found.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+}
+
+#[derive(Args)]
 pub struct RenderArgs {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<String>,
     /// Where to write (default standard output).
     #[arg(short, long)]
     pub output: Option<String>,
-    /// The listener's address and port.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:10000")]
+    /// The listener's address and port; loopback unless asked otherwise
+    /// (--listen 0.0.0.0:10000 for every interface).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10000")]
     pub listen: String,
     /// Envoy's admin port (on 127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = 9901)]
     pub admin_port: u16,
-    /// The .wasm, as Envoy sees it.
-    #[arg(long, value_name = "PATH", default_value = "build/plugin.wasm")]
-    pub wasm: String,
+    /// The .wasm, as Envoy sees it (the path is written as given). Without
+    /// it, build/plugin.wasm in the current directory if it exists, written
+    /// as its absolute path; otherwise --wasm is required.
+    #[arg(long, value_name = "PATH")]
+    pub wasm: Option<String>,
     /// CA bundle for https upstreams.
     #[arg(
         long,

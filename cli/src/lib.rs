@@ -5,7 +5,8 @@
 //! ([`ratelimit`]). The outputs share the JSON toolbox ([`json`]) and the
 //! Envoy pieces more than one of them writes ([`access_log`],
 //! [`ratelimit::descriptors`], [`ratelimit::envoy_filter`]); none imports
-//! another. [`oci`] builds the compat OCI image. `main.rs` parses
+//! another. [`oci`] builds the compat OCI image; [`report`] writes `check`'s
+//! findings for machines (JSON, SARIF). `main.rs` parses
 //! arguments and calls these.
 
 pub mod access_log;
@@ -16,6 +17,7 @@ pub mod kube;
 pub mod oci;
 pub mod ratelimit;
 pub mod render;
+pub mod report;
 pub mod routes;
 
 #[cfg(test)]

@@ -9,17 +9,18 @@ mod console;
 use std::process::ExitCode;
 
 use args::{
-    Cli, Command, EnvoyGatewayArgs, IstioArgs, KubeArgs, OciArgs, RatelimitConfigArgs, RenderArgs,
+    CheckArgs, Cli, Command, EnvoyGatewayArgs, Format, IstioArgs, KubeArgs, OciArgs,
+    RatelimitConfigArgs, RenderArgs,
 };
 use backstage_proxy_wasm_cli::appconfig::Loaded;
 use backstage_proxy_wasm_cli::error::Error;
-use backstage_proxy_wasm_cli::{kube, oci, ratelimit, render};
+use backstage_proxy_wasm_cli::{kube, oci, ratelimit, render, report};
 use clap::Parser;
-use console::{fail, load, write_out, yaml_documents};
+use console::{fail, gather, load, print_findings, warn_once, write_out, yaml_documents};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { files } => check(&files),
+        Command::Check(args) => check(&args),
         Command::Render(args) => render(args),
         Command::Istio(args) => istio(args),
         Command::EnvoyGateway(args) => envoy_gateway(args),
@@ -28,14 +29,57 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(files: &[String]) -> ExitCode {
-    match load(files) {
-        Ok(l) => {
-            let n = l.plan.as_ref().map(|p| p.endpoints.len()).unwrap_or(0);
-            println!("OK: {n} endpoint(s)");
-            ExitCode::SUCCESS
+/// `check`: every finding, each once; exit 1 on an error, and with
+/// `--strict` on a warning.
+fn check(args: &CheckArgs) -> ExitCode {
+    let g = gather(&args.files);
+    let endpoints = g
+        .loaded
+        .as_ref()
+        .and_then(|l| l.plan.as_ref())
+        .map(|p| p.endpoints.len());
+    let ok = g.errors.is_empty() && (g.warnings.is_empty() || !args.strict);
+    let machine = match args.format {
+        Format::Human => None,
+        Format::Json => Some(report::json(&g.errors, &g.warnings, endpoints, ok)),
+        Format::Sarif => Some(report::sarif(&g.errors, &g.warnings)),
+    };
+    match machine {
+        Some(v) => {
+            let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+            write_out(None, &format!("{text}\n"));
         }
-        Err(code) => code,
+        None => {
+            print_findings(&g);
+            if ok {
+                write_out(
+                    None,
+                    &format!("OK: {} endpoint(s)\n", endpoints.unwrap_or(0)),
+                );
+            } else if g.errors.is_empty() {
+                eprintln!(
+                    "{} warning(s), which --strict makes errors",
+                    g.warnings.len()
+                );
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `--wasm`, or build/plugin.wasm here when it exists (as its absolute
+/// path, so that Envoy finds it from any directory).
+fn wasm_path(given: Option<String>) -> Result<String, String> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    match std::fs::canonicalize("build/plugin.wasm") {
+        Ok(p) if p.is_file() => Ok(p.display().to_string()),
+        _ => Err("--wasm PATH is required: the .wasm as Envoy sees it (there is no build/plugin.wasm in the current directory)".to_string()),
     }
 }
 
@@ -43,6 +87,13 @@ fn render(args: RenderArgs) -> ExitCode {
     let Some((listen_address, listen_port)) = args::listen_address(&args.listen) else {
         eprintln!("error: --listen takes ADDR:PORT");
         return ExitCode::from(2);
+    };
+    let wasm_path = match wasm_path(args.wasm) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let loaded = match load(&args.files) {
         Ok(l) => l,
@@ -52,7 +103,7 @@ fn render(args: RenderArgs) -> ExitCode {
         listen_address,
         listen_port,
         admin_port: args.admin_port,
-        wasm_path: args.wasm,
+        wasm_path,
         ca_file: args.ca_file,
         access_log: (args.access_log != "none").then_some(args.access_log),
     };
@@ -109,9 +160,7 @@ fn kube_out(
 ) -> ExitCode {
     match docs {
         Ok((docs, warnings)) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
-            }
+            warn_once(&warnings);
             match yaml_documents(what, &docs, true) {
                 Ok(yaml) => write_out(output, &yaml),
                 Err(e) => fail(e),
