@@ -141,11 +141,21 @@ impl Decision<'_> {
 
     /// A refusal, with nobody to name.
     fn refused(reply: Reply, endpoint: Option<usize>) -> Decision<'static> {
+        Decision::refused_as(reply, endpoint, None)
+    }
+
+    /// A refusal of `principal`, whose credentials were verified: the
+    /// access log names who was refused, whatever refused them.
+    fn refused_as(
+        reply: Reply,
+        endpoint: Option<usize>,
+        principal: Option<Principal>,
+    ) -> Decision<'static> {
         let outcome = reply.reason.map_or(Outcome::OwnJwks, Outcome::Denied);
         Decision::Reply {
             reply,
             endpoint,
-            principal: None,
+            principal,
             outcome,
         }
     }
@@ -279,11 +289,11 @@ pub fn decide_located<'a>(
     };
     // 5. No endpoint.
     let Some((idx, endpoint)) = matched else {
-        return Decision::refused(reply::not_found(), None);
+        return Decision::refused_as(reply::not_found(), None, principal);
     };
     // 6. Methods.
     if let Some(r) = check_method(endpoint, req.method, raw_path) {
-        return Decision::refused(r, Some(idx));
+        return Decision::refused_as(r, Some(idx), principal);
     }
     // 7. Who may call it (`gateway.access`), by every endpoint it lands under.
     let who = principal.as_ref().map(|p| (p, &ownership));
@@ -303,7 +313,7 @@ pub fn decide_located<'a>(
             "NotAllowedError",
             "Upgrade is not enabled for this endpoint",
         );
-        return Decision::refused(r, Some(idx));
+        return Decision::refused_as(r, Some(idx), principal);
     }
     // 9. The upstream path, then headers, host and cluster.
     match checked_upstream(req, endpoint, upstream) {
@@ -312,7 +322,7 @@ pub fn decide_located<'a>(
             fwd.landed = landed;
             Decision::Forward(fwd)
         }
-        Err(r) => Decision::refused(r, Some(idx)),
+        Err(r) => Decision::refused_as(r, Some(idx), principal),
     }
 }
 
@@ -374,7 +384,7 @@ fn credentials(
         AuthOutcome::Authenticated(p, o) => Ok((Some(p), o)),
         AuthOutcome::Denied(denial) => {
             let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
-            Err(Decision::refused(r, matched.map(|(i, _)| i)))
+            Err(Decision::refused_as(r, matched.map(|(i, _)| i), denial.principal))
         }
         AuthOutcome::Pending(source) => Err(Decision::NeedKeys(source)),
     }
@@ -442,14 +452,8 @@ fn checked_upstream(
 
 fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> AuthOutcome {
     let values = req.header_values("authorization");
-    let denial = |reason, message: &str| {
-        AuthOutcome::Denied(auth::Denial {
-            status: 401,
-            reason,
-            name: "AuthenticationError",
-            message: message.to_string(),
-        })
-    };
+    let denial =
+        |reason, message: &str| AuthOutcome::Denied(auth::Denial::unauthenticated(reason, message));
     match auth::extract::extract(&values) {
         Extracted::None => denial(Reason::MissingCredentials, "Missing credentials"),
         Extracted::Multiple => denial(Reason::MultipleCredentials, "Multiple credentials"),
