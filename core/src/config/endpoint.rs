@@ -1,6 +1,8 @@
 //! `proxy` and each endpoint: target, credentials, methods, header lists,
 //! injected headers, rewrite, and the options Envoy owns.
 
+mod basic_auth;
+
 use super::json::*;
 use super::{
     interpolate, Credentials, Endpoint, EnvoyOptions, RewriteRule, NOT_INJECTABLE,
@@ -84,8 +86,9 @@ pub(super) fn parse_proxy(
     endpoints
 }
 
-pub(super) const ENDPOINT_KEYS: [&str; 14] = [
+pub(super) const ENDPOINT_KEYS: [&str; 15] = [
     "target",
+    "auth",
     "credentials",
     "headers",
     "allowedMethods",
@@ -136,6 +139,8 @@ pub(super) fn parse_endpoint(
         .map(|h| injected_headers(errs, path, h, env))
         .unwrap_or_default();
 
+    let basic_auth = basic_auth::basic_auth(errs, path, obj, env);
+
     let allowed_methods = allowed_methods(errs, warnings, path, obj);
 
     let allowed_headers = allowed_headers(errs, path, obj);
@@ -164,6 +169,7 @@ pub(super) fn parse_endpoint(
         target,
         credentials,
         headers,
+        basic_auth,
         allowed_methods,
         request_allow,
         response_allow,
