@@ -20,6 +20,7 @@
 
 mod merge;
 mod resolve;
+mod secrets;
 mod sections;
 mod source;
 
@@ -98,7 +99,7 @@ pub fn load_with(
             warnings.push(format!("{path}: environment variable '{name}' is not set; the value is absent, as in Backstage"));
         }
     }
-    let filter_config = gateway_sections(&resolved.value);
+    let mut filter_config = gateway_sections(&resolved.value);
     let vm_vars = resolved.vm_vars;
     for v in &vm_vars {
         if env(v).is_none() {
@@ -113,6 +114,8 @@ pub fn load_with(
         &mut errors,
         &mut warnings,
     );
+    warnings.extend(secrets::literal_secret_warnings(&filter_config));
+    secrets::digest_static_tokens(&mut filter_config);
     Loaded {
         merged,
         resolved: resolved.value,
@@ -192,8 +195,12 @@ fn validate(
     errors: &mut Vec<LoadError>,
     warnings: &mut Vec<String>,
 ) -> Option<Plan> {
-    let placeholder =
-        |name: &str| -> Option<String> { env(name).or_else(|| Some(format!("<{name}>"))) };
+    // A variable the VM provides is unknown here: a value that passes
+    // every check a secret's value gets (no whitespace, at least 8
+    // characters, base64 alphabet), the same for the same variable.
+    let placeholder = |name: &str| -> Option<String> {
+        env(name).or_else(|| Some(format!("{name}-is-read-in-the-gateway")))
+    };
     match backstage_proxy_core::config::parse_value(filter_config, &placeholder) {
         Ok(plan) => {
             warnings.extend(plan.warnings.iter().cloned());
