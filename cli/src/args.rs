@@ -12,8 +12,9 @@ backend.auth, backend.cors, gateway): later files win, nulls are absent,
 ${VAR}, {$env: VAR}, $file and $include are resolved (relative to the file
 that holds them), an unset variable makes its value absent (an error where
 the gateway needs it), and APP_CONFIG_<path> environment variables override.
-In endpoint headers ${VAR} is left for Envoy's Wasm VM (listed in
-vm_config.environment_variables.host_env_keys).";
+In endpoint headers and auth, and in legacy secrets, ${VAR} is left for
+Envoy's Wasm VM (listed in vm_config.environment_variables.host_env_keys);
+static tokens are written as their SHA-256 (tokenDigest), never as tokens.";
 
 /// Backstage's proxy rules enforced at the Envoy edge.
 #[derive(Parser)]

@@ -51,7 +51,10 @@ pub(super) fn forward<'a>(
             .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
             && !remove.iter().any(|n| n == "authorization");
         if !kept && !set.iter().any(|(n, _)| n == "authorization") {
-            set.push((Cow::Borrowed("authorization"), Cow::Borrowed(basic.as_str())));
+            set.push((
+                Cow::Borrowed("authorization"),
+                Cow::Borrowed(basic.as_str()),
+            ));
         }
     }
     set.push((Cow::Borrowed(":path"), Cow::Owned(path)));

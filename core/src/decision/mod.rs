@@ -384,7 +384,11 @@ fn credentials(
         AuthOutcome::Authenticated(p, o) => Ok((Some(p), o)),
         AuthOutcome::Denied(denial) => {
             let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
-            Err(Decision::refused_as(r, matched.map(|(i, _)| i), denial.principal))
+            Err(Decision::refused_as(
+                r,
+                matched.map(|(i, _)| i),
+                denial.principal,
+            ))
         }
         AuthOutcome::Pending(source) => Err(Decision::NeedKeys(source)),
     }

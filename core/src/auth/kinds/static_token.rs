@@ -1,5 +1,5 @@
 //! Static tokens of `externalAccess` entries of `type: static`, known by
-//! their SHA-256 digest (`docs/tokens.md#static-tokens`).
+//! their SHA-256 digest (`docs/tokens.md#external-access`).
 
 use hmac_sha256::Hash as Sha256;
 

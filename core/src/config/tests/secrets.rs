@@ -16,7 +16,9 @@ fn digest_of(token: &str) -> String {
 }
 
 fn external(entries: &str) -> String {
-    format!(r#"{{"proxy":{{"endpoints":{{}}}},"backend":{{"auth":{{"externalAccess":[{entries}]}}}}}}"#)
+    format!(
+        r#"{{"proxy":{{"endpoints":{{}}}},"backend":{{"auth":{{"externalAccess":[{entries}]}}}}}}"#
+    )
 }
 
 fn static_entry(options: &str) -> String {
@@ -36,7 +38,10 @@ fn a_static_token_is_known_by_its_digest_however_it_is_given() {
         r#""token":"${CI_TOKEN}""#.to_string(),
         r#""token":"${ CI_TOKEN }""#.to_string(),
         format!(r#""tokenDigest":"{}""#, digest_of(TOKEN)),
-        format!(r#""tokenDigest":"{}""#, digest_of(TOKEN).to_uppercase().replace("SHA256", "sha256")),
+        format!(
+            r#""tokenDigest":"{}""#,
+            digest_of(TOKEN).to_uppercase().replace("SHA256", "sha256")
+        ),
     ];
     for options in spellings {
         let plan = parse(static_entry(&options).as_bytes(), &env)
@@ -64,13 +69,13 @@ fn a_malformed_digest_or_two_spellings_at_once_are_refused() {
     let good = digest_of(TOKEN);
     let hexpart = good.trim_start_matches("sha256:");
     let bad = [
-        hexpart.to_string(),                         // no algorithm
-        format!("sha512:{hexpart}"),                 // another algorithm
-        format!("sha256:{}", &hexpart[1..]),         // 63 digits
-        format!("sha256:{hexpart}0"),                // 65 digits
-        format!("sha256:{}g", &hexpart[1..]),        // not hex
-        format!("sha256: {}", &hexpart[1..]),        // whitespace
-        format!("SHA256:{hexpart}"),                 // the prefix is exact
+        hexpart.to_string(),                  // no algorithm
+        format!("sha512:{hexpart}"),          // another algorithm
+        format!("sha256:{}", &hexpart[1..]),  // 63 digits
+        format!("sha256:{hexpart}0"),         // 65 digits
+        format!("sha256:{}g", &hexpart[1..]), // not hex
+        format!("sha256: {}", &hexpart[1..]), // whitespace
+        format!("SHA256:{hexpart}"),          // the prefix is exact
         String::new(),
     ];
     for d in bad {
@@ -107,9 +112,18 @@ fn secrets_from_the_environment_are_checked_and_never_echoed() {
         _ => None,
     };
     let cases = [
-        (static_entry(r#""token":"${MISSING}""#), "options.token: environment variable 'MISSING' is not set"),
-        (static_entry(r#""token":"${SHORT}""#), "options.token: must be at least 8 characters long"),
-        (static_entry(r#""token":"${SPACED}""#), "options.token: must not be empty or contain whitespace"),
+        (
+            static_entry(r#""token":"${MISSING}""#),
+            "options.token: environment variable 'MISSING' is not set",
+        ),
+        (
+            static_entry(r#""token":"${SHORT}""#),
+            "options.token: must be at least 8 characters long",
+        ),
+        (
+            static_entry(r#""token":"${SPACED}""#),
+            "options.token: must not be empty or contain whitespace",
+        ),
         (
             external(r#"{"type":"legacy","options":{"secret":"${NOT_B64}","subject":"x"}}"#),
             "options.secret: must be base64",
@@ -148,18 +162,38 @@ fn auth_becomes_nodes_basic_credentials() {
         _ => None,
     };
     let endpoint = |auth: &str| {
-        format!(r#"{{"proxy":{{"endpoints":{{"/sonarqube":{{"target":"https://sonar.example","auth":{auth}}}}}}}}}"#)
+        format!(
+            r#"{{"proxy":{{"endpoints":{{"/sonarqube":{{"target":"https://sonar.example","auth":{auth}}}}}}}}}"#
+        )
     };
     let plan = parse(endpoint(r#""${SONARQUBE_TOKEN}:""#).as_bytes(), &env).unwrap();
     // Buffer.from('squ_abc:').toString('base64')
-    assert_eq!(plan.endpoints[0].basic_auth.as_deref(), Some("Basic c3F1X2FiYzo="));
+    assert_eq!(
+        plan.endpoints[0].basic_auth.as_deref(),
+        Some("Basic c3F1X2FiYzo=")
+    );
     let plan = parse(endpoint(r#""""#).as_bytes(), &env).unwrap();
-    assert_eq!(plan.endpoints[0].basic_auth, None, "an empty auth sends nothing, as in Node");
+    assert_eq!(
+        plan.endpoints[0].basic_auth, None,
+        "an empty auth sends nothing, as in Node"
+    );
     for (auth, want) in [
-        (r#""${UNSET}:""#, "proxy.endpoints./sonarqube.auth: environment variable 'UNSET' is not set"),
-        (r#""${BAD}""#, "proxy.endpoints./sonarqube.auth: environment variable 'BAD' contains CR, LF or NUL"),
-        (r#""user:pa\r\nss""#, "proxy.endpoints./sonarqube.auth: value contains CR, LF or NUL"),
-        (r#"{"user":"x"}"#, "proxy.endpoints./sonarqube.auth: must be a string, but is of type object"),
+        (
+            r#""${UNSET}:""#,
+            "proxy.endpoints./sonarqube.auth: environment variable 'UNSET' is not set",
+        ),
+        (
+            r#""${BAD}""#,
+            "proxy.endpoints./sonarqube.auth: environment variable 'BAD' contains CR, LF or NUL",
+        ),
+        (
+            r#""user:pa\r\nss""#,
+            "proxy.endpoints./sonarqube.auth: value contains CR, LF or NUL",
+        ),
+        (
+            r#"{"user":"x"}"#,
+            "proxy.endpoints./sonarqube.auth: must be a string, but is of type object",
+        ),
     ] {
         let e = match parse(endpoint(auth).as_bytes(), &env) {
             Ok(_) => panic!("expected an error for {auth}"),

@@ -193,9 +193,21 @@ fn every_refusal_after_valid_credentials_names_the_principal() {
         ("POST", "/api/proxy/a/x", CI, 405, ci.clone()),
         ("GET", "/api/proxy/ops/x", CI, 403, ci.clone()),
         ("GET", "/api/proxy/a/%2e%2e%2fescape", CI, 400, None),
-        ("GET", "/api/proxy/a/x", BOT, 403, Some(Principal::External("bot".into()))),
+        (
+            "GET",
+            "/api/proxy/a/x",
+            BOT,
+            403,
+            Some(Principal::External("bot".into())),
+        ),
         ("GET", "/api/proxy/a/x", "not-a-configured-token", 401, None),
-        ("GET", "/api/proxy/nowhere", "not-a-configured-token", 401, None),
+        (
+            "GET",
+            "/api/proxy/nowhere",
+            "not-a-configured-token",
+            401,
+            None,
+        ),
     ];
     for (method, path, token, status, who) in cases {
         match req(method, path).bearer(token).decide(&p) {

@@ -262,9 +262,17 @@ fn auth_is_sent_only_where_the_outgoing_request_has_no_authorization() {
         ("/api/proxy/injected/x", Some(&bearer), Some("Token t")),
         ("/api/proxy/open/x", None, Some(basic)),
         // Not allowed through: removed, then Basic.
-        ("/api/proxy/open/x", Some("Bearer client-value"), Some(basic)),
+        (
+            "/api/proxy/open/x",
+            Some("Bearer client-value"),
+            Some(basic),
+        ),
         // Allowed through: the caller's own wins.
-        ("/api/proxy/open-allowed/x", Some("Bearer client-value"), None),
+        (
+            "/api/proxy/open-allowed/x",
+            Some("Bearer client-value"),
+            None,
+        ),
         ("/api/proxy/open-allowed/x", None, Some(basic)),
     ];
     for (path, sent, want_set) in cases {
@@ -279,13 +287,21 @@ fn auth_is_sent_only_where_the_outgoing_request_has_no_authorization() {
             .filter(|(n, _)| n == "authorization")
             .map(|(_, v)| v.as_ref())
             .collect();
-        assert_eq!(set_auth, want_set.into_iter().collect::<Vec<_>>(), "{path} {sent:?}");
+        assert_eq!(
+            set_auth,
+            want_set.into_iter().collect::<Vec<_>>(),
+            "{path} {sent:?}"
+        );
         // Exactly one Authorization leaves: ours (set replaces), or the
         // caller's where it is not removed.
         let removed = f.remove.iter().any(|n| n == "authorization");
         let callers_kept = sent.is_some() && !removed;
         assert!(set_auth.len() <= 1, "{path} {sent:?}");
-        let leaving = if set_auth.is_empty() { usize::from(callers_kept) } else { 1 };
+        let leaving = if set_auth.is_empty() {
+            usize::from(callers_kept)
+        } else {
+            1
+        };
         assert_eq!(leaving, 1, "{path} {sent:?}");
     }
 }
