@@ -51,6 +51,10 @@ pub enum Command {
     /// under gateway.rateLimitService: the descriptors the gateway sends
     /// and the budget of each (one file in the service's config directory).
     RatelimitConfig(RatelimitConfigArgs),
+    /// Say what the gateway decides for one request and why: the endpoint,
+    /// where the request lands upstream, the credentials, the access rule,
+    /// the budgets and the upstream URL, with the filter's own decision.
+    Explain(ExplainArgs),
     /// Build the compat OCI image layout (one tar+gzip layer holding
     /// plugin.wasm) and print its manifest digest.
     Oci(OciArgs),
@@ -177,4 +181,36 @@ pub fn listen_address(s: &str) -> Option<(String, u16)> {
     let port = port.parse().ok()?;
     let addr = addr.trim_start_matches('[').trim_end_matches(']');
     Some((addr.to_string(), port))
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// The request's method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// The request's path and query, as the gateway receives it
+    /// (/api/proxy/pagerduty/incidents?x=1).
+    #[arg(long)]
+    pub path: String,
+    /// The caller, taken as verified: user:<ref>, plugin:<id> or
+    /// external:<subject>.
+    #[arg(long, conflicts_with = "token_env")]
+    pub principal: Option<String>,
+    /// A group the user principal belongs to (its token's ent claim);
+    /// repeatable.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// The environment variable holding a bearer token to verify (static
+    /// and legacy tokens; never a token on the command line, where other
+    /// users of the machine can read it).
+    #[arg(long)]
+    pub token_env: Option<String>,
+    /// An extra request header, NAME:VALUE; repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// text or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
 }

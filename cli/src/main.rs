@@ -9,7 +9,8 @@ mod console;
 use std::process::ExitCode;
 
 use args::{
-    Cli, Command, EnvoyGatewayArgs, IstioArgs, KubeArgs, OciArgs, RatelimitConfigArgs, RenderArgs,
+    Cli, Command, EnvoyGatewayArgs, ExplainArgs, IstioArgs, KubeArgs, OciArgs, RatelimitConfigArgs,
+    RenderArgs,
 };
 use backstage_proxy_wasm_cli::appconfig::Loaded;
 use backstage_proxy_wasm_cli::error::Error;
@@ -24,7 +25,61 @@ fn main() -> ExitCode {
         Command::Istio(args) => istio(args),
         Command::EnvoyGateway(args) => envoy_gateway(args),
         Command::RatelimitConfig(args) => ratelimit_config(args),
+        Command::Explain(args) => explain(args),
         Command::Oci(args) => oci(args),
+    }
+}
+
+fn explain(args: ExplainArgs) -> ExitCode {
+    use backstage_proxy_wasm_cli::explain::{self, Question, Who};
+    let who = match (&args.principal, &args.token_env) {
+        (Some(p), _) => explain::parse_principal(p, &args.groups),
+        (None, Some(var)) => std::env::var(var)
+            .map(Who::Token)
+            .map_err(|_| format!("--token-env: environment variable '{var}' is not set")),
+        (None, None) => Ok(Who::Nobody),
+    };
+    let headers: Result<Vec<(String, String)>, String> = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--header '{h}': expected NAME:VALUE"))
+        })
+        .collect();
+    let (who, headers) = match (who, headers) {
+        (Ok(w), Ok(h)) => (w, h),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match load(&args.files) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let Some(plan) = loaded.plan.as_ref() else {
+        return fail("the configuration is not valid");
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let q = Question {
+        method: &args.method,
+        path: &args.path,
+        headers,
+        who,
+        now_ms,
+    };
+    let v = explain::explain(plan, &q);
+    match args.format.as_str() {
+        "json" => write_out(None, &format!("{v:#}\n")),
+        "text" => write_out(None, &explain::text(&v)),
+        other => {
+            eprintln!("error: --format {other}: expected text or json");
+            ExitCode::from(2)
+        }
     }
 }
 

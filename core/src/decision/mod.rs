@@ -225,6 +225,14 @@ pub struct Located<'r> {
     query: Option<&'r str>,
 }
 
+impl Located<'_> {
+    /// The path after the prefix, slashes collapsed (what endpoint keys
+    /// match).
+    pub fn rest(&self) -> &str {
+        &self.rest
+    }
+}
+
 /// Where a request stands, read once: under the prefix (`Some`), or not
 /// the filter's (`None`, also for a request without `:path`).
 pub fn locate<'r>(plan: &Plan, req: &Request<'r>) -> Option<Located<'r>> {
@@ -256,10 +264,29 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     }
 }
 
+/// Who presents a request: the bearer token in its `Authorization`,
+/// verified with the VM's state, or (for the tool's `explain`) a principal
+/// taken as already verified.
+pub enum Caller<'s> {
+    Token(&'s mut AuthState),
+    Assumed(Principal, Ownership),
+}
+
 /// [`decide`] for a request [`locate`] found under the prefix.
 pub fn decide_located<'a>(
     plan: &'a Plan,
     auth: &mut AuthState,
+    req: &Request<'a>,
+    at: &Located<'a>,
+) -> Decision<'a> {
+    decide_as(plan, &mut Caller::Token(auth), req, at)
+}
+
+/// [`decide_located`] for a given [`Caller`]: the same steps, whoever the
+/// caller is.
+pub fn decide_as<'a>(
+    plan: &'a Plan,
+    caller: &mut Caller<'_>,
     req: &Request<'a>,
     at: &Located<'a>,
 ) -> Decision<'a> {
@@ -283,7 +310,7 @@ pub fn decide_located<'a>(
         matched.and_then(|(_, e)| routing::upstream_path(e, raw_path, &at.rest, at.query));
     let landed = matched.map_or_else(Vec::new, |(i, _)| landed(plan, i, upstream.as_deref()));
     // 4. Credentials.
-    let (principal, ownership) = match credentials(plan, auth, req, matched, &landed) {
+    let (principal, ownership) = match credentials(plan, caller, req, matched, &landed) {
         Ok(who) => who,
         Err(d) => return d,
     };
@@ -360,7 +387,7 @@ fn unsafe_path(req: &Request<'_>) -> Reply {
 /// is the decision to return.
 fn credentials(
     plan: &Plan,
-    auth: &mut AuthState,
+    caller: &mut Caller<'_>,
     req: &Request<'_>,
     matched: Option<(usize, &Endpoint)>,
     landed: &[usize],
@@ -380,7 +407,11 @@ fn credentials(
     if open && !policed {
         return Ok((None, None));
     }
-    match authenticate(plan, auth, req) {
+    let outcome = match caller {
+        Caller::Token(auth) => authenticate(plan, auth, req),
+        Caller::Assumed(p, o) => AuthOutcome::Authenticated(p.clone(), o.clone()),
+    };
+    match outcome {
         AuthOutcome::Authenticated(p, o) => Ok((Some(p), o)),
         AuthOutcome::Denied(denial) => {
             let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
