@@ -29,7 +29,7 @@ pub fn b64url_decode(text: &str) -> Vec<u8> {
 /// Standard base64 with padding (Node's `Buffer.toString('base64')`).
 pub fn b64std(data: &[u8]) -> String {
     let mut out = b64url(data).replace('-', "+").replace('_', "/");
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out
