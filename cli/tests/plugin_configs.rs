@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use backstage_proxy_testkit::repo_root;
 use common::*;
@@ -53,35 +53,12 @@ fn variables(text: &str) -> Vec<String> {
     names
 }
 
-/// Whether the tool takes the endpoint option `auth` (http-proxy's basic
-/// auth) yet; the snippets that use it are checked against the answer.
-fn auth_supported(dir: &Path) -> bool {
-    let probe = write(
-        dir,
-        "auth-probe.yaml",
-        "proxy:\n  endpoints:\n    /p:\n      target: https://h.example.com\n      auth: 'user:password'\n",
-    );
-    let o = run_cli(&["check", &probe], &[], None);
-    if o.status.success() {
-        return true;
-    }
-    let err = stderr(&o);
-    assert!(
-        err.contains("proxy.endpoints./p.auth: unknown key 'auth'"),
-        "the probe failed for another reason:\n{err}"
-    );
-    false
-}
-
 #[test]
 fn check_takes_every_published_snippet_with_and_without_its_variables() {
-    let dir = backstage_proxy_testkit::TempDir::new("plugin-configs");
-    let auth = auth_supported(&dir.0);
     let mut checked = 0;
     for file in snippets() {
         let text = std::fs::read_to_string(&file).unwrap();
         let path = file.display().to_string();
-        let uses_auth = text.lines().any(|l| l.trim_start().starts_with("auth:"));
         let names = variables(&text);
         let set: Vec<(&str, &str)> = names
             .iter()
@@ -90,22 +67,6 @@ fn check_takes_every_published_snippet_with_and_without_its_variables() {
         for env in [&set[..], &[][..]] {
             let o = run_cli(&["check", &path], env, None);
             let err = stderr(&o);
-            if uses_auth && !auth && !env.is_empty() {
-                // Until the endpoint option `auth` lands, the only thing the
-                // tool may refuse in such a snippet is that key. (With its
-                // variable unset, `auth` is absent, as in Backstage.)
-                assert_eq!(o.status.code(), Some(1), "{path}: {err}");
-                let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
-                assert!(
-                    !errors.is_empty()
-                        && errors
-                            .iter()
-                            .all(|l| l.contains(".auth: unknown key 'auth'")),
-                    "{path}: {err}"
-                );
-                eprintln!("{path}: needs the endpoint option `auth`, refused until it lands");
-                continue;
-            }
             assert!(
                 o.status.success(),
                 "{path} (variables set: {}):\n{err}",
