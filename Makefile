@@ -234,3 +234,17 @@ fuzz-smoke: fuzz-tools
 clean:
 	$(CARGO) clean
 	rm -rf build $(VENV)
+
+# A real Backstage on loopback signs users in, the gateway rendered from
+# examples/app-config/demo/app-config.yaml in front of the echo upstream
+# (docs/demo.md); Ctrl-C or SIGTERM stops everything. demo-tools installs
+# its npm packages (examples/backstage/package-lock.json), which
+# cli/tests/demo.rs needs too.
+.PHONY: demo demo-tools
+DEMO_STAMP := examples/backstage/node_modules/.package-lock.json
+demo-tools: $(DEMO_STAMP)
+$(DEMO_STAMP): examples/backstage/package.json examples/backstage/package-lock.json
+	cd examples/backstage && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+demo: build envoy cli demo-tools
+	ENVOY_BIN=$(ENVOY_BIN) examples/demo.sh
