@@ -145,7 +145,7 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools compose-images
+test: lint build build-panic envoy tools compose-images demo-tools
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
