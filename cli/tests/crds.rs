@@ -5,42 +5,11 @@
 //! `x-kubernetes-validations` CEL rules (cel-python), by
 //! `testkit/crd_validate.py`. Planted errors of each class must be caught.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use backstage_proxy_testkit::repo_root;
 use serde_json::{json, Value};
 
 mod common;
-use common::generated;
-
-fn validate(docs: &[Value]) -> Value {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `make schema-tools`",
-        python.display()
-    );
-    let mut child = Command::new(python)
-        .arg(repo_root().join("testkit/crd_validate.py"))
-        .arg(repo_root().join("testkit/crds"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = serde_json::to_vec(docs).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let w = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    w.join().unwrap();
-    assert!(
-        out.status.success(),
-        "the validator failed (jsonschema and cel-python in .venv: `make schema-tools`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{generated, validate};
 
 #[test]
 fn every_generated_resource_validates_against_its_published_crd() {
@@ -195,6 +164,8 @@ fn tls_to_ip_targets_validates_in_every_mode() {
             args.extend([
                 "--url",
                 "oci://ghcr.io/example/backstage-proxy-wasm:1.0.0",
+                "--sha256",
+                common::DIGEST,
                 &f,
             ]);
             let o = common::run_cli(&args, &[], None);
