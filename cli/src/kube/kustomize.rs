@@ -17,9 +17,14 @@ use crate::error::Error;
 
 /// The resources' file in the base.
 pub const RESOURCES_FILE: &str = "resources.yaml";
-/// A classic Istio gateway's `Deployment` patch (not part of the base:
-/// that `Deployment` is Helm's or istioctl's).
-pub const DEPLOYMENT_PATCH_FILE: &str = "gateway-deployment-patch.yaml";
+/// A classic Istio gateway's `Deployment` patch, as a Kustomize
+/// `Component` (a directory with its `kustomization.yaml` and
+/// [`DEPLOYMENT_PATCH_FILE`]): that `Deployment` is Helm's or istioctl's,
+/// not the base's, and Kustomize reads a patch file only from inside the
+/// kustomization that lists it, while a `Component` may be anywhere.
+pub const DEPLOYMENT_PATCH_DIR: &str = "gateway-deployment";
+/// The patch inside [`DEPLOYMENT_PATCH_DIR`].
+pub const DEPLOYMENT_PATCH_FILE: &str = "patch.yaml";
 
 /// What was written, and what the operator still has to do.
 #[derive(Debug, Default)]
@@ -40,7 +45,7 @@ pub fn env_file_name(opts: &KubeOptions) -> String {
 
 /// Writes the base into `dir`: `kustomization.yaml`, [`RESOURCES_FILE`],
 /// and with VM variables the env file, a `.gitignore` for it and (classic
-/// Istio, `istio_classic`) the [`DEPLOYMENT_PATCH_FILE`].
+/// Istio, `istio_classic`) the [`DEPLOYMENT_PATCH_DIR`] component.
 pub fn write(
     dir: &Path,
     docs: &[Value],
@@ -74,12 +79,25 @@ pub fn write(
     )?;
     if istio_classic {
         if let Some(patch) = istio_deployment_patch(loaded, opts) {
-            put(DEPLOYMENT_PATCH_FILE, &yaml(&[patch], false)?)?;
+            let component = dir.join(DEPLOYMENT_PATCH_DIR);
+            std::fs::create_dir_all(&component).map_err(|e| io(&component, e))?;
+            let patch_file = format!("{DEPLOYMENT_PATCH_DIR}/{DEPLOYMENT_PATCH_FILE}");
+            put(&patch_file, &yaml(&[patch], false)?)?;
+            let k = json!({
+                "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+                "kind": "Component",
+                "patches": [{ "path": DEPLOYMENT_PATCH_FILE }]
+            });
+            put(
+                &format!("{DEPLOYMENT_PATCH_DIR}/kustomization.yaml"),
+                &yaml(&[k], false)?,
+            )?;
             out.notes.push(format!(
-                "{}: the ingress gateway's Deployment is not in the base; patch it (kubectl -n {} patch deployment {} --patch-file {0}) or list the file under `patches:` in the kustomization that holds it",
-                dir.join(DEPLOYMENT_PATCH_FILE).display(),
+                "{}: the ingress gateway's Deployment is not in the base; list this directory under `components:` in the kustomization that holds that Deployment, or patch it (kubectl -n {} patch deployment {} --patch-file {})",
+                component.display(),
                 opts.namespace,
-                opts.gateway_deployment
+                opts.gateway_deployment,
+                dir.join(&patch_file).display()
             ));
         }
     }
@@ -207,3 +225,6 @@ fn yaml(docs: &[Value], separated: bool) -> Result<String, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
