@@ -138,6 +138,14 @@ fn planted_errors_are_caught() {
     d["spec"]["validation"]["hostname"] = json!("::1");
     cases.push(("an IPv6 address as hostname", d, "hostname"));
 
+    // Kubernetes' own kinds, by Kubernetes' schemas.
+    let env = json!([{ "name": "K", "valueFrom": { "secretKeyRef": { "nam": "s", "key": "K" } } }]);
+    let d = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "gw" },
+        "spec": { "selector": {}, "template": { "spec": { "containers": [{ "name": "istio-proxy", "env": env }] } } } });
+    cases.push(("core kind: unknown field", d, "'nam' was unexpected"));
+    let d = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "ca.crt": 1 } });
+    cases.push(("core kind: type", d, "ca.crt"));
+
     for (class, doc, expect) in cases {
         let report = validate(std::slice::from_ref(&doc));
         let text = report["violations"].to_string();

@@ -22,14 +22,14 @@ const VARS_CONFIG: &str = "backend:\n  baseUrl: https://backstage.example.com\np
 const TEST_CA: &str =
     "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2ZXRlc3RjYQ==\n-----END CERTIFICATE-----\n";
 
-/// kubectl, whose `kustomize` is Kustomize itself (the machine image
-/// ships Debian's package kubectl).
+/// kubectl, whose `kustomize` is Kustomize itself (kubectl 1.32 carries
+/// Kustomize 5.5; the machine image ships it).
 fn kubectl() -> PathBuf {
     ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("kubectl is not installed: its built-in Kustomize builds the base (`apt-get install kubectl`, see docs/development.md)"))
+        .unwrap_or_else(|| panic!("kubectl is not installed: its built-in Kustomize builds the base (it comes with the machine image; docs/deploying.md#a-kustomize-base)"))
 }
 
 /// `kubectl kustomize DIR`: the resources Kustomize outputs.
