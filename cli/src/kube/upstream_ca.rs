@@ -44,8 +44,8 @@ pub(crate) fn envoy_gateway_configmaps(opts: &KubeOptions, docs: &[Value]) -> Ve
     };
     let namespaces: BTreeSet<&str> = docs
         .iter()
-        .filter(|d| d["kind"] == "BackendTLSPolicy")
-        .filter_map(|d| d["metadata"]["namespace"].as_str())
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some("BackendTLSPolicy"))
+        .filter_map(|d| d.get("metadata")?.get("namespace")?.as_str())
         .collect();
     namespaces
         .into_iter()
