@@ -106,8 +106,31 @@ pub struct KubeArgs {
     /// VirtualService hosts, default "*").
     #[arg(long = "hostname", value_name = "HOST")]
     pub hostnames: Vec<String>,
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "kustomize")]
     pub output: Option<String>,
+    /// Write the image by tag alone, without --sha256 (each gateway pod
+    /// then runs whatever the tag names when it pulls).
+    #[arg(long)]
+    pub allow_unpinned: bool,
+    /// The Secret the gateway's pods read the VM's variables from (one key
+    /// per variable), in the gateway pods' namespace.
+    #[arg(long, value_name = "NAME", default_value = "backstage-proxy-wasm")]
+    pub secret_name: String,
+    /// A PEM CA bundle that verifies the https destinations instead of the
+    /// system's roots (written into the resources: a Secret for Istio's
+    /// DestinationRules, a ConfigMap for Envoy Gateway's BackendTLSPolicies).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<String>,
+    /// Write a Kustomize base into DIR instead: kustomization.yaml,
+    /// resources.yaml, and the Secret as a secretGenerator over
+    /// DIR/<secret-name>.env, written with empty values for the operator to
+    /// fill (an existing one is kept).
+    #[arg(long, value_name = "DIR")]
+    pub kustomize: Option<PathBuf>,
+    /// With --kustomize: write the env file's values from this command's
+    /// own environment (every variable must be set).
+    #[arg(long, requires = "kustomize")]
+    pub secret_values_from_env: bool,
 }
 
 #[derive(Args)]
@@ -130,6 +153,10 @@ pub struct IstioArgs {
     /// Istio 1.30's TrafficExtension instead of WasmPlugin.
     #[arg(long)]
     pub traffic_extension: bool,
+    /// Classic gateway: the ingress gateway's Deployment, which the
+    /// --kustomize patch gives the VM's variables.
+    #[arg(long, value_name = "NAME", default_value = "istio-ingressgateway")]
+    pub gateway_deployment: String,
 }
 
 #[derive(Args)]

@@ -142,8 +142,17 @@ fn load_for_kubernetes(files: &[String]) -> Result<Loaded, ExitCode> {
 /// The options both Kubernetes outputs take from their common arguments,
 /// for a Gateway API gateway without a selector (Envoy Gateway's; Istio
 /// sets its own).
-fn kube_options(common: &KubeArgs, namespace: String, gateway: String) -> kube::KubeOptions {
-    kube::KubeOptions {
+fn kube_options(
+    common: &KubeArgs,
+    namespace: String,
+    gateway: String,
+) -> Result<kube::KubeOptions, Error> {
+    let upstream_ca = common
+        .upstream_ca
+        .as_deref()
+        .map(kube::UpstreamCa::read)
+        .transpose()?;
+    Ok(kube::KubeOptions {
         url: common.url.clone(),
         sha256: common.sha256.clone(),
         namespace,
@@ -153,24 +162,48 @@ fn kube_options(common: &KubeArgs, namespace: String, gateway: String) -> kube::
         gateway_api: true,
         traffic_extension: false,
         envoy_proxy: false,
-    }
+        allow_unpinned: common.allow_unpinned,
+        secret_name: common.secret_name.clone(),
+        gateway_deployment: String::new(),
+        upstream_ca,
+    })
 }
 
-/// A Kubernetes output's documents, its warnings on standard error.
+/// A Kubernetes output's documents (or with `--kustomize` its base), its
+/// warnings on standard error.
 fn kube_out(
     what: &str,
+    (loaded, opts): (&Loaded, &kube::KubeOptions),
     docs: Result<(Vec<serde_json::Value>, kube::Warnings), Error>,
-    output: Option<&str>,
+    common: &KubeArgs,
 ) -> ExitCode {
-    match docs {
-        Ok((docs, warnings)) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
+    let (docs, warnings) = match docs {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    let Some(dir) = &common.kustomize else {
+        return match yaml_documents(what, &docs, true) {
+            Ok(yaml) => write_out(common.output.as_deref(), &yaml),
+            Err(e) => fail(e),
+        };
+    };
+    let from_env = |v: &str| std::env::var(v).ok();
+    let values: kube::kustomize::Values = if common.secret_values_from_env {
+        Some(&from_env)
+    } else {
+        None
+    };
+    let classic = what == "istio" && !opts.gateway_api;
+    match kube::kustomize::write(dir, &docs, loaded, opts, classic, values) {
+        Ok(written) => {
+            for n in written.notes {
+                eprintln!("note: {n}");
             }
-            match yaml_documents(what, &docs, true) {
-                Ok(yaml) => write_out(output, &yaml),
-                Err(e) => fail(e),
-            }
+            eprintln!("wrote {}: {}", dir.display(), written.files.join(", "));
+            ExitCode::SUCCESS
         }
         Err(e) => fail(e.to_string()),
     }
@@ -191,17 +224,18 @@ fn istio(args: IstioArgs) -> ExitCode {
                 .to_string(),
         );
     }
-    let opts = kube::KubeOptions {
-        selector,
-        gateway_api: args.gateway_api,
-        traffic_extension: args.traffic_extension,
-        ..kube_options(&args.common, args.namespace, args.gateway)
+    let opts = match kube_options(&args.common, args.namespace, args.gateway) {
+        Ok(o) => kube::KubeOptions {
+            selector,
+            gateway_api: args.gateway_api,
+            traffic_extension: args.traffic_extension,
+            gateway_deployment: args.gateway_deployment,
+            ..o
+        },
+        Err(e) => return fail(e),
     };
-    kube_out(
-        "istio",
-        kube::istio(&loaded, &opts),
-        args.common.output.as_deref(),
-    )
+    let docs = kube::istio(&loaded, &opts);
+    kube_out("istio", (&loaded, &opts), docs, &args.common)
 }
 
 fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
@@ -209,15 +243,15 @@ fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let opts = kube::KubeOptions {
-        envoy_proxy: args.envoy_proxy,
-        ..kube_options(&args.common, args.namespace, args.gateway)
+    let opts = match kube_options(&args.common, args.namespace, args.gateway) {
+        Ok(o) => kube::KubeOptions {
+            envoy_proxy: args.envoy_proxy,
+            ..o
+        },
+        Err(e) => return fail(e),
     };
-    kube_out(
-        "envoy-gateway",
-        kube::envoy_gateway(&loaded, &opts),
-        args.common.output.as_deref(),
-    )
+    let docs = kube::envoy_gateway(&loaded, &opts);
+    kube_out("envoy-gateway", (&loaded, &opts), docs, &args.common)
 }
 
 fn ratelimit_config(args: RatelimitConfigArgs) -> ExitCode {
