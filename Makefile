@@ -80,10 +80,10 @@ compose-images: compose-tools
 
 # The CRD validator's Python packages (testkit/crd_validate.py): jsonschema
 # for the OpenAPI v3 schemas, cel-python for x-kubernetes-validations.
-SCHEMA_STAMP := $(VENV)/.schema-tools-jsonschema-4.26.0-cel-0.5.0
+SCHEMA_STAMP := $(VENV)/.schema-tools-jsonschema-4.26.0-cel-0.5.0-k8s-1.37.0
 schema-tools: $(SCHEMA_STAMP)
 $(SCHEMA_STAMP): $(ENVOY_STAMP)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check jsonschema==4.26.0 cel-python==0.5.0 PyYAML==6.*
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check jsonschema==4.26.0 cel-python==0.5.0 PyYAML==6.* kubernetes-validate==1.37.0
 	@touch $@
 
 # The rate limit service stand-in's gRPC (testkit/ratelimit/stub.py):
