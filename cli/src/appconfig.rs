@@ -22,6 +22,7 @@ mod findings;
 mod merge;
 mod positions;
 mod resolve;
+mod secrets;
 mod sections;
 mod source;
 
@@ -102,17 +103,20 @@ pub fn load_with(
             warnings.push(finding(&merged, path, message));
         }
     }
-    let filter_config = gateway_sections(&resolved.value);
+    let mut filter_config = gateway_sections(&resolved.value);
     for (v, path) in &resolved.vm_vars {
         if env(v).is_none() {
             let message = format!("environment variable '{v}' is not set here; Envoy's Wasm VM must provide it (host_env_keys)");
             warnings.push(finding(&merged, path, message));
         }
     }
-    // Header variables are taken as set (the VM's); so, for the checks that
-    // do not depend on values, is every other variable.
-    let placeholder =
-        |name: &str| -> Option<String> { env(name).or_else(|| Some(format!("<{name}>"))) };
+    // A variable the VM provides is unknown here: a value that passes
+    // every check a secret's value gets (no whitespace, at least 8
+    // characters, base64 alphabet), the same for the same variable. So,
+    // for the checks that do not depend on values, is every other one.
+    let placeholder = |name: &str| -> Option<String> {
+        env(name).or_else(|| Some(format!("{name}-is-read-in-the-gateway")))
+    };
     let mut plan = validate(
         &filter_config,
         &placeholder,
@@ -130,6 +134,12 @@ pub fn load_with(
                 .map(|e| finding(&merged, &e.path, e.message)),
         );
     }
+    warnings.extend(
+        secrets::literal_secret_warnings(&filter_config)
+            .iter()
+            .map(|w| filter_warning(&merged, w)),
+    );
+    secrets::digest_static_tokens(&mut filter_config);
     once(&mut errors);
     once(&mut warnings);
     place(&merged, &mut errors);

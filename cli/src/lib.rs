@@ -12,6 +12,7 @@
 pub mod access_log;
 pub mod appconfig;
 pub mod error;
+pub mod explain;
 pub mod json;
 pub mod kube;
 pub mod oci;

@@ -124,9 +124,17 @@ fn each_warning_once_per_command_and_strict_fails_on_them() {
     for args in [
         &["check", &f][..],
         &["render", "--wasm", "/plugin.wasm", &f],
-        &["istio", "--url", url, &f],
-        &["istio", "--gateway-api", "--url", url, &f],
-        &["envoy-gateway", "--url", url, &f],
+        &["istio", "--url", url, "--sha256", DIGEST, &f],
+        &[
+            "istio",
+            "--gateway-api",
+            "--url",
+            url,
+            "--sha256",
+            DIGEST,
+            &f,
+        ],
+        &["envoy-gateway", "--url", url, "--sha256", DIGEST, &f],
     ] {
         let o = run_cli(args, &[], None);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
@@ -156,7 +164,7 @@ fn each_warning_once_per_command_and_strict_fails_on_them() {
     for mode in MODES {
         let p = fixture("production.yaml");
         let mut args = mode.to_vec();
-        args.extend(["--url", url, &p]);
+        args.extend(["--url", url, "--sha256", DIGEST, &p]);
         let o = run_cli(&args, &[("CI_TOKEN", "ci-token-0123456789")], None);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         let err = stderr(&o);

@@ -40,12 +40,38 @@ fn unset_value(r: &mut Resolver<'_>, path: &[String], name: &str) -> Option<Valu
     value
 }
 
-/// Is this path an injected header value (resolved in the VM, not here)?
+/// Is this path a value the filter reads `${VAR}` in from the VM's
+/// environment, never resolved here (`docs/tokens.md#secrets-in-the-configuration`):
+/// an injected header value, an endpoint's `auth`, a legacy secret?
 fn is_header_value(path: &[String]) -> bool {
+    let at = |i: usize| path.get(i).map(String::as_str).unwrap_or_default();
     let n = path.len();
-    n >= 4
-        && path.first().map(String::as_str) == Some("proxy")
-        && path.get(n.wrapping_sub(2)).map(String::as_str) == Some("headers")
+    let endpoint_option = |name: &str| {
+        at(0) == "proxy"
+            && at(n.wrapping_sub(1)) == name
+            && ((n == 4 && at(1) == "endpoints") || (n == 3 && at(1).starts_with('/')))
+    };
+    let header = n >= 4 && at(0) == "proxy" && at(n.wrapping_sub(2)) == "headers";
+    let legacy_secret = at(0) == "backend"
+        && at(1) == "auth"
+        && ((n == 4 && at(2).starts_with("keys[") && at(3) == "secret")
+            || (n == 5
+                && at(2).starts_with("externalAccess[")
+                && at(3) == "options"
+                && at(4) == "secret"));
+    header || endpoint_option("auth") || legacy_secret
+}
+
+/// Is this path a static token's value? Resolved here when its variables
+/// are set (the tool then writes its digest), left for the VM otherwise.
+fn is_static_token(path: &[String]) -> bool {
+    let at = |i: usize| path.get(i).map(String::as_str).unwrap_or_default();
+    path.len() == 5
+        && at(0) == "backend"
+        && at(1) == "auth"
+        && at(2).starts_with("externalAccess[")
+        && at(3) == "options"
+        && at(4) == "token"
 }
 
 /// The JSON path as errors name it.
@@ -143,7 +169,11 @@ pub fn resolve(
             Some(Value::Object(out))
         }
         Value::Array(items) => Some(Value::Array(resolve_items(items, path, r, dir, errors))),
-        Value::String(s) if is_header_value(path) => {
+        Value::String(s)
+            if is_header_value(path)
+                || (is_static_token(path)
+                    && referenced_env_vars(s).iter().any(|v| (r.env)(v).is_none())) =>
+        {
             let at = here(path);
             r.vm_vars.extend(
                 referenced_env_vars(s)
@@ -167,7 +197,9 @@ fn resolve_directive(
     errors: &mut Vec<(String, String)>,
 ) -> Option<Value> {
     match (directive, arg) {
-        ("$env", Value::String(name)) if is_header_value(path) => {
+        ("$env", Value::String(name))
+            if is_header_value(path) || (is_static_token(path) && (r.env)(name).is_none()) =>
+        {
             r.vm_vars.push((name.clone(), here(path)));
             Some(Value::String(format!("${{{name}}}")))
         }

@@ -1,6 +1,8 @@
 //! `proxy` and each endpoint: target, credentials, methods, header lists,
 //! injected headers, rewrite, and the options Envoy owns.
 
+mod basic_auth;
+
 use super::json::*;
 use super::{
     interpolate, Credentials, Endpoint, EnvoyOptions, RewriteRule, NOT_INJECTABLE,
@@ -116,8 +118,9 @@ fn stand_in(
     parse_endpoint(&mut ignored, &mut Vec::new(), path, key, &stand_in, env)
 }
 
-pub(super) const ENDPOINT_KEYS: [&str; 14] = [
+pub(super) const ENDPOINT_KEYS: [&str; 15] = [
     "target",
+    "auth",
     "credentials",
     "headers",
     "allowedMethods",
@@ -168,6 +171,8 @@ pub(super) fn parse_endpoint(
         .map(|h| injected_headers(errs, path, h, env))
         .unwrap_or_default();
 
+    let basic_auth = basic_auth::basic_auth(errs, path, obj, env);
+
     let allowed_methods = allowed_methods(errs, warnings, path, obj);
 
     let allowed_headers = allowed_headers(errs, path, obj);
@@ -196,6 +201,7 @@ pub(super) fn parse_endpoint(
         target,
         credentials,
         headers,
+        basic_auth,
         allowed_methods,
         request_allow,
         response_allow,

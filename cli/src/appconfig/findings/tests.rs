@@ -66,9 +66,13 @@ fn the_same_errors_with_and_without_the_variables() {
     }
     // The class is not empty: the misspelt keys are errors both ways.
     let without = load(&[src("app-config.yaml", APP_CONFIGS[0])], &|_| None);
-    assert_eq!(
-        without.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        ["app-config.yaml: proxy.endpoints./sonarqube.autth: unknown key 'autth'; expected one of target, credentials, headers, allowedMethods, allowedHeaders, pathRewrite, changeOrigin, xfwd, ws, cluster, secure, timeout, proxyTimeout, followRedirects"]
+    let shown: Vec<String> = without.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].starts_with(
+            "app-config.yaml: proxy.endpoints./sonarqube.autth: unknown key 'autth'; expected one of target,"
+        ),
+        "{shown:?}"
     );
     assert_eq!(
         without.errors[0].at.map(|a| (a.line, a.column)),

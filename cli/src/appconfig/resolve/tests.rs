@@ -28,9 +28,10 @@ fn env_directives_resolve_except_in_header_values() {
         l.filter_config["proxy"]["endpoints"]["/x"]["headers"]["X-Key"],
         "${KEY}"
     );
+    // The token was resolved here; what the tool writes is its digest.
     assert_eq!(
-        l.filter_config["backend"]["auth"]["externalAccess"][0]["options"]["token"],
-        "tok-0123456789"
+        l.filter_config["backend"]["auth"]["externalAccess"][0]["options"]["tokenDigest"],
+        format!("sha256:{}", crate::oci::sha256_hex(b"tok-0123456789"))
     );
     assert_eq!(l.vm_vars, ["KEY", "SECRET"]);
     assert!(l
@@ -132,7 +133,14 @@ proxy: {$include: proxy.yaml#proxy}
     let l = load_with(&[base, prod], &|_| None, &read);
     assert!(l.errors.is_empty(), "{:?}", l.errors);
     let ext = &l.filter_config["backend"]["auth"]["externalAccess"][0]["options"];
-    assert_eq!(ext["token"], "ci-static-token-0123456789");
+    assert_eq!(
+        ext["tokenDigest"],
+        format!(
+            "sha256:{}",
+            crate::oci::sha256_hex(b"ci-static-token-0123456789")
+        )
+    );
+    assert!(ext.get("token").is_none());
     assert_eq!(
         l.filter_config["proxy"]["endpoints"]["/pd"]["target"],
         "https://api.pagerduty.com"
