@@ -521,3 +521,39 @@ fn budgets_counted_by_the_filter_are_warned_to_be_per_replica() {
         }
     }
 }
+
+/// `timeout` and `followRedirects` have no route field on Istio or the
+/// Gateway API: each endpoint that sets one is named, none is dropped
+/// silently; `proxyTimeout` is carried and not warned about.
+#[test]
+fn options_no_route_carries_are_named_per_endpoint() {
+    let dir = TempDir::new("kube-uncarried");
+    let input = write(
+        &dir.0,
+        "app-config.yaml",
+        "proxy:\n  endpoints:\n    /t: { target: 'https://t.example.com', timeout: 5000 }\n    /r: { target: 'https://r.example.com', followRedirects: true }\n    /p: { target: 'https://p.example.com', proxyTimeout: 3000, followRedirects: false }\n",
+    );
+    for command in ["istio", "envoy-gateway"] {
+        let o = run_cli(
+            &[command, "--url", IMAGE, "--sha256", DIGEST, &input],
+            &[],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let err = stderr(&o);
+        let about = |key: &str| {
+            err.lines()
+                .filter(|l| l.contains(&format!("proxy.endpoints.{key}:")))
+                .count()
+        };
+        assert!(
+            err.contains("proxy.endpoints./t: timeout"),
+            "{command}: {err}"
+        );
+        assert!(
+            err.contains("proxy.endpoints./r: followRedirects"),
+            "{command}: {err}"
+        );
+        assert_eq!(about("/p"), 0, "{command}: {err}");
+    }
+}

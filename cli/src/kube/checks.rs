@@ -79,3 +79,26 @@ pub(crate) fn per_replica_budgets(plan: &Plan, warnings: &mut Warnings) {
         ));
     }
 }
+
+/// Endpoint options `render` writes into Envoy's route that no Istio or
+/// Gateway API route field carries (`docs/migration.md`): each named, so
+/// that none is dropped without a word. `proxyTimeout` is carried (the
+/// route's timeout).
+pub(crate) fn uncarried_options(plan: &Plan, gateway: &str, warnings: &mut Warnings) {
+    for e in &plan.endpoints {
+        let mut options = Vec::new();
+        if e.envoy.timeout_ms.is_some() {
+            options.push("timeout (the route's idle timeout in render's envoy.yaml)");
+        }
+        if e.envoy.follow_redirects == Some(true) {
+            options.push("followRedirects (Envoy's internal redirects in render's envoy.yaml)");
+        }
+        if !options.is_empty() {
+            warnings.push(format!(
+                "proxy.endpoints.{}: {} not carried to {gateway}: no route field of its resources expresses it, so the gateway's defaults apply",
+                e.raw_key,
+                options.join(" and ")
+            ));
+        }
+    }
+}

@@ -45,6 +45,7 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     check_image(opts, &mut warnings)?;
     checks::loopback_destinations(plan, "Backend", &mut warnings);
     checks::per_replica_budgets(plan, &mut warnings);
+    checks::uncarried_options(plan, "Envoy Gateway", &mut warnings);
     let rules = http_route_rules(plan, &routes, &|r| backend_ref(r, opts), &mut warnings);
     let config = filter_config_for_routes(loaded, plan, &routes, &|u| {
         let dest = (bare_host(&u.host), u.port, u.scheme == "https");

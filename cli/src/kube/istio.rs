@@ -45,6 +45,7 @@ pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warning
     check_image(opts, &mut warnings)?;
     checks::loopback_destinations(plan, "ServiceEntry", &mut warnings);
     checks::per_replica_budgets(plan, &mut warnings);
+    checks::uncarried_options(plan, "Istio", &mut warnings);
     let (gw_ns, gw_name) = opts.gateway_ref();
     let plugin_ns = if opts.gateway_api {
         gw_ns
