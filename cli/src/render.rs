@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::json::{seconds, set, set_in};
 use crate::ratelimit::descriptors::{route_rate_limits, HEADERS};
 use crate::ratelimit::envoy_filter;
+use crate::stats_tags;
 use crate::routes::{
     bare_host, certificate_name, cluster_specs, is_ip, CertificateName, ClusterSpec,
 };
@@ -57,6 +58,9 @@ fn cluster(name: &str, spec: &ClusterSpec, opts: &Options) -> Value {
     });
     if !is_ip(&spec.host) {
         set(&mut c, "dns_lookup_family", json!("V4_PREFERRED"));
+    }
+    if let Some(stat_name) = stats_tags::cluster_stat_name(name) {
+        set(&mut c, "alt_stat_name", json!(stat_name));
     }
     if spec.tls {
         let mut common = json!({});
@@ -241,6 +245,7 @@ pub fn gateway(
     }
     Ok(json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
+        "stats_config": stats_tags::stats_config(),
         "static_resources": {
             "listeners": [{
                 "name": "gateway",
