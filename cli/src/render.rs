@@ -13,10 +13,10 @@ use crate::error::Error;
 use crate::json::{seconds, set, set_in};
 use crate::ratelimit::descriptors::{route_rate_limits, HEADERS};
 use crate::ratelimit::envoy_filter;
-use crate::stats_tags;
 use crate::routes::{
     bare_host, certificate_name, cluster_specs, is_ip, CertificateName, ClusterSpec,
 };
+use crate::stats_tags;
 use backstage_proxy_core::config::{Plan, RateLimitService};
 
 #[derive(Debug, Clone)]

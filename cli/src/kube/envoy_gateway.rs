@@ -19,6 +19,7 @@ use crate::routes::{
     bare_host, callout_urls, certificate_name, cluster_specs, filter_config_for_routes,
     group_by_destination, is_ip, CertificateName, ClusterSpec, Route,
 };
+use crate::stats_tags;
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
 use backstage_proxy_core::ratelimit::{ENDPOINT_HEADER, PRINCIPAL_HEADER};
@@ -57,7 +58,7 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     docs.extend(http_routes);
     if opts.envoy_proxy {
         docs.push(envoy_proxy(gw_ns));
-        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these access-log settings added to that one instead"));
+        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these access-log and bootstrap (stats labels) settings added to that one instead"));
     }
     docs.extend(backends(&routes, opts, &mut warnings)?);
     Ok((docs, warnings))
@@ -173,16 +174,22 @@ fn extension_policy(
     })
 }
 
-/// The `EnvoyProxy` whose access log is the filter's JSON line per request.
+/// The `EnvoyProxy` whose access log is the filter's JSON line per request
+/// and whose bootstrap gets the filter's Prometheus labels (merged: a YAML
+/// string, which JSON is).
 fn envoy_proxy(gw_ns: &str) -> Value {
+    let bootstrap = json!({ "stats_config": stats_tags::stats_config() }).to_string();
     json!({
         "apiVersion": "gateway.envoyproxy.io/v1alpha1",
         "kind": "EnvoyProxy",
         "metadata": { "name": ENVOY_PROXY_NAME, "namespace": gw_ns },
-        "spec": { "telemetry": { "accessLog": { "settings": [{
-            "format": { "type": "JSON", "json": access_log::fields() },
-            "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
-        }] } } }
+        "spec": {
+            "telemetry": { "accessLog": { "settings": [{
+                "format": { "type": "JSON", "json": access_log::fields() },
+                "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
+            }] } },
+            "bootstrap": { "type": "Merge", "value": bootstrap }
+        }
     })
 }
 
