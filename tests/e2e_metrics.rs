@@ -28,7 +28,9 @@ const ENDPOINTS: [(&str, &str); 7] = [
 fn gateway(up: u16, down: u16, keys: u16) -> Envoy {
     let mut endpoints: Vec<String> = ENDPOINTS
         .iter()
-        .map(|(k, _)| format!(r#""{k}":"http://127.0.0.1:{up}""#))
+        .enumerate()
+        // targets apart: none lies under the rate-limited endpoint's
+        .map(|(i, (k, _))| format!(r#""{k}":"http://127.0.0.1:{up}/t{i}""#))
         .collect();
     endpoints.push(format!(r#""/down":"http://127.0.0.1:{down}""#));
     let config = format!(
