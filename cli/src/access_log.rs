@@ -30,7 +30,8 @@ pub fn fields() -> Value {
         "principal": state(audit::PRINCIPAL_KEY),
         "endpoint": state(audit::ENDPOINT_KEY),
         "decision": state(audit::DECISION_KEY),
-        "upstream_cluster": "%UPSTREAM_CLUSTER%",
+        // The cluster's own name, not the stats name `render` gives it.
+        "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
         "duration_ms": "%DURATION%",
         "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
     })

@@ -3,7 +3,7 @@
 //! from which each output is written: Envoy ([`render`]), Istio and Envoy
 //! Gateway ([`kube`]), and the rate limit service's configuration file
 //! ([`ratelimit`]). The outputs share the JSON toolbox ([`json`]) and the
-//! Envoy pieces more than one of them writes ([`access_log`],
+//! Envoy pieces more than one of them writes ([`access_log`], [`stats_tags`],
 //! [`ratelimit::descriptors`], [`ratelimit::envoy_filter`]); none imports
 //! another. [`oci`] builds the compat OCI image; [`report`] writes `check`'s
 //! findings for machines (JSON, SARIF). `main.rs` parses
@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod render;
 pub mod report;
 pub mod routes;
+pub mod stats_tags;
 
 #[cfg(test)]
 mod test_support;

@@ -16,6 +16,7 @@ use crate::ratelimit::envoy_filter;
 use crate::routes::{
     bare_host, certificate_name, cluster_specs, is_ip, CertificateName, ClusterSpec,
 };
+use crate::stats_tags;
 use backstage_proxy_core::config::{Plan, RateLimitService};
 
 #[derive(Debug, Clone)]
@@ -57,6 +58,9 @@ fn cluster(name: &str, spec: &ClusterSpec, opts: &Options) -> Value {
     });
     if !is_ip(&spec.host) {
         set(&mut c, "dns_lookup_family", json!("V4_PREFERRED"));
+    }
+    if let Some(stat_name) = stats_tags::cluster_stat_name(name) {
+        set(&mut c, "alt_stat_name", json!(stat_name));
     }
     if spec.tls {
         let mut common = json!({});
@@ -241,6 +245,7 @@ pub fn gateway(
     }
     Ok(json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
+        "stats_config": stats_tags::stats_config(),
         "static_resources": {
             "listeners": [{
                 "name": "gateway",

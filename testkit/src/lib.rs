@@ -4,12 +4,14 @@
 //! ([`upstream`]), a key-set server ([`keys`]), raw HTTP/1.1 and exact
 //! HTTP/2 clients ([`client`]), token minting with signers independent of
 //! the filter's verifiers ([`mint`]), the log of secrets the log scan
-//! looks for ([`secrets`]), and a private CA with an HTTPS upstream
-//! ([`tls`]).
+//! looks for ([`secrets`]), a private CA with an HTTPS upstream
+//! ([`tls`]), and the monitoring files read as Prometheus reads them
+//! ([`monitoring`]).
 
 pub mod client;
 pub mod envoy;
 pub mod keys;
+pub mod monitoring;
 pub mod paths;
 pub mod ratelimit;
 pub mod secrets;

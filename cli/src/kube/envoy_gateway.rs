@@ -20,6 +20,7 @@ use crate::routes::{
     bare_host, callout_urls, certificate_name, cluster_specs, filter_config_for_routes,
     group_by_destination, is_ip, CertificateName, ClusterSpec, Route,
 };
+use crate::stats_tags;
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::ratelimit::{descriptor_value, Budget};
 use backstage_proxy_core::ratelimit::{ENDPOINT_HEADER, PRINCIPAL_HEADER};
@@ -62,7 +63,8 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     docs.extend(http_routes);
     if let Some(proxy) = envoy_proxy(loaded, opts, gw_ns) {
         docs.push(proxy);
-        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these settings (access log, the Envoy container's env) added to that one instead"));
+        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these settings (access log, bootstrap stats labels, the Envoy container's env) added to that one instead"));
+    }
     }
     docs.extend(backends(&routes, opts, &mut warnings)?);
     let ca_maps = upstream_ca::envoy_gateway_configmaps(opts, &docs);
@@ -184,9 +186,10 @@ fn extension_policy(
 }
 
 /// The `EnvoyProxy`: with `--envoy-proxy` the access log, the filter's
-/// JSON line per request; with VM variables the Envoy container's env from
-/// the `Secret` (without it the variables never reach the pods, so it is
-/// written whenever there are any).
+/// JSON line per request, and the bootstrap's Prometheus labels (merged: a
+/// YAML string, which JSON is); with VM variables the Envoy container's env
+/// from the `Secret` (without it the variables never reach the pods, so it
+/// is written whenever there are any).
 fn envoy_proxy(loaded: &Loaded, opts: &KubeOptions, gw_ns: &str) -> Option<Value> {
     let provider = secrets::envoy_proxy_provider(loaded, opts);
     if !opts.envoy_proxy && provider.is_none() {
@@ -201,6 +204,12 @@ fn envoy_proxy(loaded: &Loaded, opts: &KubeOptions, gw_ns: &str) -> Option<Value
                 "format": { "type": "JSON", "json": access_log::fields() },
                 "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
             }] } }),
+        );
+        let bootstrap = json!({ "stats_config": stats_tags::stats_config() }).to_string();
+        set(
+            &mut spec,
+            "bootstrap",
+            json!({ "type": "Merge", "value": bootstrap }),
         );
     }
     if let Some(p) = provider {
