@@ -65,7 +65,6 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
         docs.push(proxy);
         warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these settings (access log, bootstrap stats labels, the Envoy container's env) added to that one instead"));
     }
-    }
     docs.extend(backends(&routes, opts, &mut warnings)?);
     let ca_maps = upstream_ca::envoy_gateway_configmaps(opts, &docs);
     docs.extend(ca_maps);
