@@ -46,11 +46,18 @@ real_image() {
 image() {
   local root=$1 name=$2
   tar -C "$root" -cf "$work/rootfs.tar" .
-  # The name moves to the new image; containers running the old one go on.
+  # The name moves to the new image; containers running the old one go on,
+  # and the old one is removed once nothing uses it.
+  local old new
+  old=$(podman image inspect --format '{{ .Id }}' "$name" 2>/dev/null || true)
   podman import \
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
     --change "LABEL org.opencontainers.image.description=$STAND_IN $name, built by testkit/compose/local-images.sh" \
-    "$work/rootfs.tar" "$name" >/dev/null
+    --quiet "$work/rootfs.tar" "$name" >/dev/null
+  new=$(podman image inspect --format '{{ .Id }}' "$name")
+  if [ -n "$old" ] && [ "$old" != "$new" ] && ! podman rmi "$old" >/dev/null 2>&1; then
+    echo "$name: the previous stand-in ($old) is still in use, kept"
+  fi
   echo "$name"
 }
 
