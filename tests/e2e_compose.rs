@@ -67,7 +67,9 @@ fn walkthrough() -> Walkthrough {
             .clone()
     };
     assert!(
-        find("docker compose up -d").iter().any(|s| s.command == "make build"),
+        find("docker compose up -d")
+            .iter()
+            .any(|s| s.command == "make build"),
         "the Docker route is there for machines that have Docker"
     );
     let podman = find(".venv/bin/podman-compose up -d");
@@ -80,7 +82,10 @@ fn walkthrough() -> Walkthrough {
             (s.command, answer)
         })
         .collect();
-    assert!(curls.len() >= 3, "the walkthrough has its curl lines: {curls:?}");
+    assert!(
+        curls.len() >= 3,
+        "the walkthrough has its curl lines: {curls:?}"
+    );
     let down = find("podman-compose down")
         .into_iter()
         .find(|s| s.command.contains("podman-compose down"))
@@ -101,7 +106,16 @@ fn bash(cmd: &str) -> Output {
 
 fn status_of(url: &str) -> String {
     let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+            url,
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).to_string()
@@ -112,7 +126,10 @@ fn other_address() -> Option<String> {
     let out = Command::new("hostname").arg("-I").output().ok()?;
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
         .map(str::to_string)
 }
 
@@ -162,7 +179,11 @@ fn the_docs_podman_route_runs_the_compose_file_and_the_walkthrough_holds() {
     let root = repo_root();
     let name = root.file_name().unwrap().to_string_lossy();
     let ports = Command::new("podman")
-        .args(["ps", "--filter", &format!("label=com.docker.compose.project={name}")])
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={name}"),
+        ])
         .args(["--format", "{{.Ports}}"])
         .output()
         .unwrap();

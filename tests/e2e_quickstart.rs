@@ -129,8 +129,15 @@ fn make_run_stops_envoy_and_the_upstream_however_it_is_stopped() {
             names.iter().any(|n| n == "envoy") && names.iter().any(|n| n.starts_with("python")),
             "{names:?}"
         );
-        let upstream: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        assert!(kids.contains(&upstream), "build/upstream.pid names the upstream");
+        let upstream: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            kids.contains(&upstream),
+            "build/upstream.pid names the upstream"
+        );
         let sent = match how {
             "SIGTERM to make" => kill("-TERM", &run.make.id().to_string()),
             "SIGTERM to the recipe" => kill("-TERM", &script.to_string()),
@@ -144,7 +151,10 @@ fn make_run_stops_envoy_and_the_upstream_however_it_is_stopped() {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while !(kids.iter().all(|p| gone(*p)) && gone(script)) {
-            assert!(Instant::now() < deadline, "{how}: left running: {kids:?} / {script}");
+            assert!(
+                Instant::now() < deadline,
+                "{how}: left running: {kids:?} / {script}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         for port in PORTS_USED {
@@ -153,7 +163,10 @@ fn make_run_stops_envoy_and_the_upstream_however_it_is_stopped() {
                 "{how}: port {port} is still held"
             );
         }
-        assert!(!pidfile.exists(), "{how}: build/upstream.pid is left behind");
+        assert!(
+            !pidfile.exists(),
+            "{how}: build/upstream.pid is left behind"
+        );
     }
 }
 
@@ -240,7 +253,9 @@ fn the_readme_quick_start_answers_as_written() {
     let text = section("README.md", "## Quick start");
     let blocks = sh_blocks(&text);
     assert!(
-        blocks.first().is_some_and(|b| b.lines().any(|l| l.starts_with("make run "))),
+        blocks
+            .first()
+            .is_some_and(|b| b.lines().any(|l| l.starts_with("make run "))),
         "the quick start begins with `make run`: {blocks:?}"
     );
     let curls: Vec<Step> = blocks
@@ -248,7 +263,10 @@ fn the_readme_quick_start_answers_as_written() {
         .flat_map(|b| steps(b))
         .filter(|s| s.command.starts_with("curl "))
         .collect();
-    assert!(curls.len() >= 4, "the quick start's curl examples: {curls:?}");
+    assert!(
+        curls.len() >= 4,
+        "the quick start's curl examples: {curls:?}"
+    );
 
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let run = MakeRun::start();

@@ -46,7 +46,8 @@ fn static_binary() -> PathBuf {
     );
     // A static executable has no program interpreter: ldd says so.
     let ldd = Command::new("ldd").arg(&bin).output().unwrap();
-    let said = String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
+    let said =
+        String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
     assert!(
         said.contains("not a dynamic executable") || said.contains("statically linked"),
         "{} is not static: {said}",
@@ -77,10 +78,19 @@ fn the_cli_image_runs_the_static_tool_as_the_native_one_answers() {
         "podman build: {}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let inspect = podman(&["image", "inspect", "--format", "{{.Config.User}} {{json .Config.Entrypoint}} {{.Architecture}}", &image.0]);
+    let inspect = podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}} {{json .Config.Entrypoint}} {{.Architecture}}",
+        &image.0,
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&inspect.stdout).trim(),
-        format!("65532:65532 [\"/usr/local/bin/backstage-proxy-wasm\"] {}", platform()),
+        format!(
+            "65532:65532 [\"/usr/local/bin/backstage-proxy-wasm\"] {}",
+            platform()
+        ),
         "a non-root user, the tool as the entry point, the platform's binary"
     );
 
@@ -106,7 +116,11 @@ fn the_cli_image_runs_the_static_tool_as_the_native_one_answers() {
             .args(&args)
             .output()
             .unwrap();
-        assert_eq!(inside.status.code(), native.status.code(), "{args:?}: {inside:?}");
+        assert_eq!(
+            inside.status.code(),
+            native.status.code(),
+            "{args:?}: {inside:?}"
+        );
         assert_eq!(inside.stdout, native.stdout, "{args:?}");
         assert_eq!(
             String::from_utf8_lossy(&inside.stderr),
@@ -117,7 +131,8 @@ fn the_cli_image_runs_the_static_tool_as_the_native_one_answers() {
     let refused = run_in(&image.0, &dir.0, &["check", "app-config.yaml", "bad.yaml"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("bad.yaml: proxy.endpoints./pd.credentials"),
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("bad.yaml: proxy.endpoints./pd.credentials"),
         "{refused:?}"
     );
 }

@@ -132,17 +132,25 @@ fn a_release_ships_the_tool_signed_images_sboms_and_the_licence() {
     }
     // Signing is by digest, never by a tag that can move.
     for line in text.lines().filter(|l| l.contains("cosign sign")) {
-        assert!(line.contains("@$") && !line.contains(":$GITHUB_REF_NAME"), "{line}");
+        assert!(
+            line.contains("@$") && !line.contains(":$GITHUB_REF_NAME"),
+            "{line}"
+        );
     }
     // The Makefile maps each target to the platform directory cli/Dockerfile reads.
     let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
-    assert!(makefile.contains("CLI_ARCH    = $(if $(findstring aarch64,$(CLI_TARGET)),arm64,amd64)"));
+    assert!(
+        makefile.contains("CLI_ARCH    = $(if $(findstring aarch64,$(CLI_TARGET)),arm64,amd64)")
+    );
     let dockerfile = std::fs::read_to_string(repo_root().join("cli/Dockerfile")).unwrap();
     assert!(dockerfile.contains("COPY ${TARGETARCH}/backstage-proxy-wasm "));
 
     let license = std::fs::read_to_string(repo_root().join("LICENSE")).unwrap();
     assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
-    assert!(license.contains("END OF TERMS AND CONDITIONS"), "the full text");
+    assert!(
+        license.contains("END OF TERMS AND CONDITIONS"),
+        "the full text"
+    );
     let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     assert!(cargo.contains("license = \"Apache-2.0\""));
     let changelog = std::fs::read_to_string(repo_root().join("CHANGELOG.md")).unwrap();

@@ -96,7 +96,10 @@ pub fn steps(block: &str) -> Vec<Step> {
             following = true;
         }
     }
-    assert!(pending.is_empty(), "a command continues past its block: {pending}");
+    assert!(
+        pending.is_empty(),
+        "a command continues past its block: {pending}"
+    );
     steps
 }
 
