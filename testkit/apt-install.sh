@@ -6,6 +6,11 @@
 # Usage: testkit/apt-install.sh PACKAGE...
 set -euo pipefail
 
+if ! command -v dpkg-query >/dev/null; then
+  echo "$0: not a Debian or Ubuntu system: install the equivalents of: $*" >&2
+  exit 1
+fi
+
 missing=()
 for p in "$@"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
