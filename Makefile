@@ -81,10 +81,10 @@ compose-images: compose-tools
 
 # The CRD validator's Python packages (testkit/crd_validate.py): jsonschema
 # for the OpenAPI v3 schemas, cel-python for x-kubernetes-validations.
-SCHEMA_STAMP := $(VENV)/.schema-tools-jsonschema-4.26.0-cel-0.5.0
+SCHEMA_STAMP := $(VENV)/.schema-tools-jsonschema-4.26.0-cel-0.5.0-k8s-1.37.0
 schema-tools: $(SCHEMA_STAMP)
 $(SCHEMA_STAMP): $(ENVOY_STAMP)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check jsonschema==4.26.0 cel-python==0.5.0 PyYAML==6.*
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check jsonschema==4.26.0 cel-python==0.5.0 PyYAML==6.* kubernetes-validate==1.37.0
 	@touch $@
 
 # The rate limit service stand-in's gRPC (testkit/ratelimit/stub.py):
@@ -163,7 +163,7 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools compose-images cli-static
+test: lint build build-panic envoy tools compose-images cli-static demo-tools
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
@@ -252,3 +252,17 @@ fuzz-smoke: fuzz-tools
 clean:
 	$(CARGO) clean
 	rm -rf build $(VENV)
+
+# A real Backstage on loopback signs users in, the gateway rendered from
+# examples/app-config/demo/app-config.yaml in front of the echo upstream
+# (docs/demo.md); Ctrl-C or SIGTERM stops everything. demo-tools installs
+# its npm packages (examples/backstage/package-lock.json), which
+# cli/tests/demo.rs needs too.
+.PHONY: demo demo-tools
+DEMO_STAMP := examples/backstage/node_modules/.package-lock.json
+demo-tools: $(DEMO_STAMP)
+$(DEMO_STAMP): examples/backstage/package.json examples/backstage/package-lock.json
+	cd examples/backstage && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+demo: build envoy cli demo-tools
+	ENVOY_BIN=$(ENVOY_BIN) examples/demo.sh

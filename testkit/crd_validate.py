@@ -7,6 +7,8 @@ server would on `kubectl apply --validate=strict`:
   fields as errors (objects with `properties` and no
   `x-kubernetes-preserve-unknown-fields` get `additionalProperties: false`),
   checked by `jsonschema` (Draft 2020-12);
+- Kubernetes' own kinds (Secret, ConfigMap, Deployment) against
+  Kubernetes' published schemas (`kubernetes-validate`, strict);
 - every `x-kubernetes-validations` rule on the way, evaluated with
   `cel-python` with `self` bound to the value. Rules that use Kubernetes'
   own CEL library (`isURL`, `url`, `quantity`, `format`, …) or `oldSelf`
@@ -83,6 +85,29 @@ def apply_defaults(schema, value):
     return value
 
 
+# Kubernetes' own kinds (Secret, ConfigMap, Deployment, …) have no CRD: they
+# are checked against Kubernetes' published OpenAPI schemas for this
+# version, as shipped by the kubernetes-validate package, strictly (unknown
+# fields are errors).
+CORE_GROUPS = ("", "apps")
+KUBERNETES_VERSION = "1.34.0"
+
+
+def core_violations(doc):
+    try:
+        import kubernetes_validate
+    except ImportError:
+        return [{"path": "/", "message": "kubernetes-validate is not installed: run `make schema-tools`"}]
+    try:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path)
+        return [{"path": where or "/", "message": e.message[:300]}]
+    except kubernetes_validate.SchemaNotFoundError as e:
+        return [{"path": "/", "message": f"no Kubernetes {KUBERNETES_VERSION} schema: {e}"}]
+    return []
+
+
 def cel_value(v):
     return celpy.json_to_cel(v)
 
@@ -153,6 +178,9 @@ def main():
         key = (group, version, kind)
         name = f"[{n}] {kind} {doc.get('metadata', {}).get('name')}"
         report["kinds"][f"{kind} {api}"] = report["kinds"].get(f"{kind} {api}", 0) + 1
+        if key not in crds and group in CORE_GROUPS:
+            report["violations"].extend({"document": name, **v} for v in core_violations(doc))
+            continue
         if key not in crds:
             report["violations"].append({"document": name, "path": "/", "message": f"no published CRD for {api} {kind}"})
             continue

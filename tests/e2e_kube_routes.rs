@@ -23,7 +23,9 @@ const HOST: &str = "backstage.example.com";
 fn classic_gateway() -> KubeOptions {
     KubeOptions {
         url: "oci://r/x:1".into(),
-        sha256: None,
+        sha256: Some(
+            "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+        ),
         namespace: "istio-system".into(),
         gateway: "backstage-gateway".into(),
         hostnames: vec![HOST.into()],
@@ -31,6 +33,10 @@ fn classic_gateway() -> KubeOptions {
         gateway_api: false,
         traffic_extension: false,
         envoy_proxy: false,
+        allow_unpinned: false,
+        secret_name: "backstage-proxy-wasm".into(),
+        gateway_deployment: "istio-ingressgateway".into(),
+        upstream_ca: None,
     }
 }
 

@@ -18,8 +18,11 @@
 //! [`load`] runs them in order, refuses an endpoint key without a leading
 //! `/` (with the hint), and validates the result as the filter does.
 
+mod findings;
 mod merge;
+mod positions;
 mod resolve;
+mod secrets;
 mod sections;
 mod source;
 
@@ -28,11 +31,13 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 pub use merge::{merge, Merged};
+pub use positions::{positions, Position};
 pub use resolve::{resolve, Resolver};
 pub use sections::{gateway_sections, GATEWAY_SECTIONS};
 pub use source::{env_overrides, load_yaml, ConfigFile, LoadError};
 
 use backstage_proxy_core::config::Plan;
+use findings::{filter_warning, finding, once, place, structure_errors};
 use sections::needed;
 
 /// Everything `check` and `render` need from a set of files.
@@ -43,11 +48,14 @@ pub struct Loaded {
     pub resolved: Value,
     /// The filter's configuration: the resolved gateway sections.
     pub filter_config: Value,
+    /// The plan, when there is no error.
     pub plan: Option<Plan>,
     /// Variables header values need in Envoy's VM environment.
     pub vm_vars: Vec<String>,
+    /// Each error once, with its file, JSON path and line where known.
     pub errors: Vec<LoadError>,
-    pub warnings: Vec<String>,
+    /// Each warning once, with its file, JSON path and line where known.
+    pub warnings: Vec<LoadError>,
 }
 
 /// Loads, merges, resolves and validates, with the filter's own
@@ -59,8 +67,9 @@ pub fn load(sources: &[ConfigFile], env: &dyn Fn(&str) -> Option<String>) -> Loa
 /// What resolving the gateway's sections gave.
 struct Resolved {
     value: Value,
-    /// Variables header values need in the VM, sorted, once each.
-    vm_vars: Vec<String>,
+    /// Variables header values need in the VM, sorted, once each, with
+    /// the first JSON path that names each.
+    vm_vars: Vec<(String, String)>,
     /// Values made absent by an unset variable: (JSON path, name).
     unset: Vec<(String, String)>,
     /// Directives that could not be resolved: (JSON path, message).
@@ -80,45 +89,70 @@ pub fn load_with(
     errors.extend(
         resolved
             .errors
-            .into_iter()
-            .map(|(path, message)| LoadError {
-                file: merged.file_of(&path),
-                path,
-                message,
-            }),
+            .iter()
+            .map(|(path, message)| finding(&merged, path, message.clone())),
     );
     for (path, name) in &resolved.unset {
         if needed(path) {
-            errors.push(LoadError {
-                file: merged.file_of(path),
-                path: path.clone(),
-                message: format!("environment variable '{name}' is not set"),
-            });
+            let message = format!("environment variable '{name}' is not set");
+            errors.push(finding(&merged, path, message));
         } else {
-            warnings.push(format!("{path}: environment variable '{name}' is not set; the value is absent, as in Backstage"));
+            let message = format!(
+                "environment variable '{name}' is not set; the value is absent, as in Backstage"
+            );
+            warnings.push(finding(&merged, path, message));
         }
     }
-    let filter_config = gateway_sections(&resolved.value);
-    let vm_vars = resolved.vm_vars;
-    for v in &vm_vars {
+    let mut filter_config = gateway_sections(&resolved.value);
+    for (v, path) in &resolved.vm_vars {
         if env(v).is_none() {
-            warnings.push(format!("environment variable '{v}' is not set here; Envoy's Wasm VM must provide it (host_env_keys)"));
+            let message = format!("environment variable '{v}' is not set here; Envoy's Wasm VM must provide it (host_env_keys)");
+            warnings.push(finding(&merged, path, message));
         }
     }
-    let plan = validate(
+    // A variable the VM provides is unknown here: a value that passes
+    // every check a secret's value gets (no whitespace, at least 8
+    // characters, base64 alphabet), the same for the same variable. So,
+    // for the checks that do not depend on values, is every other one.
+    let placeholder = |name: &str| -> Option<String> {
+        env(name).or_else(|| Some(format!("{name}-is-read-in-the-gateway")))
+    };
+    let mut plan = validate(
         &filter_config,
-        env,
+        &placeholder,
         &merged,
         &resolved.unset,
         &mut errors,
         &mut warnings,
     );
+    if !resolved.unset.is_empty() {
+        let structure = gateway_sections(&resolve_sections(&merged, &placeholder, read).value);
+        let found = structure_errors(&structure, &resolved.unset, &placeholder);
+        errors.extend(
+            found
+                .into_iter()
+                .map(|e| finding(&merged, &e.path, e.message)),
+        );
+    }
+    warnings.extend(
+        secrets::literal_secret_warnings(&filter_config)
+            .iter()
+            .map(|w| filter_warning(&merged, w)),
+    );
+    secrets::digest_static_tokens(&mut filter_config);
+    once(&mut errors);
+    once(&mut warnings);
+    place(&merged, &mut errors);
+    place(&merged, &mut warnings);
+    if !errors.is_empty() {
+        plan = None;
+    }
     Loaded {
         merged,
         resolved: resolved.value,
         filter_config,
         plan,
-        vm_vars,
+        vm_vars: resolved.vm_vars.into_iter().map(|(name, _)| name).collect(),
         errors,
         warnings,
     }
@@ -136,11 +170,10 @@ fn endpoint_key_errors(merged: &Merged) -> Vec<LoadError> {
         .filter(|k| !k.starts_with('/'))
         .map(|key| {
             let path = format!("proxy.endpoints.{key}");
-            LoadError {
-                file: merged.file_of(&path),
-                path,
-                message: format!("endpoint keys start with '/': write '/{key}' (Backstage ignores this endpoint)"),
-            }
+            let message = format!(
+                "endpoint keys start with '/': write '/{key}' (Backstage ignores this endpoint)"
+            );
+            finding(merged, &path, message)
         })
         .collect()
 }
@@ -159,6 +192,7 @@ fn resolve_sections(
         file_of: &file_of,
         vm_vars: Vec::new(),
         unset: Vec::new(),
+        stand_in: &needed,
     };
     let mut errors = Vec::new();
     let value = resolve(
@@ -170,8 +204,9 @@ fn resolve_sections(
     )
     .unwrap_or_else(|| Value::Object(Map::new()));
     let mut vm_vars = resolver.vm_vars;
-    vm_vars.sort();
-    vm_vars.dedup();
+    // Sorted by name, each once, with the first path that names it.
+    vm_vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vm_vars.dedup_by(|a, b| a.0 == b.0);
     Resolved {
         value,
         vm_vars,
@@ -186,18 +221,16 @@ fn resolve_sections(
 /// variable).
 fn validate(
     filter_config: &Value,
-    env: &dyn Fn(&str) -> Option<String>,
+    placeholder: &dyn Fn(&str) -> Option<String>,
     merged: &Merged,
     unset: &[(String, String)],
     errors: &mut Vec<LoadError>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<LoadError>,
 ) -> Option<Plan> {
-    let placeholder =
-        |name: &str| -> Option<String> { env(name).or_else(|| Some(format!("<{name}>"))) };
-    match backstage_proxy_core::config::parse_value(filter_config, &placeholder) {
+    match backstage_proxy_core::config::parse_value(filter_config, placeholder) {
         Ok(plan) => {
-            warnings.extend(plan.warnings.iter().cloned());
-            warnings.extend(unverified_upstreams(&plan, filter_config));
+            warnings.extend(plan.warnings.iter().map(|w| filter_warning(merged, w)));
+            warnings.extend(unverified_upstreams(&plan, filter_config, merged));
             Some(plan)
         }
         Err(list) => {
@@ -209,11 +242,7 @@ fn validate(
             errors.extend(
                 list.into_iter()
                     .filter(|e| !reported(&e.path))
-                    .map(|e| LoadError {
-                        file: merged.file_of(&e.path),
-                        path: e.path,
-                        message: e.message,
-                    }),
+                    .map(|e| finding(merged, &e.path, e.message)),
             );
             None
         }
@@ -225,7 +254,7 @@ fn validate(
 /// option is Envoy's). Its upstream's certificate is then checked neither
 /// for its issuer nor for its name, so whoever answers for that address
 /// gets the endpoint's requests and the credentials the gateway injects.
-fn unverified_upstreams(plan: &Plan, filter_config: &Value) -> Vec<String> {
+fn unverified_upstreams(plan: &Plan, filter_config: &Value, merged: &Merged) -> Vec<LoadError> {
     // The legacy form keeps the endpoints directly under `proxy`.
     let under = if filter_config.pointer("/proxy/endpoints").is_some() {
         "proxy.endpoints"
@@ -236,12 +265,13 @@ fn unverified_upstreams(plan: &Plan, filter_config: &Value) -> Vec<String> {
         .iter()
         .filter(|e| e.envoy.secure == Some(false) && e.target.scheme == "https")
         .map(|e| {
-            format!(
-                "{under}.{}.secure: false turns off certificate verification for {}://{}: neither the issuer nor the name of the upstream's certificate is checked, so whoever answers at that address receives this endpoint's requests with the headers the gateway injects; remove it once the upstream's certificate is one the gateway trusts (a private CA: render --ca-file)",
-                e.raw_key,
+            let path = format!("{under}.{}.secure", e.raw_key);
+            let message = format!(
+                "false turns off certificate verification for {}://{}: neither the issuer nor the name of the upstream's certificate is checked, so whoever answers at that address receives this endpoint's requests with the headers the gateway injects; remove it once the upstream's certificate is one the gateway trusts (a private CA: render --ca-file)",
                 e.target.scheme,
                 e.target.authority()
-            )
+            );
+            finding(merged, &path, message)
         })
         .collect()
 }

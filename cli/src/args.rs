@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 FILE may be - for standard input. Files are read as Backstage's config loader
@@ -12,8 +12,9 @@ backend.auth, backend.cors, gateway): later files win, nulls are absent,
 ${VAR}, {$env: VAR}, $file and $include are resolved (relative to the file
 that holds them), an unset variable makes its value absent (an error where
 the gateway needs it), and APP_CONFIG_<path> environment variables override.
-In endpoint headers ${VAR} is left for Envoy's Wasm VM (listed in
-vm_config.environment_variables.host_env_keys).";
+In endpoint headers and auth, and in legacy secrets, ${VAR} is left for
+Envoy's Wasm VM (listed in vm_config.environment_variables.host_env_keys);
+static tokens are written as their SHA-256 (tokenDigest), never as tokens.";
 
 /// Backstage's proxy rules enforced at the Envoy edge.
 #[derive(Parser)]
@@ -27,11 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Validate app-config files (merged in order, as Backstage merges them)
     /// with the filter's own validation; print every error with its file
-    /// and JSON path. Exits 1 on any error.
-    Check {
-        #[arg(value_name = "FILE", required = true)]
-        files: Vec<String>,
-    },
+    /// and JSON path. Exits 1 on any error (and with --strict on any
+    /// warning).
+    Check(CheckArgs),
     /// Write a complete envoy.yaml: listener, the filter and its JSON
     /// configuration (with backend.cors, which the filter answers),
     /// routes, one cluster per destination.
@@ -50,9 +49,34 @@ pub enum Command {
     /// under gateway.rateLimitService: the descriptors the gateway sends
     /// and the budget of each (one file in the service's config directory).
     RatelimitConfig(RatelimitConfigArgs),
+    /// Say what the gateway decides for one request and why: the endpoint,
+    /// where the request lands upstream, the credentials, the access rule,
+    /// the budgets and the upstream URL, with the filter's own decision.
+    Explain(ExplainArgs),
     /// Build the compat OCI image layout (one tar+gzip layer holding
     /// plugin.wasm) and print its manifest digest.
     Oci(OciArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Warnings fail the check too (exit status 1), for CI.
+    #[arg(long)]
+    pub strict: bool,
+    /// human: on standard error; json or sarif (SARIF 2.1.0): on standard
+    /// output, for CI and code scanning.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+/// How `check` prints what it found.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
 }
 
 #[derive(Args)]
@@ -62,15 +86,18 @@ pub struct RenderArgs {
     /// Where to write (default standard output).
     #[arg(short, long)]
     pub output: Option<String>,
-    /// The listener's address and port.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:10000")]
+    /// The listener's address and port; loopback unless asked otherwise
+    /// (--listen 0.0.0.0:10000 for every interface).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10000")]
     pub listen: String,
     /// Envoy's admin port (on 127.0.0.1).
     #[arg(long, value_name = "PORT", default_value_t = 9901)]
     pub admin_port: u16,
-    /// The .wasm, as Envoy sees it.
-    #[arg(long, value_name = "PATH", default_value = "build/plugin.wasm")]
-    pub wasm: String,
+    /// The .wasm, as Envoy sees it (the path is written as given). Without
+    /// it, build/plugin.wasm in the current directory if it exists, written
+    /// as its absolute path; otherwise --wasm is required.
+    #[arg(long, value_name = "PATH")]
+    pub wasm: Option<String>,
     /// CA bundle for https upstreams.
     #[arg(
         long,
@@ -101,8 +128,31 @@ pub struct KubeArgs {
     /// VirtualService hosts, default "*").
     #[arg(long = "hostname", value_name = "HOST")]
     pub hostnames: Vec<String>,
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "kustomize")]
     pub output: Option<String>,
+    /// Write the image by tag alone, without --sha256 (each gateway pod
+    /// then runs whatever the tag names when it pulls).
+    #[arg(long)]
+    pub allow_unpinned: bool,
+    /// The Secret the gateway's pods read the VM's variables from (one key
+    /// per variable), in the gateway pods' namespace.
+    #[arg(long, value_name = "NAME", default_value = "backstage-proxy-wasm")]
+    pub secret_name: String,
+    /// A PEM CA bundle that verifies the https destinations instead of the
+    /// system's roots (written into the resources: a Secret for Istio's
+    /// DestinationRules, a ConfigMap for Envoy Gateway's BackendTLSPolicies).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<String>,
+    /// Write a Kustomize base into DIR instead: kustomization.yaml,
+    /// resources.yaml, and the Secret as a secretGenerator over
+    /// DIR/<secret-name>.env, written with empty values for the operator to
+    /// fill (an existing one is kept).
+    #[arg(long, value_name = "DIR")]
+    pub kustomize: Option<PathBuf>,
+    /// With --kustomize: write the env file's values from this command's
+    /// own environment (every variable must be set).
+    #[arg(long, requires = "kustomize")]
+    pub secret_values_from_env: bool,
 }
 
 #[derive(Args)]
@@ -125,6 +175,10 @@ pub struct IstioArgs {
     /// Istio 1.30's TrafficExtension instead of WasmPlugin.
     #[arg(long)]
     pub traffic_extension: bool,
+    /// Classic gateway: the ingress gateway's Deployment, which the
+    /// --kustomize patch gives the VM's variables.
+    #[arg(long, value_name = "NAME", default_value = "istio-ingressgateway")]
+    pub gateway_deployment: String,
 }
 
 #[derive(Args)]
@@ -176,4 +230,36 @@ pub fn listen_address(s: &str) -> Option<(String, u16)> {
     let port = port.parse().ok()?;
     let addr = addr.trim_start_matches('[').trim_end_matches(']');
     Some((addr.to_string(), port))
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// The request's method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// The request's path and query, as the gateway receives it
+    /// (/api/proxy/pagerduty/incidents?x=1).
+    #[arg(long)]
+    pub path: String,
+    /// The caller, taken as verified: user:<ref>, plugin:<id> or
+    /// external:<subject>.
+    #[arg(long, conflicts_with = "token_env")]
+    pub principal: Option<String>,
+    /// A group the user principal belongs to (its token's ent claim);
+    /// repeatable.
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// The environment variable holding a bearer token to verify (static
+    /// and legacy tokens; never a token on the command line, where other
+    /// users of the machine can read it).
+    #[arg(long)]
+    pub token_env: Option<String>,
+    /// An extra request header, NAME:VALUE; repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// text or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
 }

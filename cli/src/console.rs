@@ -1,51 +1,111 @@
 //! What the commands share: app-config files (and standard input) read and
-//! loaded with every warning and error on standard error, and YAML
-//! documents written to a file or standard output.
+//! loaded with every warning and error on standard error, each once, and
+//! YAML documents written to a file or standard output.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use backstage_proxy_wasm_cli::appconfig::{self, ConfigFile, Loaded};
+use backstage_proxy_wasm_cli::appconfig::{self, ConfigFile, LoadError, Loaded};
 
-fn read_sources(files: &[String]) -> Result<Vec<ConfigFile>, String> {
-    files
-        .iter()
-        .map(|f| {
-            let text = if f == "-" {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|e| format!("-: {e}"))?;
-                s
-            } else {
-                std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?
-            };
-            appconfig::load_yaml(if f == "-" { "<stdin>" } else { f }, &text)
-                .map_err(|e| e.to_string())
-        })
-        .collect()
+/// What reading and loading the files found.
+pub struct Gathered {
+    /// The loaded app-config, when every file could be read.
+    pub loaded: Option<Loaded>,
+    pub errors: Vec<LoadError>,
+    pub warnings: Vec<LoadError>,
 }
 
-/// Loads and validates; every warning and error goes to standard error.
-pub fn load(files: &[String]) -> Result<Loaded, ExitCode> {
-    let mut sources = read_sources(files).map_err(fail)?;
+/// Every file read; every file that cannot be read or parsed is an error
+/// (all of them, not only the first).
+fn read_sources(files: &[String]) -> (Vec<ConfigFile>, Vec<LoadError>) {
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let name = if f == "-" { "<stdin>" } else { f.as_str() };
+        let text = if f == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map(|_| s)
+        } else {
+            std::fs::read_to_string(f)
+        };
+        let parsed = text
+            .map_err(|e| LoadError {
+                file: if f == "-" { "-".to_string() } else { f.clone() },
+                message: e.to_string(),
+                ..LoadError::default()
+            })
+            .and_then(|text| appconfig::load_yaml(name, &text));
+        match parsed {
+            Ok(s) => sources.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    (sources, errors)
+}
+
+/// Reads, loads and validates, printing nothing.
+pub fn gather(files: &[String]) -> Gathered {
+    let (mut sources, mut errors) = read_sources(files);
     let vars: Vec<(String, String)> = std::env::vars().collect();
-    if let Some(overrides) = appconfig::env_overrides(&vars).map_err(fail)? {
-        sources.push(overrides);
+    match appconfig::env_overrides(&vars) {
+        Ok(Some(overrides)) => sources.push(overrides),
+        Ok(None) => {}
+        Err(e) => errors.push(e),
+    }
+    if !errors.is_empty() {
+        return Gathered {
+            loaded: None,
+            errors,
+            warnings: Vec::new(),
+        };
     }
     let env = |name: &str| std::env::var(name).ok();
     let loaded = appconfig::load(&sources, &env);
-    for w in &loaded.warnings {
+    Gathered {
+        errors: loaded.errors.clone(),
+        warnings: loaded.warnings.clone(),
+        loaded: Some(loaded),
+    }
+}
+
+/// Each warning, then each error (a YAML syntax error with its line and a
+/// caret), on standard error, and how many errors there were.
+pub fn print_findings(g: &Gathered) {
+    for w in &g.warnings {
         eprintln!("warning: {w}");
     }
-    if !loaded.errors.is_empty() {
-        for e in &loaded.errors {
-            eprintln!("error: {e}");
+    for e in &g.errors {
+        eprintln!("error: {e}");
+        if let Some(excerpt) = &e.excerpt {
+            eprintln!("{excerpt}");
         }
-        eprintln!("{} error(s)", loaded.errors.len());
-        return Err(ExitCode::from(1));
     }
-    Ok(loaded)
+    if !g.errors.is_empty() {
+        eprintln!("{} error(s)", g.errors.len());
+    }
+}
+
+/// Loads and validates; every warning and error goes to standard error,
+/// once.
+pub fn load(files: &[String]) -> Result<Loaded, ExitCode> {
+    let g = gather(files);
+    print_findings(&g);
+    match g.loaded {
+        Some(l) if g.errors.is_empty() => Ok(l),
+        _ => Err(ExitCode::from(1)),
+    }
+}
+
+/// Prints each of `warnings` once, in order, skipping any printed already
+/// by `load`.
+pub fn warn_once(warnings: &[String]) {
+    let mut seen: Vec<&String> = Vec::new();
+    for w in warnings {
+        if !seen.contains(&w) {
+            seen.push(w);
+            eprintln!("warning: {w}");
+        }
+    }
 }
 
 /// Writes `text` to `output` (standard output for none or `-`).

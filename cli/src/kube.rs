@@ -23,12 +23,16 @@
 //! that destination (a rule no request can select: its header value is
 //! never set by the filter unless an endpoint goes there too).
 
+mod checks;
 pub mod common;
 pub mod envoy_gateway;
 pub mod gateway_api;
 pub mod istio;
+pub mod kustomize;
+pub mod secrets;
+pub mod upstream_ca;
 
-pub use common::{in_cluster, KubeOptions, Warnings};
+pub use common::{in_cluster, labels, KubeOptions, UpstreamCa, Warnings};
 pub use envoy_gateway::{envoy_gateway, ENVOY_PROXY_NAME};
 pub use gateway_api::MAX_RULES_PER_ROUTE;
 pub use istio::istio;

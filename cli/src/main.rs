@@ -9,33 +9,131 @@ mod console;
 use std::process::ExitCode;
 
 use args::{
-    Cli, Command, EnvoyGatewayArgs, IstioArgs, KubeArgs, OciArgs, RatelimitConfigArgs, RenderArgs,
+    CheckArgs, Cli, Command, EnvoyGatewayArgs, ExplainArgs, Format, IstioArgs, KubeArgs, OciArgs,
+    RatelimitConfigArgs, RenderArgs,
 };
 use backstage_proxy_wasm_cli::appconfig::Loaded;
 use backstage_proxy_wasm_cli::error::Error;
-use backstage_proxy_wasm_cli::{kube, oci, ratelimit, render};
+use backstage_proxy_wasm_cli::{kube, oci, ratelimit, render, report};
 use clap::Parser;
-use console::{fail, load, write_out, yaml_documents};
+use console::{fail, gather, load, print_findings, warn_once, write_out, yaml_documents};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { files } => check(&files),
+        Command::Check(args) => check(&args),
         Command::Render(args) => render(args),
         Command::Istio(args) => istio(args),
         Command::EnvoyGateway(args) => envoy_gateway(args),
         Command::RatelimitConfig(args) => ratelimit_config(args),
+        Command::Explain(args) => explain(args),
         Command::Oci(args) => oci(args),
     }
 }
 
-fn check(files: &[String]) -> ExitCode {
-    match load(files) {
-        Ok(l) => {
-            let n = l.plan.as_ref().map(|p| p.endpoints.len()).unwrap_or(0);
-            println!("OK: {n} endpoint(s)");
-            ExitCode::SUCCESS
+fn explain(args: ExplainArgs) -> ExitCode {
+    use backstage_proxy_wasm_cli::explain::{self, Question, Who};
+    let who = match (&args.principal, &args.token_env) {
+        (Some(p), _) => explain::parse_principal(p, &args.groups),
+        (None, Some(var)) => std::env::var(var)
+            .map(Who::Token)
+            .map_err(|_| format!("--token-env: environment variable '{var}' is not set")),
+        (None, None) => Ok(Who::Nobody),
+    };
+    let headers: Result<Vec<(String, String)>, String> = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--header '{h}': expected NAME:VALUE"))
+        })
+        .collect();
+    let (who, headers) = match (who, headers) {
+        (Ok(w), Ok(h)) => (w, h),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-        Err(code) => code,
+    };
+    let loaded = match load(&args.files) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let Some(plan) = loaded.plan.as_ref() else {
+        return fail("the configuration is not valid");
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let q = Question {
+        method: &args.method,
+        path: &args.path,
+        headers,
+        who,
+        now_ms,
+    };
+    let v = explain::explain(plan, &q);
+    match args.format.as_str() {
+        "json" => write_out(None, &format!("{v:#}\n")),
+        "text" => write_out(None, &explain::text(&v)),
+        other => {
+            eprintln!("error: --format {other}: expected text or json");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `check`: every finding, each once; exit 1 on an error, and with
+/// `--strict` on a warning.
+fn check(args: &CheckArgs) -> ExitCode {
+    let g = gather(&args.files);
+    let endpoints = g
+        .loaded
+        .as_ref()
+        .and_then(|l| l.plan.as_ref())
+        .map(|p| p.endpoints.len());
+    let ok = g.errors.is_empty() && (g.warnings.is_empty() || !args.strict);
+    let machine = match args.format {
+        Format::Human => None,
+        Format::Json => Some(report::json(&g.errors, &g.warnings, endpoints, ok)),
+        Format::Sarif => Some(report::sarif(&g.errors, &g.warnings)),
+    };
+    match machine {
+        Some(v) => {
+            let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+            write_out(None, &format!("{text}\n"));
+        }
+        None => {
+            print_findings(&g);
+            if ok {
+                write_out(
+                    None,
+                    &format!("OK: {} endpoint(s)\n", endpoints.unwrap_or(0)),
+                );
+            } else if g.errors.is_empty() {
+                eprintln!(
+                    "{} warning(s), which --strict makes errors",
+                    g.warnings.len()
+                );
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `--wasm`, or build/plugin.wasm here when it exists (as its absolute
+/// path, so that Envoy finds it from any directory).
+fn wasm_path(given: Option<String>) -> Result<String, String> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    match std::fs::canonicalize("build/plugin.wasm") {
+        Ok(p) if p.is_file() => Ok(p.display().to_string()),
+        _ => Err("--wasm PATH is required: the .wasm as Envoy sees it (there is no build/plugin.wasm in the current directory)".to_string()),
     }
 }
 
@@ -43,6 +141,13 @@ fn render(args: RenderArgs) -> ExitCode {
     let Some((listen_address, listen_port)) = args::listen_address(&args.listen) else {
         eprintln!("error: --listen takes ADDR:PORT");
         return ExitCode::from(2);
+    };
+    let wasm_path = match wasm_path(args.wasm) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let loaded = match load(&args.files) {
         Ok(l) => l,
@@ -52,7 +157,7 @@ fn render(args: RenderArgs) -> ExitCode {
         listen_address,
         listen_port,
         admin_port: args.admin_port,
-        wasm_path: args.wasm,
+        wasm_path,
         ca_file: args.ca_file,
         access_log: (args.access_log != "none").then_some(args.access_log),
     };
@@ -87,8 +192,17 @@ fn load_for_kubernetes(files: &[String]) -> Result<Loaded, ExitCode> {
 /// The options both Kubernetes outputs take from their common arguments,
 /// for a Gateway API gateway without a selector (Envoy Gateway's; Istio
 /// sets its own).
-fn kube_options(common: &KubeArgs, namespace: String, gateway: String) -> kube::KubeOptions {
-    kube::KubeOptions {
+fn kube_options(
+    common: &KubeArgs,
+    namespace: String,
+    gateway: String,
+) -> Result<kube::KubeOptions, Error> {
+    let upstream_ca = common
+        .upstream_ca
+        .as_deref()
+        .map(kube::UpstreamCa::read)
+        .transpose()?;
+    Ok(kube::KubeOptions {
         url: common.url.clone(),
         sha256: common.sha256.clone(),
         namespace,
@@ -98,24 +212,46 @@ fn kube_options(common: &KubeArgs, namespace: String, gateway: String) -> kube::
         gateway_api: true,
         traffic_extension: false,
         envoy_proxy: false,
-    }
+        allow_unpinned: common.allow_unpinned,
+        secret_name: common.secret_name.clone(),
+        gateway_deployment: String::new(),
+        upstream_ca,
+    })
 }
 
-/// A Kubernetes output's documents, its warnings on standard error.
+/// A Kubernetes output's documents (or with `--kustomize` its base), its
+/// warnings on standard error.
 fn kube_out(
     what: &str,
+    (loaded, opts): (&Loaded, &kube::KubeOptions),
     docs: Result<(Vec<serde_json::Value>, kube::Warnings), Error>,
-    output: Option<&str>,
+    common: &KubeArgs,
 ) -> ExitCode {
-    match docs {
-        Ok((docs, warnings)) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
+    let (docs, warnings) = match docs {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    warn_once(&warnings);
+    let Some(dir) = &common.kustomize else {
+        return match yaml_documents(what, &docs, true) {
+            Ok(yaml) => write_out(common.output.as_deref(), &yaml),
+            Err(e) => fail(e),
+        };
+    };
+    let from_env = |v: &str| std::env::var(v).ok();
+    let values: kube::kustomize::Values = if common.secret_values_from_env {
+        Some(&from_env)
+    } else {
+        None
+    };
+    let classic = what == "istio" && !opts.gateway_api;
+    match kube::kustomize::write(dir, &docs, loaded, opts, classic, values) {
+        Ok(written) => {
+            for n in written.notes {
+                eprintln!("note: {n}");
             }
-            match yaml_documents(what, &docs, true) {
-                Ok(yaml) => write_out(output, &yaml),
-                Err(e) => fail(e),
-            }
+            eprintln!("wrote {}: {}", dir.display(), written.files.join(", "));
+            ExitCode::SUCCESS
         }
         Err(e) => fail(e.to_string()),
     }
@@ -136,17 +272,18 @@ fn istio(args: IstioArgs) -> ExitCode {
                 .to_string(),
         );
     }
-    let opts = kube::KubeOptions {
-        selector,
-        gateway_api: args.gateway_api,
-        traffic_extension: args.traffic_extension,
-        ..kube_options(&args.common, args.namespace, args.gateway)
+    let opts = match kube_options(&args.common, args.namespace, args.gateway) {
+        Ok(o) => kube::KubeOptions {
+            selector,
+            gateway_api: args.gateway_api,
+            traffic_extension: args.traffic_extension,
+            gateway_deployment: args.gateway_deployment,
+            ..o
+        },
+        Err(e) => return fail(e),
     };
-    kube_out(
-        "istio",
-        kube::istio(&loaded, &opts),
-        args.common.output.as_deref(),
-    )
+    let docs = kube::istio(&loaded, &opts);
+    kube_out("istio", (&loaded, &opts), docs, &args.common)
 }
 
 fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
@@ -154,15 +291,15 @@ fn envoy_gateway(args: EnvoyGatewayArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let opts = kube::KubeOptions {
-        envoy_proxy: args.envoy_proxy,
-        ..kube_options(&args.common, args.namespace, args.gateway)
+    let opts = match kube_options(&args.common, args.namespace, args.gateway) {
+        Ok(o) => kube::KubeOptions {
+            envoy_proxy: args.envoy_proxy,
+            ..o
+        },
+        Err(e) => return fail(e),
     };
-    kube_out(
-        "envoy-gateway",
-        kube::envoy_gateway(&loaded, &opts),
-        args.common.output.as_deref(),
-    )
+    let docs = kube::envoy_gateway(&loaded, &opts);
+    kube_out("envoy-gateway", (&loaded, &opts), docs, &args.common)
 }
 
 fn ratelimit_config(args: RatelimitConfigArgs) -> ExitCode {

@@ -34,7 +34,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            listen_address: "0.0.0.0".to_string(),
+            listen_address: "127.0.0.1".to_string(),
             listen_port: 10000,
             admin_port: 9901,
             wasm_path: "build/plugin.wasm".to_string(),

@@ -22,7 +22,9 @@ pub(crate) fn loaded(yaml: &str) -> Loaded {
 pub(crate) fn kube_options() -> KubeOptions {
     KubeOptions {
         url: "oci://r/x:1".into(),
-        sha256: None,
+        sha256: Some(
+            "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+        ),
         namespace: "gw".into(),
         gateway: "backstage-gateway".into(),
         hostnames: Vec::new(),
@@ -30,6 +32,10 @@ pub(crate) fn kube_options() -> KubeOptions {
         gateway_api: false,
         traffic_extension: false,
         envoy_proxy: false,
+        allow_unpinned: false,
+        secret_name: "backstage-proxy-wasm".into(),
+        gateway_deployment: "istio-ingressgateway".into(),
+        upstream_ca: None,
     }
 }
 

@@ -181,7 +181,7 @@ fn check_warns_that_secure_false_turns_off_certificate_verification() {
         .collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(
-        lines[0].starts_with("warning: proxy.endpoints./jenkins.secure: false turns off certificate verification for https://jenkins.internal:8443: neither the issuer nor the name"),
+        lines[0].starts_with(&format!("warning: {f}: proxy.endpoints./jenkins.secure: false turns off certificate verification for https://jenkins.internal:8443: neither the issuer nor the name")),
         "{err}"
     );
 }

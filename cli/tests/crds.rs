@@ -5,42 +5,11 @@
 //! `x-kubernetes-validations` CEL rules (cel-python), by
 //! `testkit/crd_validate.py`. Planted errors of each class must be caught.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use backstage_proxy_testkit::repo_root;
 use serde_json::{json, Value};
 
 mod common;
-use common::generated;
-
-fn validate(docs: &[Value]) -> Value {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `make schema-tools`",
-        python.display()
-    );
-    let mut child = Command::new(python)
-        .arg(repo_root().join("testkit/crd_validate.py"))
-        .arg(repo_root().join("testkit/crds"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let input = serde_json::to_vec(docs).unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let w = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-    let out = child.wait_with_output().unwrap();
-    w.join().unwrap();
-    assert!(
-        out.status.success(),
-        "the validator failed (jsonschema and cel-python in .venv: `make schema-tools`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{generated, validate};
 
 #[test]
 fn every_generated_resource_validates_against_its_published_crd() {
@@ -169,6 +138,14 @@ fn planted_errors_are_caught() {
     d["spec"]["validation"]["hostname"] = json!("::1");
     cases.push(("an IPv6 address as hostname", d, "hostname"));
 
+    // Kubernetes' own kinds, by Kubernetes' schemas.
+    let env = json!([{ "name": "K", "valueFrom": { "secretKeyRef": { "nam": "s", "key": "K" } } }]);
+    let d = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "gw" },
+        "spec": { "selector": {}, "template": { "spec": { "containers": [{ "name": "istio-proxy", "env": env }] } } } });
+    cases.push(("core kind: unknown field", d, "'nam' was unexpected"));
+    let d = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" }, "data": { "ca.crt": 1 } });
+    cases.push(("core kind: type", d, "ca.crt"));
+
     for (class, doc, expect) in cases {
         let report = validate(std::slice::from_ref(&doc));
         let text = report["violations"].to_string();
@@ -195,6 +172,8 @@ fn tls_to_ip_targets_validates_in_every_mode() {
             args.extend([
                 "--url",
                 "oci://ghcr.io/example/backstage-proxy-wasm:1.0.0",
+                "--sha256",
+                common::DIGEST,
                 &f,
             ]);
             let o = common::run_cli(&args, &[], None);

@@ -18,7 +18,7 @@ fn istio_resources() {
             "--url",
             "oci://registry.example.com/backstage-proxy-wasm:1.0",
             "--sha256",
-            "sha256:abc123",
+            &format!("sha256:{}", DIGEST.to_ascii_uppercase()),
             "--namespace",
             "gw",
             &input,
@@ -34,7 +34,7 @@ fn istio_resources() {
         plugin["spec"]["url"],
         "oci://registry.example.com/backstage-proxy-wasm:1.0"
     );
-    assert_eq!(plugin["spec"]["sha256"], "abc123");
+    assert_eq!(plugin["spec"]["sha256"], DIGEST, "hex, lower case");
     assert_eq!(plugin["spec"]["phase"], "AUTHN");
     assert_eq!(plugin["spec"]["failStrategy"], "FAIL_CLOSE");
     let cfg = &plugin["spec"]["pluginConfig"];

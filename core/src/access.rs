@@ -128,6 +128,24 @@ impl Policy {
         })
     }
 
+    /// Which rule decides a request through the policy's own endpoint
+    /// (its index; `None`: the endpoint's `allow`), as the widest and as
+    /// the exact reading find it: for the tool's `explain`, which names
+    /// both when they differ.
+    pub fn deciding_rules(&self, method: &str, rest: &str) -> [Option<usize>; 2] {
+        Reading::BOTH.map(|reading| self.rule(reading, method, |p| reading.under(rest, p)))
+    }
+
+    /// The first rule whose methods and path match.
+    fn rule(&self, reading: Reading, method: &str, under: impl Fn(&str) -> bool) -> Option<usize> {
+        self.rules.iter().position(|r| {
+            r.methods
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|m| reading.method(m, method)))
+                && r.path.as_ref().is_none_or(|p| under(p))
+        })
+    }
+
     /// The first rule whose methods and path match decides, else the
     /// endpoint's `allow`.
     fn decide(
@@ -138,12 +156,9 @@ impl Policy {
         principal: &Principal,
         ownership: &Ownership,
     ) -> bool {
-        let rule = self.rules.iter().find(|r| {
-            r.methods
-                .as_ref()
-                .is_none_or(|m| m.iter().any(|m| reading.method(m, method)))
-                && r.path.as_ref().is_none_or(|p| under(p))
-        });
+        let rule = self
+            .rule(reading, method, under)
+            .and_then(|i| self.rules.get(i));
         let allow = match rule {
             Some(r) => Some(&r.allow),
             None => self.allow.as_ref(),

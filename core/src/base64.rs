@@ -7,7 +7,7 @@
 //!   no whitespace, canonical trailing bits), by ct-codecs. No crate
 //!   reproduces Node's `Buffer.from`, so [`decode_secret`] stays ours.
 
-use ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
+use ct_codecs::{Base64, Base64UrlSafeNoPadding, Decoder, Encoder};
 
 fn sextet(c: u8) -> Option<u8> {
     match c {
@@ -56,6 +56,12 @@ pub fn decode_jws(s: &str) -> Option<Vec<u8>> {
 /// Base64url without padding (JWK members, test vectors).
 pub fn encode_url_nopad(data: &[u8]) -> String {
     Base64UrlSafeNoPadding::encode_to_string(data).unwrap_or_default()
+}
+
+/// Standard base64 with padding, as Node's `Buffer.toString('base64')`
+/// writes it (the `auth` option's `Basic` credentials).
+pub fn encode_std(data: &[u8]) -> String {
+    Base64::encode_to_string(data).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -69,6 +69,15 @@ pub(crate) fn register_config_secrets(opts: &EnvoyOptions) {
         .as_object()
         .or_else(|| cfg["proxy"].as_object());
     for ep in endpoints.into_iter().flat_map(|m| m.values()) {
+        // `auth` as written, and as the `Basic` value it becomes.
+        if let Some(a) = ep["auth"].as_str() {
+            let mut value = a.to_string();
+            for (k, v) in &opts.vm_env {
+                value = value.replace(&format!("${{{k}}}"), v);
+            }
+            secret(&value);
+            secret(&crate::mint::b64std(value.as_bytes()));
+        }
         for v in ep["headers"]
             .as_object()
             .into_iter()

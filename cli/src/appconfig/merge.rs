@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::positions::Position;
 use super::source::ConfigFile;
 
 /// The merged configuration and, for each JSON path, the file it came from.
@@ -13,6 +14,8 @@ use super::source::ConfigFile;
 pub struct Merged {
     pub value: Value,
     pub origin: BTreeMap<String, String>,
+    /// For each file, where each of its JSON paths was written.
+    pub positions: BTreeMap<String, BTreeMap<String, Position>>,
 }
 
 impl Merged {
@@ -27,6 +30,19 @@ impl Merged {
                 Some(i) => p.truncate(i),
                 None => return self.origin.get("").cloned().unwrap_or_default(),
             }
+        }
+    }
+
+    /// Where `path` (or its nearest ancestor written there) is in the file
+    /// that gave it.
+    pub fn position_of(&self, path: &str) -> Option<Position> {
+        let places = self.positions.get(&self.file_of(path))?;
+        let mut p = path;
+        loop {
+            if let Some(at) = places.get(p) {
+                return Some(*at);
+            }
+            p = p.get(..p.rfind(['.', '['])?)?;
         }
     }
 }
@@ -44,9 +60,15 @@ pub fn merge(sources: &[ConfigFile]) -> Merged {
     let mut merged = Merged {
         value: Value::Object(Map::new()),
         origin: BTreeMap::new(),
+        positions: BTreeMap::new(),
     };
     for s in sources {
         merge_into(&mut merged.value, &s.value, "", &s.name, &mut merged.origin);
+        merged
+            .positions
+            .entry(s.name.clone())
+            .or_default()
+            .extend(s.positions.iter().map(|(k, v)| (k.clone(), *v)));
     }
     merged
 }

@@ -19,18 +19,59 @@ pub struct Resolver<'a> {
     /// The file that gave a JSON path: relative directives resolve
     /// against its directory.
     pub file_of: &'a dyn Fn(&str) -> String,
-    /// Variables that header values reference (left for the Wasm VM).
-    pub vm_vars: Vec<String>,
+    /// Variables that header values reference (left for the Wasm VM):
+    /// (name, JSON path).
+    pub vm_vars: Vec<(String, String)>,
     /// Values made absent because a variable is unset: (JSON path, name).
     pub unset: Vec<(String, String)>,
+    /// Paths whose value an unset variable makes an error (reported as
+    /// such): they hold a stand-in instead of nothing, so that validation
+    /// sees the endpoint or entry there and reports nothing else about it.
+    pub stand_in: &'a dyn Fn(&str) -> bool,
 }
 
-/// Is this path an injected header value (resolved in the VM, not here)?
+/// What an unset variable leaves at `path`: nothing, as in Backstage, or
+/// a stand-in where the value is needed (and the unset variable is an
+/// error).
+fn unset_value(r: &mut Resolver<'_>, path: &[String], name: &str) -> Option<Value> {
+    let at = here(path);
+    let value = (r.stand_in)(&at).then(|| Value::String(format!("<{name}>")));
+    r.unset.push((at, name.to_string()));
+    value
+}
+
+/// Is this path a value the filter reads `${VAR}` in from the VM's
+/// environment, never resolved here (`docs/tokens.md#secrets-in-the-configuration`):
+/// an injected header value, an endpoint's `auth`, a legacy secret?
 fn is_header_value(path: &[String]) -> bool {
+    let at = |i: usize| path.get(i).map(String::as_str).unwrap_or_default();
     let n = path.len();
-    n >= 4
-        && path.first().map(String::as_str) == Some("proxy")
-        && path.get(n.wrapping_sub(2)).map(String::as_str) == Some("headers")
+    let endpoint_option = |name: &str| {
+        at(0) == "proxy"
+            && at(n.wrapping_sub(1)) == name
+            && ((n == 4 && at(1) == "endpoints") || (n == 3 && at(1).starts_with('/')))
+    };
+    let header = n >= 4 && at(0) == "proxy" && at(n.wrapping_sub(2)) == "headers";
+    let legacy_secret = at(0) == "backend"
+        && at(1) == "auth"
+        && ((n == 4 && at(2).starts_with("keys[") && at(3) == "secret")
+            || (n == 5
+                && at(2).starts_with("externalAccess[")
+                && at(3) == "options"
+                && at(4) == "secret"));
+    header || endpoint_option("auth") || legacy_secret
+}
+
+/// Is this path a static token's value? Resolved here when its variables
+/// are set (the tool then writes its digest), left for the VM otherwise.
+fn is_static_token(path: &[String]) -> bool {
+    let at = |i: usize| path.get(i).map(String::as_str).unwrap_or_default();
+    path.len() == 5
+        && at(0) == "backend"
+        && at(1) == "auth"
+        && at(2).starts_with("externalAccess[")
+        && at(3) == "options"
+        && at(4) == "token"
 }
 
 /// The JSON path as errors name it.
@@ -128,8 +169,17 @@ pub fn resolve(
             Some(Value::Object(out))
         }
         Value::Array(items) => Some(Value::Array(resolve_items(items, path, r, dir, errors))),
-        Value::String(s) if is_header_value(path) => {
-            r.vm_vars.extend(referenced_env_vars(s));
+        Value::String(s)
+            if is_header_value(path)
+                || (is_static_token(path)
+                    && referenced_env_vars(s).iter().any(|v| (r.env)(v).is_none())) =>
+        {
+            let at = here(path);
+            r.vm_vars.extend(
+                referenced_env_vars(s)
+                    .into_iter()
+                    .map(|name| (name, at.clone())),
+            );
             Some(Value::String(s.clone()))
         }
         Value::String(s) => resolve_string(s, path, r, errors),
@@ -147,16 +197,15 @@ fn resolve_directive(
     errors: &mut Vec<(String, String)>,
 ) -> Option<Value> {
     match (directive, arg) {
-        ("$env", Value::String(name)) if is_header_value(path) => {
-            r.vm_vars.push(name.clone());
+        ("$env", Value::String(name))
+            if is_header_value(path) || (is_static_token(path) && (r.env)(name).is_none()) =>
+        {
+            r.vm_vars.push((name.clone(), here(path)));
             Some(Value::String(format!("${{{name}}}")))
         }
         ("$env", Value::String(name)) => match (r.env)(name) {
             Some(val) => Some(Value::String(val)),
-            None => {
-                r.unset.push((here(path), name.clone()));
-                None
-            }
+            None => unset_value(r, path, name),
         },
         ("$file", Value::String(file)) => {
             let full = base_dir(r, &here(path), dir).join(file);
@@ -221,8 +270,7 @@ fn resolve_string(
         .into_iter()
         .find(|name| (r.env)(name).is_none());
     if let Some(name) = missing {
-        r.unset.push((here(path), name));
-        return None;
+        return unset_value(r, path, &name);
     }
     match interpolate(s, r.env) {
         Ok(v) => Some(Value::String(v)),

@@ -1,28 +1,57 @@
 //! The sources of an app-config: YAML (or JSON) files, nulls dropped as
 //! Backstage drops them, and the `APP_CONFIG_<path>` environment overrides.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
+
+use super::positions::{positions, Position};
 
 /// One loaded app-config file.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
     pub name: String,
     pub value: Value,
+    /// Where each JSON path was written (none for the environment's
+    /// overrides).
+    pub positions: BTreeMap<String, Position>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error or a warning found loading: the file, the JSON path (empty
+/// for the file as a whole), what is wrong, and where in the file when
+/// that is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadError {
     pub file: String,
     pub path: String,
     pub message: String,
+    /// Where in `file`: the key of `path`, or a YAML syntax error's place.
+    pub at: Option<Position>,
+    /// A YAML syntax error's line, its values masked, with a caret under
+    /// the column (two lines).
+    pub excerpt: Option<String>,
 }
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.path.is_empty(), self.file.is_empty()) {
-            (true, _) => write!(f, "{}: {}", self.file, self.message),
-            (false, true) => write!(f, "{}: {}", self.path, self.message),
-            (false, false) => write!(f, "{}: {}: {}", self.file, self.path, self.message),
+        match (self.path.is_empty(), self.file.is_empty(), self.at) {
+            // A YAML syntax error: where, as editors and compilers say it.
+            (true, false, Some(at)) => {
+                write!(
+                    f,
+                    "{}:{}:{}: {}",
+                    self.file, at.line, at.column, self.message
+                )
+            }
+            (true, true, _) => f.write_str(&self.message),
+            (true, false, _) => write!(f, "{}: {}", self.file, self.message),
+            // A message that names its path itself ("gateway.x is set but…").
+            (false, true, _) if self.message.starts_with(&self.path) => f.write_str(&self.message),
+            (false, false, _) if self.message.starts_with(&self.path) => {
+                write!(f, "{}: {}", self.file, self.message)
+            }
+            (false, true, _) => write!(f, "{}: {}", self.path, self.message),
+            (false, false, _) => write!(f, "{}: {}: {}", self.file, self.path, self.message),
         }
     }
 }
@@ -34,23 +63,13 @@ pub fn load_yaml(name: &str, text: &str) -> Result<ConfigFile, LoadError> {
     let value: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
     } else {
-        serde_saphyr::from_str(text).map_err(|e| LoadError {
-            file: name.to_string(),
-            path: String::new(),
-            // The location only: the parser's message may quote the text.
-            message: format!(
-                "not valid YAML{}",
-                e.location()
-                    .map(|l| format!(": line {} column {}", l.line(), l.column()))
-                    .unwrap_or_default()
-            ),
-        })?
+        serde_saphyr::from_str(text).map_err(|e| syntax::error(name, text, &e))?
     };
     if !value.is_object() && !value.is_null() {
         return Err(LoadError {
             file: name.to_string(),
-            path: String::new(),
             message: "the document must be a mapping".to_string(),
+            ..LoadError::default()
         });
     }
     Ok(ConfigFile {
@@ -60,6 +79,7 @@ pub fn load_yaml(name: &str, text: &str) -> Result<ConfigFile, LoadError> {
         } else {
             drop_nulls(value)
         },
+        positions: positions(text),
     })
 }
 
@@ -93,6 +113,7 @@ pub fn env_overrides(vars: &[(String, String)]) -> Result<Option<ConfigFile>, Lo
             file: "environment".to_string(),
             path: name.clone(),
             message,
+            ..LoadError::default()
         };
         if raw.is_empty() {
             continue;
@@ -111,6 +132,7 @@ pub fn env_overrides(vars: &[(String, String)]) -> Result<Option<ConfigFile>, Lo
     Ok((!root.is_empty()).then(|| ConfigFile {
         name: "environment (APP_CONFIG_*)".to_string(),
         value: drop_nulls(Value::Object(root)),
+        positions: BTreeMap::new(),
     }))
 }
 
@@ -147,6 +169,8 @@ fn insert_override(
     node.insert((*last).to_string(), value);
     Ok(())
 }
+
+mod syntax;
 
 #[cfg(test)]
 mod tests;

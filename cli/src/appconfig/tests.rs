@@ -103,14 +103,15 @@ fn secure_false_warns_that_the_upstreams_certificate_is_not_checked() {
     ] {
         let l = load(&[src("a.yaml", yaml)], &|_| None);
         assert!(l.errors.is_empty(), "{:?}", l.errors);
-        let about: Vec<&String> = l
+        let about: Vec<String> = l
             .warnings
             .iter()
-            .filter(|w| w.contains("certificate"))
+            .filter(|w| w.message.contains("certificate"))
+            .map(ToString::to_string)
             .collect();
         assert_eq!(
             about,
-            [&format!("{path}.secure: false turns off certificate verification for https://jenkins.internal:8443: neither the issuer nor the name of the upstream's certificate is checked, so whoever answers at that address receives this endpoint's requests with the headers the gateway injects; remove it once the upstream's certificate is one the gateway trusts (a private CA: render --ca-file)")],
+            [format!("a.yaml: {path}.secure: false turns off certificate verification for https://jenkins.internal:8443: neither the issuer nor the name of the upstream's certificate is checked, so whoever answers at that address receives this endpoint's requests with the headers the gateway injects; remove it once the upstream's certificate is one the gateway trusts (a private CA: render --ca-file)")],
             "{yaml}"
         );
     }

@@ -2,6 +2,10 @@
 //! Kubernetes names (a Service by its cluster DNS name, resource names,
 //! `[ns/]name` references).
 
+use serde_json::{json, Value};
+
+use crate::error::Error;
+
 #[derive(Debug, Clone)]
 pub struct KubeOptions {
     /// The image: `oci://REGISTRY/REPO:TAG` (Envoy Gateway takes it
@@ -28,6 +32,43 @@ pub struct KubeOptions {
     pub gateway_api: bool,
     /// Istio: `TrafficExtension` (Istio 1.30) instead of `WasmPlugin`.
     pub traffic_extension: bool,
+    /// An image without `sha256` is written (a warning says so) rather
+    /// than refused.
+    pub allow_unpinned: bool,
+    /// The `Secret` the gateway's pods read the VM's variables from (one
+    /// key per variable).
+    pub secret_name: String,
+    /// Istio classic: the ingress gateway's `Deployment`, which the
+    /// `--kustomize` patch names.
+    pub gateway_deployment: String,
+    /// The CA bundle that verifies every `https` destination instead of
+    /// the system's roots.
+    pub upstream_ca: Option<UpstreamCa>,
+}
+
+/// A CA bundle for the upstreams: where it was read from, and its PEM.
+#[derive(Debug, Clone)]
+pub struct UpstreamCa {
+    pub path: String,
+    pub pem: String,
+}
+
+impl UpstreamCa {
+    /// Reads a PEM bundle; an error names the file when it cannot be read
+    /// or holds no certificate.
+    pub fn read(path: &str) -> Result<UpstreamCa, Error> {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| Error::Unsupported(format!("{path}: {e}")))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::Unsupported(format!(
+                "{path}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the CA bundle"
+            )));
+        }
+        Ok(UpstreamCa {
+            path: path.to_string(),
+            pem,
+        })
+    }
 }
 
 impl KubeOptions {
@@ -36,7 +77,7 @@ impl KubeOptions {
     pub(crate) fn image_digest_hex(&self) -> Option<String> {
         self.sha256
             .as_ref()
-            .map(|d| d.trim_start_matches("sha256:").to_string())
+            .map(|d| d.trim_start_matches("sha256:").to_ascii_lowercase())
     }
 
     /// The gateway as (namespace, name), `--namespace` unless it names one.
@@ -47,6 +88,54 @@ impl KubeOptions {
 
 /// Warnings for what a gateway route cannot carry.
 pub type Warnings = Vec<String>;
+
+/// The labels every resource carries, so that a platform team can select
+/// and prune what the tool wrote (`kubectl apply --prune -l …`).
+pub fn labels() -> Value {
+    json!({
+        "app.kubernetes.io/name": "backstage-proxy-wasm",
+        "app.kubernetes.io/part-of": "backstage-proxy-wasm",
+        "app.kubernetes.io/managed-by": "backstage-proxy-wasm",
+        "app.kubernetes.io/version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Puts [`labels`] on every resource (added to any it has).
+pub(crate) fn label_all(docs: &mut [Value]) {
+    for d in docs {
+        let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let entry = meta.entry("labels").or_insert_with(|| json!({}));
+        if let (Some(have), Some(add)) = (entry.as_object_mut(), labels().as_object()) {
+            for (k, v) in add {
+                have.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The image must be pinned: `--sha256` with a SHA-256 digest, or else
+/// `--allow-unpinned` (a warning). An image by tag alone runs whatever the
+/// tag names when a gateway pod pulls it, so the code that enforces the
+/// rules could change under them: widening what runs is an error unless
+/// asked for.
+pub(crate) fn check_image(opts: &KubeOptions, warnings: &mut Warnings) -> Result<(), Error> {
+    match opts.image_digest_hex() {
+        Some(d) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(()),
+        Some(d) => Err(Error::Unsupported(format!(
+            "--sha256 '{d}' is not a SHA-256 digest (64 hex digits, with or without sha256:): the manifest digest `oci` prints"
+        ))),
+        None if opts.allow_unpinned => {
+            warnings.push(format!("the image {} is not pinned (no --sha256): every gateway pod runs whatever the tag names when it pulls", opts.url));
+            Ok(())
+        }
+        None => Err(Error::Unsupported(format!(
+            "the image {} is not pinned: pass --sha256 DIGEST (what `oci` prints), or --allow-unpinned to run whatever the tag names when a gateway pod pulls it (docs/deploying.md#pinned-images)",
+            opts.url
+        ))),
+    }
+}
 
 /// A Kubernetes Service named by its cluster DNS name
 /// (`<svc>.<ns>.svc[.cluster.local]`): (service, namespace). The mesh and

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::common::{dns_name, in_cluster, KubeOptions, Warnings};
+use super::common::{check_image, dns_name, in_cluster, label_all, KubeOptions, Warnings};
 use super::gateway_api::{http_route_rules, http_routes, route_name, Rule, MAX_RULES_PER_ROUTE};
+use super::{checks, secrets, upstream_ca};
 use crate::access_log;
 use crate::appconfig::Loaded;
 use crate::error::Error;
@@ -41,6 +42,10 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     cluster_specs(plan)?;
     let routes = routes_with_callouts(plan);
     let mut warnings = Warnings::new();
+    check_image(opts, &mut warnings)?;
+    checks::loopback_destinations(plan, "Backend", &mut warnings);
+    checks::per_replica_budgets(plan, &mut warnings);
+    checks::uncarried_options(plan, "Envoy Gateway", &mut warnings);
     let rules = http_route_rules(plan, &routes, &|r| backend_ref(r, opts), &mut warnings);
     let config = filter_config_for_routes(loaded, plan, &routes, &|u| {
         let dest = (bare_host(&u.host), u.port, u.scheme == "https");
@@ -55,11 +60,16 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
         warnings.push(RATE_LIMIT_SERVICE_WARNING.to_string());
     }
     docs.extend(http_routes);
-    if opts.envoy_proxy {
-        docs.push(envoy_proxy(gw_ns));
-        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these access-log settings added to that one instead"));
+    if let Some(proxy) = envoy_proxy(loaded, opts, gw_ns) {
+        docs.push(proxy);
+        warnings.push(format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' takes effect when the Gateway references it (spec.infrastructure.parametersRef: {{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: {ENVOY_PROXY_NAME}}}); a Gateway with an EnvoyProxy of its own needs these settings (access log, the Envoy container's env) added to that one instead"));
     }
     docs.extend(backends(&routes, opts, &mut warnings)?);
+    let ca_maps = upstream_ca::envoy_gateway_configmaps(opts, &docs);
+    docs.extend(ca_maps);
+    let how = format!("the EnvoyProxy '{ENVOY_PROXY_NAME}' passes them to the Envoy container");
+    warnings.extend(secrets::secret_warning(loaded, opts, &how));
+    label_all(&mut docs);
     Ok((docs, warnings))
 }
 
@@ -173,17 +183,35 @@ fn extension_policy(
     })
 }
 
-/// The `EnvoyProxy` whose access log is the filter's JSON line per request.
-fn envoy_proxy(gw_ns: &str) -> Value {
-    json!({
+/// The `EnvoyProxy`: with `--envoy-proxy` the access log, the filter's
+/// JSON line per request; with VM variables the Envoy container's env from
+/// the `Secret` (without it the variables never reach the pods, so it is
+/// written whenever there are any).
+fn envoy_proxy(loaded: &Loaded, opts: &KubeOptions, gw_ns: &str) -> Option<Value> {
+    let provider = secrets::envoy_proxy_provider(loaded, opts);
+    if !opts.envoy_proxy && provider.is_none() {
+        return None;
+    }
+    let mut spec = json!({});
+    if opts.envoy_proxy {
+        set(
+            &mut spec,
+            "telemetry",
+            json!({ "accessLog": { "settings": [{
+                "format": { "type": "JSON", "json": access_log::fields() },
+                "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
+            }] } }),
+        );
+    }
+    if let Some(p) = provider {
+        set(&mut spec, "provider", p);
+    }
+    Some(json!({
         "apiVersion": "gateway.envoyproxy.io/v1alpha1",
         "kind": "EnvoyProxy",
         "metadata": { "name": ENVOY_PROXY_NAME, "namespace": gw_ns },
-        "spec": { "telemetry": { "accessLog": { "settings": [{
-            "format": { "type": "JSON", "json": access_log::fields() },
-            "sinks": [{ "type": "File", "file": { "path": "/dev/stdout" } }]
-        }] } } }
-    })
+        "spec": spec
+    }))
 }
 
 /// One `Backend` per (host, port), TLS per `Backend`; a Service in the
@@ -231,8 +259,13 @@ fn backends(
 /// name the certificate MUST match (no `subjectAltNames`, so the hostname
 /// is the name checked; the vendored CRD, `testkit/crds/gateway-api-crds.yaml`,
 /// says so, and Envoy Gateway writes it as Envoy's DNS SAN matcher).
-fn tls_validation(name: &CertificateName) -> Value {
-    json!({ "hostname": name.as_str(), "wellKnownCACertificates": "System" })
+/// With `--upstream-ca`, the bundle's `ConfigMap` instead of the system's.
+fn tls_validation(name: &CertificateName, opts: &KubeOptions) -> Value {
+    if opts.upstream_ca.is_some() {
+        json!({ "hostname": name.as_str(), "caCertificateRefs": upstream_ca::envoy_gateway_ref() })
+    } else {
+        json!({ "hostname": name.as_str(), "wellKnownCACertificates": "System" })
+    }
 }
 
 const IP_SAN_NOTE: &str = "Gateway API's BackendTLSPolicy names a certificate by DNS name only (validation.hostname, and subjectAltNames of type Hostname or URI), never by IP address";
@@ -265,7 +298,7 @@ fn service_backend(
             "metadata": { "name": dns_name("backstage-proxy", &[&svc, &dest.port.to_string()]), "namespace": ns },
             "spec": {
                 "targetRefs": [{ "group": "", "kind": "Service", "name": svc }],
-                "validation": tls_validation(&certificate_name(&dest.host))
+                "validation": tls_validation(&certificate_name(&dest.host), opts)
             }
         }));
     } else if dest.tls {
@@ -322,7 +355,7 @@ fn external_backend(
             "metadata": { "name": name, "namespace": opts.namespace },
             "spec": {
                 "targetRefs": [{ "group": "gateway.envoyproxy.io", "kind": "Backend", "name": name }],
-                "validation": tls_validation(&cert_name)
+                "validation": tls_validation(&cert_name, opts)
             }
         }));
     }

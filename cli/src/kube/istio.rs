@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::common::{dns_name, in_cluster, KubeOptions, Warnings};
+use super::common::{check_image, dns_name, in_cluster, label_all, KubeOptions, Warnings};
 use super::gateway_api::{http_route_rules, http_routes};
+use super::upstream_ca::{istio_secret, UPSTREAM_CA_NAME};
+use super::{checks, secrets};
 use crate::appconfig::Loaded;
 use crate::error::Error;
 use crate::json::{seconds, set, set_in};
@@ -40,6 +42,10 @@ pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warning
         istio_cluster(bare_host(&u.host), u.port)
     });
     let mut warnings = Warnings::new();
+    check_image(opts, &mut warnings)?;
+    checks::loopback_destinations(plan, "ServiceEntry", &mut warnings);
+    checks::per_replica_budgets(plan, &mut warnings);
+    checks::uncarried_options(plan, "Istio", &mut warnings);
     let (gw_ns, gw_name) = opts.gateway_ref();
     let plugin_ns = if opts.gateway_api {
         gw_ns
@@ -51,13 +57,33 @@ pub fn istio(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>, Warning
         let backend = |r: &Route| json!({ "group": "networking.istio.io", "kind": "Hostname", "name": r.host, "port": r.port });
         let rules = http_route_rules(plan, &routes, &backend, &mut warnings);
         docs.extend(http_routes(opts, gw_ns, gw_name, &rules));
+        docs.extend(secrets::istio_gateway_configmap(
+            loaded,
+            opts,
+            &mut warnings,
+        )?);
     } else {
         docs.push(virtual_service(plan, &routes, opts, gw_ns, gw_name));
     }
-    docs.extend(destinations(&specs, &opts.namespace));
+    docs.extend(destinations(&specs, opts));
     if let Some(s) = &plan.gateway.rate_limit_service {
         docs.extend(rate_limits(s, opts, plugin_ns, gw_name));
     }
+    docs.extend(istio_secret(opts));
+    let how = if opts.gateway_api {
+        format!(
+            "the ConfigMap '{}' passes them to the gateway's Deployment",
+            secrets::ISTIO_GATEWAY_CONFIGMAP
+        )
+    } else {
+        format!(
+            "the Deployment '{}' must pass them to its {} container",
+            opts.gateway_deployment,
+            secrets::ISTIO_PROXY_CONTAINER
+        )
+    };
+    warnings.extend(secrets::secret_warning(loaded, opts, &how));
+    label_all(&mut docs);
     Ok((docs, warnings))
 }
 
@@ -152,14 +178,15 @@ fn rate_limits(
         "spec": spec
     })];
     if in_cluster(&host).is_none() {
-        docs.extend(rate_limit_service_entry(s, &host, &opts.namespace));
+        docs.extend(rate_limit_service_entry(s, &host, opts));
     }
     docs
 }
 
 /// The rate limit service outside the cluster: a `ServiceEntry` (protocol
 /// `GRPC`), and a `DestinationRule` for TLS to an `https` one.
-fn rate_limit_service_entry(s: &RateLimitService, host: &str, namespace: &str) -> Vec<Value> {
+fn rate_limit_service_entry(s: &RateLimitService, host: &str, opts: &KubeOptions) -> Vec<Value> {
+    let namespace = &opts.namespace;
     let name = dns_name("backstage-proxy-ratelimit", &[host]);
     let mut entry = json!({
         "hosts": [host],
@@ -183,7 +210,7 @@ fn rate_limit_service_entry(s: &RateLimitService, host: &str, namespace: &str) -
             "metadata": { "name": name, "namespace": namespace },
             "spec": {
                 "host": host,
-                "trafficPolicy": { "tls": client_tls(host, true) }
+                "trafficPolicy": { "tls": client_tls(host, true, opts) }
             }
         }));
     }
@@ -265,7 +292,8 @@ fn virtual_service(
 /// TLS origination is set per port (`portLevelSettings`): Istio keeps the
 /// first rule's top-level policy for every port of a host, so a top-level
 /// `tls` would originate TLS towards the host's plain-HTTP ports too.
-fn destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) -> Vec<Value> {
+fn destinations(specs: &BTreeMap<String, ClusterSpec>, opts: &KubeOptions) -> Vec<Value> {
+    let namespace = opts.namespace.as_str();
     // host -> port -> (tls, verify); verification is off only when every
     // user of the port says so.
     let mut hosts: BTreeMap<String, BTreeMap<u16, (bool, bool)>> = BTreeMap::new();
@@ -280,7 +308,7 @@ fn destinations(specs: &BTreeMap<String, ClusterSpec>, namespace: &str) -> Vec<V
     let mut docs = Vec::new();
     for (host, ports) in hosts {
         let name = dns_name("backstage-proxy", &[&host]);
-        docs.extend(destination_rule(&host, &name, &ports, namespace));
+        docs.extend(destination_rule(&host, &name, &ports, opts));
         if in_cluster(&host).is_some() {
             // A Kubernetes Service: Istio's registry has it.
             continue;
@@ -296,13 +324,14 @@ fn destination_rule(
     host: &str,
     name: &str,
     ports: &BTreeMap<u16, (bool, bool)>,
-    namespace: &str,
+    opts: &KubeOptions,
 ) -> Option<Value> {
+    let namespace = &opts.namespace;
     let tls: Vec<Value> = ports
         .iter()
         .filter(|(_, (tls, _))| *tls)
         .map(
-            |(p, (_, verify))| json!({ "port": { "number": p }, "tls": client_tls(host, *verify) }),
+            |(p, (_, verify))| json!({ "port": { "number": p }, "tls": client_tls(host, *verify, opts) }),
         )
         .collect();
     (!tls.is_empty()).then(|| {
@@ -321,8 +350,10 @@ fn destination_rule(
 /// runs only without `sni` and `subjectAltNames`): without
 /// `subjectAltNames`, any certificate a trusted CA issued, for any name,
 /// would be accepted. Istio matches each entry against every kind of
-/// name in the certificate, an IP address's too.
-fn client_tls(host: &str, verify: bool) -> Value {
+/// name in the certificate, an IP address's too. With `--upstream-ca` the
+/// issuer is checked against that bundle (`credentialName`), not the
+/// system's roots.
+fn client_tls(host: &str, verify: bool, opts: &KubeOptions) -> Value {
     let mut tls = json!({ "mode": "SIMPLE", "sni": host, "insecureSkipVerify": !verify });
     if verify {
         set(
@@ -330,6 +361,9 @@ fn client_tls(host: &str, verify: bool) -> Value {
             "subjectAltNames",
             json!([certificate_name(host).as_str()]),
         );
+        if opts.upstream_ca.is_some() {
+            set(&mut tls, "credentialName", json!(UPSTREAM_CA_NAME));
+        }
     }
     tls
 }

@@ -4,6 +4,7 @@
 //! file compiles this module and uses a part of it.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -29,7 +30,6 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Outp
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(text) = stdin {
-        use std::io::Write;
         // A command that fails on its arguments exits before reading its
         // input: a closed pipe here is its answer, not the test's failure.
         let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
@@ -90,7 +90,7 @@ pub fn tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} is not installed: run `make tools` (Debian packages docker-compose, docker-registry, skopeo)");
+    panic!("{name} is not installed: run `make tools` (Debian packages docker-registry, skopeo, chromium) or `make compose-tools` (podman)");
 }
 
 /// Endpoints in the object form, https targets, a `jwks` key set, CORS and
@@ -216,4 +216,35 @@ pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathB
             out.push(path);
         }
     }
+}
+
+/// Validates resources as the API server would with strict field
+/// validation (`testkit/crd_validate.py`: the published CRDs, and
+/// Kubernetes' own kinds by their published schemas): its JSON report.
+pub fn validate(docs: &[Value]) -> Value {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `make schema-tools`",
+        python.display()
+    );
+    let mut child = Command::new(python)
+        .arg(repo_root().join("testkit/crd_validate.py"))
+        .arg(repo_root().join("testkit/crds"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(docs).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let w = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    w.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the validator failed (jsonschema and cel-python in .venv: `make schema-tools`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -31,6 +31,9 @@ pub struct Denial {
     pub reason: Reason,
     pub name: &'static str,
     pub message: String,
+    /// Who was refused, when the token itself was valid (an access
+    /// restriction): the access log names them.
+    pub principal: Option<Principal>,
 }
 
 impl Denial {
@@ -40,6 +43,7 @@ impl Denial {
             reason,
             name: "AuthenticationError",
             message: message.to_string(),
+            principal: None,
         }
     }
 }
@@ -111,6 +115,7 @@ fn restrict(
                     "This token's access is restricted to plugin(s) {}",
                     list.join(", ")
                 ),
+                principal: Some(principal),
             })
         }
         _ => Ok(principal),

@@ -70,3 +70,17 @@ fn encode_round_trips() {
         assert_eq!(decode_jws(&encode_url_nopad(data)).unwrap(), data);
     }
 }
+
+#[test]
+fn standard_encoding_is_nodes_buffer_to_string_base64() {
+    // Values from Node: Buffer.from(s).toString('base64').
+    for (input, node) in [
+        ("", ""),
+        ("squ_token:", "c3F1X3Rva2VuOg=="),
+        ("user:pass", "dXNlcjpwYXNz"),
+        ("a:b?>", "YTpiPz4="),
+        ("\u{e9}t\u{e9}:\u{fffd}", "w6l0w6k677+9"),
+    ] {
+        assert_eq!(encode_std(input.as_bytes()), node, "{input:?}");
+    }
+}

@@ -2,7 +2,7 @@
 //! plugin key sets), the default auth policy, and `backend.auth` (keys and
 //! external access).
 
-use super::external_access::parse_secret;
+use super::external_access::{parse_secret, Env};
 use super::json::*;
 use super::{AuthConfig, Backend, LegacySecret};
 use crate::url::Url;
@@ -32,6 +32,7 @@ pub(super) fn parse_backend(
     warnings: &mut Vec<String>,
     obj: &Map<String, Value>,
     gateway_obj: &Map<String, Value>,
+    env: Env<'_>,
 ) -> (Option<Backend>, bool, AuthConfig) {
     let p = "backend";
     let mut allowed = vec!["baseUrl", "auth", "cors"];
@@ -66,10 +67,10 @@ pub(super) fn parse_backend(
 
     let mut auth = AuthConfig::default();
     if let Some(keys) = auth_obj.get("keys") {
-        parse_legacy_keys(errs, warnings, keys, &mut auth);
+        parse_legacy_keys(errs, warnings, keys, &mut auth, env);
     }
     if let Some(ext) = auth_obj.get("externalAccess") {
-        super::external_access::parse_external_access(errs, ext, &mut auth);
+        super::external_access::parse_external_access(errs, ext, &mut auth, env);
     }
     if backend.is_none() {
         warnings.push(
@@ -116,6 +117,7 @@ fn parse_legacy_keys(
     warnings: &mut Vec<String>,
     keys: &Value,
     auth: &mut AuthConfig,
+    env: Env<'_>,
 ) {
     let kp = "backend.auth.keys";
     match keys {
@@ -129,7 +131,7 @@ fn parse_legacy_keys(
                     continue;
                 };
                 check_keys(errs, &ip, o, &["secret"]);
-                if let Some(key) = parse_secret(errs, o, &ip) {
+                if let Some(key) = parse_secret(errs, o, &ip, env) {
                     auth.legacy.push(LegacySecret {
                         key,
                         subject: "external:backstage-plugin".to_string(),

@@ -1,6 +1,8 @@
 //! `proxy` and each endpoint: target, credentials, methods, header lists,
 //! injected headers, rewrite, and the options Envoy owns.
 
+mod basic_auth;
+
 use super::json::*;
 use super::{
     interpolate, Credentials, Endpoint, EnvoyOptions, RewriteRule, NOT_INJECTABLE,
@@ -10,12 +12,23 @@ use crate::url::Url;
 use regex_lite::RegexBuilder;
 use serde_json::{Map, Value};
 
+/// The endpoints of `proxy`: the valid ones, and a stand-in for each one
+/// refused with an error.
+pub(super) struct ParsedProxy {
+    pub endpoints: Vec<Endpoint>,
+    /// An endpoint whose errors are reported still has its entries in
+    /// `gateway.access` and `gateway.rateLimits`: they are checked against
+    /// its stand-in, and not reported again as naming no endpoint (one
+    /// mistake, one error).
+    pub stand_ins: Vec<Endpoint>,
+}
+
 pub(super) fn parse_proxy(
     errs: &mut Errors,
     warnings: &mut Vec<String>,
     obj: &Map<String, Value>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<Endpoint> {
+) -> ParsedProxy {
     let p = "proxy";
     let skip_invalid = opt_bool(errs, obj, p, "skipInvalidProxies").unwrap_or(false);
     let _ = opt_bool(errs, obj, p, "reviveConsumedRequestBodies");
@@ -65,6 +78,7 @@ pub(super) fn parse_proxy(
     };
 
     let mut endpoints = Vec::new();
+    let mut stand_ins = Vec::new();
     for (key, value) in entries {
         let path = join(&base, key);
         let mut local = Errors { list: Vec::new() };
@@ -79,13 +93,34 @@ pub(super) fn parse_proxy(
             }
         } else {
             errs.list.extend(local.list);
+            stand_ins.extend(ep.or_else(|| stand_in(&path, key, value, env)));
         }
     }
-    endpoints
+    ParsedProxy {
+        endpoints,
+        stand_ins,
+    }
 }
 
-pub(super) const ENDPOINT_KEYS: [&str; 14] = [
+/// An endpoint refused for its target (or for not being an object) as it
+/// would be with a target that parses: what its policy entries are checked
+/// against. Its errors are reported already.
+fn stand_in(
+    path: &str,
+    key: &str,
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Endpoint> {
+    let mut obj = value.as_object().cloned().unwrap_or_default();
+    obj.insert("target".to_string(), Value::from("http://stand-in.invalid"));
+    let mut ignored = Errors { list: Vec::new() };
+    let stand_in = Value::Object(obj);
+    parse_endpoint(&mut ignored, &mut Vec::new(), path, key, &stand_in, env)
+}
+
+pub(super) const ENDPOINT_KEYS: [&str; 15] = [
     "target",
+    "auth",
     "credentials",
     "headers",
     "allowedMethods",
@@ -136,6 +171,8 @@ pub(super) fn parse_endpoint(
         .map(|h| injected_headers(errs, path, h, env))
         .unwrap_or_default();
 
+    let basic_auth = basic_auth::basic_auth(errs, path, obj, env);
+
     let allowed_methods = allowed_methods(errs, warnings, path, obj);
 
     let allowed_headers = allowed_headers(errs, path, obj);
@@ -164,6 +201,7 @@ pub(super) fn parse_endpoint(
         target,
         credentials,
         headers,
+        basic_auth,
         allowed_methods,
         request_allow,
         response_allow,

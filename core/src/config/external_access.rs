@@ -1,12 +1,38 @@
 //! `backend.auth.externalAccess` entries: static tokens, legacy shared
 //! secrets and external `jwks` providers, with their access restrictions.
 
+use super::interpolate;
 use super::json::*;
 use super::{AuthConfig, JwksProvider, LegacySecret, StaticToken, JWS_ALGORITHMS};
 use crate::base64;
 use crate::url::Url;
+use hmac_sha256::Hash as Sha256;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+
+/// The VM's environment, as the configuration reads it.
+pub(super) type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
+
+/// A secret (a static token, a legacy secret) with `${VAR}` read from the
+/// VM's environment, so that no rendered configuration needs to hold it
+/// (`docs/tokens.md#secrets-in-the-configuration`). Errors name the
+/// variable, never a value.
+pub(super) fn secret_string(
+    errs: &mut Errors,
+    obj: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    env: Env<'_>,
+) -> Option<String> {
+    let raw = required_string(errs, obj, path, key)?;
+    match interpolate(raw, env) {
+        Ok(v) => Some(v),
+        Err(msg) => {
+            errs.add(&join(path, key), msg);
+            None
+        }
+    }
+}
 
 pub(super) fn required_string<'a>(
     errs: &mut Errors,
@@ -43,8 +69,10 @@ pub(super) fn parse_secret(
     errs: &mut Errors,
     obj: &Map<String, Value>,
     path: &str,
+    env: Env<'_>,
 ) -> Option<Vec<u8>> {
-    let s = required_string(errs, obj, path, "secret")?;
+    let s = secret_string(errs, obj, path, "secret", env)?;
+    let s = s.as_str();
     if !is_non_whitespace(s) {
         errs.add(
             &join(path, "secret"),
@@ -186,7 +214,12 @@ pub(super) fn parse_jwks(
 
 /// `backend.auth.externalAccess`: every entry into `auth`, in order;
 /// static tokens are checked for duplicates once all are read.
-pub(super) fn parse_external_access(errs: &mut Errors, ext: &Value, auth: &mut AuthConfig) {
+pub(super) fn parse_external_access(
+    errs: &mut Errors,
+    ext: &Value,
+    auth: &mut AuthConfig,
+    env: Env<'_>,
+) {
     let ep = "backend.auth.externalAccess";
     let Value::Array(items) = ext else {
         errs.add(
@@ -197,16 +230,16 @@ pub(super) fn parse_external_access(errs: &mut Errors, ext: &Value, auth: &mut A
     };
     let mut statics = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        parse_entry(errs, &format!("{ep}[{i}]"), item, auth, &mut statics);
+        parse_entry(errs, &format!("{ep}[{i}]"), item, auth, &mut statics, env);
     }
-    let mut seen_tokens: HashSet<&[u8]> = HashSet::new();
-    for (path, token, subject, restrictions) in statics {
-        if !seen_tokens.insert(token.as_bytes()) {
+    let mut seen_tokens: HashSet<[u8; 32]> = HashSet::new();
+    for (path, digest, subject, restrictions) in statics {
+        if !seen_tokens.insert(digest) {
             errs.add(&path, "the same static token is configured more than once");
             continue;
         }
         auth.static_tokens.push(StaticToken {
-            token: token.as_bytes().to_vec(),
+            digest,
             subject: subject.to_string(),
             restrictions,
         });
@@ -214,8 +247,68 @@ pub(super) fn parse_external_access(errs: &mut Errors, ext: &Value, auth: &mut A
 }
 
 /// A static token read but not yet checked against the others: its JSON
-/// path, token, subject and restrictions.
-type PendingStatic<'a> = (String, &'a str, &'a str, Option<Vec<String>>);
+/// path, digest, subject and restrictions.
+type PendingStatic<'a> = (String, [u8; 32], &'a str, Option<Vec<String>>);
+
+/// The SHA-256 of a static token: from `token` (a value, or `${VAR}` from
+/// the VM's environment) or `tokenDigest` (`sha256:` and 64 hex digits),
+/// exactly one of the two.
+fn static_digest(
+    errs: &mut Errors,
+    options: &Map<String, Value>,
+    op: &str,
+    env: Env<'_>,
+) -> Option<[u8; 32]> {
+    match (options.contains_key("token"), options.get("tokenDigest")) {
+        (true, Some(_)) => {
+            errs.add(op, "has both token and tokenDigest; give one of them");
+            None
+        }
+        (false, Some(v)) => {
+            let digest = match v {
+                Value::String(s) => parse_digest(s),
+                _ => None,
+            };
+            if digest.is_none() {
+                errs.add(
+                    &join(op, "tokenDigest"),
+                    "must be 'sha256:' followed by 64 hexadecimal digits",
+                );
+            }
+            digest
+        }
+        (_, None) => {
+            let t = secret_string(errs, options, op, "token", env)?;
+            if !is_non_whitespace(&t) {
+                errs.add(
+                    &join(op, "token"),
+                    "must not be empty or contain whitespace",
+                );
+                None
+            } else if t.chars().count() < 8 {
+                errs.add(&join(op, "token"), "must be at least 8 characters long");
+                None
+            } else {
+                Some(Sha256::hash(t.as_bytes()))
+            }
+        }
+    }
+}
+
+/// `sha256:` and 64 hex digits (either case) → the digest.
+fn parse_digest(s: &str) -> Option<[u8; 32]> {
+    let hex = s.strip_prefix("sha256:")?.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digit = |b: u8| char::from(b).to_digit(16);
+        let (hi, lo) = (digit(*pair.first()?)?, digit(*pair.get(1)?)?);
+        *byte = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
 
 /// One `externalAccess` entry.
 fn parse_entry<'a>(
@@ -224,6 +317,7 @@ fn parse_entry<'a>(
     item: &'a Value,
     auth: &mut AuthConfig,
     statics: &mut Vec<PendingStatic<'a>>,
+    env: Env<'_>,
 ) {
     let Some(o) = as_object(errs, ip, item) else {
         return;
@@ -260,26 +354,16 @@ fn parse_entry<'a>(
     let Some(options) = options else { return };
     match kind {
         "static" => {
-            check_keys(errs, &op, options, &["token", "subject"]);
-            let token = required_string(errs, options, &op, "token");
+            check_keys(errs, &op, options, &["token", "tokenDigest", "subject"]);
+            let digest = static_digest(errs, options, &op, env);
             let subject = parse_subject(errs, options, &op);
-            if let Some(t) = token {
-                if !is_non_whitespace(t) {
-                    errs.add(
-                        &join(&op, "token"),
-                        "must not be empty or contain whitespace",
-                    );
-                } else if t.chars().count() < 8 {
-                    errs.add(&join(&op, "token"), "must be at least 8 characters long");
-                }
-            }
-            if let (Some(t), Some(s)) = (token, subject) {
-                statics.push((join(&op, "token"), t, s, restrictions));
+            if let (Some(d), Some(s)) = (digest, subject) {
+                statics.push((join(&op, "token"), d, s, restrictions));
             }
         }
         "legacy" => {
             check_keys(errs, &op, options, &["secret", "subject"]);
-            let key = parse_secret(errs, options, &op);
+            let key = parse_secret(errs, options, &op, env);
             let subject = parse_subject(errs, options, &op);
             if let (Some(key), Some(subject)) = (key, subject) {
                 auth.legacy.push(LegacySecret {

@@ -112,6 +112,9 @@ pub struct Endpoint {
     pub credentials: Credentials,
     /// Injected headers: lower-cased name, resolved value.
     pub headers: Vec<(String, String)>,
+    /// `auth`: the `Authorization: Basic …` value sent when the outgoing
+    /// request has no `Authorization` of its own.
+    pub basic_auth: Option<String>,
     pub allowed_methods: Option<Vec<String>>,
     /// Lower-cased request header names let through.
     pub request_allow: crate::fasthash::FastSet<String>,
@@ -182,7 +185,9 @@ pub struct EnvoyOptions {
 
 #[derive(Clone, Debug)]
 pub struct StaticToken {
-    pub token: Vec<u8>,
+    /// SHA-256 of the token: the configuration may carry only the digest
+    /// (`tokenDigest`), so the filter recognises a token it never holds.
+    pub digest: [u8; 32],
     pub subject: String,
     pub restrictions: Option<Vec<String>>,
 }
@@ -381,7 +386,7 @@ pub fn parse_value(
     };
     let gateway = parse_gateway(&mut errs, gateway_obj);
     let (backend, disable_default_auth_policy, auth) =
-        parse_backend(&mut errs, &mut warnings, backend_obj, gateway_obj);
+        parse_backend(&mut errs, &mut warnings, backend_obj, gateway_obj, env);
     let cors = backend_obj
         .get("cors")
         .and_then(|v| cors::parse_cors(&mut errs, &mut warnings, v));
@@ -390,15 +395,15 @@ pub fn parse_value(
         Some(v) => as_object(&mut errs, "proxy", v).unwrap_or(&empty),
         None => &empty,
     };
-    let mut endpoints = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
-    parse_policies(
+    let proxy = parse_proxy(&mut errs, &mut warnings, proxy_obj, env);
+    let mut endpoints = parse_policies(
         &mut errs,
         &mut warnings,
         gateway_obj,
         &gateway,
         disable_default_auth_policy,
         &auth,
-        &mut endpoints,
+        proxy,
     );
 
     stat_names(&mut endpoints);

@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value};
 
+use super::endpoint::ParsedProxy;
 use super::json::*;
 use super::targets::{same_target, target_contains, targets_nest};
 use super::{access, rate_limits, AuthConfig, Credentials, Endpoint, Gateway};
@@ -22,15 +23,22 @@ pub(super) fn parse_policies(
     gateway: &Gateway,
     open_everywhere: bool,
     auth: &AuthConfig,
-    endpoints: &mut [Endpoint],
-) {
+    proxy: ParsedProxy,
+) -> Vec<Endpoint> {
     let service = gateway.rate_limit_service.is_some();
+    let valid = proxy.endpoints.len();
+    let mut endpoints = proxy.endpoints;
+    endpoints.extend(proxy.stand_ins);
     if let Some(v) = gateway_obj.get("rateLimits") {
-        rate_limits::parse_rate_limits(errs, v, endpoints, service);
+        rate_limits::parse_rate_limits(errs, v, &mut endpoints, service);
     }
     if let Some(v) = gateway_obj.get("access") {
-        access::parse_access(errs, v, endpoints);
+        access::parse_access(errs, v, &mut endpoints);
     }
+    // The stand-ins of refused endpoints served their entries' checks; the
+    // checks below are about where requests land, which only valid
+    // endpoints decide.
+    endpoints.truncate(valid);
     let no_budget = |e: &Endpoint| e.rate_limit.as_ref().is_none_or(|l| l.is_empty());
     if service && endpoints.iter().all(no_budget) {
         warnings.push(
@@ -43,7 +51,7 @@ pub(super) fn parse_policies(
     }
     require_own_entry(
         errs,
-        endpoints,
+        &endpoints,
         "gateway.access",
         |e| e.access.is_some(),
         "access policy",
@@ -51,15 +59,16 @@ pub(super) fn parse_policies(
     );
     require_own_entry(
         errs,
-        endpoints,
+        &endpoints,
         "gateway.rateLimits",
         |e| e.rate_limit.is_some(),
         "budget",
         "{}",
     );
     for e in endpoints.iter() {
-        check_endpoint(errs, endpoints, e, open_everywhere, service);
+        check_endpoint(errs, &endpoints, e, open_everywhere, service);
     }
+    endpoints
 }
 
 /// The checks of one endpoint's budget and rules against the endpoints

@@ -582,3 +582,5 @@ fn the_service_is_validated_with_json_paths() {
         format!(r#"{base}{{"rateLimits":{{"/pd":{{"total":{{"requests":5,"seconds":120}}}}}}}}}}"#);
     assert!(crate::config::parse(local.as_bytes(), &|_| None).is_ok());
 }
+
+mod secrets;

@@ -42,6 +42,21 @@ pub(super) fn forward<'a>(
     {
         remove.push(Cow::Borrowed(marker));
     }
+    // `auth` (http-proxy's option): only where nothing else leaves an
+    // Authorization on the outgoing request, as Node decides it.
+    if let Some(basic) = &endpoint.basic_auth {
+        let kept = req
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            && !remove.iter().any(|n| n == "authorization");
+        if !kept && !set.iter().any(|(n, _)| n == "authorization") {
+            set.push((
+                Cow::Borrowed("authorization"),
+                Cow::Borrowed(basic.as_str()),
+            ));
+        }
+    }
     set.push((Cow::Borrowed(":path"), Cow::Owned(path)));
     if let Some(a) = endpoint
         .upstream_authority

@@ -141,11 +141,21 @@ impl Decision<'_> {
 
     /// A refusal, with nobody to name.
     fn refused(reply: Reply, endpoint: Option<usize>) -> Decision<'static> {
+        Decision::refused_as(reply, endpoint, None)
+    }
+
+    /// A refusal of `principal`, whose credentials were verified: the
+    /// access log names who was refused, whatever refused them.
+    fn refused_as(
+        reply: Reply,
+        endpoint: Option<usize>,
+        principal: Option<Principal>,
+    ) -> Decision<'static> {
         let outcome = reply.reason.map_or(Outcome::OwnJwks, Outcome::Denied);
         Decision::Reply {
             reply,
             endpoint,
-            principal: None,
+            principal,
             outcome,
         }
     }
@@ -215,6 +225,14 @@ pub struct Located<'r> {
     query: Option<&'r str>,
 }
 
+impl Located<'_> {
+    /// The path after the prefix, slashes collapsed (what endpoint keys
+    /// match).
+    pub fn rest(&self) -> &str {
+        &self.rest
+    }
+}
+
 /// Where a request stands, read once: under the prefix (`Some`), or not
 /// the filter's (`None`, also for a request without `:path`).
 pub fn locate<'r>(plan: &Plan, req: &Request<'r>) -> Option<Located<'r>> {
@@ -246,10 +264,29 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
     }
 }
 
+/// Who presents a request: the bearer token in its `Authorization`,
+/// verified with the VM's state, or (for the tool's `explain`) a principal
+/// taken as already verified.
+pub enum Caller<'s> {
+    Token(&'s mut AuthState),
+    Assumed(Principal, Ownership),
+}
+
 /// [`decide`] for a request [`locate`] found under the prefix.
 pub fn decide_located<'a>(
     plan: &'a Plan,
     auth: &mut AuthState,
+    req: &Request<'a>,
+    at: &Located<'a>,
+) -> Decision<'a> {
+    decide_as(plan, &mut Caller::Token(auth), req, at)
+}
+
+/// [`decide_located`] for a given [`Caller`]: the same steps, whoever the
+/// caller is.
+pub fn decide_as<'a>(
+    plan: &'a Plan,
+    caller: &mut Caller<'_>,
     req: &Request<'a>,
     at: &Located<'a>,
 ) -> Decision<'a> {
@@ -273,17 +310,17 @@ pub fn decide_located<'a>(
         matched.and_then(|(_, e)| routing::upstream_path(e, raw_path, &at.rest, at.query));
     let landed = matched.map_or_else(Vec::new, |(i, _)| landed(plan, i, upstream.as_deref()));
     // 4. Credentials.
-    let (principal, ownership) = match credentials(plan, auth, req, matched, &landed) {
+    let (principal, ownership) = match credentials(plan, caller, req, matched, &landed) {
         Ok(who) => who,
         Err(d) => return d,
     };
     // 5. No endpoint.
     let Some((idx, endpoint)) = matched else {
-        return Decision::refused(reply::not_found(), None);
+        return Decision::refused_as(reply::not_found(), None, principal);
     };
     // 6. Methods.
     if let Some(r) = check_method(endpoint, req.method, raw_path) {
-        return Decision::refused(r, Some(idx));
+        return Decision::refused_as(r, Some(idx), principal);
     }
     // 7. Who may call it (`gateway.access`), by every endpoint it lands under.
     let who = principal.as_ref().map(|p| (p, &ownership));
@@ -303,7 +340,7 @@ pub fn decide_located<'a>(
             "NotAllowedError",
             "Upgrade is not enabled for this endpoint",
         );
-        return Decision::refused(r, Some(idx));
+        return Decision::refused_as(r, Some(idx), principal);
     }
     // 9. The upstream path, then headers, host and cluster.
     match checked_upstream(req, endpoint, upstream) {
@@ -312,7 +349,7 @@ pub fn decide_located<'a>(
             fwd.landed = landed;
             Decision::Forward(fwd)
         }
-        Err(r) => Decision::refused(r, Some(idx)),
+        Err(r) => Decision::refused_as(r, Some(idx), principal),
     }
 }
 
@@ -350,7 +387,7 @@ fn unsafe_path(req: &Request<'_>) -> Reply {
 /// is the decision to return.
 fn credentials(
     plan: &Plan,
-    auth: &mut AuthState,
+    caller: &mut Caller<'_>,
     req: &Request<'_>,
     matched: Option<(usize, &Endpoint)>,
     landed: &[usize],
@@ -370,11 +407,19 @@ fn credentials(
     if open && !policed {
         return Ok((None, None));
     }
-    match authenticate(plan, auth, req) {
+    let outcome = match caller {
+        Caller::Token(auth) => authenticate(plan, auth, req),
+        Caller::Assumed(p, o) => AuthOutcome::Authenticated(p.clone(), o.clone()),
+    };
+    match outcome {
         AuthOutcome::Authenticated(p, o) => Ok((Some(p), o)),
         AuthOutcome::Denied(denial) => {
             let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
-            Err(Decision::refused(r, matched.map(|(i, _)| i)))
+            Err(Decision::refused_as(
+                r,
+                matched.map(|(i, _)| i),
+                denial.principal,
+            ))
         }
         AuthOutcome::Pending(source) => Err(Decision::NeedKeys(source)),
     }
@@ -442,14 +487,8 @@ fn checked_upstream(
 
 fn authenticate(plan: &Plan, auth: &mut AuthState, req: &Request<'_>) -> AuthOutcome {
     let values = req.header_values("authorization");
-    let denial = |reason, message: &str| {
-        AuthOutcome::Denied(auth::Denial {
-            status: 401,
-            reason,
-            name: "AuthenticationError",
-            message: message.to_string(),
-        })
-    };
+    let denial =
+        |reason, message: &str| AuthOutcome::Denied(auth::Denial::unauthenticated(reason, message));
     match auth::extract::extract(&values) {
         Extracted::None => denial(Reason::MissingCredentials, "Missing credentials"),
         Extracted::Multiple => denial(Reason::MultipleCredentials, "Multiple credentials"),

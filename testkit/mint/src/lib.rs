@@ -26,6 +26,15 @@ pub fn b64url_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// Standard base64 with padding (Node's `Buffer.toString('base64')`).
+pub fn b64std(data: &[u8]) -> String {
+    let mut out = b64url(data).replace('-', "+").replace('_', "/");
+    while !out.len().is_multiple_of(4) {
+        out.push('=');
+    }
+    out
+}
+
 pub fn b64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();

@@ -28,15 +28,16 @@ fn env_directives_resolve_except_in_header_values() {
         l.filter_config["proxy"]["endpoints"]["/x"]["headers"]["X-Key"],
         "${KEY}"
     );
+    // The token was resolved here; what the tool writes is its digest.
     assert_eq!(
-        l.filter_config["backend"]["auth"]["externalAccess"][0]["options"]["token"],
-        "tok-0123456789"
+        l.filter_config["backend"]["auth"]["externalAccess"][0]["options"]["tokenDigest"],
+        format!("sha256:{}", crate::oci::sha256_hex(b"tok-0123456789"))
     );
     assert_eq!(l.vm_vars, ["KEY", "SECRET"]);
     assert!(l
         .warnings
         .iter()
-        .any(|w| w.contains("'SECRET' is not set here")));
+        .any(|w| w.message.contains("'SECRET' is not set here")));
 }
 
 #[test]
@@ -132,7 +133,14 @@ proxy: {$include: proxy.yaml#proxy}
     let l = load_with(&[base, prod], &|_| None, &read);
     assert!(l.errors.is_empty(), "{:?}", l.errors);
     let ext = &l.filter_config["backend"]["auth"]["externalAccess"][0]["options"];
-    assert_eq!(ext["token"], "ci-static-token-0123456789");
+    assert_eq!(
+        ext["tokenDigest"],
+        format!(
+            "sha256:{}",
+            crate::oci::sha256_hex(b"ci-static-token-0123456789")
+        )
+    );
+    assert!(ext.get("token").is_none());
     assert_eq!(
         l.filter_config["proxy"]["endpoints"]["/pd"]["target"],
         "https://api.pagerduty.com"
@@ -143,7 +151,8 @@ proxy: {$include: proxy.yaml#proxy}
 /// A CI configuration full of variables for plugins the gateway never
 /// reads: unset, and no error. An unset variable in an optional gateway
 /// value makes it absent (a warning says so); in a value the gateway needs,
-/// it is an error naming the variable and the path, once.
+/// it is an error naming the variable and the path, once; where no string
+/// is allowed, it is the same error as when set.
 #[test]
 fn unset_variables_are_absent_and_errors_only_where_needed() {
     let ci = src(
@@ -185,6 +194,9 @@ proxy:
         [
             "app-config.ci.yaml: proxy.endpoints./sonar: environment variable 'SONAR_URL' is not set",
             "app-config.ci.yaml: proxy.endpoints./grafana.target: environment variable 'GRAFANA_URL' is not set",
+            // A variable's value is a string, never the boolean needed
+            // here: an error whether or not it is set.
+            "app-config.ci.yaml: proxy.skipInvalidProxies: must be a boolean, but is of type string",
         ]
     );
     for w in [
@@ -192,7 +204,9 @@ proxy:
         "proxy.skipInvalidProxies: environment variable 'SKIP_INVALID'",
     ] {
         assert!(
-            l.warnings.iter().any(|x| x.starts_with(w)),
+            l.warnings
+                .iter()
+                .any(|x| format!("{}: {}", x.path, x.message).starts_with(w)),
             "{w} in {:?}",
             l.warnings
         );

@@ -72,3 +72,51 @@ fn a_rule_path_with_dot_segments_never_matches_and_is_refused() {
         );
     }
 }
+
+/// One mistake, one error: an endpoint refused for its own mistake keeps
+/// its entries in `gateway.access` and `gateway.rateLimits`, which are
+/// neither reported again as naming no endpoint nor left unchecked.
+#[test]
+fn an_endpoint_with_a_mistake_is_reported_once_not_again_by_the_entries_naming_it() {
+    let mistakes = [
+        r#"{"target":"http://sonar/api","credentails":"require"}"#,
+        r#"{"target":"http://sonar/api","credentials":"maybe"}"#,
+        r#"{"target":"not a url"}"#,
+        r#"{"credentials":"require"}"#,
+        r#"{"target":"http://sonar/api","allowedMethods":"GET"}"#,
+        r#"{"target":"http://sonar/api","headers":{"Connection":"x"}}"#,
+        "42",
+    ];
+    let policies = r#"{"access":{"/sonarqube":{"allow":["user"]}},"rateLimits":{"/sonarqube":{"total":{"requests":10,"seconds":60}}}}"#;
+    for m in mistakes {
+        let endpoints = format!(r#"{{"/sonarqube":{m},"/ok":"http://ok"}}"#);
+        let alone = parse(&endpoints, "{}").unwrap_err();
+        assert!(!alone.is_empty(), "{m}");
+        let with_policies = parse(&endpoints, policies).unwrap_err();
+        assert_eq!(with_policies, alone, "{m}");
+        // A mistake inside an entry for that endpoint is still reported.
+        let bad_entry = r#"{"access":{"/sonarqube":{"alow":["user"]}},"rateLimits":{"/sonarqube":{"total":{"requests":0,"seconds":60}}}}"#;
+        let errs = parse(&endpoints, bad_entry).unwrap_err();
+        for path in [
+            "gateway.access./sonarqube.alow",
+            "gateway.rateLimits./sonarqube.total.requests",
+        ] {
+            assert!(errs.iter().any(|e| e.path == path), "{m}: {path}: {errs:?}");
+        }
+    }
+    // An entry naming no endpoint at all is still an error, and so is one
+    // naming an endpoint that skipInvalidProxies leaves out.
+    refused_at(
+        parse(r#"{"/ok":"http://ok"}"#, policies),
+        "gateway.access./sonarqube",
+        "names no endpoint",
+    );
+    let json = format!(
+        r#"{{"proxy":{{"skipInvalidProxies":true,"endpoints":{{"/sonarqube":{{"target":"http://s","credentails":"x"}}}}}},"gateway":{policies}}}"#
+    );
+    refused_at(
+        config::parse(json.as_bytes(), &|_| None),
+        "gateway.rateLimits./sonarqube",
+        "names no endpoint",
+    );
+}

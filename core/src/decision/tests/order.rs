@@ -169,3 +169,69 @@ fn a_request_refused_by_its_method_or_the_policy_spends_no_budget() {
     assert_eq!(run("GET", "/api/proxy/pd/admin", OPS), 200);
     assert_eq!(run("GET", "/api/proxy/pd/x", OPS), 429);
 }
+
+/// Whoever verified credentials is named in every refusal that follows
+/// them (`docs/operations.md#access-log-who-did-what`): an unknown
+/// endpoint, a method, a policy, an upgrade, an unsafe upstream path and an
+/// access restriction all refuse someone the log must name. A refusal
+/// before credentials (a missing or invalid token) names nobody.
+#[test]
+fn every_refusal_after_valid_credentials_names_the_principal() {
+    let cfg = format!(
+        r#"{{"proxy":{{"endpoints":{{
+            "/a": {{"target":"http://a.test/base","allowedMethods":["GET"]}},
+            "/ops": {{"target":"http://ops.test"}}}}}},
+          "backend":{{"auth":{{"externalAccess":[
+            {{"type":"static","options":{{"token":"{CI}","subject":"ci"}}}},
+            {{"type":"static","options":{{"token":"{BOT}","subject":"bot"}},"accessRestrictions":[{{"plugin":"catalog"}}]}}]}}}},
+          "gateway":{{"access":{{"/ops":{{"allow":["subject:ops"]}}}}}}}}"#
+    );
+    let p = parse(cfg.as_bytes(), &|_| None).unwrap_or_else(|e| panic!("{e:?}"));
+    let ci = Some(Principal::External("ci".into()));
+    let cases: [(&'static str, &'static str, &str, u16, Option<Principal>); 7] = [
+        ("GET", "/api/proxy/nowhere", CI, 404, ci.clone()),
+        ("POST", "/api/proxy/a/x", CI, 405, ci.clone()),
+        ("GET", "/api/proxy/ops/x", CI, 403, ci.clone()),
+        ("GET", "/api/proxy/a/%2e%2e%2fescape", CI, 400, None),
+        (
+            "GET",
+            "/api/proxy/a/x",
+            BOT,
+            403,
+            Some(Principal::External("bot".into())),
+        ),
+        ("GET", "/api/proxy/a/x", "not-a-configured-token", 401, None),
+        (
+            "GET",
+            "/api/proxy/nowhere",
+            "not-a-configured-token",
+            401,
+            None,
+        ),
+    ];
+    for (method, path, token, status, who) in cases {
+        match req(method, path).bearer(token).decide(&p) {
+            Decision::Reply {
+                reply, principal, ..
+            } => {
+                assert_eq!(reply.status, status, "{method} {path}");
+                assert_eq!(principal, who, "{method} {path} {status}");
+            }
+            other => panic!("{method} {path}: expected a refusal, got {other:?}"),
+        }
+    }
+    // An upgrade refused after valid credentials names the caller too.
+    match req("GET", "/api/proxy/a/x")
+        .bearer(CI)
+        .h("upgrade", "websocket")
+        .decide(&p)
+    {
+        Decision::Reply {
+            reply, principal, ..
+        } => {
+            assert_eq!(reply.status, 403);
+            assert_eq!(principal, ci);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

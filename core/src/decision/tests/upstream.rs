@@ -233,3 +233,75 @@ fn an_access_policy_refuses_others_with_403_and_always_needs_credentials() {
             .decide(&p));
     }
 }
+
+/// `auth` (http-proxy's basic-auth option) reaches the upstream as Node
+/// sends it: `Basic` credentials only when nothing else leaves an
+/// Authorization on the outgoing request (the caller's forwarded token or
+/// an injected header win), and never next to a second Authorization.
+#[test]
+fn auth_is_sent_only_where_the_outgoing_request_has_no_authorization() {
+    // Buffer.from('squ_abc:').toString('base64') is 'c3F1X2FiYzo='.
+    let basic = "Basic c3F1X2FiYzo=";
+    let p = plan_with(
+        r#"{
+        "/require": {"target":"http://up.test","auth":"squ_abc:"},
+        "/forward": {"target":"http://up.test","auth":"squ_abc:","credentials":"forward"},
+        "/injected": {"target":"http://up.test","auth":"squ_abc:","headers":{"Authorization":"Token t"}},
+        "/open": {"target":"http://up.test","auth":"squ_abc:","credentials":"dangerously-allow-unauthenticated"},
+        "/open-allowed": {"target":"http://up.test","auth":"squ_abc:","credentials":"dangerously-allow-unauthenticated","allowedHeaders":["Authorization"]}
+    }"#,
+        "",
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let cases: [(&'static str, Option<&str>, Option<&str>); 7] = [
+        // The gateway's credential is removed; Node adds the Basic one.
+        ("/api/proxy/require/x", Some(&bearer), Some(basic)),
+        // The caller's token is forwarded; Node adds nothing.
+        ("/api/proxy/forward/x", Some(&bearer), None),
+        // The injected header wins (http-proxy sets it first).
+        ("/api/proxy/injected/x", Some(&bearer), Some("Token t")),
+        ("/api/proxy/open/x", None, Some(basic)),
+        // Not allowed through: removed, then Basic.
+        (
+            "/api/proxy/open/x",
+            Some("Bearer client-value"),
+            Some(basic),
+        ),
+        // Allowed through: the caller's own wins.
+        (
+            "/api/proxy/open-allowed/x",
+            Some("Bearer client-value"),
+            None,
+        ),
+        ("/api/proxy/open-allowed/x", None, Some(basic)),
+    ];
+    for (path, sent, want_set) in cases {
+        let r = match sent {
+            Some(v) => req("GET", path).h("authorization", v),
+            None => req("GET", path),
+        };
+        let f = fwd(r.decide(&p));
+        let set_auth: Vec<&str> = f
+            .set
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .map(|(_, v)| v.as_ref())
+            .collect();
+        assert_eq!(
+            set_auth,
+            want_set.into_iter().collect::<Vec<_>>(),
+            "{path} {sent:?}"
+        );
+        // Exactly one Authorization leaves: ours (set replaces), or the
+        // caller's where it is not removed.
+        let removed = f.remove.iter().any(|n| n == "authorization");
+        let callers_kept = sent.is_some() && !removed;
+        assert!(set_auth.len() <= 1, "{path} {sent:?}");
+        let leaving = if set_auth.is_empty() {
+            usize::from(callers_kept)
+        } else {
+            1
+        };
+        assert_eq!(leaving, 1, "{path} {sent:?}");
+    }
+}
