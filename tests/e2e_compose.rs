@@ -1,11 +1,12 @@
-//! docker-compose, run for real: the unchanged `docker-compose.yml` under
-//! podman and podman-compose (`make compose-tools`; the two images it names
-//! are local stand-ins built by `make compose-images`, since nothing can be
-//! pulled here), and the README's compose walkthrough run against it, each
-//! `curl` line checked against the answer its comment gives. Then the
-//! multi-stage `Dockerfile` for users without Rust: its build stage's
+//! docker-compose, run for real as docs/deploying.md#docker-compose says
+//! on a machine without Docker: its podman block run verbatim (podman and
+//! podman-compose from `make compose-tools`; the two images it names are
+//! local stand-ins from `make compose-images`, since nothing can be pulled
+//! here), each `curl` line checked against the answer its comment gives,
+//! the port published on the host's loopback only, then its `down`. Then
+//! the multi-stage `Dockerfile` for users without Rust: its build stage's
 //! instructions carried out in a clean copy of the context, and both
-//! compose files parsed by docker-compose and podman-compose.
+//! compose files parsed by podman-compose.
 
 use backstage_proxy_testkit as support;
 
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use support::docs::{section, sh_blocks, steps, Step};
 use support::*;
 
 fn podman_compose() -> PathBuf {
@@ -36,51 +38,116 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// `podman-compose down` however the test ends.
-struct Project(&'static str);
+struct Project;
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = Command::new(podman_compose())
             .current_dir(repo_root())
-            .args(["-p", self.0, "down"])
+            .arg("down")
             .output();
     }
 }
 
-/// The README's docker-compose walkthrough: each `curl` line and the answer
-/// its comment expects.
-fn walkthrough() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(repo_root().join("docs/deploying.md")).unwrap();
-    let section = readme
-        .split("\n## docker-compose\n")
-        .nth(1)
-        .expect("README has a docker-compose section");
-    let block = section
-        .split("```sh")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("the section starts with a sh block");
-    let lines: Vec<(String, String)> = block
-        .lines()
-        .filter(|l| l.starts_with("curl "))
-        .map(|l| {
-            let (cmd, expected) = l
-                .rsplit_once(" # ")
-                .expect("each curl line ends with # <answer>");
-            (cmd.trim().to_string(), expected.trim().to_string())
+/// The docs' compose section: the podman route's commands, the `curl`
+/// lines with the answers their comments give, and podman's `down`.
+struct Walkthrough {
+    podman: Vec<Step>,
+    curls: Vec<(String, String)>,
+    down: String,
+}
+
+fn walkthrough() -> Walkthrough {
+    let text = section("docs/deploying.md", "## docker-compose");
+    let blocks: Vec<Vec<Step>> = sh_blocks(&text).iter().map(|b| steps(b)).collect();
+    let find = |needle: &str| {
+        blocks
+            .iter()
+            .find(|b| b.iter().any(|s| s.command.contains(needle)))
+            .unwrap_or_else(|| panic!("the compose section has a block with {needle}"))
+            .clone()
+    };
+    assert!(
+        find("docker compose up -d")
+            .iter()
+            .any(|s| s.command == "make build"),
+        "the Docker route is there for machines that have Docker"
+    );
+    let podman = find(".venv/bin/podman-compose up -d");
+    let curls: Vec<(String, String)> = find("curl ")
+        .into_iter()
+        .map(|s| {
+            let answer = s
+                .inline
+                .unwrap_or_else(|| panic!("each curl line ends with # <answer>: {}", s.command));
+            (s.command, answer)
         })
         .collect();
     assert!(
-        lines.len() >= 3,
-        "the walkthrough has its curl lines: {lines:?}"
+        curls.len() >= 3,
+        "the walkthrough has its curl lines: {curls:?}"
     );
-    assert!(block.contains("docker compose up -d") && block.contains("docker compose down"));
-    lines
+    let down = find("podman-compose down")
+        .into_iter()
+        .find(|s| s.command.contains("podman-compose down"))
+        .unwrap()
+        .command;
+    Walkthrough {
+        podman,
+        curls,
+        down,
+    }
+}
+
+fn bash(cmd: &str) -> Output {
+    run(Command::new("bash")
+        .current_dir(repo_root())
+        .args(["-c", cmd]))
+}
+
+fn status_of(url: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+            url,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// An address of this host other than loopback, if it has one.
+fn other_address() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_string)
 }
 
 #[test]
-fn the_compose_file_runs_under_podman_and_the_readme_walkthrough_holds() {
-    let root = repo_root();
+fn the_docs_podman_route_runs_the_compose_file_and_the_walkthrough_holds() {
+    let w = walkthrough();
     wasm_path();
+    let project = Project;
+    let _ = Command::new(podman_compose())
+        .current_dir(repo_root())
+        .arg("down")
+        .output();
+    for step in &w.podman {
+        if step.command == "make build" {
+            continue; // built before the tests: wasm_path() above
+        }
+        bash(&step.command);
+    }
     for image in [
         "docker.io/envoyproxy/envoy:v1.39.3",
         "docker.io/library/python:3.11-slim",
@@ -88,52 +155,53 @@ fn the_compose_file_runs_under_podman_and_the_readme_walkthrough_holds() {
         let ok = Command::new("podman")
             .args(["image", "exists", image])
             .status()
-            .expect("podman is needed: run `make compose-tools`")
+            .unwrap()
             .success();
-        assert!(ok, "{image} is missing: run `make compose-images`");
+        assert!(ok, "{image} is missing after the docs' commands");
     }
-    let project = Project("bpw-compose-test");
-    let _ = Command::new(podman_compose())
-        .current_dir(&root)
-        .args(["-p", project.0, "down"])
-        .output();
-    run(Command::new(podman_compose()).current_dir(&root).args([
-        "-p",
-        project.0,
-        "-f",
-        "docker-compose.yml",
-        "up",
-        "-d",
-    ]));
 
     // Envoy answers once the filter is loaded and the upstream listens.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "http://localhost:10000/api/proxy/public/ready",
-            ])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout) == "200" {
-            break;
-        }
+    while status_of("http://127.0.0.1:10000/api/proxy/public/ready") != "200" {
         assert!(
             Instant::now() < deadline,
             "the composed gateway never answered 200"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    for (cmd, expected) in walkthrough() {
-        let out = Command::new("bash").args(["-c", &cmd]).output().unwrap();
+    for (cmd, expected) in &w.curls {
+        let out = Command::new("bash").args(["-c", cmd]).output().unwrap();
         let got = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(got.trim(), expected, "README line: {cmd}");
+        assert_eq!(got.trim(), expected, "docs/deploying.md line: {cmd}");
     }
+    // Published on the host's loopback only: podman says so, and another
+    // address of the host gets no answer.
+    let root = repo_root();
+    let name = root.file_name().unwrap().to_string_lossy();
+    let ports = Command::new("podman")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={name}"),
+        ])
+        .args(["--format", "{{.Ports}}"])
+        .output()
+        .unwrap();
+    let ports = String::from_utf8_lossy(&ports.stdout);
+    assert!(ports.contains("127.0.0.1:10000->10000/tcp"), "{ports}");
+    assert!(!ports.contains("0.0.0.0:"), "{ports}");
+    if let Some(addr) = other_address() {
+        assert_eq!(
+            status_of(&format!("http://{addr}:10000/api/proxy/public/ready")),
+            "000",
+            "the gateway answers on {addr}, beyond the host's loopback"
+        );
+    }
+    bash(&w.down);
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:10000").is_ok(),
+        "port 10000 is still held after `down`"
+    );
     drop(project);
 }
 
@@ -177,11 +245,11 @@ fn the_dockerfile_builds_the_module_in_its_first_stage_from_a_clean_context() {
     assert_eq!(stages.len(), 2, "a build stage and the Envoy stage");
     let (first_from, last_from) = (&all[stages[0]].1, &all[stages[1]].1);
     assert!(
-        first_from.starts_with("rust:") && first_from.ends_with(" AS build"),
+        first_from.starts_with("docker.io/library/rust:") && first_from.ends_with(" AS build"),
         "{first_from}"
     );
     assert_eq!(
-        last_from, "envoyproxy/envoy:v1.39.3",
+        last_from, "docker.io/envoyproxy/envoy:v1.39.3",
         "the Envoy the tests run"
     );
 
@@ -256,9 +324,6 @@ fn the_dockerfile_builds_the_module_in_its_first_stage_from_a_clean_context() {
     envoy_validate(Path::new("envoy.yaml"), &image, &[]);
 
     for compose in ["docker-compose.yml", "docker-compose.build.yml"] {
-        run(Command::new("docker-compose")
-            .current_dir(&root)
-            .args(["-f", compose, "config", "-q"]));
         run(Command::new(podman_compose())
             .current_dir(&root)
             .args(["-f", compose, "config"]));

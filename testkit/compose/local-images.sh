@@ -6,7 +6,8 @@
 #                                       wheel (.venv) and the libraries it links
 #   docker.io/library/python:3.11-slim  Debian's python3.11 and its stdlib
 # Each is a root filesystem imported with `podman import`. Stand-ins, named
-# as such in their labels; a user with Docker pulls the real ones.
+# as such in their labels; a user with Docker pulls the real ones, and a
+# real image already there (pulled) is never replaced.
 # Usage: local-images.sh <envoy-binary>
 set -euo pipefail
 
@@ -33,22 +34,49 @@ base() {
   echo 'root:x:0:' > "$1/etc/group"
 }
 
+# A real image of that name (pulled) is kept: only a stand-in is replaced.
+STAND_IN="local stand-in for"
+real_image() {
+  local name=$1 label
+  podman image exists "$name" || return 1
+  label=$(podman image inspect --format '{{ index .Labels "org.opencontainers.image.description" }}' "$name")
+  [[ $label != "$STAND_IN"* ]]
+}
+
 image() {
   local root=$1 name=$2
   tar -C "$root" -cf "$work/rootfs.tar" .
-  podman rmi -f "$name" >/dev/null 2>&1 || true
+  # The name moves to the new image; containers running the old one go on,
+  # and the old one is removed once nothing uses it.
+  local old new
+  old=$(podman image inspect --format '{{ .Id }}' "$name" 2>/dev/null || true)
   podman import \
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
-    --change "LABEL org.opencontainers.image.description=local stand-in for $name, built by testkit/compose/local-images.sh" \
-    "$work/rootfs.tar" "$name" >/dev/null 2>&1
+    --change "LABEL org.opencontainers.image.description=$STAND_IN $name, built by testkit/compose/local-images.sh" \
+    --quiet "$work/rootfs.tar" "$name" >/dev/null
+  new=$(podman image inspect --format '{{ .Id }}' "$name")
+  if [ -n "$old" ] && [ "$old" != "$new" ] && ! podman rmi "$old" >/dev/null 2>&1; then
+    echo "$name: the previous stand-in ($old) is still in use, kept"
+  fi
   echo "$name"
 }
 
-envoy_root=$work/envoy
-base "$envoy_root"
-with_libs "$envoy_root" "$envoy_bin" /usr/local/bin/envoy
-image "$envoy_root" docker.io/envoyproxy/envoy:v1.39.3
+ENVOY_IMAGE=docker.io/envoyproxy/envoy:v1.39.3
+PYTHON_IMAGE=docker.io/library/python:3.11-slim
 
+if real_image "$ENVOY_IMAGE"; then
+  echo "$ENVOY_IMAGE: kept (not a stand-in)"
+else
+  envoy_root=$work/envoy
+  base "$envoy_root"
+  with_libs "$envoy_root" "$envoy_bin" /usr/local/bin/envoy
+  image "$envoy_root" "$ENVOY_IMAGE"
+fi
+
+if real_image "$PYTHON_IMAGE"; then
+  echo "$PYTHON_IMAGE: kept (not a stand-in)"
+  exit 0
+fi
 py=/usr/bin/python3.11
 [ -x "$py" ] || { echo "$py is missing (Debian package python3.11)" >&2; exit 1; }
 py_root=$work/python
@@ -67,4 +95,4 @@ for so in "$py_root"/usr/lib/python3.11/lib-dynload/*.so; do
     fi
   done
 done
-image "$py_root" docker.io/library/python:3.11-slim
+image "$py_root" "$PYTHON_IMAGE"

@@ -9,6 +9,7 @@
 //! ([`monitoring`]).
 
 pub mod client;
+pub mod docs;
 pub mod envoy;
 pub mod keys;
 pub mod monitoring;

@@ -90,7 +90,7 @@ pub fn tool(name: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{name} is not installed: run `make tools` (Debian packages docker-compose, docker-registry, skopeo)");
+    panic!("{name} is not installed: run `make tools` (Debian packages docker-registry, skopeo, chromium) or `make compose-tools` (podman)");
 }
 
 /// Endpoints in the object form, https targets, a `jwks` key set, CORS and
