@@ -50,10 +50,12 @@ $(ENVOY_STAMP):
 
 # Debian tools the packaging tests run for real: docker-registry and skopeo
 # carry the OCI image round trip, chromium is the browser of the CORS test
-# (driven by playwright-core). Installed without recommended packages by
-# testkit/apt-install.sh (only the missing ones; apt-get's output shown);
+# (driven by playwright-core), prometheus gives promtool for the alert rules,
+# jq and curl run the demo as docs/demo.md says. Installed without
+# recommended packages by testkit/apt-install.sh (only the missing ones;
+# apt-get's output shown);
 # README "What make test installs" lists everything the targets install.
-TOOLS_DEB := docker-registry skopeo chromium
+TOOLS_DEB := docker-registry skopeo chromium prometheus jq curl
 tools: node-tools compose-tools schema-tools grpc-tools
 	testkit/apt-install.sh $(TOOLS_DEB)
 
