@@ -104,8 +104,12 @@ proxy:
     let loaded = load(&[load_yaml("app-config.yaml", &yaml).unwrap()], &env);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     assert!(
-        loaded.warnings.iter().any(|w| w.path == "proxy.endpoints./unverified.secure"
-            && w.message.starts_with("false turns off certificate verification")),
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.path == "proxy.endpoints./unverified.secure"
+                && w.message
+                    .starts_with("false turns off certificate verification")),
         "check warns about secure: false: {:?}",
         loaded.warnings
     );
