@@ -242,7 +242,9 @@ fn a_certificate_for_another_name_is_refused_before_the_credential_leaves() {
         assert_refused(&envoy, &u.ip_wrong, "ipwrong", h2);
         assert_accepted(&envoy, &u.ip, "ip", h2);
     }
-    let ip_wrong = format!("https_127.0.0.1_{}", u.ip_wrong.port);
+    // Its stats name: render writes dots in a cluster name as `_`
+    // (alt_stat_name), so that Prometheus labels carry the whole name.
+    let ip_wrong = format!("https_127_0_0_1_{}", u.ip_wrong.port);
     assert!(
         envoy.counter(&format!("cluster.{ip_wrong}.ssl.fail_verify_san")) >= 2,
         "{:?}",
