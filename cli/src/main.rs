@@ -14,9 +14,10 @@ use args::{
 };
 use backstage_proxy_wasm_cli::appconfig::Loaded;
 use backstage_proxy_wasm_cli::error::Error;
+use backstage_proxy_wasm_cli::json::yaml_documents;
 use backstage_proxy_wasm_cli::{kube, oci, ratelimit, render, report};
 use clap::Parser;
-use console::{fail, gather, load, print_findings, warn_once, write_out, yaml_documents};
+use console::{fail, gather, load, print_findings, warn_once, write_out};
 
 fn main() -> ExitCode {
     match Cli::parse().command {

@@ -245,22 +245,11 @@ fn check_format_json() {
 /// Validates a SARIF log with `testkit/sarif_validate.py` against the
 /// SARIF 2.1.0 schema (jsonschema in .venv: `make schema-tools`).
 fn assert_valid_sarif(log: &[u8]) {
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `make schema-tools`",
-        python.display()
+    let out = venv_python(
+        "testkit/sarif_validate.py",
+        &repo_root().join("testkit/sarif/sarif-schema-2.1.0.json"),
+        log.to_vec(),
     );
-    let mut child = Command::new(python)
-        .arg(repo_root().join("testkit/sarif_validate.py"))
-        .arg(repo_root().join("testkit/sarif/sarif-schema-2.1.0.json"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(log).unwrap();
-    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "not valid SARIF 2.1.0:\n{}{}",

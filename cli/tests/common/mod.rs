@@ -222,6 +222,24 @@ pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathB
 /// validation (`testkit/crd_validate.py`: the published CRDs, and
 /// Kubernetes' own kinds by their published schemas): its JSON report.
 pub fn validate(docs: &[Value]) -> Value {
+    let out = venv_python(
+        "testkit/crd_validate.py",
+        &repo_root().join("testkit/crds"),
+        serde_json::to_vec(docs).unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "the validator failed (jsonschema and cel-python in .venv: `make schema-tools`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs one of the test kit's Python validators with `.venv`'s Python
+/// (`make schema-tools`): `script` with `arg`, `input` on its standard
+/// input (written from a thread, so a large report cannot block it).
+pub fn venv_python(script: &str, arg: &Path, input: Vec<u8>) -> Output {
+    use std::io::Write;
     let python = repo_root().join(".venv/bin/python");
     assert!(
         python.is_file(),
@@ -229,22 +247,16 @@ pub fn validate(docs: &[Value]) -> Value {
         python.display()
     );
     let mut child = Command::new(python)
-        .arg(repo_root().join("testkit/crd_validate.py"))
-        .arg(repo_root().join("testkit/crds"))
+        .arg(repo_root().join(script))
+        .arg(arg)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let input = serde_json::to_vec(docs).unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let w = std::thread::spawn(move || stdin.write_all(&input).unwrap());
     let out = child.wait_with_output().unwrap();
     w.join().unwrap();
-    assert!(
-        out.status.success(),
-        "the validator failed (jsonschema and cel-python in .venv: `make schema-tools`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out
 }
