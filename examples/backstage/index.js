@@ -18,6 +18,9 @@ backend.add(require('@backstage/plugin-auth-backend-module-oauth2-proxy-provider
 // The users and groups of catalog.yaml: a user's token lists its groups
 // in the `ent` claim.
 backend.add(require('@backstage/plugin-catalog-backend'));
+// Backstage's own proxy (the endpoints of the same app-config), to put
+// beside the gateway: tests compare what each sends upstream.
+backend.add(require('@backstage/plugin-proxy-backend'));
 // The permission framework, allowing everything for now.
 backend.add(require('@backstage/plugin-permission-backend'));
 backend.add(require('@backstage/plugin-permission-backend-module-allow-all-policy'));

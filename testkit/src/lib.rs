@@ -8,6 +8,7 @@
 //! ([`tls`]), and the monitoring files read as Prometheus reads them
 //! ([`monitoring`]).
 
+pub mod backstage;
 pub mod client;
 pub mod docs;
 pub mod envoy;
