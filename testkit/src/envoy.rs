@@ -34,6 +34,9 @@ pub struct EnvoyOptions {
     /// Envoy's access log file; by default one in `BPW_LOG_DIR` (so the
     /// log scan reads it too), else none.
     pub access_log: Option<PathBuf>,
+    /// The native dynamic module (`make native`) in place of the Wasm
+    /// filter: the same configuration, `vm_env` as Envoy's own environment.
+    pub native: Option<PathBuf>,
 }
 
 impl EnvoyOptions {
@@ -47,7 +50,13 @@ impl EnvoyOptions {
             wasm: None,
             failure_policy: "FAIL_CLOSED",
             access_log: None,
+            native: None,
         }
+    }
+    /// Runs the native module at `so` instead of the Wasm filter.
+    pub fn native(mut self, so: impl Into<PathBuf>) -> Self {
+        self.native = Some(so.into());
+        self
     }
     pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
         self.clusters.push((name.into(), port));
@@ -140,6 +149,9 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
             }
         }
     }
+    if let Some(so) = &opts.native {
+        swap_in_native(hcm, so, &opts.filter_config);
+    }
     let rendered: Vec<Value> = v["static_resources"]["clusters"]
         .as_array()
         .cloned()
@@ -171,6 +183,30 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
     serde_json::to_string_pretty(&v).unwrap()
 }
 
+/// Replaces the Wasm filter with the dynamic module at `so`, given the
+/// same configuration text (Envoy hands it to the module as it is).
+fn swap_in_native(hcm: &mut serde_json::Value, so: &Path, filter_config: &str) {
+    use serde_json::json;
+    for filter in hcm["http_filters"].as_array_mut().unwrap() {
+        if filter["name"] == "envoy.filters.http.wasm" {
+            *filter = json!({
+                "name": "envoy.filters.http.dynamic_modules",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                    "dynamic_module_config": {
+                        "module": { "local": { "filename": so.display().to_string() } }
+                    },
+                    "filter_name": "backstage_proxy",
+                    "filter_config": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": filter_config
+                    }
+                }
+            });
+        }
+    }
+}
+
 impl Envoy {
     pub fn start(opts: EnvoyOptions) -> Envoy {
         match Envoy::try_start(&opts) {
@@ -184,9 +220,21 @@ impl Envoy {
         let dir = TempDir::new("envoy");
         let cfg_path = dir.0.join("envoy.yaml");
         register_config_secrets(opts);
-        let wasm = opts.wasm.clone().unwrap_or_else(wasm_path);
+        // The native module reads Envoy's own environment; it needs no .wasm.
+        let wasm = match &opts.native {
+            Some(_) => PathBuf::new(),
+            None => opts.wasm.clone().unwrap_or_else(wasm_path),
+        };
         std::fs::write(&cfg_path, render_config(opts, &wasm)).unwrap();
-        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[], &[])
+        let env: Vec<(&str, &str)> = match &opts.native {
+            Some(_) => opts
+                .vm_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
+        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[], &env)
     }
 
     /// Runs Envoy on a configuration file whose listener and admin ports are
@@ -230,7 +278,7 @@ impl Envoy {
                 "-l",
                 "info",
                 "--component-log-level",
-                "wasm:debug",
+                "wasm:debug,dynamic_modules:debug",
                 // Access logs reach their file within 0.2 s, not 10.
                 "--file-flush-interval-msec",
                 "200",

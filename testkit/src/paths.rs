@@ -56,3 +56,32 @@ pub fn unique() -> String {
         UNIQUE.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The native dynamic module (`make native`; `NATIVE` overrides).
+pub fn native_path() -> PathBuf {
+    let p = std::env::var("NATIVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("build/libbackstage_proxy.so"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make native` first",
+        p.display()
+    );
+    p
+}
+
+/// The test-only native module that panics on request (`make
+/// native-panic`; `PANIC_NATIVE` overrides).
+pub fn native_panic_path() -> PathBuf {
+    let p = std::env::var("PANIC_NATIVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            repo_root().join("target/panic-native/release/libbackstage_proxy_native.so")
+        });
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make native-panic` (the test-only panicking build)",
+        p.display()
+    );
+    p
+}
