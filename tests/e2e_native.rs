@@ -101,12 +101,19 @@ fn the_native_module_decides_as_the_filter_does() {
 
     // no endpoint: 404
     let m = unique();
-    let r = envoy.get(&format!("/api/proxy/nowhere?{m}"), &[("authorization", &auth)]);
+    let r = envoy.get(
+        &format!("/api/proxy/nowhere?{m}"),
+        &[("authorization", &auth)],
+    );
     assert_eq!(r.status, 404);
     up.assert_never(&m);
 
     // unsafe paths: 400, never forwarded
-    for path in ["/api/proxy/svc/../x", "/api/proxy/svc/%2e%2e/x", "/api/proxy/svc/%zz"] {
+    for path in [
+        "/api/proxy/svc/../x",
+        "/api/proxy/svc/%2e%2e/x",
+        "/api/proxy/svc/%zz",
+    ] {
         let m = unique();
         let r = envoy.get(&format!("{path}?{m}"), &[("authorization", &auth)]);
         assert_eq!(r.status, 400, "{path}");
@@ -118,11 +125,17 @@ fn the_native_module_decides_as_the_filter_does() {
     // every worker: one process-wide store)
     for _ in 0..2 {
         let m = unique();
-        let r = envoy.get(&format!("/api/proxy/capped/x?{m}"), &[("authorization", &auth)]);
+        let r = envoy.get(
+            &format!("/api/proxy/capped/x?{m}"),
+            &[("authorization", &auth)],
+        );
         assert_eq!(r.status, 200);
     }
     let m = unique();
-    let r = envoy.get(&format!("/api/proxy/capped/x?{m}"), &[("authorization", &auth)]);
+    let r = envoy.get(
+        &format!("/api/proxy/capped/x?{m}"),
+        &[("authorization", &auth)],
+    );
     assert_eq!(r.status, 429);
     up.assert_never(&m);
 
@@ -140,9 +153,9 @@ fn the_native_module_decides_as_the_filter_does() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
-        entries
-            .iter()
-            .any(|e| e["principal"] == "ci" && e["endpoint"] == "/svc" && e["decision"] == "allowed"),
+        entries.iter().any(|e| e["principal"] == "ci"
+            && e["endpoint"] == "/svc"
+            && e["decision"] == "allowed"),
         "{lines}"
     );
     assert!(
@@ -151,7 +164,10 @@ fn the_native_module_decides_as_the_filter_does() {
             .any(|e| e["decision"] == "missing_credentials" && e["principal"] == "-"),
         "{lines}"
     );
-    assert!(entries.iter().any(|e| e["decision"] == "rate_limited"), "{lines}");
+    assert!(
+        entries.iter().any(|e| e["decision"] == "rate_limited"),
+        "{lines}"
+    );
     assert!(!lines.contains(TOKEN) && !lines.contains(API_KEY));
     assert!(!envoy.log().contains(TOKEN) && !envoy.log().contains(API_KEY));
 }
@@ -184,12 +200,15 @@ fn a_token_needing_a_key_set_is_refused_until_key_sets_are_fetched() {
 
 #[test]
 fn an_invalid_configuration_is_refused_with_its_errors_logged() {
-    let opts = EnvoyOptions::new(r#"{"proxy":{"endpoints":{"/svc":"not a url"}}}"#)
-        .native(native_path());
+    let opts =
+        EnvoyOptions::new(r#"{"proxy":{"endpoints":{"/svc":"not a url"}}}"#).native(native_path());
     let Err((log, _)) = Envoy::try_start(&opts) else {
         panic!("Envoy accepted an invalid configuration");
     };
-    assert!(log.contains("backstage-proxy-native: invalid configuration"), "{log}");
+    assert!(
+        log.contains("backstage-proxy-native: invalid configuration"),
+        "{log}"
+    );
     assert!(log.contains("proxy.endpoints"), "{log}");
 }
 
@@ -201,7 +220,10 @@ fn a_panic_in_the_module_fails_closed_and_envoy_keeps_serving() {
     let m = unique();
     let r = envoy.get(
         &format!("/api/proxy/svc/x?{m}"),
-        &[("authorization", &auth), ("x-backstage-proxy-test-panic", "1")],
+        &[
+            ("authorization", &auth),
+            ("x-backstage-proxy-test-panic", "1"),
+        ],
     );
     assert_eq!(r.status, 500);
     up.assert_never(&m);
@@ -209,7 +231,10 @@ fn a_panic_in_the_module_fails_closed_and_envoy_keeps_serving() {
     // Envoy and the module go on deciding
     for _ in 0..3 {
         let m = unique();
-        let r = envoy.get(&format!("/api/proxy/svc/x?{m}"), &[("authorization", &auth)]);
+        let r = envoy.get(
+            &format!("/api/proxy/svc/x?{m}"),
+            &[("authorization", &auth)],
+        );
         assert_eq!(r.status, 200);
         assert!(up.find(&m).is_some());
         let m = unique();

@@ -210,11 +210,6 @@ extern "C" {
 
     /// Makes the router pick the route again (after the destination changed).
     fn envoy_dynamic_module_callback_http_clear_route_cache(filter_envoy_ptr: *mut c_void);
-
-    /// The index of the worker thread the stream runs on.
-    fn envoy_dynamic_module_callback_http_filter_get_worker_index(
-        filter_envoy_ptr: *mut c_void,
-    ) -> u32;
 }
 
 /// Logs through Envoy (the message must name no secret).
@@ -330,9 +325,7 @@ impl filter::Host for Stream {
         // buffer it then points to is copied before the hook goes on.
         unsafe {
             if !envoy_dynamic_module_callback_http_filter_get_attribute_string(
-                self.envoy,
-                id as i32,
-                &mut out,
+                self.envoy, id as i32, &mut out,
             ) {
                 return None;
             }
@@ -343,12 +336,6 @@ impl filter::Host for Stream {
     fn clear_route_cache(&mut self) {
         // SAFETY: the live stream.
         unsafe { envoy_dynamic_module_callback_http_clear_route_cache(self.envoy) }
-    }
-
-    fn worker(&mut self) -> usize {
-        // SAFETY: the live stream.
-        let w = unsafe { envoy_dynamic_module_callback_http_filter_get_worker_index(self.envoy) };
-        usize::try_from(w).unwrap_or(0)
     }
 }
 
@@ -625,7 +612,10 @@ mod tests {
         s.set(Map::Request, "authorization", None);
         s.set(Map::Request, ":path", Some(b"/up"));
         STREAM.with(|f| {
-            assert_eq!(f.borrow().request, vec![(b":path".to_vec(), b"/up".to_vec())])
+            assert_eq!(
+                f.borrow().request,
+                vec![(b":path".to_vec(), b"/up".to_vec())]
+            )
         });
         s.send(
             401,
@@ -634,7 +624,10 @@ mod tests {
         );
         let sent = STREAM.with(|f| f.borrow_mut().sent.take()).unwrap();
         assert_eq!(sent.0, 401);
-        assert_eq!(sent.1, vec![(b"www-authenticate".to_vec(), b"Bearer".to_vec())]);
+        assert_eq!(
+            sent.1,
+            vec![(b"www-authenticate".to_vec(), b"Bearer".to_vec())]
+        );
         assert_eq!(sent.2, b"{}");
         // an empty header list is a valid (dangling, zero-length) array
         s.send(500, &[], b"");

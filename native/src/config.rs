@@ -2,7 +2,8 @@
 //! into the core's immutable plan once (on Envoy's main thread), and the
 //! per-worker state every stream of that worker shares.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 
 use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{self, Plan};
@@ -13,18 +14,19 @@ use backstage_proxy_core::shared_data::SharedData;
 use crate::abi::{log, Level};
 use crate::shared::ProcessShared;
 
-/// Worker slots: a worker uses slot `index % WORKER_SLOTS`, so two workers
-/// share one only above this many (still correct, behind its lock).
-const WORKER_SLOTS: usize = 64;
-
 pub struct Config {
     pub plan: Plan,
     /// Some endpoint has `xfwd`: only then is the client address read.
     pub needs_client: bool,
-    /// Each worker's token verification state (key sets, verified-token
-    /// cache), made at its first request. Uncontended: a worker runs one
-    /// hook at a time.
-    workers: Box<[OnceLock<Mutex<AuthState>>]>,
+}
+
+thread_local! {
+    /// This worker's token verification state (key sets, verified-token
+    /// cache) for each live configuration, made at its first request. The
+    /// core's state is single-threaded (`Rc`), so it never leaves the
+    /// worker thread that made it; a configuration's entry goes at the
+    /// next request after the configuration is gone.
+    static WORKER: RefCell<Vec<(Weak<Config>, AuthState)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Config {
@@ -59,25 +61,30 @@ impl Config {
         Some(Config {
             needs_client: plan.endpoints.iter().any(|e| e.xfwd),
             plan,
-            workers: (0..WORKER_SLOTS).map(|_| OnceLock::new()).collect(),
         })
     }
+}
 
-    /// Worker `index`'s verification state (`None` never happens: there
-    /// is always a slot). After a panic held it, it starts afresh (its
-    /// caches may be half written; emptying them only costs verifications).
-    pub fn auth(&self, index: usize) -> Option<MutexGuard<'_, AuthState>> {
-        let lock = self
-            .workers
-            .get(index % WORKER_SLOTS)?
-            .get_or_init(|| Mutex::new(AuthState::new(&self.plan)));
-        Some(lock.lock().unwrap_or_else(|poisoned| {
-            let mut guard = poisoned.into_inner();
-            *guard = AuthState::new(&self.plan);
-            lock.clear_poison();
-            guard
-        }))
-    }
+/// Runs `f` with this worker's verification state for `config`. `None`
+/// only if the state is already in use on this thread (never: a worker
+/// runs one hook at a time).
+pub fn with_auth<R>(config: &Arc<Config>, f: impl FnOnce(&mut AuthState) -> R) -> Option<R> {
+    WORKER.with(|cell| {
+        let mut states = cell.try_borrow_mut().ok()?;
+        states.retain(|(w, _)| w.strong_count() > 0);
+        let found = states
+            .iter()
+            .position(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(config)));
+        let i = match found {
+            Some(i) => i,
+            None => {
+                states.push((Arc::downgrade(config), AuthState::new(&config.plan)));
+                states.len().saturating_sub(1)
+            }
+        };
+        let (_, auth) = states.get_mut(i)?;
+        Some(f(auth))
+    })
 }
 
 /// The budget counters the filter's own budgets need, where absent, and

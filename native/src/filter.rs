@@ -36,8 +36,6 @@ pub trait Host {
     fn attribute(&mut self, id: Attribute) -> Option<Vec<u8>>;
     /// The route is picked again (the destination header changed).
     fn clear_route_cache(&mut self);
-    /// The worker the stream runs on.
-    fn worker(&mut self) -> usize;
 }
 
 /// What the request hook tells Envoy.
@@ -133,11 +131,12 @@ pub fn on_request(f: &mut Filter, host: &mut impl Host) -> Flow {
         client_address: client.as_deref(),
         now_ms: now_ms(),
     };
-    let Some(mut auth) = config.auth(host.worker()) else {
+    let verdict = crate::config::with_auth(&config, |auth| {
+        decision::handle(plan, auth, &mut ProcessShared, &request)
+    });
+    let Some(verdict) = verdict else {
         return send(f, host, &internal_error());
     };
-    let verdict = decision::handle(plan, &mut auth, &mut ProcessShared, &request);
-    drop(auth);
     match verdict {
         Verdict::Continue(c) => {
             record(host, plan, &c.record);

@@ -9,10 +9,13 @@ use std::ffi::c_void;
 
 use super::{EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader};
 
+/// A local reply as sent: status, headers, body.
+pub type Sent = (u32, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
+
 #[derive(Default)]
 pub struct FakeStream {
     pub request: Vec<(Vec<u8>, Vec<u8>)>,
-    pub sent: Option<(u32, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>)>,
+    pub sent: Option<Sent>,
     pub state: Vec<(Vec<u8>, Vec<u8>)>,
     pub logs: Vec<(i32, String)>,
     pub source: Option<Vec<u8>>,
@@ -111,8 +114,16 @@ unsafe extern "C" fn envoy_dynamic_module_callback_http_send_response(
         .iter()
         .map(|h| {
             (
-                bytes(ModuleBuffer { ptr: h.key_ptr, length: h.key_length }).unwrap(),
-                bytes(ModuleBuffer { ptr: h.value_ptr, length: h.value_length }).unwrap(),
+                bytes(ModuleBuffer {
+                    ptr: h.key_ptr,
+                    length: h.key_length,
+                })
+                .unwrap(),
+                bytes(ModuleBuffer {
+                    ptr: h.value_ptr,
+                    length: h.value_length,
+                })
+                .unwrap(),
             )
         })
         .collect();
@@ -157,8 +168,3 @@ unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute_str
 
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_clear_route_cache(_: *mut c_void) {}
-
-#[no_mangle]
-extern "C" fn envoy_dynamic_module_callback_http_filter_get_worker_index(_: *mut c_void) -> u32 {
-    3
-}
