@@ -181,7 +181,7 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools compose-images cli-static demo-tools
+test: lint build build-panic envoy tools compose-images cli-static demo-tools module-test
 	rm -rf $(E2E_LOGS)
 	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
@@ -284,3 +284,17 @@ $(DEMO_STAMP): examples/backstage/package.json examples/backstage/package-lock.j
 	@touch $@
 demo: build envoy cli demo-tools
 	ENVOY_BIN=$(ENVOY_BIN) examples/demo.sh
+
+# The Backstage backend module that registers gateway.access's permissions
+# (backstage/, docs/access.md#permissions-in-backstages-rbac): module-tools
+# installs its build tools (backstage/package-lock.json: TypeScript and the
+# Backstage types); module-test builds it (tsc to dist/) and runs its tests,
+# which start the demo's Backstage (demo-tools) with the module linked in.
+.PHONY: module-tools module-test
+MODULE_STAMP := backstage/node_modules/.package-lock.json
+module-tools: $(MODULE_STAMP)
+$(MODULE_STAMP): backstage/package.json backstage/package-lock.json
+	cd backstage && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+module-test: module-tools demo-tools
+	cd backstage && npm test

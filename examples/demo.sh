@@ -78,6 +78,15 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 curl -sf "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null || fail "Envoy is not ready"
+# Ready means answering: the gateway's listener and the echo upstream
+# both take a request (any HTTP answer) before the commands are shown.
+for _ in $(seq 1 300); do
+  curl -s -o /dev/null "http://127.0.0.1:$GATEWAY_PORT/" &&
+    curl -s -o /dev/null "http://127.0.0.1:$ECHO_PORT/" && break
+  sleep 0.1
+done
+curl -s -o /dev/null "http://127.0.0.1:$GATEWAY_PORT/" || fail "the gateway does not answer on $GATEWAY_PORT"
+curl -s -o /dev/null "http://127.0.0.1:$ECHO_PORT/" || fail "the echo upstream does not answer on $ECHO_PORT"
 
 echo
 echo "demo: ready. Backstage $BACKSTAGE, the gateway http://127.0.0.1:$GATEWAY_PORT"

@@ -193,7 +193,12 @@ fn the_fleets_budgets_are_decided_by_the_rate_limit_service() {
         1
     );
     // Envoy's own, under the upstream's cluster.
-    let cluster = format!("cluster.{}.ratelimit", cluster_for_port(up.port));
+    // Under its stats name: render writes a cluster name's dots as `_`
+    // (alt_stat_name), so that Prometheus labels carry the whole name.
+    let cluster = format!(
+        "cluster.{}.ratelimit",
+        cluster_for_port(up.port).replace('.', "_")
+    );
     assert_eq!(envoy.counter(&format!("{cluster}.over_limit")), 3);
     assert_eq!(envoy.counter(&format!("{cluster}.ok")), 3 + 1 + 2);
     let text = wait_for_lines(&log, 5 + 1 + 3 + 20 + 3);

@@ -136,8 +136,8 @@ pub fn load_with(
     }
     warnings.extend(
         secrets::literal_secret_warnings(&filter_config)
-            .iter()
-            .map(|w| filter_warning(&merged, w)),
+            .into_iter()
+            .map(|(path, message)| finding(&merged, &path, message)),
     );
     secrets::digest_static_tokens(&mut filter_config);
     once(&mut errors);

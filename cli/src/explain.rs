@@ -254,7 +254,7 @@ pub fn text(v: &Value) -> String {
         };
         out.push_str(&format!("{k:<12} {shown}\n"));
     };
-    if let Some(Value::Object(m)) = Some(v) {
+    if let Value::Object(m) = v {
         for (k, v) in m {
             match v {
                 Value::Object(inner) => {

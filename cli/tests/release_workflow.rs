@@ -157,3 +157,41 @@ fn a_release_ships_the_tool_signed_images_sboms_and_the_licence() {
     assert!(changelog.starts_with("# Changelog\n") && changelog.contains("\n## [Unreleased]\n"));
     assert!(changelog.contains("keepachangelog.com"));
 }
+
+/// The Backstage module (backstage/, docs/access.md#permissions-in-backstages-rbac)
+/// is published to npm from a tag only, after the tests, built with the
+/// make target the tests use, with provenance and the token from the
+/// repository's secrets (never written out: npm reads it from the
+/// environment).
+#[test]
+fn the_backstage_module_is_published_to_npm_from_tags_after_the_tests() {
+    let (_, text) = workflow();
+    let job = text
+        .split("\n  npm:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n  release:\n").next())
+        .expect("the workflow has an npm job before the release job");
+    for needed in [
+        "needs: test",
+        "if: startsWith(github.ref, 'refs/tags/v')",
+        "id-token: write",
+        "run: make module-tools",
+        "cp ../LICENSE .",
+        "working-directory: backstage",
+        "NODE_AUTH_TOKEN: ${{ secrets.NPM_TOKEN }}",
+        "_authToken=\\${NODE_AUTH_TOKEN}",
+        "npm publish --provenance --access public",
+    ] {
+        assert!(job.contains(needed), "the npm job lacks: {needed}");
+    }
+    let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
+    assert!(makefile.contains("\nmodule-tools: ") && makefile.contains("\nmodule-test: "));
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("backstage/package.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["scripts"]["prepack"], "npm run clean && npm run build",
+        "npm publish must build dist/ from the sources it ships"
+    );
+}

@@ -42,13 +42,13 @@ fn digest_one(options: &mut Map<String, Value>) {
 
 /// Legacy secrets written as values in the app-config reach every output
 /// as written (an HMAC key has no digest to stand in for it): one warning
-/// each, naming where, never the value.
-pub fn literal_secret_warnings(filter_config: &Value) -> Vec<String> {
+/// each, (JSON path, message), naming where, never the value.
+pub fn literal_secret_warnings(filter_config: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut check = |path: String, v: Option<&Value>| {
         if let Some(Value::String(s)) = v {
             if !s.contains("${") {
-                out.push(format!("{path}: a literal secret is written into the gateway's configuration as it is in the app-config; write it as ${{VAR}} so that the gateway reads it from its environment"));
+                out.push((path, "a literal secret is written into the gateway's configuration as it is in the app-config; write it as ${VAR} so that the gateway reads it from its environment".to_string()));
             }
         }
     };

@@ -325,12 +325,7 @@ pub fn decide_as<'a>(
     // 7. Who may call it (`gateway.access`), by every endpoint it lands under.
     let who = principal.as_ref().map(|p| (p, &ownership));
     if let Some(r) = check_access(plan, req, idx, at, upstream.as_deref(), &landed, who) {
-        return Decision::Reply {
-            outcome: Outcome::Denied(Reason::NotAllowedByPolicy),
-            reply: r,
-            endpoint: Some(idx),
-            principal,
-        };
+        return Decision::refused_as(r, Some(idx), principal);
     }
     // 8. Upgrades (WebSocket) only for endpoints that ask for them.
     if !endpoint.ws && !req.header_values("upgrade").is_empty() {
