@@ -5,28 +5,37 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
-use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{self, Plan};
 use backstage_proxy_core::decision;
 use backstage_proxy_core::ratelimit;
 use backstage_proxy_core::shared_data::SharedData;
 
-use crate::abi::{log, Level};
+use crate::abi::{log, ConfigScheduler, Level, StreamScheduler};
+use crate::callout::Mailroom;
+use crate::metrics::Metrics;
 use crate::shared::ProcessShared;
+use crate::worker::Worker;
 
 pub struct Config {
     pub plan: Plan,
     /// Some endpoint has `xfwd`: only then is the client address read.
     pub needs_client: bool,
+    /// Asks Envoy's main thread to send the queued callouts (`None` only
+    /// outside Envoy, or if Envoy gave no scheduler: callouts then fail).
+    pub main: Option<ConfigScheduler>,
+    /// Callouts on their way and answers not yet read.
+    pub mailroom: Mailroom<StreamScheduler>,
+    /// The counters (none outside Envoy).
+    pub metrics: Metrics,
 }
 
 thread_local! {
-    /// This worker's token verification state (key sets, verified-token
-    /// cache) for each live configuration, made at its first request. The
-    /// core's state is single-threaded (`Rc`), so it never leaves the
-    /// worker thread that made it; a configuration's entry goes at the
-    /// next request after the configuration is gone.
-    static WORKER: RefCell<Vec<(Weak<Config>, AuthState)>> = const { RefCell::new(Vec::new()) };
+    /// This worker's state (key sets, verified-token cache, key-set fetch
+    /// coordination) for each live configuration, made at its first
+    /// request. The core's state is single-threaded (`Rc`), so it never
+    /// leaves the worker thread that made it; a configuration's entry goes
+    /// at the next request after the configuration is gone.
+    static WORKER: RefCell<Vec<(Weak<Config>, Worker)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Config {
@@ -61,14 +70,17 @@ impl Config {
         Some(Config {
             needs_client: plan.endpoints.iter().any(|e| e.xfwd),
             plan,
+            main: None,
+            mailroom: Mailroom::default(),
+            metrics: Metrics::default(),
         })
     }
 }
 
-/// Runs `f` with this worker's verification state for `config`. `None`
-/// only if the state is already in use on this thread (never: a worker
-/// runs one hook at a time).
-pub fn with_auth<R>(config: &Arc<Config>, f: impl FnOnce(&mut AuthState) -> R) -> Option<R> {
+/// Runs `f` with this worker's state for `config`. `None` only if the
+/// state is already in use on this thread (never: a worker runs one hook
+/// at a time, and `f` calls nothing that comes back here).
+pub fn with_worker<R>(config: &Arc<Config>, f: impl FnOnce(&mut Worker) -> R) -> Option<R> {
     WORKER.with(|cell| {
         let mut states = cell.try_borrow_mut().ok()?;
         states.retain(|(w, _)| w.strong_count() > 0);
@@ -78,7 +90,7 @@ pub fn with_auth<R>(config: &Arc<Config>, f: impl FnOnce(&mut AuthState) -> R) -
         let i = match found {
             Some(i) => i,
             None => {
-                states.push((Arc::downgrade(config), AuthState::new(&config.plan)));
+                states.push((Arc::downgrade(config), Worker::new(&config.plan)));
                 states.len().saturating_sub(1)
             }
         };

@@ -9,13 +9,17 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backstage_proxy_core::audit::{self, Outcome};
+use backstage_proxy_core::auth::jwks::fetch::Park;
+use backstage_proxy_core::auth::jwks::store::Source;
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::decision::{self, response, After, Answer, Record, Request, Verdict};
 use backstage_proxy_core::reply::Reply;
 
-use crate::abi::{log, Attribute, Level, Map};
+use crate::abi::{log, Attribute, Level, MainThread, Map, StreamScheduler};
+use crate::callout::{StreamId, EVENT_MAIL, EVENT_REDECIDE, EVENT_TICK};
 use crate::config::Config;
 use crate::shared::ProcessShared;
+use crate::worker::{self, Counts};
 
 /// A header map as read: names (lower-cased by Envoy) and raw values.
 pub type HeaderMap = Vec<(String, Vec<u8>)>;
@@ -36,6 +40,12 @@ pub trait Host {
     fn attribute(&mut self, id: Attribute) -> Option<Vec<u8>>;
     /// The route is picked again (the destination header changed).
     fn clear_route_cache(&mut self);
+    /// A scheduler for this stream (its doorbell while it is paused).
+    fn scheduler(&mut self) -> Option<StreamScheduler>;
+    /// Resumes the paused request.
+    fn continue_decoding(&mut self);
+    /// Adds `by` to a counter the configuration defined.
+    fn count(&mut self, id: usize, by: u64);
 }
 
 /// What the request hook tells Envoy.
@@ -44,24 +54,37 @@ pub enum Flow {
     Continue,
     /// Answered locally: the request goes no further.
     Stop,
+    /// Paused for a key set: it is decided again when the set is here.
+    Pause,
 }
 
 /// A stream's own state, between its request and its response.
 pub struct Filter {
     config: Arc<Config>,
+    /// Its number on its worker (the key-set coordinator's stream id).
+    id: StreamId,
     /// What the response of a request that went on needs.
     after: After,
     /// The filter answered: its own reply is not filtered.
     local_reply: bool,
+    /// Paused for a key set.
+    paused: bool,
 }
 
 impl Filter {
     pub fn new(config: Arc<Config>) -> Filter {
         Filter {
             config,
+            id: worker::next_stream(),
             after: After::default(),
             local_reply: false,
+            paused: false,
         }
+    }
+
+    /// Paused for a key set: its body and trailers are held back.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 }
 
@@ -105,8 +128,78 @@ fn connection(config: &Config, host: &mut impl Host) -> (Option<String>, bool) {
     (address, tls)
 }
 
-/// The request's headers: decided and applied. `Stop` when answered.
+/// The request's headers: decided and applied.
 pub fn on_request(f: &mut Filter, host: &mut impl Host) -> Flow {
+    let config = Arc::clone(&f.config);
+    // The worker's periodic look rides on its requests.
+    if let Some(counts) = crate::config::with_worker(&config, |w| {
+        w.tick(&config, None, now_ms());
+        w.take_counts()
+    }) {
+        count_worker(host, &config, counts);
+    }
+    decide(f, host)
+}
+
+/// Counts what the worker's state counted since: verified-token cache
+/// hits and misses, key-set fetch outcomes.
+fn count_worker(host: &mut impl Host, config: &Config, counts: Counts) {
+    let m = &config.metrics;
+    if let (Some(id), true) = (m.cache_hit, counts.hits > 0) {
+        host.count(id, counts.hits);
+    }
+    if let (Some(id), true) = (m.cache_miss, counts.misses > 0) {
+        host.count(id, counts.misses);
+    }
+    for c in counts.fetch {
+        if let Some(id) = m.fetch(c) {
+            host.count(id, 1);
+        }
+    }
+}
+
+/// An event for this stream (its doorbell rang): the worker's mail is
+/// read, and a paused request decided again when its key set is in.
+pub fn on_scheduled(f: &mut Filter, host: &mut impl Host, event: u64) {
+    let config = Arc::clone(&f.config);
+    let me = f.paused.then_some(f.id);
+    let (redo, counts) = crate::config::with_worker(&config, |w| {
+        let redo = if event == EVENT_TICK {
+            w.tick(&config, me, now_ms())
+        } else {
+            w.read_mail(&config, me, now_ms())
+        };
+        (redo, w.take_counts())
+    })
+    .unwrap_or_default();
+    count_worker(host, &config, counts);
+    if !f.paused || !(redo || event == EVENT_REDECIDE) {
+        return;
+    }
+    match decide(f, host) {
+        Flow::Continue => host.continue_decoding(),
+        Flow::Stop | Flow::Pause => {}
+    }
+}
+
+/// The stream is gone: a paused one is forgotten.
+pub fn on_destroy(f: &mut Filter) {
+    if f.paused {
+        unpause(f);
+    }
+}
+
+fn unpause(f: &mut Filter) {
+    f.paused = false;
+    let config = Arc::clone(&f.config);
+    let id = f.id;
+    let _ = crate::config::with_worker(&config, |w| w.coord.forget(id));
+    config.mailroom.unregister(worker::id(), id);
+}
+
+/// Decides the request and applies the decision: from the request hook,
+/// and again from the stream's scheduled hook when it was paused.
+fn decide(f: &mut Filter, host: &mut impl Host) -> Flow {
     let headers = host.headers(Map::Request);
     #[cfg(feature = "test-panic")]
     forced_panic(&headers);
@@ -131,50 +224,116 @@ pub fn on_request(f: &mut Filter, host: &mut impl Host) -> Flow {
         client_address: client.as_deref(),
         now_ms: now_ms(),
     };
-    let verdict = crate::config::with_auth(&config, |auth| {
-        decision::handle(plan, auth, &mut ProcessShared, &request)
-    });
-    let Some(verdict) = verdict else {
-        return send(f, host, &internal_error());
-    };
-    match verdict {
-        Verdict::Continue(c) => {
-            record(host, plan, &c.record);
-            if let Some(url) = c.request_url {
-                host.set_filter_state(&state_key(audit::REQUEST_URL_KEY), url.as_bytes());
+    // A stream woken at once (its set was published meanwhile) decides
+    // again here; the coordinator bounds how often (then: refused).
+    loop {
+        let verdict = crate::config::with_worker(&config, |w| {
+            let v = decision::handle(plan, &mut w.auth, &mut ProcessShared, &request);
+            (v, w.take_counts())
+        });
+        let verdict = verdict.map(|(v, counts)| {
+            count_worker(host, &config, counts);
+            v
+        });
+        let Some(verdict) = verdict else {
+            return send(f, host, &internal_error());
+        };
+        let source = match verdict {
+            Verdict::Wait(source) => source,
+            other => {
+                if f.paused {
+                    unpause(f);
+                }
+                return apply(f, host, plan, &headers, other);
             }
-            // Only headers the request has are removed.
-            let remove = c
-                .remove
-                .iter()
-                .filter(|name| headers.iter().any(|(n, _)| n == name.as_ref()));
-            let mut edited = false;
-            for name in remove {
-                host.set(Map::Request, name, None);
-                edited = true;
+        };
+        match pause(f, host, &source, request.now_ms) {
+            Some(true) => continue,
+            Some(false) => return Flow::Pause,
+            None => {
+                if f.paused {
+                    unpause(f);
+                }
+                let answer = decision::key_set_unavailable(plan, &request);
+                return answer_locally(f, host, plan, answer);
             }
-            for (name, value) in &c.set {
-                host.set(Map::Request, name, Some(value.as_bytes()));
-                edited = true;
-            }
-            if edited {
-                host.clear_route_cache();
-            }
-            f.after = c.after;
-            Flow::Continue
-        }
-        Verdict::Answer(answer) => answer_locally(f, host, plan, answer),
-        // Key sets are not fetched yet: a token that needs one is refused
-        // as an unfetchable key set is (never admitted).
-        Verdict::Wait(_) => {
-            let answer = decision::key_set_unavailable(plan, &request);
-            answer_locally(f, host, plan, answer)
         }
     }
 }
 
+/// Parks the stream for `source`'s key set and starts what fetch is due.
+/// `Some(true)`: decide again now; `Some(false)`: paused; `None`: refuse
+/// (decided too often, too many paused, or no way to wake it).
+fn pause(f: &mut Filter, host: &mut impl Host, source: &Source, now: u64) -> Option<bool> {
+    let config = Arc::clone(&f.config);
+    let (id, worker) = (f.id, worker::id());
+    if crate::config::with_worker(&config, |w| w.coord.park(id, source))? == Park::Refuse {
+        return None;
+    }
+    if !config.mailroom.is_registered(worker, id) {
+        let Some(bell) = host.scheduler() else {
+            let _ = crate::config::with_worker(&config, |w| w.coord.forget(id));
+            return None;
+        };
+        config.mailroom.register(worker, id, bell);
+    }
+    f.paused = true;
+    let redo = crate::config::with_worker(&config, |w| w.pump(&config, Some(id), now))?;
+    if redo {
+        return Some(true);
+    }
+    // Mail that came while no stream of this worker was paused.
+    if config.mailroom.has_mail(worker) {
+        config.mailroom.ring::<MainThread>(worker, id, EVENT_MAIL);
+    }
+    Some(false)
+}
+
+/// A decision other than waiting, applied.
+fn apply(
+    f: &mut Filter,
+    host: &mut impl Host,
+    plan: &Plan,
+    headers: &HeaderMap,
+    verdict: Verdict<'_>,
+) -> Flow {
+    let c = match verdict {
+        Verdict::Continue(c) => c,
+        Verdict::Answer(answer) => return answer_locally(f, host, plan, answer),
+        Verdict::Wait(_) => return send(f, host, &internal_error()),
+    };
+    let config = Arc::clone(&f.config);
+    record(host, &config, &c.record);
+    if let Some(url) = c.request_url {
+        host.set_filter_state(&state_key(audit::REQUEST_URL_KEY), url.as_bytes());
+    }
+    // Only headers the request has are removed.
+    let remove = c
+        .remove
+        .iter()
+        .filter(|name| headers.iter().any(|(n, _)| n == name.as_ref()));
+    let mut edited = false;
+    for name in remove {
+        host.set(Map::Request, name, None);
+        edited = true;
+    }
+    for (name, value) in &c.set {
+        host.set(Map::Request, name, Some(value.as_bytes()));
+        edited = true;
+    }
+    if edited {
+        host.clear_route_cache();
+    }
+    f.after = c.after;
+    Flow::Continue
+}
+
 /// Writes what happened for the access log.
-fn record(host: &mut impl Host, plan: &Plan, rec: &Record) {
+fn record(host: &mut impl Host, config: &Config, rec: &Record) {
+    for id in config.metrics.outcome(rec.outcome, rec.endpoint) {
+        host.count(id, 1);
+    }
+    let plan = &config.plan;
     if plan.gateway.audit_trail && rec.logged() {
         for (key, value) in rec.filter_state(plan) {
             host.set_filter_state(&state_key(key), value.as_bytes());
@@ -184,7 +343,8 @@ fn record(host: &mut impl Host, plan: &Plan, rec: &Record) {
 
 /// The filter's own reply: recorded, a refusal logged at debug, then sent.
 fn answer_locally(f: &mut Filter, host: &mut impl Host, plan: &Plan, answer: Answer) -> Flow {
-    record(host, plan, &answer.record);
+    let config = Arc::clone(&f.config);
+    record(host, &config, &answer.record);
     if let Outcome::Denied(reason) = answer.record.outcome {
         log(
             Level::Debug,
@@ -221,6 +381,10 @@ pub fn on_response(f: &mut Filter, host: &mut impl Host) {
     let endpoint = after.endpoint;
     let edits = response::edits(plan, after, &headers, details.as_deref());
     if let Some(outcome) = edits.refused {
+        // The principal was written when the request went on.
+        for id in config.metrics.outcome(outcome, endpoint) {
+            host.count(id, 1);
+        }
         if plan.gateway.audit_trail {
             host.set_filter_state(&state_key(audit::DECISION_KEY), outcome.code().as_bytes());
         }

@@ -16,6 +16,10 @@
 
 #[allow(unsafe_code)]
 pub mod abi;
+pub mod callout;
 pub mod config;
 pub mod filter;
+pub mod logging;
+pub mod metrics;
 pub mod shared;
+pub mod worker;

@@ -194,7 +194,9 @@ fn swap_in_native(hcm: &mut serde_json::Value, so: &Path, filter_config: &str) {
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
                     "dynamic_module_config": {
-                        "module": { "local": { "filename": so.display().to_string() } }
+                        "module": { "local": { "filename": so.display().to_string() } },
+                        // The Wasm filter's stat names (docs/native.md).
+                        "metrics_namespace": "wasmcustom"
                     },
                     "filter_name": "backstage_proxy",
                     "filter_config": {
@@ -220,6 +222,25 @@ impl Envoy {
         let dir = TempDir::new("envoy");
         let cfg_path = dir.0.join("envoy.yaml");
         register_config_secrets(opts);
+        // The artifact switch: the gateway of a test that asks for no
+        // particular build runs the native module under
+        // `BACKSTAGE_PROXY_ARTIFACT=native`.
+        let switched;
+        let opts = if opts.native.is_none() && opts.wasm.is_none() && artifact() == Artifact::Native
+        {
+            switched = EnvoyOptions {
+                native: Some(native_path()),
+                vm_env: opts.vm_env.clone(),
+                clusters: opts.clusters.clone(),
+                filter_config: opts.filter_config.clone(),
+                access_log: opts.access_log.clone(),
+                wasm: None,
+                ..*opts
+            };
+            &switched
+        } else {
+            opts
+        };
         // The native module reads Envoy's own environment; it needs no .wasm.
         let wasm = match &opts.native {
             Some(_) => PathBuf::new(),

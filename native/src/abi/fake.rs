@@ -168,3 +168,123 @@ unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_get_attribute_str
 
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_clear_route_cache(_: *mut c_void) {}
+
+/// Scheduler and callout calls the module made, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    SchedulerNew(usize),
+    Commit(usize, u64),
+    Delete(usize),
+    ConfigCommit(u64),
+    Continue,
+    Callout(String, Vec<(String, String)>),
+}
+
+thread_local! {
+    pub static CALLS: RefCell<Vec<Call>> = const { RefCell::new(Vec::new()) };
+    static NEXT: std::cell::Cell<usize> = const { std::cell::Cell::new(0x1000) };
+    /// What the next callout returns (0 = success).
+    pub static CALLOUT_RESULT: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+fn call(c: Call) {
+    CALLS.with(|l| l.borrow_mut().push(c));
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_continue_decoding(_: *mut c_void) {
+    call(Call::Continue);
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_new(_: *mut c_void) -> *mut c_void {
+    let p = NEXT.with(|n| {
+        n.set(n.get() + 8);
+        n.get()
+    });
+    call(Call::SchedulerNew(p));
+    p as *mut c_void
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_commit(s: *mut c_void, e: u64) {
+    call(Call::Commit(s as usize, e));
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_delete(s: *mut c_void) {
+    call(Call::Delete(s as usize));
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+    _: *mut c_void,
+) -> *mut c_void {
+    0x10 as *mut c_void
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+    _: *mut c_void,
+    e: u64,
+) {
+    call(Call::ConfigCommit(e));
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(_: *mut c_void) {}
+
+#[no_mangle]
+unsafe extern "C" fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+    _: *mut c_void,
+    id: *mut u64,
+    cluster: ModuleBuffer,
+    headers: *mut ModuleHeader,
+    n: usize,
+    _body: ModuleBuffer,
+    _timeout: u64,
+) -> i32 {
+    // SAFETY: the module's array of `n` headers, live during the call.
+    let list = unsafe { std::slice::from_raw_parts(headers, n) };
+    let text = |p: *const u8, l: usize| {
+        String::from_utf8(bytes(ModuleBuffer { ptr: p, length: l }).unwrap()).unwrap()
+    };
+    let list = list
+        .iter()
+        .map(|h| {
+            (
+                text(h.key_ptr, h.key_length),
+                text(h.value_ptr, h.value_length),
+            )
+        })
+        .collect();
+    let cluster = String::from_utf8(bytes(cluster).unwrap()).unwrap();
+    call(Call::Callout(cluster, list));
+    // SAFETY: the module's place to write.
+    unsafe { *id = 42 };
+    CALLOUT_RESULT.with(|r| r.get())
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+    _: *mut c_void,
+    _: ModuleBuffer,
+    _: *mut ModuleBuffer,
+    _: usize,
+    id: *mut usize,
+) -> i32 {
+    // SAFETY: the module's place to write.
+    unsafe { *id = 1 };
+    0
+}
+
+#[no_mangle]
+extern "C" fn envoy_dynamic_module_callback_http_filter_increment_counter(
+    _: *mut c_void,
+    _: usize,
+    _: *mut ModuleBuffer,
+    _: usize,
+    _: u64,
+) -> i32 {
+    0
+}
