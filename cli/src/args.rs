@@ -98,6 +98,10 @@ pub struct RenderArgs {
     /// as its absolute path; otherwise --wasm is required.
     #[arg(long, value_name = "PATH")]
     pub wasm: Option<String>,
+    /// The native Envoy dynamic module (libbackstage_proxy.so), as Envoy
+    /// sees it, in place of the Wasm filter (docs/native.md).
+    #[arg(long, value_name = "PATH", conflicts_with = "wasm")]
+    pub native: Option<String>,
     /// CA bundle for https upstreams.
     #[arg(
         long,

@@ -143,7 +143,7 @@ fn render(args: RenderArgs) -> ExitCode {
         eprintln!("error: --listen takes ADDR:PORT");
         return ExitCode::from(2);
     };
-    let wasm_path = match wasm_path(args.wasm) {
+    let wasm_path = match args.native.as_ref().map_or_else(|| wasm_path(args.wasm), |_| Ok(String::new())) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -159,6 +159,7 @@ fn render(args: RenderArgs) -> ExitCode {
         listen_port,
         admin_port: args.admin_port,
         wasm_path,
+        native: args.native,
         ca_file: args.ca_file,
         access_log: (args.access_log != "none").then_some(args.access_log),
     };

@@ -117,6 +117,7 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
         listen_port: 0,
         admin_port: 0,
         wasm_path: wasm.display().to_string(),
+        native: opts.native.as_ref().map(|so| so.display().to_string()),
         access_log: Some(
             opts.access_log
                 .clone()
@@ -149,9 +150,6 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
             }
         }
     }
-    if let Some(so) = &opts.native {
-        swap_in_native(hcm, so, &opts.filter_config);
-    }
     let rendered: Vec<Value> = v["static_resources"]["clusters"]
         .as_array()
         .cloned()
@@ -181,32 +179,6 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
         .collect();
     v["static_resources"]["clusters"] = json!(clusters);
     serde_json::to_string_pretty(&v).unwrap()
-}
-
-/// Replaces the Wasm filter with the dynamic module at `so`, given the
-/// same configuration text (Envoy hands it to the module as it is).
-fn swap_in_native(hcm: &mut serde_json::Value, so: &Path, filter_config: &str) {
-    use serde_json::json;
-    for filter in hcm["http_filters"].as_array_mut().unwrap() {
-        if filter["name"] == "envoy.filters.http.wasm" {
-            *filter = json!({
-                "name": "envoy.filters.http.dynamic_modules",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-                    "dynamic_module_config": {
-                        "module": { "local": { "filename": so.display().to_string() } },
-                        // The Wasm filter's stat names (docs/native.md).
-                        "metrics_namespace": "wasmcustom"
-                    },
-                    "filter_name": "backstage_proxy",
-                    "filter_config": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": filter_config
-                    }
-                }
-            });
-        }
-    }
 }
 
 impl Envoy {
