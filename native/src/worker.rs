@@ -129,9 +129,14 @@ impl Worker {
                     Response::Lost
                 }
             };
-            let cmds =
-                self.coord
-                    .answered(&mut self.auth.keys, &mut ProcessShared, token, response, max, now);
+            let cmds = self.coord.answered(
+                &mut self.auth.keys,
+                &mut ProcessShared,
+                token,
+                response,
+                max,
+                now,
+            );
             redo |= self.execute(config, cmds, me, now);
             answered = true;
         }

@@ -197,7 +197,9 @@ extern "C" fn envoy_dynamic_module_callback_http_filter_continue_decoding(_: *mu
 }
 
 #[no_mangle]
-extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_new(_: *mut c_void) -> *mut c_void {
+extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_new(
+    _: *mut c_void,
+) -> *mut c_void {
     let p = NEXT.with(|n| {
         n.set(n.get() + 8);
         n.get()

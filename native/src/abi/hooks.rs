@@ -6,14 +6,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
-use super::sched::{answer_of, ConfigScheduler, MainThread};
 use super::define_counter;
-use crate::metrics::Metrics;
+use super::sched::{answer_of, ConfigScheduler, MainThread};
 use super::{
-    envoy_bytes, log, EnvoyBuffer, EnvoyHeader, Level, Stream, ABI_VERSION, CONTINUE, STOP_ITERATION,
+    envoy_bytes, log, EnvoyBuffer, EnvoyHeader, Level, Stream, ABI_VERSION, CONTINUE,
+    STOP_ITERATION,
 };
 use crate::config::Config;
 use crate::filter::{self, Filter, Flow};
+use crate::metrics::Metrics;
 
 /// Runs a hook's body; a panic in it is caught (it must not unwind into
 /// Envoy), logged, and turned into `failed`.
@@ -321,19 +322,21 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
     guard("config_http_callout_done", (), || {
         // SAFETY: the live `Box<Arc<Config>>` of `config_new`.
         if let Some(config) = unsafe { filter_config_ptr.cast::<Arc<Config>>().as_ref() } {
-            config.mailroom.answered::<MainThread>(callout_id, |callout| {
-                // SAFETY: the caller's contract; read before the hook returns.
-                unsafe {
-                    answer_of(
-                        result,
-                        headers,
-                        headers_size,
-                        body_chunks,
-                        body_chunks_size,
-                        callout.max_body,
-                    )
-                }
-            });
+            config
+                .mailroom
+                .answered::<MainThread>(callout_id, |callout| {
+                    // SAFETY: the caller's contract; read before the hook returns.
+                    unsafe {
+                        answer_of(
+                            result,
+                            headers,
+                            headers_size,
+                            body_chunks,
+                            body_chunks_size,
+                            callout.max_body,
+                        )
+                    }
+                });
         }
     })
 }
@@ -374,4 +377,3 @@ pass!(envoy_dynamic_module_on_http_filter_http_stream_complete(e: P, m: M, id: u
 pass!(envoy_dynamic_module_on_http_filter_http_stream_reset(e: P, m: M, id: u64, r: i32) -> () = ());
 pass!(envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(e: P, m: M) -> () = ());
 pass!(envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(e: P, m: M) -> () = ());
-

@@ -35,7 +35,9 @@ extern "C" {
     );
 
     /// Deletes a stream scheduler (once).
-    fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler_module_ptr: *mut c_void);
+    fn envoy_dynamic_module_callback_http_filter_scheduler_delete(
+        scheduler_module_ptr: *mut c_void,
+    );
 
     /// A scheduler for the configuration (onto the main thread).
     fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
@@ -107,7 +109,8 @@ impl ConfigScheduler {
             return None;
         }
         // SAFETY: the live configuration of the running hook.
-        let p = unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_new(config_envoy) };
+        let p =
+            unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_new(config_envoy) };
         (!p.is_null()).then_some(ConfigScheduler(p))
     }
 
