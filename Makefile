@@ -226,14 +226,14 @@ bench-tools: envoy grpc-tools
 	cd bench/noop-filter && $(CARGO) build --quiet --release --target $(TARGET)
 
 # Side-by-side benchmark (see benches/gateway/main.rs); BENCH_SECONDS per run.
-bench: build bench-tools
+bench: build native bench-tools
 	$(CARGO) bench -p backstage-proxy-core --bench core
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway
 	$(VENV)/bin/python bench/plot.py
 
 # Instructions per request inside Envoy, counted by callgrind: repeatable
 # where requests per second on a shared machine are not (bench/instructions.py).
-bench-instructions: build cli bench-tools
+bench-instructions: build native cli bench-tools
 	testkit/apt-install.sh valgrind
 	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
 
