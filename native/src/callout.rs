@@ -53,6 +53,37 @@ pub enum Answer {
     Lost(String),
 }
 
+/// What Envoy handed the callout-done hook, read: the result code
+/// (`http_callout_result`: 0 success, 1 reset or timeout, 2 larger than
+/// Envoy's buffer), the response's `:status` (the first; one that is not
+/// a number from 100 to 999 is no response) and its body, kept only
+/// within `max_body`. The glue's only parsing of what Envoy hands it.
+pub fn answer_from(
+    result: i32,
+    headers: &[(&[u8], &[u8])],
+    chunks: &[&[u8]],
+    max_body: usize,
+) -> Answer {
+    match result {
+        0 => {}
+        1 => return Answer::Lost("reset or timed out".to_string()),
+        2 => return Answer::Lost("response larger than Envoy's buffer".to_string()),
+        n => return Answer::Lost(format!("callout failed ({n})")),
+    }
+    let status = headers
+        .iter()
+        .find(|(k, _)| *k == b":status")
+        .filter(|(_, v)| !v.is_empty() && v.iter().all(u8::is_ascii_digit))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+        .filter(|s| (100..=999).contains(s));
+    let Some(status) = status else {
+        return Answer::Lost("no valid :status in the response".to_string());
+    };
+    let size = chunks.iter().fold(0usize, |n, c| n.saturating_add(c.len()));
+    let body = (size <= max_body).then(|| chunks.concat());
+    Answer::Answered { status, body, size }
+}
+
 /// A worker thread, as the mailroom knows it.
 pub type WorkerId = u64;
 

@@ -16,7 +16,7 @@
 use std::ffi::c_void;
 
 use super::{envoy_bytes, EnvoyBuffer, EnvoyHeader, ModuleBuffer, ModuleHeader, Stream};
-use crate::callout::{Answer, Callout, Post};
+use crate::callout::{answer_from, Answer, Callout, Post};
 
 extern "C" {
     /// Resumes a request the module stopped in its request-headers hook.
@@ -204,8 +204,8 @@ impl Post for MainThread {
     }
 }
 
-/// A callout's answer from what Envoy hands the callout-done hook: the
-/// `:status` and the body (kept only within `max_body`).
+/// A callout's answer from what Envoy hands the callout-done hook (read
+/// by [`crate::callout::answer_from`]).
 ///
 /// # Safety
 /// `headers` and `chunks` are null or point to `n` and `m` entries whose
@@ -218,47 +218,31 @@ pub(super) unsafe fn answer_of(
     m: usize,
     max_body: usize,
 ) -> Answer {
-    match result {
-        0 => {}
-        1 => return Answer::Lost("reset or timed out".to_string()),
-        2 => return Answer::Lost("response larger than Envoy's buffer".to_string()),
-        n => return Answer::Lost(format!("callout failed ({n})")),
-    }
-    // SAFETY: the caller's contract.
     let headers: &[EnvoyHeader] = if headers.is_null() || n == 0 {
         &[]
     } else {
+        // SAFETY: the caller's contract.
         unsafe { std::slice::from_raw_parts(headers, n) }
     };
-    // SAFETY: the caller's contract.
     let chunks: &[EnvoyBuffer] = if chunks.is_null() || m == 0 {
         &[]
     } else {
+        // SAFETY: the caller's contract.
         unsafe { std::slice::from_raw_parts(chunks, m) }
     };
-    let status = headers.iter().find_map(|h| {
-        // SAFETY: Envoy's header buffers, valid during the call.
-        let (k, v) = unsafe {
+    // SAFETY (both maps): Envoy's buffers, valid during the call.
+    let headers: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|h| unsafe {
             (
                 envoy_bytes(h.key_ptr, h.key_length),
                 envoy_bytes(h.value_ptr, h.value_length),
             )
-        };
-        (k == b":status")
-            .then(|| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
-            .flatten()
-    });
-    let Some(status) = status else {
-        return Answer::Lost("no :status in the response".to_string());
-    };
-    let size = chunks.iter().map(|c| c.length).sum();
-    let body = (size <= max_body).then(|| {
-        let mut body = Vec::with_capacity(size);
-        for c in chunks {
-            // SAFETY: Envoy's body chunk, valid during the call.
-            body.extend_from_slice(unsafe { envoy_bytes(c.ptr, c.length) });
-        }
-        body
-    });
-    Answer::Answered { status, body, size }
+        })
+        .collect();
+    let chunks: Vec<&[u8]> = chunks
+        .iter()
+        .map(|c| unsafe { envoy_bytes(c.ptr, c.length) })
+        .collect();
+    answer_from(result, &headers, &chunks, max_body)
 }

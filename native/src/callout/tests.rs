@@ -120,3 +120,55 @@ fn answers_reach_the_worker_that_asked_and_wake_one_of_its_paused_streams() {
     assert_eq!(mail.len(), MAX_MAIL);
     assert_eq!(mail[0].0, 5);
 }
+
+#[test]
+fn answers_are_read_from_what_envoy_hands_over_and_bad_ones_are_lost() {
+    let ok: &[(&[u8], &[u8])] = &[(b":status", b"200"), (b"content-type", b"x")];
+    assert_eq!(
+        answer_from(0, ok, &[b"ab", b"", b"cd"], 4),
+        Answer::Answered {
+            status: 200,
+            body: Some(b"abcd".to_vec()),
+            size: 4
+        }
+    );
+    // one byte over: the size is known, the body is not kept
+    assert_eq!(
+        answer_from(0, ok, &[b"ab", b"cde"], 4),
+        Answer::Answered {
+            status: 200,
+            body: None,
+            size: 5
+        }
+    );
+    // the first :status counts
+    let two: &[(&[u8], &[u8])] = &[(b":status", b"404"), (b":status", b"200")];
+    assert!(matches!(
+        answer_from(0, two, &[], 10),
+        Answer::Answered { status: 404, .. }
+    ));
+    for bad in [
+        &b""[..],
+        b"2OO",
+        b"-200",
+        b"+200",
+        b" 200",
+        b"99",
+        b"1000",
+        b"65536",
+        b"\xff\xfe",
+    ] {
+        let h: &[(&[u8], &[u8])] = &[(b":status", bad)];
+        assert!(
+            matches!(answer_from(0, h, &[b"x"], 10), Answer::Lost(_)),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(answer_from(0, &[], &[], 10), Answer::Lost(_)));
+    for code in [1, 2, 3, -1] {
+        assert!(matches!(
+            answer_from(code, ok, &[b"x"], 10),
+            Answer::Lost(_)
+        ));
+    }
+}
