@@ -259,7 +259,7 @@ bench-verify: build envoy
 # Coverage-guided fuzzing (cargo fuzz, nightly): each target for FUZZ_SECONDS.
 # New inputs go to build/fuzz-corpus; fuzz/corpus keeps the small seeds.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := config path token keyset keyfetch decision rsa cors
+FUZZ_TARGETS := config path token keyset keyfetch decision rsa cors native_callout
 fuzz-tools:
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) +nightly install cargo-fuzz --locked

@@ -56,7 +56,7 @@ pub enum Answer {
 /// What Envoy handed the callout-done hook, read: the result code
 /// (`http_callout_result`: 0 success, 1 reset or timeout, 2 larger than
 /// Envoy's buffer), the response's `:status` (the first; one that is not
-/// a number from 100 to 999 is no response) and its body, kept only
+/// three digits from 100 to 999 is no response) and its body, kept only
 /// within `max_body`. The glue's only parsing of what Envoy hands it.
 pub fn answer_from(
     result: i32,
@@ -73,7 +73,8 @@ pub fn answer_from(
     let status = headers
         .iter()
         .find(|(k, _)| *k == b":status")
-        .filter(|(_, v)| !v.is_empty() && v.iter().all(u8::is_ascii_digit))
+        // three digits (RFC 9110 §15), no sign, no padding
+        .filter(|(_, v)| v.len() == 3 && v.iter().all(u8::is_ascii_digit))
         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
         .filter(|s| (100..=999).contains(s));
     let Some(status) = status else {

@@ -156,6 +156,8 @@ fn answers_are_read_from_what_envoy_hands_over_and_bad_ones_are_lost() {
         b"99",
         b"1000",
         b"65536",
+        b"0200",
+        b"099",
         b"\xff\xfe",
     ] {
         let h: &[(&[u8], &[u8])] = &[(b":status", bad)];
