@@ -1,4 +1,5 @@
 use super::*;
+use crate::permission::{Action, Restriction};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -362,11 +363,18 @@ fn access_restrictions_are_validated() {
         )
     };
     let p = ok(&cfg(
-        r#"[{"plugin":"catalog"},{"plugin":"scaffolder","permission":"a,b","permissionAttribute":{"action":["read","update"]}},{"plugin":"catalog"}]"#,
+        r#"[{"plugin":"catalog"},{"plugin":"scaffolder","permission":"a, b a","permissionAttribute":{"action":["read","update read"]}}]"#,
     ));
+    let r = p.auth.static_tokens[0].restrictions.as_deref().unwrap();
+    let plugins: Vec<&str> = r.iter().map(|r| r.plugin.as_str()).collect();
+    assert_eq!(plugins, ["catalog", "scaffolder"]);
+    assert_eq!(r[0].permission, Restriction::default());
     assert_eq!(
-        p.auth.static_tokens[0].restrictions.as_deref().unwrap(),
-        ["catalog", "scaffolder"]
+        r[1].permission,
+        Restriction {
+            names: Some(vec!["a".into(), "b".into()]),
+            actions: Some(vec![Action::Read, Action::Update]),
+        }
     );
     assert!(has(
         &errors(&cfg(r#"[{"permission":"x"}]"#)),
@@ -386,6 +394,35 @@ fn access_restrictions_are_validated() {
         &errors(&cfg("[]")),
         "accessRestrictions: must not be empty"
     ));
+    // Backstage refuses a second entry for one plugin; so does the gateway
+    // (silently merging or dropping one would change what the token may do).
+    assert!(has(
+        &errors(&cfg(
+            r#"[{"plugin":"proxy","permission":"a"},{"plugin":"proxy"}]"#
+        )),
+        "accessRestrictions[1].plugin: 'proxy' has restrictions already"
+    ));
+    // An empty list would read as unset in Backstage: no restriction at all.
+    for empty in [r#""""#, r#"" , ""#, "[]"] {
+        assert!(
+            has(
+                &errors(&cfg(&format!(
+                    r#"[{{"plugin":"proxy","permission":{empty}}}]"#
+                ))),
+                "accessRestrictions[0].permission: must not be empty"
+            ),
+            "{empty}"
+        );
+        assert!(
+            has(
+                &errors(&cfg(&format!(
+                    r#"[{{"plugin":"proxy","permissionAttribute":{{"action":{empty}}}}}]"#
+                ))),
+                "accessRestrictions[0].permissionAttribute.action: must not be empty"
+            ),
+            "{empty}"
+        );
+    }
 }
 
 #[test]
