@@ -314,14 +314,28 @@ def load_figures(up_port, keys_port, work):
 
 
 class Keys(http.server.BaseHTTPRequestHandler):
+    """The Backstage backend as the gateway reaches it: the user key set
+    (every GET), and the permission backend allowing every question (a
+    POST to /api/permission/authorize, answered with the id asked), for
+    the cached-permission row."""
     body = b""
+    asked = 0
 
     def do_GET(self):
+        self._send(Keys.body)
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", "0"))
+        item = json.loads(self.rfile.read(length))["items"][0]
+        Keys.asked += 1
+        self._send(json.dumps({"items": [{"id": item["id"], "result": "ALLOW"}]}).encode())
+
+    def _send(self, body):
         self.send_response(200)
         self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(Keys.body)))
+        self.send_header("content-length", str(len(body)))
         self.end_headers()
-        self.wfile.write(Keys.body)
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -403,6 +417,12 @@ def main():
                      user_token))
         plan.append(("filter, ES256 user, cache warm",
                      filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port), user_token))
+        # a Backstage permission on the endpoint, its answer cached (asked
+        # once a minute at most: the stated time is 60 s)
+        plan.append(("filter, ES256 user, cached permission",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
+                                   gateway_extra={"access": {"/svc": {"permission": "proxy.endpoint.svc"}},
+                                                  "permissionCacheSeconds": 60}), user_token))
         if only:
             # keep bare Envoy: every ratio is to it
             plan = [plan[0]] + [p for p in plan[1:] if wanted(p[0])]
@@ -421,6 +441,8 @@ def main():
         if stub:
             stub.kill()
         keys.shutdown()
+    if Keys.asked:
+        print(f"  (the permission backend was asked {Keys.asked} times)", file=sys.stderr)
     bare = rows[0][1]
     print(f"\n{'system':<50} {'instructions/request':>21} {'x bare':>8} {'bare/this':>10}")
     for name, ir in rows:
