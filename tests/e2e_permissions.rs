@@ -243,10 +243,20 @@ fn permissions_are_decided_by_backstage_for_users_and_locally_for_services() {
         &policy,
         json!([{ "principal": "group:default/sre", "permission": "proxy.endpoint.pagerduty" }]),
     );
-    // Backstage reads the same base (its proxy plugin and static tokens)
+    // Backstage reads the same app-config (its proxy plugin, the static
+    // tokens, and gateway.access, whose permissions the module registers)
     // and the policy's file.
+    assert!(
+        repo_root().join("backstage/dist/index.js").is_file(),
+        "the gateway-permissions module is not built: run `make module-test` (or `cd backstage && npm ci && npm run build`)"
+    );
+    let example = worked_example();
+    let gateway_access = example
+        .split_once("gateway:\n")
+        .map(|(_, rest)| rest)
+        .expect("the worked example has a gateway section");
     let backstage_config = format!(
-        "{}\npermission:\n  enabled: true\ntest:\n  policyFile: {}\n",
+        "{}{gateway_access}\npermission:\n  enabled: true\ntest:\n  policyFile: {}\n",
         base_config(0, up.port, 2).replace("  baseUrl: http://127.0.0.1:0\n", ""),
         policy.display()
     );
@@ -268,6 +278,39 @@ fn permissions_are_decided_by_backstage_for_users_and_locally_for_services() {
         .as_str()
         .unwrap()
         .to_string();
+
+    // The module registered the worked example's permissions: Backstage
+    // lists them, with their actions, for policy authors and RBAC UIs.
+    let (status, body) = bs.fetch(
+        "GET",
+        "/api/proxy/.well-known/backstage/permissions/metadata",
+        &[("authorization", &format!("Bearer {ada}"))],
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let mut names: Vec<String> = listed["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}{}",
+                p["name"].as_str().unwrap(),
+                p["attributes"]["action"]
+                    .as_str()
+                    .map(|a| format!(":{a}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "proxy.endpoint.pagerduty",
+            "proxy.endpoint.pagerduty.write:update"
+        ]
+    );
 
     let gw = Gateway::start(filter_config(bport, up.port, 2), bport, up.port);
     let ok = |r: (u16, String, bool)| {

@@ -62,6 +62,10 @@ impl Backstage {
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new("node")
             .current_dir(&app)
+            // A module linked into node_modules (the gateway-permissions
+            // module's `file:` dependency) takes its peers from this tree,
+            // as it does once installed from npm.
+            .arg("--preserve-symlinks")
             .arg(script)
             .args(["--config", "app-config.yaml", "--config"])
             .arg(&test_config)

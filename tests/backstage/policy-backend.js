@@ -1,10 +1,12 @@
 // The Backstage of tests/e2e_permissions.rs: the demo's backend
 // (examples/backstage: auth with the guest and oauth2-proxy providers,
 // the catalog of ada and grace, the proxy plugin) with the permission
-// backend deciding by a real policy instead of allowing everything, and a
-// small plugin that gets a signed-in user a token for the proxy acting on
-// their behalf, as any Backstage plugin calling the proxy for a user would
-// hold one. Run with cwd examples/backstage.
+// backend deciding by a real policy instead of allowing everything, this
+// repository's gateway-permissions module (backstage/: it registers the
+// permissions gateway.access names, so Backstage lists them), and a small
+// plugin that gets a signed-in user a token for the proxy acting on their
+// behalf, as any Backstage plugin calling the proxy for a user would hold
+// one. Run with cwd examples/backstage and `node --preserve-symlinks`.
 //
 // The policy reads the file `test.policyFile` names on every decision:
 //   { "allow": [ { "principal": "group:default/sre",
@@ -92,4 +94,9 @@ backend.add(appRequire('@backstage/plugin-proxy-backend'));
 backend.add(appRequire('@backstage/plugin-permission-backend'));
 backend.add(filePolicy);
 backend.add(probe);
+backend.add(
+  import(
+    appRequire.resolve('@backstage-proxy-wasm/plugin-proxy-backend-module-gateway-permissions'),
+  ),
+);
 backend.start();

@@ -23,7 +23,8 @@ pub const DEFAULT_JWKS_MAX_BYTES: usize = 64 * 1024;
 /// How long the permission backend's answers are kept: the time Backstage
 /// itself keeps a user's identity for permission decisions.
 pub const DEFAULT_PERMISSION_CACHE_SECONDS: u64 = 5;
-pub const DEFAULT_PERMISSION_CACHE_SIZE: usize = 10_000;
+/// A Backstage user token is about a kilobyte: at most some 4 MiB per VM.
+pub const DEFAULT_PERMISSION_CACHE_SIZE: usize = 4_096;
 /// How long the permission backend may take before the request is refused.
 pub const DEFAULT_PERMISSION_TIMEOUT_MS: u64 = 2_000;
 /// Largest compiled `pathRewrite` regex accepted (bytes of program).
