@@ -297,7 +297,12 @@ gateway:
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_str::<Value>(&stdout(&o)).unwrap()
     };
-    let v = ask("POST", "/api/proxy/pd/incidents", Some("user:default/eve"), None);
+    let v = ask(
+        "POST",
+        "/api/proxy/pd/incidents",
+        Some("user:default/eve"),
+        None,
+    );
     assert_eq!(v["decision"]["outcome"], "undecided", "{v}");
     let why = v["decision"]["why"].as_str().unwrap();
     assert!(why.contains("proxy.endpoint.pd.write:update"), "{why}");
