@@ -23,8 +23,10 @@ use serde_json::{json, Value};
 use support::backstage::Backstage;
 use support::*;
 
-const FREE: &str = "permissions-free-bot-token-01";
-const READER: &str = "permissions-reader-bot-token-01";
+/// The worked example's static token (restricted to the endpoint's
+/// permission) and the injected header's secret.
+const CI: &str = "permissions-ci-pipeline-token-01";
+const PAGERDUTY: &str = "pagerduty-secret-0123";
 
 /// The docs' worked example, as the docs show it.
 fn worked_example() -> String {
@@ -43,44 +45,46 @@ fn worked_example() -> String {
         .to_string()
 }
 
-fn base_config(backstage: u16, upstream: u16, cache_seconds: u64) -> String {
+/// The worked example with its hosts on loopback.
+fn example_here(backstage: u16, upstream: u16) -> String {
+    let example = worked_example();
+    for host in [
+        "http://backstage.backstage.svc.cluster.local:7007",
+        "https://api.pagerduty.com",
+    ] {
+        assert!(example.contains(host), "the worked example names {host}");
+    }
+    example
+        .replace(
+            "http://backstage.backstage.svc.cluster.local:7007",
+            &format!("http://127.0.0.1:{backstage}"),
+        )
+        .replace(
+            "https://api.pagerduty.com",
+            &format!("http://127.0.0.1:{upstream}/pagerduty"),
+        )
+}
+
+/// What the test adds: the test plugin's key set, and short times.
+fn overlay(cache_seconds: u64) -> String {
     format!(
-        r#"
-backend:
-  baseUrl: http://127.0.0.1:{backstage}
-  auth:
-    externalAccess:
-      - type: static
-        options: {{ token: {FREE}, subject: free-bot }}
-      - type: static
-        options: {{ token: {READER}, subject: reader-bot }}
-        accessRestrictions:
-          - plugin: proxy
-            permission: proxy.endpoint.pagerduty
-proxy:
-  endpoints:
-    /pagerduty: http://127.0.0.1:{upstream}/pagerduty
-gateway:
-  plugins: [probe]
-  permissionCacheSeconds: {cache_seconds}
-  permissionTimeoutMs: 1000
-"#
+        "gateway:\n  plugins: [probe]\n  permissionCacheSeconds: {cache_seconds}\n  permissionTimeoutMs: 1000\n"
     )
 }
 
-/// The filter's JSON for the base and the worked example, as the tool
-/// reads them.
+/// The filter's JSON for the worked example, as the tool reads it.
 fn filter_config(backstage: u16, upstream: u16, cache_seconds: u64) -> String {
+    let env = |name: &str| match name {
+        "CI_PROXY_TOKEN" => Some(CI.to_string()),
+        "PAGERDUTY_TOKEN" => Some(PAGERDUTY.to_string()),
+        _ => None,
+    };
     let loaded = load(
         &[
-            load_yaml(
-                "base.yaml",
-                &base_config(backstage, upstream, cache_seconds),
-            )
-            .unwrap(),
-            load_yaml("permissions.md", &worked_example()).unwrap(),
+            load_yaml("permissions.md", &example_here(backstage, upstream)).unwrap(),
+            load_yaml("test.yaml", &overlay(cache_seconds)).unwrap(),
         ],
-        &|_| None,
+        &env,
     );
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     loaded.filter_config.to_string()
@@ -181,7 +185,9 @@ impl Gateway {
     fn rendered(filter: String, backstage: u16, upstream: u16, log: &Path) -> Value {
         let mut opts = EnvoyOptions::new(filter)
             .cluster(cluster_for_port(upstream), upstream)
-            .cluster(cluster_for_port(backstage), backstage);
+            .cluster(cluster_for_port(backstage), backstage)
+            // The tool leaves a header's secret to the VM's environment.
+            .env("PAGERDUTY_TOKEN", PAGERDUTY);
         opts.access_log = Some(log.to_path_buf());
         serde_json::from_str(&render_config(&opts, &wasm_path())).unwrap()
     }
@@ -250,14 +256,12 @@ fn permissions_are_decided_by_backstage_for_users_and_locally_for_services() {
         repo_root().join("backstage/dist/index.js").is_file(),
         "the gateway-permissions module is not built: run `make module-test` (or `cd backstage && npm ci && npm run build`)"
     );
-    let example = worked_example();
-    let gateway_access = example
-        .split_once("gateway:\n")
-        .map(|(_, rest)| rest)
-        .expect("the worked example has a gateway section");
     let backstage_config = format!(
-        "{}{gateway_access}\npermission:\n  enabled: true\ntest:\n  policyFile: {}\n",
-        base_config(0, up.port, 2).replace("  baseUrl: http://127.0.0.1:0\n", ""),
+        "{}\npermission:\n  enabled: true\ntest:\n  policyFile: {}\n",
+        example_here(0, up.port)
+            .replace("  baseUrl: http://127.0.0.1:0\n", "")
+            .replace("${CI_PROXY_TOKEN}", CI)
+            .replace("${PAGERDUTY_TOKEN}", PAGERDUTY),
         policy.display()
     );
     let mut backstage = Some(Backstage::start_script(
@@ -275,6 +279,12 @@ fn permissions_are_decided_by_backstage_for_users_and_locally_for_services() {
     );
     assert_eq!(obo_status, 200, "{obo_body}");
     let obo = serde_json::from_str::<Value>(&obo_body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = bs.fetch("GET", "/api/probe/service-token", &[]);
+    assert_eq!(status, 200, "{body}");
+    let service = serde_json::from_str::<Value>(&body).unwrap()["token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -388,12 +398,14 @@ fn permissions_are_decided_by_backstage_for_users_and_locally_for_services() {
     }
     assert_eq!(decisions(bs), before + 1, "eight requests, one question");
 
-    // Service principals are decided here, never asked.
+    // Service principals are decided here, never asked: a plugin for
+    // itself (no restrictions), the static token (the endpoint's
+    // permission only).
     let before = decisions(bs);
-    ok(gw.call(&up, "POST", "/pagerduty/incidents", FREE));
-    ok(gw.call(&up, "GET", "/pagerduty/services", READER));
+    ok(gw.call(&up, "POST", "/pagerduty/incidents", &service));
+    ok(gw.call(&up, "GET", "/pagerduty/services", CI));
     refused(
-        gw.call(&up, "POST", "/pagerduty/incidents", READER),
+        gw.call(&up, "POST", "/pagerduty/incidents", CI),
         403,
         "NotAllowedError",
     );
@@ -491,11 +503,18 @@ fn permissions_are_decided_by_backstage_for_users_and_locally_for_services() {
     for want in wants {
         assert!(log.contains(want), "{want} not in the access log:\n{log}");
     }
+    // The injected header reached the upstream; its value is never logged.
+    assert!(up
+        .all()
+        .iter()
+        .any(|s| s.header("authorization") == Some(&format!("Token token={PAGERDUTY}"))));
     for secret in [&ada, &grace, &obo] {
         let signature = secret.rsplit('.').next().unwrap();
         assert!(!log.contains(signature), "a token in the access log");
     }
-    assert!(!log.contains(FREE) && !log.contains(READER));
+    assert!(!log.contains(CI) && !log.contains(PAGERDUTY));
+    let signature = service.rsplit('.').next().unwrap();
+    assert!(!log.contains(signature), "a token in the access log");
     // And the counters.
     assert!(
         gw.envoy

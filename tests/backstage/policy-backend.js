@@ -60,7 +60,8 @@ const filePolicy = createBackendModule({
   },
 });
 
-// GET /api/probe/obo: a plugin token for `proxy` acting for the caller.
+// GET /api/probe/obo: a plugin token for `proxy` acting for the caller;
+// GET /api/probe/service-token: one for the plugin itself.
 const probe = createBackendPlugin({
   pluginId: 'probe',
   register(reg) {
@@ -77,9 +78,19 @@ const probe = createBackendPlugin({
           });
           res.json({ token });
         });
+        // A token for `proxy` from this plugin itself: a service principal
+        // with no restrictions.
+        r.get('/service-token', async (_req, res) => {
+          const { token } = await auth.getPluginRequestToken({
+            onBehalfOf: await auth.getOwnServiceCredentials(),
+            targetPluginId: 'proxy',
+          });
+          res.json({ token });
+        });
         r.get('/decisions', (_req, res) => res.json({ decisions }));
         router.use(r);
         router.addAuthPolicy({ path: '/decisions', allow: 'unauthenticated' });
+        router.addAuthPolicy({ path: '/service-token', allow: 'unauthenticated' });
       },
     });
   },

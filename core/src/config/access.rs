@@ -132,6 +132,72 @@ fn is_entity_ref(r: &str) -> bool {
     })
 }
 
+/// One entry of a policy's `rules`; `None` when it has an error (reported:
+/// the load fails).
+fn parse_rule(errs: &mut Errors, ip: &str, item: &Value) -> Option<Rule> {
+    let Some(r) = as_object(errs, &ip, item) else {
+        return None;
+    };
+    check_keys(errs, &ip, r, &["methods", "path", "allow", "permission"]);
+    let methods = r.get("methods").and_then(|m| {
+        let list = string_list(errs, &join(&ip, "methods"), m)?;
+        for (j, method) in list.iter().enumerate() {
+            if !is_token(method) {
+                errs.add(
+                    &format!("{ip}.methods[{j}]"),
+                    "must be an HTTP method",
+                );
+            } else if method.bytes().any(|b| b.is_ascii_lowercase()) {
+                errs.add(
+                    &format!("{ip}.methods[{j}]"),
+                    format!("'{method}' must be written in upper case ('{}'), as methods are registered", method.to_ascii_uppercase()),
+                );
+            }
+        }
+        Some(list)
+    });
+    let path = match opt_string(errs, r, &ip, "path") {
+        None => None,
+        Some(s)
+            if s.starts_with('/')
+                && s.bytes().all(|b| b.is_ascii_graphic())
+                && !s.contains(['?', '#', '%', '\\', ';'])
+                && !s.contains("//")
+                && !s.split('/').any(|seg| seg == "." || seg == "..") =>
+        {
+            Some(s.trim_end_matches('/').to_string())
+        }
+        Some(_) => {
+            errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\', '//', '.' or '..' segment: a path no client spelling matches is a rule that never applies)");
+            None
+        }
+    };
+    if !r.contains_key("allow") && !r.contains_key("permission") {
+        errs.add(
+            &join(&ip, "allow"),
+            "is required (or a permission): a rule decides who may call",
+        );
+        return None;
+    }
+    let allow = r
+        .get("allow")
+        .map(|a| parse_matchers(errs, &join(&ip, "allow"), a));
+    let permission = r
+        .get("permission")
+        .map(|p| parse_permission(errs, &join(&ip, "permission"), p));
+    // A part that failed to parse drops the rule
+    // (its error is reported): the load fails.
+    if let (Some(None), _) | (_, Some(None)) = (&allow, &permission) {
+        return None;
+    }
+    Some(Rule {
+        methods,
+        path,
+        allow: allow.flatten(),
+        permission: permission.flatten(),
+    })
+}
+
 pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoint]) {
     for_each_endpoint_entry(
         errs,
@@ -159,68 +225,9 @@ pub(super) fn parse_access(errs: &mut Errors, v: &Value, endpoints: &mut [Endpoi
                 match list {
                     Value::Array(items) => {
                         for (i, item) in items.iter().enumerate() {
-                            let ip = format!("{rp}[{i}]");
-                            let Some(r) = as_object(errs, &ip, item) else {
-                                continue;
-                            };
-                            check_keys(errs, &ip, r, &["methods", "path", "allow", "permission"]);
-                            let methods = r.get("methods").and_then(|m| {
-                                let list = string_list(errs, &join(&ip, "methods"), m)?;
-                                for (j, method) in list.iter().enumerate() {
-                                    if !is_token(method) {
-                                        errs.add(
-                                            &format!("{ip}.methods[{j}]"),
-                                            "must be an HTTP method",
-                                        );
-                                    } else if method.bytes().any(|b| b.is_ascii_lowercase()) {
-                                        errs.add(
-                                            &format!("{ip}.methods[{j}]"),
-                                            format!("'{method}' must be written in upper case ('{}'), as methods are registered", method.to_ascii_uppercase()),
-                                        );
-                                    }
-                                }
-                                Some(list)
-                            });
-                            let path = match opt_string(errs, r, &ip, "path") {
-                                None => None,
-                                Some(s)
-                                    if s.starts_with('/')
-                                        && s.bytes().all(|b| b.is_ascii_graphic())
-                                        && !s.contains(['?', '#', '%', '\\', ';'])
-                                        && !s.contains("//")
-                                        && !s.split('/').any(|seg| seg == "." || seg == "..") =>
-                                {
-                                    Some(s.trim_end_matches('/').to_string())
-                                }
-                                Some(_) => {
-                                    errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\', '//', '.' or '..' segment: a path no client spelling matches is a rule that never applies)");
-                                    None
-                                }
-                            };
-                            if !r.contains_key("allow") && !r.contains_key("permission") {
-                                errs.add(
-                                    &join(&ip, "allow"),
-                                    "is required (or a permission): a rule decides who may call",
-                                );
-                                continue;
+                            if let Some(rule) = parse_rule(errs, &format!("{rp}[{i}]"), item) {
+                                rules.push(rule);
                             }
-                            let allow = r
-                                .get("allow")
-                                .map(|a| parse_matchers(errs, &join(&ip, "allow"), a));
-                            let permission = r
-                                .get("permission")
-                                .map(|p| parse_permission(errs, &join(&ip, "permission"), p));
-                            // A part that failed to parse drops the rule
-                            // (its error is reported): the load fails.
-                            if let (Some(None), _) | (_, Some(None)) = (&allow, &permission) {
-                                continue;
-                            }
-                            rules.push(Rule {
-                                methods,
-                                path,
-                                allow: allow.flatten(),
-                                permission: permission.flatten(),
-                            });
                         }
                     }
                     other => errs.add(

@@ -1,5 +1,4 @@
 use super::*;
-use crate::permission::{Action, Restriction};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -356,76 +355,6 @@ fn jwks_entries_accept_backstage_list_forms() {
 }
 
 #[test]
-fn access_restrictions_are_validated() {
-    let cfg = |r: &str| {
-        format!(
-            r#"{{"backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"12345678","subject":"s"}},"accessRestrictions":{r}}}]}}}}}}"#
-        )
-    };
-    let p = ok(&cfg(
-        r#"[{"plugin":"catalog"},{"plugin":"scaffolder","permission":"a, b a","permissionAttribute":{"action":["read","update read"]}}]"#,
-    ));
-    let r = p.auth.static_tokens[0].restrictions.as_deref().unwrap();
-    let plugins: Vec<&str> = r.iter().map(|r| r.plugin.as_str()).collect();
-    assert_eq!(plugins, ["catalog", "scaffolder"]);
-    assert_eq!(r[0].permission, Restriction::default());
-    assert_eq!(
-        r[1].permission,
-        Restriction {
-            names: Some(vec!["a".into(), "b".into()]),
-            actions: Some(vec![Action::Read, Action::Update]),
-        }
-    );
-    assert!(has(
-        &errors(&cfg(r#"[{"permission":"x"}]"#)),
-        "accessRestrictions[0].plugin: is required"
-    ));
-    assert!(has(
-        &errors(&cfg(
-            r#"[{"plugin":"c","permissionAttribute":{"action":"destroy"}}]"#
-        )),
-        "unknown action 'destroy'"
-    ));
-    assert!(has(
-        &errors(&cfg(r#"[{"plugin":"c","other":1}]"#)),
-        "accessRestrictions[0].other: unknown key"
-    ));
-    assert!(has(
-        &errors(&cfg("[]")),
-        "accessRestrictions: must not be empty"
-    ));
-    // Backstage refuses a second entry for one plugin; so does the gateway
-    // (silently merging or dropping one would change what the token may do).
-    assert!(has(
-        &errors(&cfg(
-            r#"[{"plugin":"proxy","permission":"a"},{"plugin":"proxy"}]"#
-        )),
-        "accessRestrictions[1].plugin: 'proxy' has restrictions already"
-    ));
-    // An empty list would read as unset in Backstage: no restriction at all.
-    for empty in [r#""""#, r#"" , ""#, "[]"] {
-        assert!(
-            has(
-                &errors(&cfg(&format!(
-                    r#"[{{"plugin":"proxy","permission":{empty}}}]"#
-                ))),
-                "accessRestrictions[0].permission: must not be empty"
-            ),
-            "{empty}"
-        );
-        assert!(
-            has(
-                &errors(&cfg(&format!(
-                    r#"[{{"plugin":"proxy","permissionAttribute":{{"action":{empty}}}}}]"#
-                ))),
-                "accessRestrictions[0].permissionAttribute.action: must not be empty"
-            ),
-            "{empty}"
-        );
-    }
-}
-
-#[test]
 fn path_rewrite_keeps_key_order_and_reports_bad_patterns_by_endpoint() {
     let p = ok(
         r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/z":"/1","^/a":"/2","^/m":"/3"}}}}}"#,
@@ -620,4 +549,5 @@ fn the_service_is_validated_with_json_paths() {
     assert!(crate::config::parse(local.as_bytes(), &|_| None).is_ok());
 }
 
+mod restrictions;
 mod secrets;

@@ -184,46 +184,56 @@ pub fn handle<'a>(
             endpoint,
             principal,
         }),
-        Decision::Forward(mut fwd) => {
-            let mut request_url = None;
-            // With the service, Envoy's rate limit filter decides, for the
-            // whole fleet; its refusal's body names the path as the client
-            // sent it. Without it, the filter counts.
-            if budget::hand_to_service(plan, req.headers, &mut fwd) {
-                request_url = Some(req.path.unwrap_or_default());
-            }
-            let counted_here = plan.gateway.rate_limit_service.is_none();
-            if let Some(r) = counted_here
-                .then(|| budget::spend(plan, shared, req, &fwd))
-                .flatten()
-            {
-                return Verdict::Answer(Answer {
-                    reply: with_cors(r, &cors),
-                    record: Record {
-                        outcome: Outcome::Denied(Reason::RateLimited),
-                        endpoint: Some(fwd.endpoint),
-                        principal: fwd.principal,
-                        permission: fwd.permission,
-                    },
-                });
-            }
-            Verdict::Continue(Continue {
-                remove: fwd.remove,
-                set: fwd.set,
-                record: Record {
-                    outcome: Outcome::Allowed,
-                    endpoint: Some(fwd.endpoint),
-                    principal: fwd.principal,
-                    permission: fwd.permission,
-                },
-                request_url,
-                after: After {
-                    endpoint: Some(fwd.endpoint),
-                    cors,
-                },
-            })
-        }
+        Decision::Forward(fwd) => forwarded(plan, shared, req, fwd, cors),
     }
+}
+
+/// A request the pipeline forwards: its budgets are spent (here, or by the
+/// rate limit service, which then gets what it needs), or it is refused.
+fn forwarded<'a>(
+    plan: &'a Plan,
+    shared: &mut dyn SharedData,
+    req: &Request<'a>,
+    mut fwd: super::Forward<'a>,
+    cors: Vec<(&'static str, String)>,
+) -> Verdict<'a> {
+    let mut request_url = None;
+    // With the service, Envoy's rate limit filter decides, for the
+    // whole fleet; its refusal's body names the path as the client
+    // sent it. Without it, the filter counts.
+    if budget::hand_to_service(plan, req.headers, &mut fwd) {
+        request_url = Some(req.path.unwrap_or_default());
+    }
+    let counted_here = plan.gateway.rate_limit_service.is_none();
+    if let Some(r) = counted_here
+        .then(|| budget::spend(plan, shared, req, &fwd))
+        .flatten()
+    {
+        return Verdict::Answer(Answer {
+            reply: with_cors(r, &cors),
+            record: Record {
+                outcome: Outcome::Denied(Reason::RateLimited),
+                endpoint: Some(fwd.endpoint),
+                principal: fwd.principal,
+                permission: fwd.permission,
+            },
+        });
+    }
+    Verdict::Continue(Continue {
+        remove: fwd.remove,
+        set: fwd.set,
+        record: Record {
+            outcome: Outcome::Allowed,
+            endpoint: Some(fwd.endpoint),
+            principal: fwd.principal,
+            permission: fwd.permission,
+        },
+        request_url,
+        after: After {
+            endpoint: Some(fwd.endpoint),
+            cors,
+        },
+    })
 }
 
 /// The answer to a request whose key set could not be had (the fetch
