@@ -10,7 +10,7 @@ use std::rc::Rc;
 use backstage_proxy_core::audit::{self, Outcome};
 use backstage_proxy_core::auth::jwks::fetch::Park;
 use backstage_proxy_core::config::Plan;
-use backstage_proxy_core::decision::{self, response, Answer, Record, Request, Verdict};
+use backstage_proxy_core::decision::{self, response, Answer, Asking, Record, Request, Verdict};
 use backstage_proxy_core::fasthash;
 use backstage_proxy_core::reply::{self, Reply};
 use log::debug;
@@ -59,37 +59,60 @@ fn connection(rt: &Shared) -> (Option<String>, bool) {
     (address, tls)
 }
 
+/// The pseudo-headers a request is decided by, borrowed from the header
+/// list (a copy only for bytes that are not UTF-8): no allocation per
+/// request.
+struct Pseudo<'h> {
+    method: Cow<'h, str>,
+    path: Option<Cow<'h, str>>,
+    authority: Cow<'h, str>,
+    client: Option<String>,
+    downstream_tls: bool,
+}
+
+impl<'h> Pseudo<'h> {
+    fn read(rt: &Shared, headers: &'h [(String, Vec<u8>)]) -> Pseudo<'h> {
+        let text = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v))
+        };
+        let (client, downstream_tls) = connection(rt);
+        Pseudo {
+            method: text(":method").unwrap_or_default(),
+            path: text(":path"),
+            authority: text(":authority").unwrap_or_default(),
+            client,
+            downstream_tls,
+        }
+    }
+
+    fn request<'a>(&'a self, headers: &'a [(String, Vec<u8>)]) -> Request<'a> {
+        Request {
+            method: &self.method,
+            path: self.path.as_deref(),
+            authority: &self.authority,
+            downstream_tls: self.downstream_tls,
+            headers,
+            client_address: self.client.as_deref(),
+            now_ms: now_ms(),
+        }
+    }
+}
+
 /// Handles a stream's request headers: from the first callback, and again
-/// from the root when a key set it waited for arrived. `Pause` means the
-/// stream was answered locally or waits.
+/// from the root when a key set or a permission answer it waited for
+/// arrived. `Pause` means the stream was answered locally or waits.
 pub fn on_request(
     rt: &Shared,
     id: u32,
     stream: &Rc<RefCell<Stream>>,
     headers: &[(String, Vec<u8>)],
 ) -> Action {
-    // Borrowed from the header list (a copy only for bytes that are not
-    // UTF-8): no allocation per request for the pseudo-headers.
-    let text = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| String::from_utf8_lossy(v))
-    };
-    let method = text(":method").unwrap_or_default();
-    let path = text(":path");
-    let authority = text(":authority").unwrap_or_default();
     let plan = rt.borrow().plan.clone();
-    let (client, downstream_tls) = connection(rt);
-    let request = Request {
-        method: &method,
-        path: path.as_deref(),
-        authority: &authority,
-        downstream_tls,
-        headers,
-        client_address: client.as_deref(),
-        now_ms: now_ms(),
-    };
+    let pseudo = Pseudo::read(rt, headers);
+    let request = pseudo.request(headers);
     let verdict = {
         let mut r = rt.borrow_mut();
         let v = decision::handle(&plan, &mut r.auth, &mut HostShared, &request);
@@ -98,6 +121,17 @@ pub fn on_request(
         Metrics::bump(r.metrics.cache_miss, misses - r.misses_seen);
         r.hits_seen = hits;
         r.misses_seen = misses;
+        let (hits, misses) = (r.auth.permissions.hits, r.auth.permissions.misses);
+        Metrics::bump(
+            r.metrics.permission_cache_hit,
+            hits - r.permission_hits_seen,
+        );
+        Metrics::bump(
+            r.metrics.permission_cache_miss,
+            misses - r.permission_misses_seen,
+        );
+        r.permission_hits_seen = hits;
+        r.permission_misses_seen = misses;
         v
     };
     match verdict {
@@ -139,7 +173,49 @@ pub fn on_request(
                 }
             }
         }
+        Verdict::Ask(asking) => ask(rt, &plan, id, stream, &request, asking),
     }
+}
+
+/// Pauses a stream until the permission backend answers its question
+/// (asked from the root context), or refuses it when too many wait.
+fn ask(
+    rt: &Shared,
+    plan: &Plan,
+    id: u32,
+    stream: &Rc<RefCell<Stream>>,
+    request: &Request<'_>,
+    asking: Asking,
+) -> Action {
+    let mut r = rt.borrow_mut();
+    match r.asker.park(id, asking.question.clone()) {
+        Park::Wait => {
+            stream.borrow_mut().asking = Some(asking);
+            r.streams.insert(id, stream.clone());
+            if let Some(q) = r.queue {
+                let _ = hostcalls::enqueue_shared_queue(q, Some(b"1"));
+            }
+            Action::Pause
+        }
+        Park::Refuse => {
+            drop(r);
+            let answer = decision::permission_unavailable(plan, request, &asking);
+            answer_locally(rt, plan, stream, answer)
+        }
+    }
+}
+
+/// Refuses a stream whose permission question got no usable answer
+/// (`permission_unavailable`), in its own context.
+pub fn refuse_unanswered(rt: &Shared, stream: &Rc<RefCell<Stream>>, headers: &[(String, Vec<u8>)]) {
+    let plan = rt.borrow().plan.clone();
+    let Some(asking) = stream.borrow_mut().asking.take() else {
+        return;
+    };
+    let pseudo = Pseudo::read(rt, headers);
+    let request = pseudo.request(headers);
+    let answer = decision::permission_unavailable(&plan, &request, &asking);
+    answer_locally(rt, &plan, stream, answer);
 }
 
 /// Counts what happened and writes it for the access log.
@@ -148,7 +224,11 @@ fn record(rt: &Shared, plan: &Plan, rec: &Record) {
         .metrics
         .count(plan, rec.outcome, rec.endpoint);
     if plan.gateway.audit_trail && rec.logged() {
-        for (key, value) in rec.filter_state(plan) {
+        for (key, value) in rec
+            .filter_state(plan)
+            .into_iter()
+            .chain(rec.permission_state())
+        {
             let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
         }
     }
@@ -247,6 +327,7 @@ impl Context for Http {
             let mut r = rt.borrow_mut();
             r.streams.remove(&self.id);
             r.coord.forget(self.id);
+            r.asker.forget(self.id);
         }
         true
     }

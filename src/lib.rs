@@ -9,6 +9,7 @@
 //! - [`metrics`]: the counters Envoy shows as `backstage_proxy.*`.
 //! - [`shared_data`]: the host's shared data, as the core's trait.
 
+mod asks;
 mod http;
 mod metrics;
 mod root;

@@ -7,6 +7,7 @@ use backstage_proxy_core::audit::Outcome;
 use backstage_proxy_core::auth::jwks::fetch::Counter;
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::fasthash::{self, FastMap};
+use backstage_proxy_core::permission::ask::Counter as AskCounter;
 use backstage_proxy_core::reply::Reason;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -21,6 +22,10 @@ pub struct Metrics {
     fetch: HashMap<Counter, u32>,
     pub cache_hit: Option<u32>,
     pub cache_miss: Option<u32>,
+    /// Questions to the permission backend, by outcome.
+    permission: HashMap<AskCounter, u32>,
+    pub permission_cache_hit: Option<u32>,
+    pub permission_cache_miss: Option<u32>,
     /// This VM's linear memory in bytes (a gauge, one per VM).
     pub vm_memory: Option<u32>,
     /// Per endpoint (by index) and outcome (0: allowed, 1 + position in
@@ -58,6 +63,19 @@ impl Metrics {
                 .collect(),
             cache_hit: counter("backstage_proxy.token_cache.hit"),
             cache_miss: counter("backstage_proxy.token_cache.miss"),
+            permission: [
+                (AskCounter::Asked, "asked"),
+                (AskCounter::Allow, "allow"),
+                (AskCounter::Deny, "deny"),
+                (AskCounter::Failed, "failed"),
+            ]
+            .iter()
+            .filter_map(|(c, name)| {
+                counter(&format!("backstage_proxy.permission.{name}")).map(|id| (*c, id))
+            })
+            .collect(),
+            permission_cache_hit: counter("backstage_proxy.permission_cache.hit"),
+            permission_cache_miss: counter("backstage_proxy.permission_cache.miss"),
             vm_memory: None,
             per_endpoint: fasthash::map(),
         }
@@ -138,6 +156,10 @@ impl Metrics {
 
     pub fn fetch(&self, c: Counter) {
         Metrics::bump(self.fetch.get(&c).copied(), 1);
+    }
+
+    pub fn ask(&self, c: AskCounter) {
+        Metrics::bump(self.permission.get(&c).copied(), 1);
     }
 
     /// Names this instance's memory gauge anew (its slot changed).

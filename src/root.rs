@@ -13,6 +13,7 @@ use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{self, Plan};
 use backstage_proxy_core::decision;
 use backstage_proxy_core::fasthash;
+use backstage_proxy_core::permission::ask::{self, Asker};
 use backstage_proxy_core::ratelimit;
 use backstage_proxy_core::vm_slot::{self, Slot};
 use log::{debug, error, info, warn};
@@ -20,6 +21,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, MapType};
 
+use crate::asks;
 use crate::http::{self, Http};
 use crate::metrics::Metrics;
 use crate::runtime::{now_ms, Runtime, Shared};
@@ -95,29 +97,19 @@ impl Context for Root {
         let Some(rt) = &self.runtime else {
             return;
         };
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten();
+        if rt.borrow().asker.owns(token) {
+            let response = call_response(body_size, ask::MAX_ANSWER_BYTES);
+            let cmds = {
+                let mut r = rt.borrow_mut();
+                let r = &mut *r;
+                r.asker
+                    .answered(&mut r.auth.permissions, token, response, now_ms())
+            };
+            asks::execute_asks(rt, cmds);
+            return;
+        }
         let max = rt.borrow().plan.gateway.jwks_max_bytes;
-        let response = match status
-            .as_deref()
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse::<u16>().ok())
-        {
-            Some(status) => Response::Answered {
-                status,
-                // Read only what will be parsed.
-                body: (status == 200 && body_size <= max)
-                    .then(|| {
-                        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                            .ok()
-                            .flatten()
-                    })
-                    .flatten(),
-                size: body_size,
-            },
-            None => Response::Lost,
-        };
+        let response = call_response(body_size, max);
         let cmds = {
             let mut r = rt.borrow_mut();
             let r = &mut *r;
@@ -131,6 +123,32 @@ impl Context for Root {
             )
         };
         execute(rt, cmds);
+    }
+}
+
+/// A call's answer as the host reports it: the status, and the body when
+/// it is 200 and at most `max` bytes (only what will be parsed is read).
+fn call_response(body_size: usize, max: usize) -> Response {
+    let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten();
+    match status
+        .as_deref()
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse::<u16>().ok())
+    {
+        Some(status) => Response::Answered {
+            status,
+            body: (status == 200 && body_size <= max)
+                .then(|| {
+                    hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                        .ok()
+                        .flatten()
+                })
+                .flatten(),
+            size: body_size,
+        },
+        None => Response::Lost,
     }
 }
 
@@ -176,11 +194,14 @@ impl RootContext for Root {
             plan: Rc::new(plan),
             auth,
             coord: Coordinator::default(),
+            asker: Asker::default(),
             metrics: Metrics::define(),
             queue: None,
             streams: fasthash::map(),
             hits_seen: 0,
             misses_seen: 0,
+            permission_hits_seen: 0,
+            permission_misses_seen: 0,
             needs_client,
             slot: None,
             owner,
@@ -200,6 +221,7 @@ impl RootContext for Root {
                 r.coord.tick(&mut r.auth.keys, &mut HostShared, now_ms())
             };
             execute(rt, cmds);
+            asks::tick(rt);
         }
     }
 
@@ -219,6 +241,8 @@ impl RootContext for Root {
     }
 }
 
+/// Starts what waiting streams need: key-set fetches and questions to the
+/// permission backend.
 fn pump(rt: &Shared) {
     let cmds = {
         let mut r = rt.borrow_mut();
@@ -226,6 +250,7 @@ fn pump(rt: &Shared) {
         r.coord.pump(&mut r.auth.keys, &mut HostShared, now_ms())
     };
     execute(rt, cmds);
+    asks::pump(rt);
 }
 
 /// Carries out the coordinator's commands, and those their results bring.
@@ -265,6 +290,10 @@ fn execute(rt: &Shared, cmds: Vec<Command>) {
                     let r = &mut *r;
                     todo.extend(r.coord.pump(&mut r.auth.keys, &mut HostShared, now_ms()));
                 }
+                // A stream decided again may now wait for a permission.
+                if rt.borrow().asker.wants_pump() {
+                    asks::pump(rt);
+                }
             }
             Command::Count(c) => rt.borrow().metrics.fetch(c),
         }
@@ -289,19 +318,23 @@ fn create_rate_limit_counters(plan: &Plan) {
 }
 
 /// Decides each stream again, in its own context, and resumes or answers
-/// it; streams that still need a set are parked again by the decision.
-/// Restores the root as the effective context afterwards.
-fn redecide(rt: &Shared, ids: Vec<u32>) {
+/// it; streams that still need a key set or a permission answer are parked
+/// again by the decision. Restores the root as the effective context
+/// afterwards.
+pub fn redecide(rt: &Shared, ids: Vec<u32>) {
     let root_id = rt.borrow().root_id;
     for id in ids {
         let Some(stream) = rt.borrow().streams.get(&id).cloned() else {
-            rt.borrow_mut().coord.forget(id);
+            let mut r = rt.borrow_mut();
+            r.coord.forget(id);
+            r.asker.forget(id);
             continue;
         };
         if hostcalls::set_effective_context(id).is_err() {
             let mut r = rt.borrow_mut();
             r.streams.remove(&id);
             r.coord.forget(id);
+            r.asker.forget(id);
             continue;
         }
         let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
@@ -309,11 +342,15 @@ fn redecide(rt: &Shared, ids: Vec<u32>) {
             http::on_request(rt, id, &stream, &headers),
             Action::Continue
         );
-        let waiting = rt.borrow().coord.is_waiting(id);
+        let waiting = {
+            let r = rt.borrow();
+            r.coord.is_waiting(id) || r.asker.is_waiting(id)
+        };
         if !waiting {
             let mut r = rt.borrow_mut();
             r.streams.remove(&id);
             r.coord.forget(id);
+            r.asker.forget(id);
         }
         if resumed {
             let _ = hostcalls::resume_http_request();

@@ -13,7 +13,8 @@ use backstage_proxy_core::vm_slot::Slot;
 use proxy_wasm::hostcalls;
 
 use crate::metrics::Metrics;
-use backstage_proxy_core::decision::After;
+use backstage_proxy_core::decision::{After, Asking};
+use backstage_proxy_core::permission::ask::Asker;
 
 /// Per-VM state shared by the root and every HTTP context of the VM.
 pub struct Runtime {
@@ -21,6 +22,8 @@ pub struct Runtime {
     pub plan: Rc<Plan>,
     pub auth: AuthState,
     pub coord: Coordinator,
+    /// Questions to the permission backend.
+    pub asker: Asker,
     pub metrics: Metrics,
     /// This VM's wake-up queue (HTTP contexts → root).
     pub queue: Option<u32>,
@@ -28,6 +31,8 @@ pub struct Runtime {
     pub streams: FastMap<u32, Rc<RefCell<Stream>>>,
     pub hits_seen: u64,
     pub misses_seen: u64,
+    pub permission_hits_seen: u64,
+    pub permission_misses_seen: u64,
     /// Some endpoint has `xfwd`: only then is the client address read.
     pub needs_client: bool,
     /// This instance's slot: the stable part of its gauge and queue names.
@@ -54,4 +59,6 @@ pub struct Stream {
     pub after: After,
     /// Set once the filter answered locally: its own reply is not filtered.
     pub local_reply: bool,
+    /// The permission question it waits for, kept for its refusal.
+    pub asking: Option<Asking>,
 }

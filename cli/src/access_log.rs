@@ -30,6 +30,8 @@ pub fn fields() -> Value {
         "principal": state(audit::PRINCIPAL_KEY),
         "endpoint": state(audit::ENDPOINT_KEY),
         "decision": state(audit::DECISION_KEY),
+        // The Backstage permissions asked and their answers, when any were.
+        "permission": state(audit::PERMISSION_KEY),
         // The cluster's own name, not the stats name `render` gives it.
         "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
         "duration_ms": "%DURATION%",

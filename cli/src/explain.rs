@@ -148,13 +148,18 @@ fn access(
     method: &str,
     below: &str,
 ) -> Value {
+    let label = |p: Option<&backstage_proxy_core::permission::Permission>| p.map(|p| p.label());
     let describe = |i: Option<usize>| match i.and_then(|i| policy.rules.get(i).map(|r| (i, r))) {
         Some((i, r)) => json!({
             "rule": format!("gateway.access.{key}.rules[{i}]"),
             "methods": r.methods,
             "path": r.path,
+            "permission": label(r.permission.as_ref()),
         }),
-        None => json!({ "rule": format!("gateway.access.{key}.allow") }),
+        None => json!({
+            "rule": format!("gateway.access.{key}.allow"),
+            "permission": label(policy.permission.as_ref()),
+        }),
     };
     let [widest, exact] = policy.deciding_rules(method, below);
     if widest == exact {
@@ -204,8 +209,20 @@ fn decision(plan: &Plan, d: Decision<'_>) -> Value {
             "outcome": "undecided",
             "why": format!("the token needs the key set at {}, which explain does not fetch; give --principal to explain it for a verified caller", source.url),
         }),
+        Decision::NeedPermission {
+            question,
+            principal,
+            ..
+        } => json!({
+            "outcome": "undecided",
+            "principal": principal.as_ref().map(Principal::name),
+            "why": format!("Backstage's permission backend decides: the gateway asks it whether this user holds '{}' (allowed: forwarded; denied: 403 permission_denied; no answer: 503 permission_unavailable)", question.permission.label()),
+        }),
         Decision::Reply {
-            reply, principal, ..
+            reply,
+            principal,
+            permission,
+            ..
         } => {
             let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
             json!({
@@ -214,6 +231,7 @@ fn decision(plan: &Plan, d: Decision<'_>) -> Value {
                 "reason": reply.reason.map(|r| r.code()),
                 "error": body.get("error"),
                 "principal": principal.as_ref().map(Principal::name),
+                "permissions": permission,
             })
         }
         Decision::Forward(f) => {
@@ -235,6 +253,7 @@ fn decision(plan: &Plan, d: Decision<'_>) -> Value {
             json!({
                 "outcome": "forwarded",
                 "principal": f.principal.as_ref().map(Principal::name),
+                "permissions": f.permission,
                 "upstream": format!("{scheme}://{authority}{}", get(":path").unwrap_or_default()),
                 "cluster": endpoint.map(|e| e.cluster.clone()),
                 "headersSet": names(f.set.into_iter().map(|(n, _)| n).collect()),

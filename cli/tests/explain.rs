@@ -245,3 +245,76 @@ gateway:
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
     }
 }
+
+/// With a Backstage permission (`docs/permissions.md`): a user's answer is
+/// Backstage's, which explain does not ask, and says so; a service
+/// principal's is decided from its access restrictions, as the gateway
+/// decides it.
+#[test]
+fn explain_says_who_answers_a_permission() {
+    let dir = TempDir::new("explain-permission");
+    let input = write(
+        &dir.0,
+        "app-config.yaml",
+        &format!(
+            r#"
+backend:
+  baseUrl: "http://127.0.0.1:7007"
+  auth:
+    externalAccess:
+      - type: static
+        options: {{ token: "{CI}", subject: ci }}
+        accessRestrictions:
+          - plugin: proxy
+            permission: proxy.endpoint.pd
+proxy:
+  endpoints:
+    /pd: https://api.pagerduty.com
+gateway:
+  access:
+    /pd:
+      permission: proxy.endpoint.pd
+      rules:
+        - methods: [POST]
+          path: /incidents
+          permission: {{ name: proxy.endpoint.pd.write, action: update }}
+"#
+        ),
+    );
+    let ask = |method: &str, path: &str, principal: Option<&str>, token: Option<&str>| {
+        let mut args = vec![
+            "explain", &input, "-X", method, "--path", path, "--format", "json",
+        ];
+        let mut env = Vec::new();
+        if let Some(p) = principal {
+            args.extend(["--principal", p]);
+        }
+        if let Some(t) = token {
+            args.extend(["--token-env", "T"]);
+            env.push(("T", t));
+        }
+        let o = run_cli(&args, &env, None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap()
+    };
+    let v = ask(
+        "POST",
+        "/api/proxy/pd/incidents",
+        Some("user:default/eve"),
+        None,
+    );
+    assert_eq!(v["decision"]["outcome"], "undecided", "{v}");
+    let why = v["decision"]["why"].as_str().unwrap();
+    assert!(why.contains("proxy.endpoint.pd.write:update"), "{why}");
+    assert_eq!(
+        v["access"]["decidedBy"]["permission"],
+        "proxy.endpoint.pd.write:update"
+    );
+    // The static token's restrictions list the endpoint's permission only.
+    let v = ask("GET", "/api/proxy/pd/services", None, Some(CI));
+    assert_eq!(v["decision"]["outcome"], "forwarded", "{v}");
+    assert_eq!(v["decision"]["permissions"], "proxy.endpoint.pd=ALLOW");
+    let v = ask("POST", "/api/proxy/pd/incidents", None, Some(CI));
+    assert_eq!(v["decision"]["status"], 403, "{v}");
+    assert_eq!(v["decision"]["reason"], "permission_denied");
+}

@@ -16,9 +16,15 @@ const NOW: u64 = 1_800_000_000;
 const AUTH_URL: &str = "http://backstage:7007/api/auth/.well-known/jwks.json";
 
 fn plan(cache: usize) -> Plan {
+    plan_with(cache, "")
+}
+
+/// `gateway_extra`: more keys of the `gateway` section, each followed by a
+/// comma.
+fn plan_with(cache: usize, gateway_extra: &str) -> Plan {
     let cfg = format!(
         r#"{{"proxy":{{"endpoints":{{"/svc":{{"target":"http://upstream/base","allowedHeaders":["x-a","x-b"],"headers":{{"X-Api-Key":"k"}}}}}}}},
-            "backend":{{"baseUrl":"http://backstage:7007","auth":{{"keys":[{{"secret":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}}]}}}},"gateway":{{"tokenCacheSize":{cache}}}}}"#
+            "backend":{{"baseUrl":"http://backstage:7007","auth":{{"keys":[{{"secret":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}}]}}}},"gateway":{{{gateway_extra}"tokenCacheSize":{cache}}}}}"#
     );
     parse(cfg.as_bytes(), &|_| None).unwrap()
 }
@@ -37,7 +43,16 @@ fn loaded_state(p: &Plan, keys: &[&dyn Key]) -> AuthState {
 }
 
 fn decision_cached(c: &mut Criterion) {
-    let p = plan(1024);
+    decision_cached_with(c, "decision, cached ES256 user token", "");
+    decision_cached_with(
+        c,
+        "decision, cached ES256 user token and cached permission",
+        r#""access":{"/svc":{"permission":"proxy.endpoint.svc"}},"permissionCacheSeconds":60,"#,
+    );
+}
+
+fn decision_cached_with(c: &mut Criterion, name: &str, gateway_extra: &str) {
+    let p = plan_with(1024, gateway_extra);
     let es = Es256::new(1, "es");
     let mut state = loaded_state(&p, &[&es]);
     let token = user_token(&es, "user:default/jane", NOW, NOW + 3600);
@@ -64,8 +79,15 @@ fn decision_cached(c: &mut Criterion) {
         client_address: None,
         now_ms: NOW * 1000,
     };
+    if let Decision::NeedPermission { question, .. } = decide(&p, &mut state, &req) {
+        state.permissions.insert(
+            question.key,
+            backstage_proxy_core::permission::Answer::Allow,
+            NOW * 1000,
+        );
+    }
     assert!(matches!(decide(&p, &mut state, &req), Decision::Forward(_)));
-    c.bench_function("decision, cached ES256 user token", |b| {
+    c.bench_function(name, |b| {
         b.iter(|| black_box(decide(&p, &mut state, black_box(&req))))
     });
 }

@@ -34,6 +34,7 @@
 
 use crate::identity::{Ownership, Principal};
 use crate::path::{lands_exactly, lands_under};
+use crate::permission::Permission;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Matcher {
@@ -53,14 +54,41 @@ pub struct Rule {
     /// As written (visible ASCII, leading `/`, no trailing `/`); `None`:
     /// every path.
     pub path: Option<String>,
-    pub allow: Vec<Matcher>,
+    /// `None`: any principal the credentials admit (a rule that names only
+    /// a permission).
+    pub allow: Option<Vec<Matcher>>,
+    /// A Backstage permission the caller must also hold.
+    pub permission: Option<Permission>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// `None`: any principal the credentials admit.
     pub allow: Option<Vec<Matcher>>,
+    /// A Backstage permission the caller must also hold where no rule
+    /// decides.
+    pub permission: Option<Permission>,
     pub rules: Vec<Rule>,
+}
+
+/// What a policy asks of one request: whether its principal lists admit
+/// the caller, and the permissions the caller must hold besides (those of
+/// the rule, or the endpoint, that decides under each reading).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Demand<'p> {
+    pub admitted: bool,
+    pub permissions: Vec<&'p Permission>,
+}
+
+impl<'p> Demand<'p> {
+    fn add(&mut self, (admitted, permission): (bool, Option<&'p Permission>)) {
+        self.admitted &= admitted;
+        if let Some(p) = permission {
+            if !self.permissions.contains(&p) {
+                self.permissions.push(p);
+            }
+        }
+    }
 }
 
 impl Matcher {
@@ -84,8 +112,8 @@ impl Matcher {
 
 impl Policy {
     /// Whether `principal` may make this request through the policy's own
-    /// endpoint; `rest` is the path below the endpoint's key
-    /// (`/incidents/1`, or empty).
+    /// endpoint, by its principal lists alone; `rest` is the path below the
+    /// endpoint's key (`/incidents/1`, or empty).
     pub fn allows(
         &self,
         method: &str,
@@ -93,39 +121,61 @@ impl Policy {
         principal: &Principal,
         ownership: &Ownership,
     ) -> bool {
-        Reading::BOTH.iter().all(|reading| {
-            self.decide(
-                *reading,
+        let d = self.demands(method, rest, principal, ownership);
+        d.admitted && d.permissions.is_empty()
+    }
+
+    /// What this request through the policy's own endpoint needs.
+    pub fn demands(
+        &self,
+        method: &str,
+        rest: &str,
+        principal: &Principal,
+        ownership: &Ownership,
+    ) -> Demand<'_> {
+        let mut out = Demand {
+            admitted: true,
+            permissions: Vec::new(),
+        };
+        for reading in Reading::BOTH {
+            out.add(self.decide(
+                reading,
                 method,
                 |p| reading.under(rest, p),
                 principal,
                 ownership,
-            )
-        })
+            ));
+        }
+        out
     }
 
-    /// Whether `principal` may make a request that lands under this
-    /// policy's endpoint's target (`base`) through another endpoint:
-    /// `upstream` is the path the upstream receives, and rule paths are
-    /// read below `base`, as they are below the policy's own endpoint.
-    pub fn allows_landed(
+    /// What a request that lands under this policy's endpoint's target
+    /// (`base`) through another endpoint needs: `upstream` is the path the
+    /// upstream receives, and rule paths are read below `base`, as they are
+    /// below the policy's own endpoint.
+    pub fn demands_landed(
         &self,
         method: &str,
         upstream: &str,
         base: &str,
         principal: &Principal,
         ownership: &Ownership,
-    ) -> bool {
+    ) -> Demand<'_> {
         let base = base.trim_end_matches('/');
-        Reading::BOTH.iter().all(|reading| {
-            self.decide(
-                *reading,
+        let mut out = Demand {
+            admitted: true,
+            permissions: Vec::new(),
+        };
+        for reading in Reading::BOTH {
+            out.add(self.decide(
+                reading,
                 method,
                 |p| reading.under(upstream, &format!("{base}{p}")),
                 principal,
                 ownership,
-            )
-        })
+            ));
+        }
+        out
     }
 
     /// Which rule decides a request through the policy's own endpoint
@@ -147,7 +197,8 @@ impl Policy {
     }
 
     /// The first rule whose methods and path match decides, else the
-    /// endpoint's `allow`.
+    /// endpoint: whether its principals admit the caller, and its
+    /// permission.
     fn decide(
         &self,
         reading: Reading,
@@ -155,15 +206,16 @@ impl Policy {
         under: impl Fn(&str) -> bool,
         principal: &Principal,
         ownership: &Ownership,
-    ) -> bool {
+    ) -> (bool, Option<&Permission>) {
         let rule = self
             .rule(reading, method, under)
             .and_then(|i| self.rules.get(i));
-        let allow = match rule {
-            Some(r) => Some(&r.allow),
-            None => self.allow.as_ref(),
+        let (allow, permission) = match rule {
+            Some(r) => (r.allow.as_ref(), r.permission.as_ref()),
+            None => (self.allow.as_ref(), self.permission.as_ref()),
         };
-        allow.is_none_or(|list| list.iter().any(|m| m.holds(principal, ownership)))
+        let admitted = allow.is_none_or(|list| list.iter().any(|m| m.holds(principal, ownership)));
+        (admitted, permission)
     }
 }
 

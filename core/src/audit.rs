@@ -14,6 +14,10 @@ use crate::reply::Reason;
 pub const PRINCIPAL_KEY: &str = "backstage_proxy.principal";
 pub const ENDPOINT_KEY: &str = "backstage_proxy.endpoint";
 pub const DECISION_KEY: &str = "backstage_proxy.decision";
+/// The Backstage permissions a request's access policies asked, with their
+/// answers (`name[:action]=ALLOW|DENY|UNCHECKABLE|UNAVAILABLE`,
+/// comma-separated); absent when none was asked.
+pub const PERMISSION_KEY: &str = "backstage_proxy.permission";
 /// The path as the client sent it, kept for the body of a refusal by
 /// Envoy's rate limit filter (`gateway.rateLimitService`).
 pub const REQUEST_URL_KEY: &str = "backstage_proxy.request_url";

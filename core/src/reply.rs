@@ -23,6 +23,13 @@ pub enum Reason {
     KeySetUnavailable,
     /// `gateway.access`: the caller is not among those the endpoint allows.
     NotAllowedByPolicy,
+    /// `gateway.access`: a Backstage permission the caller does not hold.
+    PermissionDenied,
+    /// `gateway.access`: a permission asked of a plugin acting for a user,
+    /// which nobody can answer.
+    PermissionOnBehalf,
+    /// `gateway.access`: the permission backend gave no usable answer.
+    PermissionUnavailable,
     /// `gateway.rateLimits`: over the endpoint's budget.
     RateLimited,
     /// `gateway.rateLimitService` with `failureModeDeny`: the service did
@@ -31,7 +38,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 20] = [
         Reason::UnsafePath,
         Reason::MissingCredentials,
         Reason::MultipleCredentials,
@@ -47,6 +54,9 @@ impl Reason {
         Reason::UpgradeNotAllowed,
         Reason::KeySetUnavailable,
         Reason::NotAllowedByPolicy,
+        Reason::PermissionDenied,
+        Reason::PermissionOnBehalf,
+        Reason::PermissionUnavailable,
         Reason::RateLimited,
         Reason::RateLimitServiceError,
     ];
@@ -68,6 +78,9 @@ impl Reason {
             Reason::UpgradeNotAllowed => "upgrade_not_allowed",
             Reason::KeySetUnavailable => "key_set_unavailable",
             Reason::NotAllowedByPolicy => "not_allowed_by_policy",
+            Reason::PermissionDenied => "permission_denied",
+            Reason::PermissionOnBehalf => "permission_on_behalf",
+            Reason::PermissionUnavailable => "permission_unavailable",
             Reason::RateLimited => "rate_limited",
             Reason::RateLimitServiceError => "rate_limit_service_error",
         }

@@ -137,6 +137,7 @@ proptest! {
                 prop_assert!(!(collapsed == "api/proxy" || collapsed.starts_with("api/proxy/")), "{} passed through", p);
             }
             Decision::NeedKeys(_) => prop_assert!(false, "no key set is configured"),
+            Decision::NeedPermission { .. } => prop_assert!(false, "no permission is configured"),
         }
     }
 

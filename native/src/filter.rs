@@ -12,7 +12,9 @@ use backstage_proxy_core::audit::{self, Outcome};
 use backstage_proxy_core::auth::jwks::fetch::Park;
 use backstage_proxy_core::auth::jwks::store::Source;
 use backstage_proxy_core::config::Plan;
-use backstage_proxy_core::decision::{self, response, After, Answer, Record, Request, Verdict};
+use backstage_proxy_core::decision::{
+    self, response, After, Answer, Asking, Record, Request, Verdict,
+};
 use backstage_proxy_core::reply::Reply;
 
 use crate::abi::{log, Attribute, Level, MainThread, Map, StreamScheduler};
@@ -240,6 +242,12 @@ fn decide(f: &mut Filter, host: &mut impl Host) -> Flow {
         };
         let source = match verdict {
             Verdict::Wait(source) => source,
+            Verdict::Ask(asking) => {
+                if f.paused {
+                    unpause(f);
+                }
+                return ask(f, host, plan, &request, asking);
+            }
             other => {
                 if f.paused {
                     unpause(f);
@@ -289,6 +297,21 @@ fn pause(f: &mut Filter, host: &mut impl Host, source: &Source, now: u64) -> Opt
     Some(false)
 }
 
+/// A request whose policy asks Backstage's permission backend. The module
+/// does not ask it yet (docs/native.md#key-sets): such a request is
+/// refused as the Wasm filter refuses one whose question got no usable
+/// answer, `503`, fail closed.
+fn ask(
+    f: &mut Filter,
+    host: &mut impl Host,
+    plan: &Plan,
+    request: &Request<'_>,
+    asking: Asking,
+) -> Flow {
+    let answer = decision::permission_unavailable(plan, request, &asking);
+    answer_locally(f, host, plan, answer)
+}
+
 /// A decision other than waiting, applied.
 fn apply(
     f: &mut Filter,
@@ -300,7 +323,7 @@ fn apply(
     let c = match verdict {
         Verdict::Continue(c) => c,
         Verdict::Answer(answer) => return answer_locally(f, host, plan, answer),
-        Verdict::Wait(_) => return send(f, host, &internal_error()),
+        Verdict::Wait(_) | Verdict::Ask(_) => return send(f, host, &internal_error()),
     };
     let config = Arc::clone(&f.config);
     record(host, &config, &c.record);
@@ -335,7 +358,11 @@ fn record(host: &mut impl Host, config: &Config, rec: &Record) {
     }
     let plan = &config.plan;
     if plan.gateway.audit_trail && rec.logged() {
-        for (key, value) in rec.filter_state(plan) {
+        for (key, value) in rec
+            .filter_state(plan)
+            .into_iter()
+            .chain(rec.permission_state())
+        {
             host.set_filter_state(&state_key(key), value.as_bytes());
         }
     }

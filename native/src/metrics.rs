@@ -1,7 +1,7 @@
 //! The Wasm filter's `backstage_proxy.*` counters, under the same names.
 //! Envoy lets a dynamic module define its counters only while it creates
 //! the configuration, so every counter is defined then, the per-endpoint
-//! ones for every outcome (endpoints × 18, each 0 until it counts: the
+//! ones for every outcome (endpoints × (1 + every denial reason), each 0 until it counts: the
 //! Wasm filter defines those on first use). With the rendered
 //! `metrics_namespace: wasmcustom` Envoy names them exactly as the Wasm
 //! filter's (`wasmcustom.backstage_proxy.…`), so one set of dashboards and
@@ -128,7 +128,8 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
-        assert_eq!(names.len(), 4 + 17 + 4 + 2 + 2 * 18);
+        let reasons = Reason::ALL.len();
+        assert_eq!(names.len(), 4 + reasons + 4 + 2 + 2 * (1 + reasons));
         assert!(names.iter().all(|n| n.starts_with("backstage_proxy.")));
         let id = |n: &str| names.iter().position(|x| x == n).unwrap() + 1;
         let a = &plan.endpoints[0].stat_name;

@@ -24,6 +24,13 @@ impl Backstage {
     /// Starts Backstage on a free port with `app_config` (YAML, read after
     /// the demo's own settings, then the port), and waits until it answers.
     pub fn start(app_config: &str) -> Backstage {
+        Backstage::start_script("index.js", app_config)
+    }
+
+    /// [`Backstage::start`] with another backend script, run with the
+    /// demo's directory as its working directory (its `node_modules`); a
+    /// relative path is read from there.
+    pub fn start_script(script: &str, app_config: &str) -> Backstage {
         let root = repo_root();
         let app = root.join("examples/backstage");
         assert!(
@@ -55,7 +62,11 @@ impl Backstage {
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new("node")
             .current_dir(&app)
-            .arg("index.js")
+            // A module linked into node_modules (the gateway-permissions
+            // module's `file:` dependency) takes its peers from this tree,
+            // as it does once installed from npm.
+            .arg("--preserve-symlinks")
+            .arg(script)
             .args(["--config", "app-config.yaml", "--config"])
             .arg(&test_config)
             .arg("--config")
@@ -110,6 +121,12 @@ impl Backstage {
 
     /// The status of a request through Backstage (HTTP/1.1, closed after).
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+        self.fetch(method, path, headers).0
+    }
+
+    /// The status and body of a request through Backstage (HTTP/1.1,
+    /// closed after; a chunked body is joined).
+    pub fn fetch(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut raw = format!(
@@ -124,10 +141,21 @@ impl Backstage {
         s.write_all(raw.as_bytes()).unwrap();
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);
-        text.split(' ')
+        let status = text
+            .split(' ')
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            unchunk(body)
+        } else {
+            body.to_string()
+        };
+        (status, body)
     }
 
     /// Where this Backstage is, for an app-config's `backend.baseUrl`.
@@ -145,4 +173,20 @@ impl Drop for Backstage {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A chunked body's chunks, joined.
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::Plan;
 use crate::identity::{Ownership, Principal};
+use crate::permission::Standing;
 use crate::reply::Reason;
 use jwks::store::{KeyStore, Source, Timing};
 use token_cache::{TokenCache, Verified};
@@ -98,46 +99,60 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// 403 when an external caller's access restrictions do not name this
-/// proxy's plugin id.
-fn restrict(
-    plan: &Plan,
-    restrictions: Option<&Vec<String>>,
-    principal: Principal,
-) -> Result<Principal, Denial> {
-    match restrictions {
-        Some(plugins) if !plugins.contains(&plan.gateway.plugin_id) => {
-            let list: Vec<String> = plugins.iter().map(|p| format!("'{p}'")).collect();
+/// proxy's plugin id; else how its permissions are decided.
+fn restrict(plan: &Plan, v: &Verified) -> Result<Standing, Denial> {
+    let Some(list) = &v.restrictions else {
+        return Ok(standing(v, None));
+    };
+    match list.iter().find(|r| r.plugin == plan.gateway.plugin_id) {
+        Some(own) => Ok(standing(v, Some(&own.permission))),
+        None => {
+            let names: Vec<String> = list.iter().map(|r| format!("'{}'", r.plugin)).collect();
             Err(Denial {
                 status: 403,
                 reason: Reason::AccessRestricted,
                 name: "NotAllowedError",
                 message: format!(
                     "This token's access is restricted to plugin(s) {}",
-                    list.join(", ")
+                    names.join(", ")
                 ),
-                principal: Some(principal),
+                principal: Some(v.principal.clone()),
             })
         }
-        _ => Ok(principal),
+    }
+}
+
+/// How a verified caller's permissions are decided
+/// (`docs/permissions.md#who-is-asked`): a user by the permission backend,
+/// a plugin acting for a user by nobody, a service principal by its
+/// restrictions for this plugin id.
+fn standing(v: &Verified, own: Option<&crate::permission::Restriction>) -> Standing {
+    match (&v.principal, v.on_behalf) {
+        (Principal::User(_), false) => Standing::User,
+        (Principal::User(_), true) => Standing::OnBehalf,
+        _ => Standing::Service(own.cloned().map(std::sync::Arc::new)),
     }
 }
 
 /// The outcome of authenticating one token.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The principal, and a full user token's ownership (`ent`).
-    Authenticated(Principal, Ownership),
+    /// The principal, a full user token's ownership (`ent`), and how its
+    /// permissions are decided.
+    Authenticated(Principal, Ownership, Standing),
     Denied(Denial),
     /// The token needs a key set this VM does not have yet: fetch it, then
     /// ask again.
     Pending(Source),
 }
 
-/// Per-VM authentication state: key sets and verified tokens.
+/// Per-VM authentication state: key sets, verified tokens, and the
+/// permission backend's answers.
 #[derive(Debug)]
 pub struct AuthState {
     pub keys: KeyStore,
     pub tokens: TokenCache,
+    pub permissions: crate::permission::cache::Decisions,
     /// Verified-token cache hits and misses (signature checks done).
     pub cache_hits: u64,
     pub cache_misses: u64,
@@ -148,6 +163,10 @@ impl AuthState {
         AuthState {
             keys: KeyStore::new(Timing::from(&plan.gateway), pinned_sources(plan)),
             tokens: TokenCache::new(plan.gateway.token_cache_size),
+            permissions: crate::permission::cache::Decisions::new(
+                plan.gateway.permission_cache_size,
+                plan.gateway.permission_cache_seconds,
+            ),
             cache_hits: 0,
             cache_misses: 0,
         }
@@ -209,8 +228,8 @@ fn cache_and_admit(
 /// A verified token's principal, unless its access restrictions exclude
 /// this proxy.
 fn admit_restricted(plan: &Plan, v: Verified) -> Outcome {
-    match restrict(plan, v.restrictions.as_ref(), v.principal) {
-        Ok(p) => Outcome::Authenticated(p, v.ownership),
+    match restrict(plan, &v) {
+        Ok(standing) => Outcome::Authenticated(v.principal, v.ownership, standing),
         Err(d) => Outcome::Denied(d),
     }
 }
@@ -231,6 +250,7 @@ fn authenticate_external(
             principal: Principal::External(entry.subject.clone()),
             restrictions: entry.restrictions.clone(),
             ownership: None,
+            on_behalf: false,
         };
         state
             .tokens

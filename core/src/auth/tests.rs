@@ -1,6 +1,7 @@
 use super::*;
 use crate::base64::encode_url_nopad;
 use crate::config::parse;
+use crate::permission::Standing;
 
 const SECRET: &[u8] = b"legacy-secret-bytes-0123456789ab";
 const OTHER: &[u8] = b"another-secret";
@@ -44,7 +45,7 @@ fn legacy(payload: &str) -> String {
 fn authenticate(p: &Plan, token: &str, now: u64) -> Result<Principal, Denial> {
     let mut state = AuthState::new(p);
     match super::authenticate(p, &mut state, token, now * 1000) {
-        Outcome::Authenticated(pr, _) => Ok(pr),
+        Outcome::Authenticated(pr, ..) => Ok(pr),
         Outcome::Denied(d) => Err(d),
         Outcome::Pending(s) => panic!("unexpected key-set fetch for {}", s.url),
     }
@@ -304,7 +305,11 @@ fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
     for round in 0..3 {
         assert_eq!(
             run("static-token-abc", NOW),
-            Outcome::Authenticated(Principal::External("ci".into()), None),
+            Outcome::Authenticated(
+                Principal::External("ci".into()),
+                None,
+                Standing::Service(None)
+            ),
             "{round}"
         );
         assert!(
@@ -315,7 +320,8 @@ fn static_and_legacy_tokens_are_cached_like_verified_jwts() {
             run(&good_legacy, NOW),
             Outcome::Authenticated(
                 Principal::External("external:backstage-plugin".into()),
-                None
+                None,
+                Standing::Service(None)
             ),
             "{round}"
         );

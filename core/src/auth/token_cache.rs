@@ -16,10 +16,13 @@ use crate::identity::{Ownership, Principal};
 pub struct Verified {
     pub principal: Principal,
     /// Access restrictions of the external-access entry that verified it.
-    pub restrictions: Option<Vec<String>>,
+    pub restrictions: crate::config::Restrictions,
     /// A full user token's `ent` claim (the user's ownership references,
     /// its groups among them), lower-cased; `None` for every other token.
     pub ownership: Ownership,
+    /// A plugin token acting for a user (`obo`): its principal is the
+    /// user, but it holds no token the permission backend accepts.
+    pub on_behalf: bool,
 }
 
 #[derive(Debug, Clone)]

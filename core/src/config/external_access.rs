@@ -3,8 +3,12 @@
 
 use super::interpolate;
 use super::json::*;
-use super::{AuthConfig, JwksProvider, LegacySecret, StaticToken, JWS_ALGORITHMS};
+use super::{
+    AccessRestriction, AuthConfig, JwksProvider, LegacySecret, Restrictions, StaticToken,
+    JWS_ALGORITHMS,
+};
 use crate::base64;
+use crate::permission::{Action, Restriction};
 use crate::url::Url;
 use hmac_sha256::Hash as Sha256;
 use serde_json::{Map, Value};
@@ -95,7 +99,12 @@ pub(super) fn parse_secret(
     Some(key)
 }
 
-pub(super) fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Option<Vec<String>> {
+/// `accessRestrictions`, as Backstage reads them: one entry per plugin (a
+/// second entry for the same plugin is an error, as in Backstage), each
+/// with the permission names and actions it is limited to. A list written
+/// empty is an error here where Backstage would read it as unset, which
+/// would lift the restriction.
+pub(super) fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Restrictions {
     let Value::Array(items) = v else {
         errs.add(
             path,
@@ -107,7 +116,7 @@ pub(super) fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Op
         errs.add(path, "must not be empty");
         return None;
     }
-    let mut plugins: Vec<String> = Vec::new();
+    let mut out: Vec<AccessRestriction> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ip = format!("{path}[{i}]");
         let Some(o) = as_object(errs, &ip, item) else {
@@ -119,43 +128,61 @@ pub(super) fn parse_restrictions(errs: &mut Errors, path: &str, v: &Value) -> Op
             o,
             &["plugin", "permission", "permissionAttribute"],
         );
+        let names = o
+            .get("permission")
+            .and_then(|perm| string_list(errs, &join(&ip, "permission"), perm))
+            .map(dedup);
+        let actions = o
+            .get("permissionAttribute")
+            .and_then(|attr| parse_actions(errs, &join(&ip, "permissionAttribute"), attr));
         match required_string(errs, o, &ip, "plugin") {
             Some(p) if !is_non_whitespace(p) => errs.add(
                 &join(&ip, "plugin"),
                 "must not be empty or contain whitespace",
             ),
-            Some(p) if plugins.iter().any(|x| x == p) => {}
-            Some(p) => plugins.push(p.to_string()),
+            Some(p) if out.iter().any(|x| x.plugin == p) => errs.add(
+                &join(&ip, "plugin"),
+                format!("'{p}' has restrictions already; give each plugin one entry"),
+            ),
+            Some(p) => out.push(AccessRestriction {
+                plugin: p.to_string(),
+                permission: Restriction { names, actions },
+            }),
             None => {}
         }
-        if let Some(perm) = o.get("permission") {
-            string_list(errs, &join(&ip, "permission"), perm);
-        }
-        if let Some(attr) = o.get("permissionAttribute") {
-            let ap = join(&ip, "permissionAttribute");
-            if let Some(a) = as_object(errs, &ap, attr) {
-                check_keys(errs, &ap, a, &["action"]);
-                if let Some(actions) = a
-                    .get("action")
-                    .and_then(|v| string_list(errs, &join(&ap, "action"), v))
-                {
-                    for action in actions {
-                        if !["create", "read", "update", "delete"].contains(&action.as_str()) {
-                            errs.add(&join(&ap, "action"), format!("unknown action '{action}'; expected one of create, read, update, delete"));
-                        }
-                    }
-                }
-            }
+    }
+    Some(out.into())
+}
+
+/// `permissionAttribute`: only `action`, each one Backstage knows.
+fn parse_actions(errs: &mut Errors, ap: &str, attr: &Value) -> Option<Vec<Action>> {
+    let a = as_object(errs, ap, attr)?;
+    check_keys(errs, ap, a, &["action"]);
+    let list = string_list(errs, &join(ap, "action"), a.get("action")?)?;
+    let mut out = Vec::new();
+    for action in dedup(list) {
+        match Action::parse(&action) {
+            Some(a) => out.push(a),
+            None => errs.add(
+                &join(ap, "action"),
+                format!("unknown action '{action}'; expected one of create, read, update, delete"),
+            ),
         }
     }
-    Some(plugins)
+    Some(out)
+}
+
+fn dedup(mut list: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|s| seen.insert(s.clone()));
+    list
 }
 
 pub(super) fn parse_jwks(
     errs: &mut Errors,
     options: &Map<String, Value>,
     op: &str,
-    restrictions: Option<Vec<String>>,
+    restrictions: Restrictions,
 ) -> Option<JwksProvider> {
     check_keys(
         errs,
@@ -248,7 +275,7 @@ pub(super) fn parse_external_access(
 
 /// A static token read but not yet checked against the others: its JSON
 /// path, digest, subject and restrictions.
-type PendingStatic<'a> = (String, [u8; 32], &'a str, Option<Vec<String>>);
+type PendingStatic<'a> = (String, [u8; 32], &'a str, Restrictions);
 
 /// The SHA-256 of a static token: from `token` (a value, or `${VAR}` from
 /// the VM's environment) or `tokenDigest` (`sha256:` and 64 hex digits),

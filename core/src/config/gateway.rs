@@ -4,13 +4,14 @@ use super::json::*;
 use super::{
     Gateway, RateLimitService, DEFAULT_CLUSTER_HEADER, DEFAULT_JWKS_CACHE_SECONDS,
     DEFAULT_JWKS_FETCH_TIMEOUT_MS, DEFAULT_JWKS_MAX_BYTES, DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS,
+    DEFAULT_PERMISSION_CACHE_SECONDS, DEFAULT_PERMISSION_CACHE_SIZE, DEFAULT_PERMISSION_TIMEOUT_MS,
     DEFAULT_PLUGIN_ID, DEFAULT_PREFIX, DEFAULT_TOKEN_CACHE_SIZE,
 };
 use crate::url::Url;
 use serde_json::{Map, Value};
 
 /// Every key of the `gateway` section.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 20] = [
     "plugins",
     "prefix",
     "clusterHeader",
@@ -28,6 +29,9 @@ const KEYS: [&str; 17] = [
     "rateLimits",
     "auditTrail",
     "rateLimitService",
+    "permissionCacheSeconds",
+    "permissionCacheSize",
+    "permissionTimeoutMs",
 ];
 
 pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gateway {
@@ -71,6 +75,13 @@ pub(super) fn parse_gateway(errs: &mut Errors, obj: &Map<String, Value>) -> Gate
         jwks_max_bytes: opt_uint(errs, obj, p, "jwksMaxBytes", 1024, 1024 * 1024)
             .map(|n| n as usize)
             .unwrap_or(DEFAULT_JWKS_MAX_BYTES),
+        permission_cache_seconds: opt_uint(errs, obj, p, "permissionCacheSeconds", 1, 60)
+            .unwrap_or(DEFAULT_PERMISSION_CACHE_SECONDS),
+        permission_cache_size: opt_uint(errs, obj, p, "permissionCacheSize", 1, 1_000_000)
+            .map(|n| n as usize)
+            .unwrap_or(DEFAULT_PERMISSION_CACHE_SIZE),
+        permission_timeout_ms: opt_uint(errs, obj, p, "permissionTimeoutMs", 100, 60_000)
+            .unwrap_or(DEFAULT_PERMISSION_TIMEOUT_MS),
     }
 }
 

@@ -20,6 +20,13 @@ pub const DEFAULT_JWKS_CACHE_SECONDS: u64 = 600;
 pub const DEFAULT_JWKS_FETCH_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_JWKS_REFETCH_COOLDOWN_SECONDS: u64 = 30;
 pub const DEFAULT_JWKS_MAX_BYTES: usize = 64 * 1024;
+/// How long the permission backend's answers are kept: the time Backstage
+/// itself keeps a user's identity for permission decisions.
+pub const DEFAULT_PERMISSION_CACHE_SECONDS: u64 = 5;
+/// A Backstage user token is about a kilobyte: at most some 4 MiB per VM.
+pub const DEFAULT_PERMISSION_CACHE_SIZE: usize = 4_096;
+/// How long the permission backend may take before the request is refused.
+pub const DEFAULT_PERMISSION_TIMEOUT_MS: u64 = 2_000;
 /// Largest compiled `pathRewrite` regex accepted (bytes of program).
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
@@ -183,20 +190,32 @@ pub struct EnvoyOptions {
     pub follow_redirects: Option<bool>,
 }
 
+/// One `accessRestrictions` entry: the plugin a service principal may
+/// call, and the permissions it may hold there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRestriction {
+    pub plugin: String,
+    pub permission: crate::permission::Restriction,
+}
+
+/// An external-access entry's restrictions (`None`: unrestricted), shared
+/// by every token it verifies.
+pub type Restrictions = Option<std::sync::Arc<[AccessRestriction]>>;
+
 #[derive(Clone, Debug)]
 pub struct StaticToken {
     /// SHA-256 of the token: the configuration may carry only the digest
     /// (`tokenDigest`), so the filter recognises a token it never holds.
     pub digest: [u8; 32],
     pub subject: String,
-    pub restrictions: Option<Vec<String>>,
+    pub restrictions: Restrictions,
 }
 
 #[derive(Clone, Debug)]
 pub struct LegacySecret {
     pub key: Vec<u8>,
     pub subject: String,
-    pub restrictions: Option<Vec<String>>,
+    pub restrictions: Restrictions,
 }
 
 #[derive(Clone, Debug)]
@@ -208,7 +227,7 @@ pub struct JwksProvider {
     pub audiences: Option<Vec<String>>,
     pub algorithms: Option<Vec<String>>,
     pub subject_prefix: Option<String>,
-    pub restrictions: Option<Vec<String>>,
+    pub restrictions: Restrictions,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -239,6 +258,11 @@ pub struct Gateway {
     pub jwks_fetch_timeout_ms: u64,
     pub jwks_refetch_cooldown_seconds: u64,
     pub jwks_max_bytes: usize,
+    /// `gateway.permissionCacheSeconds`, `permissionCacheSize` and
+    /// `permissionTimeoutMs` (`docs/permissions.md#the-cache`).
+    pub permission_cache_seconds: u64,
+    pub permission_cache_size: usize,
+    pub permission_timeout_ms: u64,
     /// `gateway.authorityRewrite: route`: the filter leaves `:authority` as
     /// sent and the gateway's route for the endpoint's destination header
     /// rewrites it (`changeOrigin`, an injected `Host`). Istio and Envoy
@@ -406,6 +430,9 @@ pub fn parse_value(
         proxy,
     );
 
+    if backend.is_none() {
+        permissions_need_backend(&mut errs, &endpoints);
+    }
     stat_names(&mut endpoints);
     let index = index_endpoints(&mut errs, &endpoints);
 
@@ -429,6 +456,27 @@ pub fn parse_value(
         cors,
         warnings,
     })
+}
+
+/// A `permission` in `gateway.access` is asked of Backstage's permission
+/// backend for users: without a backend it could never be answered.
+fn permissions_need_backend(errs: &mut Errors, endpoints: &[Endpoint]) {
+    for e in endpoints {
+        let Some(policy) = &e.access else { continue };
+        let at = format!("gateway.access.{}", e.raw_key);
+        let mut paths: Vec<String> = Vec::new();
+        if policy.permission.is_some() {
+            paths.push(format!("{at}.permission"));
+        }
+        for (i, r) in policy.rules.iter().enumerate() {
+            if r.permission.is_some() {
+                paths.push(format!("{at}.rules[{i}].permission"));
+            }
+        }
+        for path in paths {
+            errs.add(&path, "needs the Backstage backend (backend.baseUrl or gateway.backendUrl): users' permissions are asked of its permission backend");
+        }
+    }
 }
 
 /// Lower-cased normalised key → endpoint index; two keys for the same

@@ -355,40 +355,6 @@ fn jwks_entries_accept_backstage_list_forms() {
 }
 
 #[test]
-fn access_restrictions_are_validated() {
-    let cfg = |r: &str| {
-        format!(
-            r#"{{"backend":{{"auth":{{"externalAccess":[{{"type":"static","options":{{"token":"12345678","subject":"s"}},"accessRestrictions":{r}}}]}}}}}}"#
-        )
-    };
-    let p = ok(&cfg(
-        r#"[{"plugin":"catalog"},{"plugin":"scaffolder","permission":"a,b","permissionAttribute":{"action":["read","update"]}},{"plugin":"catalog"}]"#,
-    ));
-    assert_eq!(
-        p.auth.static_tokens[0].restrictions.as_deref().unwrap(),
-        ["catalog", "scaffolder"]
-    );
-    assert!(has(
-        &errors(&cfg(r#"[{"permission":"x"}]"#)),
-        "accessRestrictions[0].plugin: is required"
-    ));
-    assert!(has(
-        &errors(&cfg(
-            r#"[{"plugin":"c","permissionAttribute":{"action":"destroy"}}]"#
-        )),
-        "unknown action 'destroy'"
-    ));
-    assert!(has(
-        &errors(&cfg(r#"[{"plugin":"c","other":1}]"#)),
-        "accessRestrictions[0].other: unknown key"
-    ));
-    assert!(has(
-        &errors(&cfg("[]")),
-        "accessRestrictions: must not be empty"
-    ));
-}
-
-#[test]
 fn path_rewrite_keeps_key_order_and_reports_bad_patterns_by_endpoint() {
     let p = ok(
         r#"{"proxy":{"endpoints":{"/r":{"target":"http://t","pathRewrite":{"^/z":"/1","^/a":"/2","^/m":"/3"}}}}}"#,
@@ -583,4 +549,5 @@ fn the_service_is_validated_with_json_paths() {
     assert!(crate::config::parse(local.as_bytes(), &|_| None).is_ok());
 }
 
+mod restrictions;
 mod secrets;

@@ -80,6 +80,7 @@ pub(super) fn forward<'a>(
         set,
         principal,
         landed: Vec::new(),
+        permission: None,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::auth::AuthState;
 use crate::config::Plan;
 use crate::cors::Answer as Cors;
 use crate::identity::Principal;
+use crate::permission::ask::Question;
 use crate::reply::{self, Reason, Reply};
 use crate::shared_data::SharedData;
 
@@ -24,6 +25,18 @@ pub enum Verdict<'a> {
     /// Pause it until this key set is here (or cannot be had: then answer
     /// [`key_set_unavailable`]), and handle it again.
     Wait(Source),
+    /// Pause it until the permission backend answers (or cannot: then
+    /// answer [`permission_unavailable`]), and handle it again.
+    Ask(Asking),
+}
+
+/// A request waiting for the permission backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asking {
+    pub question: Question,
+    /// Whom a refusal names.
+    pub endpoint: usize,
+    pub principal: Option<Principal>,
 }
 
 /// A request that goes on.
@@ -64,6 +77,9 @@ pub struct Record {
     pub outcome: Outcome,
     pub endpoint: Option<usize>,
     pub principal: Option<Principal>,
+    /// The permissions asked and their answers (`name[:action]=ALLOW`,
+    /// comma-separated), when a policy asked any.
+    pub permission: Option<String>,
 }
 
 impl Record {
@@ -95,6 +111,13 @@ impl Record {
             ),
             (audit::DECISION_KEY, Cow::Borrowed(self.outcome.code())),
         ]
+    }
+
+    /// The filter state naming the permissions asked, when any were: a
+    /// fourth key only requests with permissions pay for.
+    pub fn permission_state(&self) -> Option<(&'static str, Cow<'_, str>)> {
+        let p = self.permission.as_deref()?;
+        Some((audit::PERMISSION_KEY, audit::loggable(p)))
     }
 }
 
@@ -128,6 +151,7 @@ pub fn handle<'a>(
                 outcome: Outcome::PassThrough,
                 endpoint: None,
                 principal: None,
+                permission: None,
             },
             request_url: None,
             after: After {
@@ -140,53 +164,76 @@ pub fn handle<'a>(
             endpoint,
             principal,
             outcome,
+            permission,
         } => Verdict::Answer(Answer {
             reply: with_cors(reply, &cors),
             record: Record {
                 outcome,
                 endpoint,
                 principal,
+                permission,
             },
         }),
         Decision::NeedKeys(source) => Verdict::Wait(source),
-        Decision::Forward(mut fwd) => {
-            let mut request_url = None;
-            // With the service, Envoy's rate limit filter decides, for the
-            // whole fleet; its refusal's body names the path as the client
-            // sent it. Without it, the filter counts.
-            if budget::hand_to_service(plan, req.headers, &mut fwd) {
-                request_url = Some(req.path.unwrap_or_default());
-            }
-            let counted_here = plan.gateway.rate_limit_service.is_none();
-            if let Some(r) = counted_here
-                .then(|| budget::spend(plan, shared, req, &fwd))
-                .flatten()
-            {
-                return Verdict::Answer(Answer {
-                    reply: with_cors(r, &cors),
-                    record: Record {
-                        outcome: Outcome::Denied(Reason::RateLimited),
-                        endpoint: Some(fwd.endpoint),
-                        principal: fwd.principal,
-                    },
-                });
-            }
-            Verdict::Continue(Continue {
-                remove: fwd.remove,
-                set: fwd.set,
-                record: Record {
-                    outcome: Outcome::Allowed,
-                    endpoint: Some(fwd.endpoint),
-                    principal: fwd.principal,
-                },
-                request_url,
-                after: After {
-                    endpoint: Some(fwd.endpoint),
-                    cors,
-                },
-            })
-        }
+        Decision::NeedPermission {
+            question,
+            endpoint,
+            principal,
+        } => Verdict::Ask(Asking {
+            question,
+            endpoint,
+            principal,
+        }),
+        Decision::Forward(fwd) => forwarded(plan, shared, req, fwd, cors),
     }
+}
+
+/// A request the pipeline forwards: its budgets are spent (here, or by the
+/// rate limit service, which then gets what it needs), or it is refused.
+fn forwarded<'a>(
+    plan: &'a Plan,
+    shared: &mut dyn SharedData,
+    req: &Request<'a>,
+    mut fwd: super::Forward<'a>,
+    cors: Vec<(&'static str, String)>,
+) -> Verdict<'a> {
+    let mut request_url = None;
+    // With the service, Envoy's rate limit filter decides, for the
+    // whole fleet; its refusal's body names the path as the client
+    // sent it. Without it, the filter counts.
+    if budget::hand_to_service(plan, req.headers, &mut fwd) {
+        request_url = Some(req.path.unwrap_or_default());
+    }
+    let counted_here = plan.gateway.rate_limit_service.is_none();
+    if let Some(r) = counted_here
+        .then(|| budget::spend(plan, shared, req, &fwd))
+        .flatten()
+    {
+        return Verdict::Answer(Answer {
+            reply: with_cors(r, &cors),
+            record: Record {
+                outcome: Outcome::Denied(Reason::RateLimited),
+                endpoint: Some(fwd.endpoint),
+                principal: fwd.principal,
+                permission: fwd.permission,
+            },
+        });
+    }
+    Verdict::Continue(Continue {
+        remove: fwd.remove,
+        set: fwd.set,
+        record: Record {
+            outcome: Outcome::Allowed,
+            endpoint: Some(fwd.endpoint),
+            principal: fwd.principal,
+            permission: fwd.permission,
+        },
+        request_url,
+        after: After {
+            endpoint: Some(fwd.endpoint),
+            cors,
+        },
+    })
 }
 
 /// The answer to a request whose key set could not be had (the fetch
@@ -206,6 +253,26 @@ pub fn key_set_unavailable(plan: &Plan, req: &Request<'_>) -> Answer {
             outcome: Outcome::Denied(Reason::KeySetUnavailable),
             endpoint: None,
             principal: None,
+            permission: None,
+        },
+    }
+}
+
+/// The answer to a request whose permission question got no usable
+/// answer (the backend was down, slow or answered something else, or too
+/// many requests already wait): 503, fail closed.
+pub fn permission_unavailable(plan: &Plan, req: &Request<'_>, asking: &Asking) -> Answer {
+    let cors = cors(plan, req).unwrap_or_default();
+    Answer {
+        reply: with_cors(super::permissions::unavailable(req), &cors),
+        record: Record {
+            outcome: Outcome::Denied(Reason::PermissionUnavailable),
+            endpoint: Some(asking.endpoint),
+            principal: asking.principal.clone(),
+            permission: Some(format!(
+                "{}=UNAVAILABLE",
+                asking.question.permission.label()
+            )),
         },
     }
 }
@@ -238,6 +305,7 @@ fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, A
                 outcome: Outcome::CorsPreflight,
                 endpoint: None,
                 principal: None,
+                permission: None,
             },
         }),
     }

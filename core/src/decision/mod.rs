@@ -10,15 +10,20 @@
 //! - [`response`]: what the response keeps, and what it says of a refusal
 //!   by Envoy's rate limit filter.
 
+mod access;
 mod budget;
 mod forward;
 mod handle;
+mod permissions;
 pub mod response;
 
 use std::borrow::Cow;
 
 pub use budget::{counter_keys, hand_to_service};
-pub use handle::{handle, key_set_unavailable, After, Answer, Continue, Record, Verdict};
+pub use handle::{
+    handle, key_set_unavailable, permission_unavailable, After, Answer, Asking, Continue, Record,
+    Verdict,
+};
 
 use crate::audit::Outcome;
 use crate::auth::jwks::store::Source;
@@ -26,11 +31,19 @@ use crate::auth::{self, extract::Extracted, AuthState, Outcome as AuthOutcome};
 use crate::config::{Credentials, Endpoint, Plan};
 use crate::identity::{Ownership, Principal};
 use crate::path;
+use crate::permission::ask::Question;
+use crate::permission::Standing;
 use crate::reply::{self, Reason, Reply};
 use crate::routing::{self, Location};
 
 #[cfg(test)]
 use forward::{authority_port, strip_port};
+
+/// Where the permission backend's `authorize` is, and the cluster that
+/// reaches it: the Backstage backend's, as for its key sets.
+pub fn permission_target(plan: &Plan) -> Option<Source> {
+    Source::backend(plan, crate::permission::ask::AUTHORIZE_PATH)
+}
 
 /// The path of the proxy plugin's own key set, below the prefix.
 pub const OWN_JWKS_PATH: &str = "/.backstage/auth/v1/jwks.json";
@@ -77,11 +90,20 @@ pub enum Decision<'a> {
         principal: Option<Principal>,
         /// What the access log and the counters call it.
         outcome: Outcome,
+        /// The permissions asked and their answers, for the access log.
+        permission: Option<String>,
     },
     /// Continue to Envoy's router with these edits.
     Forward(Forward<'a>),
     /// Pause: the token needs this key set; fetch it and decide again.
     NeedKeys(Source),
+    /// Pause: the permission backend must answer this question first; ask
+    /// it and decide again (or refuse, `permission_unavailable`).
+    NeedPermission {
+        question: Question,
+        endpoint: usize,
+        principal: Option<Principal>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +118,8 @@ pub struct Forward<'a> {
     /// The endpoints under whose targets the request lands upstream, the
     /// one it came through first: their budgets apply to it.
     pub landed: Vec<usize>,
+    /// The permissions asked and their answers, for the access log.
+    pub permission: Option<String>,
 }
 
 fn owned(names: Vec<Cow<'_, str>>) -> Vec<Cow<'static, str>> {
@@ -118,11 +142,13 @@ impl Decision<'_> {
                 endpoint,
                 principal,
                 outcome,
+                permission,
             } => Decision::Reply {
                 reply,
                 endpoint,
                 principal,
                 outcome,
+                permission,
             },
             Decision::Forward(f) => Decision::Forward(Forward {
                 endpoint: f.endpoint,
@@ -134,9 +160,30 @@ impl Decision<'_> {
                     .collect(),
                 principal: f.principal,
                 landed: f.landed,
+                permission: f.permission,
             }),
             Decision::NeedKeys(source) => Decision::NeedKeys(source),
+            Decision::NeedPermission {
+                question,
+                endpoint,
+                principal,
+            } => Decision::NeedPermission {
+                question,
+                endpoint,
+                principal,
+            },
         }
+    }
+
+    /// The same decision, with the permissions asked on its way written
+    /// for the access log.
+    fn with_permission(mut self, asked: Option<String>) -> Self {
+        match &mut self {
+            Decision::Reply { permission, .. } => *permission = asked,
+            Decision::Forward(f) => f.permission = asked,
+            _ => {}
+        }
+        self
     }
 
     /// A refusal, with nobody to name.
@@ -157,6 +204,7 @@ impl Decision<'_> {
             endpoint,
             principal,
             outcome,
+            permission: None,
         }
     }
 }
@@ -266,7 +314,8 @@ pub fn decide<'a>(plan: &'a Plan, auth: &mut AuthState, req: &Request<'a>) -> De
 
 /// Who presents a request: the bearer token in its `Authorization`,
 /// verified with the VM's state, or (for the tool's `explain`) a principal
-/// taken as already verified.
+/// taken as already verified (a user's permissions are then asked, never
+/// answered; any other principal is taken as unrestricted).
 pub enum Caller<'s> {
     Token(&'s mut AuthState),
     Assumed(Principal, Ownership),
@@ -310,7 +359,7 @@ pub fn decide_as<'a>(
         matched.and_then(|(_, e)| routing::upstream_path(e, raw_path, &at.rest, at.query));
     let landed = matched.map_or_else(Vec::new, |(i, _)| landed(plan, i, upstream.as_deref()));
     // 4. Credentials.
-    let (principal, ownership) = match credentials(plan, caller, req, matched, &landed) {
+    let (principal, ownership, standing) = match credentials(plan, caller, req, matched, &landed) {
         Ok(who) => who,
         Err(d) => return d,
     };
@@ -324,9 +373,34 @@ pub fn decide_as<'a>(
     }
     // 7. Who may call it (`gateway.access`), by every endpoint it lands under.
     let who = principal.as_ref().map(|p| (p, &ownership));
-    if let Some(r) = check_access(plan, req, idx, at, upstream.as_deref(), &landed, who) {
-        return Decision::refused_as(r, Some(idx), principal);
-    }
+    let needed = match access::check_access(plan, req, idx, at, upstream.as_deref(), &landed, who) {
+        Ok(needed) => needed,
+        Err(r) => return Decision::refused_as(r, Some(idx), principal),
+    };
+    let asked = match permissions::check(
+        caller,
+        standing.as_ref(),
+        req,
+        idx,
+        principal.as_ref(),
+        &needed,
+    ) {
+        permissions::Checked::Held(asked) => asked,
+        permissions::Checked::Decided(d) => return d,
+    };
+    after_access(req, plan, idx, endpoint, upstream, landed, principal).with_permission(asked)
+}
+
+/// Steps 8 and 9, for a request its access policies admit.
+fn after_access<'a>(
+    req: &Request<'a>,
+    plan: &'a Plan,
+    idx: usize,
+    endpoint: &'a Endpoint,
+    upstream: Option<String>,
+    landed: Vec<usize>,
+    principal: Option<Principal>,
+) -> Decision<'a> {
     // 8. Upgrades (WebSocket) only for endpoints that ask for them.
     if !endpoint.ws && !req.header_values("upgrade").is_empty() {
         let r = req.error(
@@ -386,7 +460,7 @@ fn credentials(
     req: &Request<'_>,
     matched: Option<(usize, &Endpoint)>,
     landed: &[usize],
-) -> Result<(Option<Principal>, Ownership), Decision<'static>> {
+) -> Result<(Option<Principal>, Ownership, Option<Standing>), Decision<'static>> {
     let stricter_inside = |i: usize| {
         plan.nested_stricter
             .get(i)
@@ -400,14 +474,20 @@ fn credentials(
         .iter()
         .any(|&j| plan.endpoints.get(j).is_some_and(|e| e.access.is_some()));
     if open && !policed {
-        return Ok((None, None));
+        return Ok((None, None, None));
     }
     let outcome = match caller {
         Caller::Token(auth) => authenticate(plan, auth, req),
-        Caller::Assumed(p, o) => AuthOutcome::Authenticated(p.clone(), o.clone()),
+        Caller::Assumed(p, o) => {
+            let standing = match p {
+                Principal::User(_) => Standing::User,
+                _ => Standing::Service(None),
+            };
+            AuthOutcome::Authenticated(p.clone(), o.clone(), standing)
+        }
     };
     match outcome {
-        AuthOutcome::Authenticated(p, o) => Ok((Some(p), o)),
+        AuthOutcome::Authenticated(p, o, standing) => Ok((Some(p), o, Some(standing))),
         AuthOutcome::Denied(denial) => {
             let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
             Err(Decision::refused_as(
@@ -418,46 +498,6 @@ fn credentials(
         }
         AuthOutcome::Pending(source) => Err(Decision::NeedKeys(source)),
     }
-}
-
-/// Step 7: `Some` refusal when an access policy of an endpoint the
-/// request lands under does not admit the principal: its own endpoint's
-/// read below the key, every other's below its target.
-fn check_access(
-    plan: &Plan,
-    req: &Request<'_>,
-    idx: usize,
-    at: &Located<'_>,
-    upstream: Option<&str>,
-    landed: &[usize],
-    who: Option<(&Principal, &Ownership)>,
-) -> Option<Reply> {
-    let admits = |j: usize| {
-        let Some(e) = plan.endpoints.get(j) else {
-            return true;
-        };
-        let Some(policy) = &e.access else {
-            return true;
-        };
-        let Some((p, o)) = who else {
-            return false;
-        };
-        if j == idx {
-            let below = at.rest.get(e.key.len()..).unwrap_or_default();
-            policy.allows(req.method, below, p, o)
-        } else {
-            upstream.is_some_and(|u| policy.allows_landed(req.method, u, &e.target.path, p, o))
-        }
-    };
-    if landed.iter().all(|&j| admits(j)) {
-        return None;
-    }
-    Some(req.error(
-        403,
-        Reason::NotAllowedByPolicy,
-        "NotAllowedError",
-        "This endpoint does not allow this caller",
-    ))
 }
 
 /// Step 9: the path and query the upstream receives, or the refusal.

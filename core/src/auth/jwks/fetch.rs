@@ -22,6 +22,8 @@
 
 use log::{debug, warn};
 
+pub use crate::callout::{Park, Response};
+
 use super::set::parse_key_set;
 use super::store::{KeyStore, Source};
 use crate::fasthash::FastMap;
@@ -57,29 +59,6 @@ pub enum Counter {
     FetchRationed,
     /// A set another worker fetched, taken from shared data.
     SharedAdopted,
-}
-
-/// What became of a stream whose decision needs a key set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Park {
-    /// Paused: it will come back in a [`Command::Redecide`].
-    Wait,
-    /// Decided too often, or too many requests are paused: refuse it now.
-    Refuse,
-}
-
-/// A key-set fetch's answer, as the host reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Response {
-    /// `:status` and the body (read only when the status is 200 and the
-    /// size is within the limit).
-    Answered {
-        status: u16,
-        body: Option<Vec<u8>>,
-        size: usize,
-    },
-    /// No response: timeout, reset, or a cluster Envoy does not know.
-    Lost,
 }
 
 /// Per-VM coordination state.

@@ -37,8 +37,9 @@ impl Source {
         }
     }
 
-    /// A key set served by the Backstage backend, at `<backend><path>`.
-    fn backend(plan: &Plan, path: &str) -> Option<Source> {
+    /// Something served by the Backstage backend, at `<backend><path>`
+    /// (key sets; the permission backend's `authorize`).
+    pub fn backend(plan: &Plan, path: &str) -> Option<Source> {
         let b = plan.backend.as_ref()?;
         let mut url = b.url.clone();
         url.path = format!("{}{path}", url.path.trim_end_matches('/'));

@@ -50,6 +50,7 @@ pub fn external(
                         principal: Principal::External(subject),
                         restrictions: provider.restrictions.clone(),
                         ownership: None,
+                        on_behalf: false,
                     },
                     exp: exp_of(&jwt.payload),
                     deps: vec![(src.url, generation)],

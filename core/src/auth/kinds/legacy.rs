@@ -58,6 +58,7 @@ pub(crate) fn authenticate(
             principal: Principal::External(entry.subject.clone()),
             restrictions: entry.restrictions.clone(),
             ownership: None,
+            on_behalf: false,
         },
         exp_of(&jwt.payload),
     )))

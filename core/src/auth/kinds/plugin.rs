@@ -66,6 +66,7 @@ pub fn plugin(
     };
     let mut deps = vec![(src.url.clone(), generation)];
     let mut exp = exp_of(&jwt.payload);
+    let on_behalf = jwt.payload.get("obo").is_some();
     let principal = match jwt.payload.get("obo") {
         None => Principal::Plugin(format!("plugin:{sub}")),
         Some(obo) => {
@@ -80,6 +81,7 @@ pub fn plugin(
             principal,
             restrictions: None,
             ownership: None,
+            on_behalf,
         },
         exp,
         deps,

@@ -122,6 +122,7 @@ pub fn user_token(
                 principal: Principal::User(u.sub),
                 restrictions: None,
                 ownership: u.ent.map(std::sync::Arc::from),
+                on_behalf: false,
             },
             exp: u.exp,
             deps: vec![(u.url, u.generation)],

@@ -9,6 +9,7 @@ fn v(s: &str) -> Verified {
         principal: Principal::User(s.into()),
         ownership: None,
         restrictions: None,
+        on_behalf: false,
     }
 }
 

@@ -302,6 +302,7 @@ fn the_access_log_names_who_where_and_what() {
         outcome: Outcome::Allowed,
         endpoint: Some(1),
         principal: Some(Principal::User("user:default/jane".into())),
+        permission: None,
     };
     let state = rec.filter_state(&p);
     let state: Vec<(&str, &str)> = state.iter().map(|(k, v)| (*k, v.as_ref())).collect();
@@ -317,6 +318,7 @@ fn the_access_log_names_who_where_and_what() {
         outcome: Outcome::Denied(Reason::NotFound),
         endpoint: None,
         principal: None,
+        permission: None,
     };
     assert_eq!(nobody.filter_state(&p)[0].1, "-");
     assert_eq!(nobody.filter_state(&p)[1].1, "-");
@@ -401,6 +403,7 @@ fn every_request_under_the_prefix_is_logged_whatever_its_outcome() {
         Verdict::Continue(c) => c.record,
         Verdict::Answer(a) => a.record,
         Verdict::Wait(s) => panic!("waits for {s:?}"),
+        Verdict::Ask(a) => panic!("asks {a:?}"),
     };
     let mut seen = Vec::new();
     for (method, path, h) in [

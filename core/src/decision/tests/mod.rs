@@ -521,10 +521,11 @@ fn handled_status(
     match handle(p, &mut AuthState::new(p), shared, &request) {
         Verdict::Continue(_) => 200,
         Verdict::Answer(a) => a.reply.status,
-        Verdict::Wait(_) => 0,
+        Verdict::Wait(_) | Verdict::Ask(_) => 0,
     }
 }
 
 mod landing;
 mod order;
+mod permissions;
 mod upstream;

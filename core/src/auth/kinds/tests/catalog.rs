@@ -7,6 +7,7 @@ use crate::auth::jwks::set::parse_key_set;
 use crate::auth::{authenticate, AuthState, Outcome};
 use crate::config::{parse, Plan};
 use crate::identity::Principal;
+use crate::permission::Standing;
 use crate::reply::Reason;
 use backstage_proxy_mint::*;
 
@@ -461,7 +462,7 @@ fn c21_c22_ecdsa_signature_encodings() {
     // jose on Node's OpenSSL accepts high-S ECDSA signatures, and so does
     // the filter: same principal, and cached under its own token string.
     match env.run(&malleated) {
-        Outcome::Authenticated(p, _) => assert_eq!(p, Principal::User("user:default/u".into())),
+        Outcome::Authenticated(p, ..) => assert_eq!(p, Principal::User("user:default/u".into())),
         other => panic!("a high-S signature is valid for jose: {other:?}"),
     }
 }
@@ -513,7 +514,11 @@ fn c28_identity_is_the_subject_only() {
     );
     assert_eq!(
         env.run(&t),
-        Outcome::Authenticated(Principal::User("user:default/u".into()), None),
+        Outcome::Authenticated(
+            Principal::User("user:default/u".into()),
+            None,
+            Standing::User
+        ),
         "a token without ent owns nothing"
     );
 }

@@ -63,7 +63,7 @@ fn drive(
 
 fn ok(o: &Outcome) -> Principal {
     match o {
-        Outcome::Authenticated(p, _) => p.clone(),
+        Outcome::Authenticated(p, ..) => p.clone(),
         other => panic!("expected success, got {other:?}"),
     }
 }
