@@ -62,9 +62,9 @@ native-panic:
 # filter print "SKIPPED under the native artifact: ..." with the reason. The
 # module's logs are kept in their own directory and scanned for secrets.
 NATIVE_SUITES := e2e e2e_tokens e2e_faults e2e_hostile e2e_cors e2e_access e2e_ratelimit \
-	e2e_global_ratelimit e2e_policies e2e_metrics e2e_native
+	e2e_global_ratelimit e2e_policies e2e_permissions e2e_metrics e2e_native
 NATIVE_LOGS := $(CURDIR)/target/e2e-logs-native
-test-native: native native-panic envoy
+test-native: native native-panic envoy module-test
 	@echo "== end-to-end suites, artifact: native ($(CURDIR)/$(NATIVE))"
 	rm -rf $(NATIVE_LOGS)
 	BACKSTAGE_PROXY_ARTIFACT=native NATIVE=$(CURDIR)/$(NATIVE) PANIC_NATIVE=$(CURDIR)/$(NATIVE_PANIC) BPW_LOG_DIR=$(NATIVE_LOGS) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test $(addprefix --test ,$(NATIVE_SUITES))

@@ -109,6 +109,9 @@ pub const EVENT_REDECIDE: u64 = 2;
 /// The event a doorbell is rung with: your worker should look at its key
 /// sets now (another worker published one).
 pub const EVENT_TICK: u64 = 3;
+/// The event a doorbell is rung with: your permission question got no
+/// usable answer: refuse the request.
+pub const EVENT_REFUSE: u64 = 4;
 
 struct Job {
     worker: WorkerId,

@@ -9,17 +9,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backstage_proxy_core::audit::{self, Outcome};
-use backstage_proxy_core::auth::jwks::fetch::Park;
-use backstage_proxy_core::auth::jwks::store::Source;
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::decision::{
     self, response, After, Answer, Asking, Record, Request, Verdict,
 };
 use backstage_proxy_core::reply::Reply;
 
-use crate::abi::{log, Attribute, Level, MainThread, Map, StreamScheduler};
-use crate::callout::{StreamId, EVENT_MAIL, EVENT_REDECIDE, EVENT_TICK};
+use crate::abi::{log, Attribute, Level, Map, StreamScheduler};
+use crate::callout::{StreamId, EVENT_REDECIDE, EVENT_REFUSE, EVENT_TICK};
 use crate::config::Config;
+use crate::pause::{pause, Need, Parked};
 use crate::shared::ProcessShared;
 use crate::worker::{self, Counts};
 
@@ -62,15 +61,17 @@ pub enum Flow {
 
 /// A stream's own state, between its request and its response.
 pub struct Filter {
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     /// Its number on its worker (the key-set coordinator's stream id).
-    id: StreamId,
+    pub(crate) id: StreamId,
     /// What the response of a request that went on needs.
     after: After,
     /// The filter answered: its own reply is not filtered.
     local_reply: bool,
-    /// Paused for a key set.
-    paused: bool,
+    /// Paused for a key set or a permission answer.
+    pub(crate) paused: bool,
+    /// The permission question it waits for.
+    pub(crate) asking: Option<Asking>,
 }
 
 impl Filter {
@@ -81,6 +82,7 @@ impl Filter {
             after: After::default(),
             local_reply: false,
             paused: false,
+            asking: None,
         }
     }
 
@@ -140,7 +142,7 @@ pub fn on_request(f: &mut Filter, host: &mut impl Host) -> Flow {
     }) {
         count_worker(host, &config, counts);
     }
-    decide(f, host)
+    decide(f, host, false)
 }
 
 /// Counts what the worker's state counted since: verified-token cache
@@ -158,6 +160,19 @@ fn count_worker(host: &mut impl Host, config: &Config, counts: Counts) {
             host.count(id, 1);
         }
     }
+    for c in counts.asked {
+        if let Some(id) = m.asked(c) {
+            host.count(id, 1);
+        }
+    }
+    for (id, n) in [
+        (m.permission_cache_hit, counts.permission_hits),
+        (m.permission_cache_miss, counts.permission_misses),
+    ] {
+        if let (Some(id), true) = (id, n > 0) {
+            host.count(id, n);
+        }
+    }
 }
 
 /// An event for this stream (its doorbell rang): the worker's mail is
@@ -165,20 +180,21 @@ fn count_worker(host: &mut impl Host, config: &Config, counts: Counts) {
 pub fn on_scheduled(f: &mut Filter, host: &mut impl Host, event: u64) {
     let config = Arc::clone(&f.config);
     let me = f.paused.then_some(f.id);
-    let (redo, counts) = crate::config::with_worker(&config, |w| {
-        let redo = if event == EVENT_TICK {
+    let (wake, counts) = crate::config::with_worker(&config, |w| {
+        let wake = if event == EVENT_TICK {
             w.tick(&config, me, now_ms())
         } else {
             w.read_mail(&config, me, now_ms())
         };
-        (redo, w.take_counts())
+        (wake, w.take_counts())
     })
     .unwrap_or_default();
     count_worker(host, &config, counts);
-    if !f.paused || !(redo || event == EVENT_REDECIDE) {
+    let refuse = wake.refuse || event == EVENT_REFUSE;
+    if !f.paused || !(wake.redo || refuse || event == EVENT_REDECIDE) {
         return;
     }
-    match decide(f, host) {
+    match decide(f, host, refuse) {
         Flow::Continue => host.continue_decoding(),
         Flow::Stop | Flow::Pause => {}
     }
@@ -191,17 +207,22 @@ pub fn on_destroy(f: &mut Filter) {
     }
 }
 
-fn unpause(f: &mut Filter) {
+pub(crate) fn unpause(f: &mut Filter) {
     f.paused = false;
+    f.asking = None;
     let config = Arc::clone(&f.config);
     let id = f.id;
-    let _ = crate::config::with_worker(&config, |w| w.coord.forget(id));
+    let _ = crate::config::with_worker(&config, |w| {
+        w.coord.forget(id);
+        w.asker.forget(id);
+    });
     config.mailroom.unregister(worker::id(), id);
 }
 
 /// Decides the request and applies the decision: from the request hook,
 /// and again from the stream's scheduled hook when it was paused.
-fn decide(f: &mut Filter, host: &mut impl Host) -> Flow {
+/// `refuse`: its permission question got no usable answer.
+fn decide(f: &mut Filter, host: &mut impl Host, refuse: bool) -> Flow {
     let headers = host.headers(Map::Request);
     #[cfg(feature = "test-panic")]
     forced_panic(&headers);
@@ -226,6 +247,11 @@ fn decide(f: &mut Filter, host: &mut impl Host) -> Flow {
         client_address: client.as_deref(),
         now_ms: now_ms(),
     };
+    if let (true, Some(asking)) = (refuse, f.asking.take()) {
+        unpause(f);
+        let answer = decision::permission_unavailable(plan, &request, &asking);
+        return answer_locally(f, host, plan, answer);
+    }
     // A stream woken at once (its set was published meanwhile) decides
     // again here; the coordinator bounds how often (then: refused).
     loop {
@@ -240,14 +266,9 @@ fn decide(f: &mut Filter, host: &mut impl Host) -> Flow {
         let Some(verdict) = verdict else {
             return send(f, host, &internal_error());
         };
-        let source = match verdict {
-            Verdict::Wait(source) => source,
-            Verdict::Ask(asking) => {
-                if f.paused {
-                    unpause(f);
-                }
-                return ask(f, host, plan, &request, asking);
-            }
+        let parked = match verdict {
+            Verdict::Wait(source) => pause(f, host, Need::KeySet(&source), request.now_ms),
+            Verdict::Ask(asking) => pause(f, host, Need::Permission(asking), request.now_ms),
             other => {
                 if f.paused {
                     unpause(f);
@@ -255,61 +276,19 @@ fn decide(f: &mut Filter, host: &mut impl Host) -> Flow {
                 return apply(f, host, plan, &headers, other);
             }
         };
-        match pause(f, host, &source, request.now_ms) {
-            Some(true) => continue,
-            Some(false) => return Flow::Pause,
-            None => {
-                if f.paused {
-                    unpause(f);
-                }
-                let answer = decision::key_set_unavailable(plan, &request);
-                return answer_locally(f, host, plan, answer);
+        let answer = match parked {
+            Parked::Again => continue,
+            Parked::Paused => return Flow::Pause,
+            Parked::KeySetUnavailable => decision::key_set_unavailable(plan, &request),
+            Parked::PermissionUnavailable(asking) => {
+                decision::permission_unavailable(plan, &request, &asking)
             }
-        }
-    }
-}
-
-/// Parks the stream for `source`'s key set and starts what fetch is due.
-/// `Some(true)`: decide again now; `Some(false)`: paused; `None`: refuse
-/// (decided too often, too many paused, or no way to wake it).
-fn pause(f: &mut Filter, host: &mut impl Host, source: &Source, now: u64) -> Option<bool> {
-    let config = Arc::clone(&f.config);
-    let (id, worker) = (f.id, worker::id());
-    if crate::config::with_worker(&config, |w| w.coord.park(id, source))? == Park::Refuse {
-        return None;
-    }
-    if !config.mailroom.is_registered(worker, id) {
-        let Some(bell) = host.scheduler() else {
-            let _ = crate::config::with_worker(&config, |w| w.coord.forget(id));
-            return None;
         };
-        config.mailroom.register(worker, id, bell);
+        if f.paused {
+            unpause(f);
+        }
+        return answer_locally(f, host, plan, answer);
     }
-    f.paused = true;
-    let redo = crate::config::with_worker(&config, |w| w.pump(&config, Some(id), now))?;
-    if redo {
-        return Some(true);
-    }
-    // Mail that came while no stream of this worker was paused.
-    if config.mailroom.has_mail(worker) {
-        config.mailroom.ring::<MainThread>(worker, id, EVENT_MAIL);
-    }
-    Some(false)
-}
-
-/// A request whose policy asks Backstage's permission backend. The module
-/// does not ask it yet (docs/native.md#key-sets): such a request is
-/// refused as the Wasm filter refuses one whose question got no usable
-/// answer, `503`, fail closed.
-fn ask(
-    f: &mut Filter,
-    host: &mut impl Host,
-    plan: &Plan,
-    request: &Request<'_>,
-    asking: Asking,
-) -> Flow {
-    let answer = decision::permission_unavailable(plan, request, &asking);
-    answer_locally(f, host, plan, answer)
 }
 
 /// A decision other than waiting, applied.

@@ -21,5 +21,6 @@ pub mod config;
 pub mod filter;
 pub mod logging;
 pub mod metrics;
+pub mod pause;
 pub mod shared;
 pub mod worker;

@@ -9,6 +9,7 @@
 
 use backstage_proxy_core::audit::Outcome;
 use backstage_proxy_core::auth::jwks::fetch::Counter;
+use backstage_proxy_core::permission::ask::Counter as AskCounter;
 use backstage_proxy_core::reply::Reason;
 
 use backstage_proxy_core::config::Plan;
@@ -26,6 +27,10 @@ pub struct Metrics {
     fetch: Vec<Option<usize>>,
     pub cache_hit: Option<usize>,
     pub cache_miss: Option<usize>,
+    /// By position in [`ASKED`].
+    asked: Vec<Option<usize>>,
+    pub permission_cache_hit: Option<usize>,
+    pub permission_cache_miss: Option<usize>,
     /// Per endpoint (by index): allowed, then denied by position in
     /// [`Reason::ALL`].
     per_endpoint: Vec<Vec<Option<usize>>>,
@@ -36,6 +41,13 @@ const FETCH: [(Counter, &str); 4] = [
     (Counter::FetchFailure, "fetch_failure"),
     (Counter::FetchRationed, "fetch_rationed"),
     (Counter::SharedAdopted, "shared_adopted"),
+];
+
+const ASKED: [(AskCounter, &str); 4] = [
+    (AskCounter::Asked, "asked"),
+    (AskCounter::Allow, "allow"),
+    (AskCounter::Deny, "deny"),
+    (AskCounter::Failed, "failed"),
 ];
 
 fn position(reason: Reason) -> Option<usize> {
@@ -61,6 +73,12 @@ impl Metrics {
                 .collect(),
             cache_hit: c("token_cache.hit".into()),
             cache_miss: c("token_cache.miss".into()),
+            asked: ASKED
+                .iter()
+                .map(|(_, name)| c(format!("permission.{name}")))
+                .collect(),
+            permission_cache_hit: c("permission_cache.hit".into()),
+            permission_cache_miss: c("permission_cache.miss".into()),
             per_endpoint: plan
                 .endpoints
                 .iter()
@@ -100,6 +118,12 @@ impl Metrics {
         ids.into_iter().flatten().collect()
     }
 
+    /// A permission question's outcome's counter.
+    pub fn asked(&self, c: AskCounter) -> Option<usize> {
+        let p = ASKED.iter().position(|(x, _)| *x == c)?;
+        self.asked.get(p).copied().flatten()
+    }
+
     /// A key-set fetch outcome's counter.
     pub fn fetch(&self, c: Counter) -> Option<usize> {
         let p = FETCH.iter().position(|(x, _)| *x == c)?;
@@ -129,7 +153,7 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), names.len());
         let reasons = Reason::ALL.len();
-        assert_eq!(names.len(), 4 + reasons + 4 + 2 + 2 * (1 + reasons));
+        assert_eq!(names.len(), 4 + reasons + 4 + 2 + 4 + 2 + 2 * (1 + reasons));
         assert!(names.iter().all(|n| n.starts_with("backstage_proxy.")));
         let id = |n: &str| names.iter().position(|x| x == n).unwrap() + 1;
         let a = &plan.endpoints[0].stat_name;
