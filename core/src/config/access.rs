@@ -135,12 +135,10 @@ fn is_entity_ref(r: &str) -> bool {
 /// One entry of a policy's `rules`; `None` when it has an error (reported:
 /// the load fails).
 fn parse_rule(errs: &mut Errors, ip: &str, item: &Value) -> Option<Rule> {
-    let Some(r) = as_object(errs, &ip, item) else {
-        return None;
-    };
-    check_keys(errs, &ip, r, &["methods", "path", "allow", "permission"]);
+    let r = as_object(errs, ip, item)?;
+    check_keys(errs, ip, r, &["methods", "path", "allow", "permission"]);
     let methods = r.get("methods").and_then(|m| {
-        let list = string_list(errs, &join(&ip, "methods"), m)?;
+        let list = string_list(errs, &join(ip, "methods"), m)?;
         for (j, method) in list.iter().enumerate() {
             if !is_token(method) {
                 errs.add(
@@ -156,7 +154,7 @@ fn parse_rule(errs: &mut Errors, ip: &str, item: &Value) -> Option<Rule> {
         }
         Some(list)
     });
-    let path = match opt_string(errs, r, &ip, "path") {
+    let path = match opt_string(errs, r, ip, "path") {
         None => None,
         Some(s)
             if s.starts_with('/')
@@ -168,23 +166,23 @@ fn parse_rule(errs: &mut Errors, ip: &str, item: &Value) -> Option<Rule> {
             Some(s.trim_end_matches('/').to_string())
         }
         Some(_) => {
-            errs.add(&join(&ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\', '//', '.' or '..' segment: a path no client spelling matches is a rule that never applies)");
+            errs.add(&join(ip, "path"), "must be a path below the endpoint, starting with '/', in visible ASCII (no space, query, '%', ';', '\\', '//', '.' or '..' segment: a path no client spelling matches is a rule that never applies)");
             None
         }
     };
     if !r.contains_key("allow") && !r.contains_key("permission") {
         errs.add(
-            &join(&ip, "allow"),
+            &join(ip, "allow"),
             "is required (or a permission): a rule decides who may call",
         );
         return None;
     }
     let allow = r
         .get("allow")
-        .map(|a| parse_matchers(errs, &join(&ip, "allow"), a));
+        .map(|a| parse_matchers(errs, &join(ip, "allow"), a));
     let permission = r
         .get("permission")
-        .map(|p| parse_permission(errs, &join(&ip, "permission"), p));
+        .map(|p| parse_permission(errs, &join(ip, "permission"), p));
     // A part that failed to parse drops the rule
     // (its error is reported): the load fails.
     if let (Some(None), _) | (_, Some(None)) = (&allow, &permission) {

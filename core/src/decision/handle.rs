@@ -135,7 +135,7 @@ pub fn handle<'a>(
     let cors = match &at {
         None => Vec::new(),
         Some(_) => match cors(plan, req) {
-            Err(preflight) => return Verdict::Answer(preflight),
+            Err(preflight) => return Verdict::Answer(*preflight),
             Ok(headers) => headers,
         },
     };
@@ -282,7 +282,7 @@ pub fn permission_unavailable(plan: &Plan, req: &Request<'_>, asking: &Asking) -
 /// preflights): `Err` is a preflight's
 /// answer; `Ok` the headers every other answer carries (none when the
 /// origin is not allowed or CORS is not configured).
-fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, Answer> {
+fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, Box<Answer>> {
     let Some(policy) = &plan.cors else {
         return Ok(Vec::new());
     };
@@ -291,7 +291,7 @@ fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, A
     match policy.answer(req.method, origin.as_deref(), asked.as_deref()) {
         Cors::None => Ok(Vec::new()),
         Cors::Decorate(headers) => Ok(headers),
-        Cors::Preflight { status, headers } => Err(Answer {
+        Cors::Preflight { status, headers } => Err(Box::new(Answer {
             reply: Reply {
                 status,
                 headers: headers
@@ -307,7 +307,7 @@ fn cors(plan: &Plan, req: &Request<'_>) -> Result<Vec<(&'static str, String)>, A
                 principal: None,
                 permission: None,
             },
-        }),
+        })),
     }
 }
 

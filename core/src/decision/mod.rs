@@ -361,7 +361,7 @@ pub fn decide_as<'a>(
     // 4. Credentials.
     let (principal, ownership, standing) = match credentials(plan, caller, req, matched, &landed) {
         Ok(who) => who,
-        Err(d) => return d,
+        Err(d) => return *d,
     };
     // 5. No endpoint.
     let Some((idx, endpoint)) = matched else {
@@ -460,7 +460,7 @@ fn credentials(
     req: &Request<'_>,
     matched: Option<(usize, &Endpoint)>,
     landed: &[usize],
-) -> Result<(Option<Principal>, Ownership, Option<Standing>), Decision<'static>> {
+) -> Result<(Option<Principal>, Ownership, Option<Standing>), Box<Decision<'static>>> {
     let stricter_inside = |i: usize| {
         plan.nested_stricter
             .get(i)
@@ -490,13 +490,13 @@ fn credentials(
         AuthOutcome::Authenticated(p, o, standing) => Ok((Some(p), o, Some(standing))),
         AuthOutcome::Denied(denial) => {
             let r = req.error(denial.status, denial.reason, denial.name, &denial.message);
-            Err(Decision::refused_as(
+            Err(Box::new(Decision::refused_as(
                 r,
                 matched.map(|(i, _)| i),
                 denial.principal,
-            ))
+            )))
         }
-        AuthOutcome::Pending(source) => Err(Decision::NeedKeys(source)),
+        AuthOutcome::Pending(source) => Err(Box::new(Decision::NeedKeys(source))),
     }
 }
 

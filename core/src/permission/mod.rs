@@ -114,7 +114,7 @@ pub fn service_allows(restriction: Option<&Restriction>, p: &Permission) -> bool
         return true;
     };
     if let Some(names) = &r.names {
-        if !names.iter().any(|n| *n == p.name) {
+        if !names.contains(&p.name) {
             return false;
         }
     }

@@ -104,15 +104,12 @@ fn no_usable_answer_refuses_the_waiters_and_keeps_nothing() {
         ("conditional", Box::new(|id| answer(id, "CONDITIONAL"))),
         (
             "too large",
-            Box::new(|id| {
-                let Response::Answered { body, .. } = answer(id, "ALLOW") else {
-                    unreachable!()
-                };
-                Response::Answered {
-                    status: 200,
-                    body,
-                    size: MAX_ANSWER_BYTES + 1,
-                }
+            Box::new(|id| Response::Answered {
+                status: 200,
+                body: Some(
+                    format!(r#"{{"items":[{{"id":"{id}","result":"ALLOW"}}]}}"#).into_bytes(),
+                ),
+                size: MAX_ANSWER_BYTES + 1,
             }),
         ),
     ];
