@@ -61,7 +61,7 @@ native-panic:
 # docs/native.md#testing-it). Tests that only mean something for the Wasm
 # filter print "SKIPPED under the native artifact: ..." with the reason. The
 # module's logs are kept in their own directory and scanned for secrets.
-NATIVE_SUITES := e2e e2e_tokens e2e_faults e2e_hostile e2e_cors e2e_access e2e_ratelimit \
+NATIVE_SUITES := e2e e2e_tokens e2e_paused e2e_faults e2e_hostile e2e_cors e2e_access e2e_ratelimit \
 	e2e_global_ratelimit e2e_policies e2e_permissions e2e_metrics e2e_native
 NATIVE_LOGS := $(CURDIR)/target/e2e-logs-native
 test-native: native native-panic envoy module-test
