@@ -242,3 +242,62 @@ fn a_panic_in_the_module_fails_closed_and_envoy_keeps_serving() {
         up.assert_never(&m);
     }
 }
+
+/// The callbacks the module imports, which Envoy binds when it loads the
+/// `.so` (a missing one refuses the module): each is exported by the
+/// Envoy the tests run (1.39.3), and each is one Envoy 1.38.0 already
+/// declared (checked against its `abi.h`; Envoy Gateway 1.8's default
+/// proxy is 1.38). A new import fails here until it is checked against
+/// 1.38 and added to the list (docs/native.md#building-it).
+#[test]
+fn the_module_imports_only_callbacks_envoy_1_38_and_the_tested_envoy_have() {
+    const IN_1_38: [&str; 19] = [
+        "envoy_dynamic_module_callback_http_add_header",
+        "envoy_dynamic_module_callback_http_clear_route_cache",
+        "envoy_dynamic_module_callback_http_filter_config_define_counter",
+        "envoy_dynamic_module_callback_http_filter_config_http_callout",
+        "envoy_dynamic_module_callback_http_filter_config_scheduler_commit",
+        "envoy_dynamic_module_callback_http_filter_config_scheduler_delete",
+        "envoy_dynamic_module_callback_http_filter_config_scheduler_new",
+        "envoy_dynamic_module_callback_http_filter_continue_decoding",
+        "envoy_dynamic_module_callback_http_filter_get_attribute_string",
+        "envoy_dynamic_module_callback_http_filter_increment_counter",
+        "envoy_dynamic_module_callback_http_filter_scheduler_commit",
+        "envoy_dynamic_module_callback_http_filter_scheduler_delete",
+        "envoy_dynamic_module_callback_http_filter_scheduler_new",
+        "envoy_dynamic_module_callback_http_get_headers",
+        "envoy_dynamic_module_callback_http_get_headers_size",
+        "envoy_dynamic_module_callback_http_send_response",
+        "envoy_dynamic_module_callback_http_set_filter_state_bytes",
+        "envoy_dynamic_module_callback_http_set_header",
+        "envoy_dynamic_module_callback_log",
+    ];
+    let symbols = |args: &[&str], file: &std::path::Path| -> Vec<String> {
+        let out = std::process::Command::new("nm")
+            .args(args)
+            .arg(file)
+            .output()
+            .expect("nm (binutils) runs");
+        assert!(out.status.success(), "nm {}", file.display());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last())
+            .filter(|s| s.starts_with("envoy_dynamic_module_callback_"))
+            .map(str::to_string)
+            .collect()
+    };
+    let imports = symbols(&["-D", "--undefined-only"], &native_path());
+    assert!(imports.len() >= 10, "{imports:?}");
+    let exported = symbols(&["-D", "--defined-only"], &envoy_bin());
+    for s in &imports {
+        assert!(
+            IN_1_38.contains(&s.as_str()),
+            "{s}: not checked against Envoy 1.38"
+        );
+        assert!(
+            exported.contains(s),
+            "{s}: not exported by {}",
+            envoy_bin().display()
+        );
+    }
+}
