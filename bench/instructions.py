@@ -29,6 +29,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENVOY = os.environ.get("ENVOY_BIN", "envoy")
 WASM = os.environ.get("WASM", str(ROOT / "build/plugin.wasm"))
+# The native dynamic module (`make native`): its rows beside the Wasm filter's.
+NATIVE = os.environ.get("NATIVE", str(ROOT / "build/libbackstage_proxy.so"))
 CLI = ROOT / "target/release/backstage-proxy-wasm"
 NOOP = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 STATIC = "static-bench-token-0123"
@@ -192,7 +194,8 @@ def endpoints(upstream, n):
     return eps
 
 
-def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra=None, access_log="none"):
+def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra=None, access_log="none",
+                  native=False):
     """The gateway `backstage-proxy-wasm render` writes for this
     configuration (the CLI built by `make cli`), on the given ports."""
     eps = endpoints(upstream, n_endpoints) if n_endpoints > 1 else {"/svc": f"http://127.0.0.1:{upstream}"}
@@ -211,7 +214,8 @@ def filter_config(upstream, port, admin, keys_port, n_endpoints=1, gateway_extra
         out = subprocess.run(
             # bare Envoy writes no access log: neither does the filter's row,
             # unless the row is about the access log
-            [str(CLI), "render", str(src), "--listen", "127.0.0.1:65001", "--admin-port", "65002", "--wasm", WASM,
+            [str(CLI), "render", str(src), "--listen", "127.0.0.1:65001", "--admin-port", "65002",
+             *(["--native", NATIVE] if native else ["--wasm", WASM]),
              "--access-log", access_log],
             check=True, capture_output=True, text=True,
         ).stdout
@@ -443,6 +447,11 @@ def main():
                      filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
                                    gateway_extra={"access": {"/svc": {"permission": "proxy.endpoint.svc"}},
                                                   "permissionCacheSeconds": 60}), user_token))
+        # the same decisions from the native dynamic module (docs/native.md)
+        plan.append(("native module, static token",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port, native=True), STATIC))
+        plan.append(("native module, ES256 user, cache warm",
+                     filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port, native=True), user_token))
         if only:
             # keep bare Envoy: every ratio is to it
             plan = [plan[0]] + [p for p in plan[1:] if wanted(p[0])]

@@ -37,6 +37,7 @@ fn classic_gateway() -> KubeOptions {
         secret_name: "backstage-proxy-wasm".into(),
         gateway_deployment: "istio-ingressgateway".into(),
         upstream_ca: None,
+        native: None,
     }
 }
 

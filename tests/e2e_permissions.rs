@@ -171,7 +171,9 @@ impl Gateway {
             1,
             TempDir::new("permissions-envoy"),
             &["--drain-time-s", "1"],
-            &[],
+            // the native module reads the header's secret from Envoy's own
+            // environment (the Wasm VM has it in its configuration)
+            &[("PAGERDUTY_TOKEN", PAGERDUTY)],
         )
         .unwrap_or_else(|(log, code)| panic!("envoy exited {code:?}:\n{log}"));
         Gateway {
@@ -189,7 +191,15 @@ impl Gateway {
             // The tool leaves a header's secret to the VM's environment.
             .env("PAGERDUTY_TOKEN", PAGERDUTY);
         opts.access_log = Some(log.to_path_buf());
-        serde_json::from_str(&render_config(&opts, &wasm_path())).unwrap()
+        // This test renders its gateway itself: the artifact switch here.
+        let wasm = match artifact() {
+            Artifact::Wasm => wasm_path(),
+            Artifact::Native => {
+                opts.native = Some(native_path());
+                std::path::PathBuf::new()
+            }
+        };
+        serde_json::from_str(&render_config(&opts, &wasm)).unwrap()
     }
 
     fn push_rendered(dir: &Path, rendered: &Value, port: u16) {

@@ -10,7 +10,9 @@
 //! 4. the filter, the same token, cache disabled (a verification per request);
 //! 5. Envoy's native `jwt_authn` (ES256, `local_jwks`) with its JWT cache,
 //!    and 5b. without it;
-//! 6. Backstage's own proxy backend (Node, `createBackend()` + the proxy
+//! 6. the native dynamic module (`make native`) with the static token, the
+//!    user token cached, and uncached;
+//! 7. Backstage's own proxy backend (Node, `createBackend()` + the proxy
 //!    plugin + a static token), from `bench/backstage`.
 //!
 //! Throughput: `wrk` at 32 connections. Latency: `wrk` at one connection (so
@@ -147,6 +149,29 @@ fn main() {
         "filter, static token, policy + rate limit",
         filter(up, &keys, 1024, None, &format!("{POLICY}{RATE_LIMIT}")),
         STATIC,
+    );
+    // The same decisions from the native dynamic module (docs/native.md).
+    let nat = native_module(up, &keys, 1024);
+    let (nat_port, nat_pid) = (nat.port, nat.pid());
+    add(
+        &mut envoys,
+        &mut systems,
+        "native module, static token",
+        nat,
+        STATIC,
+    );
+    systems.push(System {
+        name: "native module, ES256 user, cache warm".into(),
+        port: nat_port,
+        pid: nat_pid,
+        token: user.clone(),
+    });
+    add(
+        &mut envoys,
+        &mut systems,
+        "native module, ES256 user, no cache",
+        native_module(up, &keys, 0),
+        &user,
     );
     add(
         &mut envoys,

@@ -106,6 +106,22 @@ pub fn filter(
     Envoy::start(opts)
 }
 
+/// The native dynamic module (`make native`) with the same configuration
+/// as [`filter`].
+pub fn native_module(upstream: u16, keys: &KeyServer, cache: usize) -> Envoy {
+    let config = format!(
+        r#"{{"proxy":{{"endpoints":{{"/svc":"http://127.0.0.1:{upstream}"}}}},
+            "backend":{{"baseUrl":"http://127.0.0.1:{}","auth":{{"externalAccess":[{{"type":"static","options":{{"token":"{STATIC}","subject":"bench"}}}}]}}}},
+            "gateway":{{"tokenCacheSize":{cache}}}}}"#,
+        keys.port
+    );
+    let opts = EnvoyOptions::new(config)
+        .cluster(cluster_for_port(upstream), upstream)
+        .cluster(cluster_for_port(keys.port), keys.port)
+        .native(native_path());
+    Envoy::start(opts)
+}
+
 pub struct Node {
     pub child: Child,
     pub port: u16,

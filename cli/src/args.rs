@@ -98,6 +98,10 @@ pub struct RenderArgs {
     /// as its absolute path; otherwise --wasm is required.
     #[arg(long, value_name = "PATH")]
     pub wasm: Option<String>,
+    /// The native Envoy dynamic module (libbackstage_proxy.so), as Envoy
+    /// sees it, in place of the Wasm filter (docs/native.md).
+    #[arg(long, value_name = "PATH", conflicts_with = "wasm")]
+    pub native: Option<String>,
     /// CA bundle for https upstreams.
     #[arg(
         long,
@@ -118,8 +122,16 @@ pub struct KubeArgs {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<String>,
     /// The image: oci://REGISTRY/REPO:TAG (or REGISTRY/REPO:TAG).
-    #[arg(long)]
-    pub url: String,
+    #[arg(long, required_unless_present = "native")]
+    pub url: Option<String>,
+    /// Envoy Gateway 1.8: the native Envoy dynamic module instead of the
+    /// Wasm image: an absolute path on the proxy's filesystem, or an
+    /// http(s) URL with --native-sha256 (docs/native.md).
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "url")]
+    pub native: Option<String>,
+    /// The SHA-256 of the module a --native URL serves (64 hex digits).
+    #[arg(long, value_name = "HEX", requires = "native")]
+    pub native_sha256: Option<String>,
     /// The image's manifest digest (what `oci` prints).
     #[arg(long, value_name = "DIGEST")]
     pub sha256: Option<String>,

@@ -32,7 +32,7 @@ pub mod kustomize;
 pub mod secrets;
 pub mod upstream_ca;
 
-pub use common::{in_cluster, labels, KubeOptions, UpstreamCa, Warnings};
+pub use common::{in_cluster, labels, KubeOptions, NativeModule, UpstreamCa, Warnings};
 pub use envoy_gateway::{envoy_gateway, ENVOY_PROXY_NAME};
 pub use gateway_api::MAX_RULES_PER_ROUTE;
 pub use istio::istio;

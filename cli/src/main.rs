@@ -143,7 +143,11 @@ fn render(args: RenderArgs) -> ExitCode {
         eprintln!("error: --listen takes ADDR:PORT");
         return ExitCode::from(2);
     };
-    let wasm_path = match wasm_path(args.wasm) {
+    let wasm_path = match args
+        .native
+        .as_ref()
+        .map_or_else(|| wasm_path(args.wasm), |_| Ok(String::new()))
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -159,6 +163,7 @@ fn render(args: RenderArgs) -> ExitCode {
         listen_port,
         admin_port: args.admin_port,
         wasm_path,
+        native: args.native,
         ca_file: args.ca_file,
         access_log: (args.access_log != "none").then_some(args.access_log),
     };
@@ -203,8 +208,14 @@ fn kube_options(
         .as_deref()
         .map(kube::UpstreamCa::read)
         .transpose()?;
+    let native = common
+        .native
+        .as_deref()
+        .map(|n| kube::NativeModule::parse(n, common.native_sha256.as_deref()))
+        .transpose()?;
     Ok(kube::KubeOptions {
-        url: common.url.clone(),
+        url: common.url.clone().unwrap_or_default(),
+        native,
         sha256: common.sha256.clone(),
         namespace,
         gateway,
@@ -259,6 +270,12 @@ fn kube_out(
 }
 
 fn istio(args: IstioArgs) -> ExitCode {
+    if args.common.native.is_some() {
+        return fail(
+            "--native: Istio has no resource that loads an Envoy dynamic module (WasmPlugin and TrafficExtension load Wasm only); use the Wasm image with Istio (docs/native.md#istio)"
+                .to_string(),
+        );
+    }
     let loaded = match load_for_kubernetes(&args.common.files) {
         Ok(l) => l,
         Err(code) => return code,

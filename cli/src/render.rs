@@ -26,6 +26,9 @@ pub struct Options {
     pub admin_port: u16,
     /// Path of the `.wasm` as Envoy will see it.
     pub wasm_path: String,
+    /// The native dynamic module (`libbackstage_proxy.so`) as Envoy will
+    /// see it, in place of the Wasm filter (docs/native.md#loading-it).
+    pub native: Option<String>,
     /// CA bundle for verifying `https` upstreams.
     pub ca_file: String,
     /// Where Envoy writes the access log (JSON lines), `None` for none.
@@ -39,6 +42,7 @@ impl Default for Options {
             listen_port: 10000,
             admin_port: 9901,
             wasm_path: "build/plugin.wasm".to_string(),
+            native: None,
             ca_file: "/etc/ssl/certs/ca-certificates.crt".to_string(),
             access_log: Some("/dev/stdout".to_string()),
         }
@@ -243,7 +247,7 @@ pub fn gateway(
             envoy_filter::local_reply_config(),
         );
     }
-    Ok(json!({
+    let mut bootstrap = json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": opts.admin_port } } },
         "stats_config": stats_tags::stats_config(),
         "static_resources": {
@@ -254,10 +258,40 @@ pub fn gateway(
             }],
             "clusters": clusters
         }
-    }))
+    });
+    if opts.native.is_some() {
+        // The module's counters keep the Wasm filter's names in
+        // Prometheus too (`backstage_proxy_…`, not `envoy_wasmcustom_…`).
+        set(
+            &mut bootstrap,
+            "layered_runtime",
+            json!({ "layers": [{ "name": "backstage_proxy", "static_layer": {
+                "envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix": true
+            } }] }),
+        );
+    }
+    Ok(bootstrap)
 }
 
-/// The HTTP filters in order: the Wasm filter (fail closed), the rate limit
+/// The native module's filter: the same configuration text, handed to the
+/// module as it is; its counters under the Wasm filter's names.
+pub fn native_filter(so_path: &str, config_json: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {
+                "module": { "local": { "filename": so_path } },
+                "metrics_namespace": "wasmcustom"
+            },
+            "filter_name": "backstage_proxy",
+            "filter_config": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config_json }
+        }
+    })
+}
+
+/// The HTTP filters in order: the Wasm filter (fail closed) or the native
+/// module, the rate limit
 /// filter under `gateway.rateLimitService`, the router.
 fn http_filters(plan: &Plan, config_json: &str, vm_vars: &[String], opts: &Options) -> Vec<Value> {
     let mut vm_config = json!({
@@ -273,7 +307,23 @@ fn http_filters(plan: &Plan, config_json: &str, vm_vars: &[String], opts: &Optio
         );
     }
     let mut filters = Vec::new();
+    if let Some(so) = &opts.native {
+        filters.push(native_filter(so, config_json));
+    } else {
+        filters.push(wasm_filter(config_json, vm_config));
+    }
+    if let Some(s) = &plan.gateway.rate_limit_service {
+        filters.push(envoy_filter::http_filter(s));
+    }
     filters.push(json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true }
+    }));
+    filters
+}
+
+fn wasm_filter(config_json: &str, vm_config: Value) -> Value {
+    json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -285,15 +335,7 @@ fn http_filters(plan: &Plan, config_json: &str, vm_vars: &[String], opts: &Optio
                 "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": config_json }
             }
         }
-    }));
-    if let Some(s) = &plan.gateway.rate_limit_service {
-        filters.push(envoy_filter::http_filter(s));
-    }
-    filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router", "suppress_envoy_headers": true }
-    }));
-    filters
+    })
 }
 
 /// The HTTP connection manager: paths and headers passed as the client

@@ -36,6 +36,7 @@ pub(crate) fn kube_options() -> KubeOptions {
         secret_name: "backstage-proxy-wasm".into(),
         gateway_deployment: "istio-ingressgateway".into(),
         upstream_ca: None,
+        native: None,
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use backstage_proxy_testkit::{unique, wasm_path, Envoy, TempDir, Upstream};
+use backstage_proxy_testkit::{native_path, unique, wasm_path, Envoy, TempDir, Upstream};
 use common::*;
 
 const STRING_TARGETS: &str = r#"
@@ -151,9 +151,32 @@ fn assert_objects_filter_and_routes(v: &serde_json::Value) {
 
 #[test]
 fn a_rendered_gateway_serves_end_to_end() {
+    let wasm = wasm_path().display().to_string();
+    serves_end_to_end(&["--wasm", &wasm]);
+}
+
+/// `render --native`: the module in place of the Wasm filter, in a
+/// gateway real Envoy loads as written, serving as the Wasm one does, its
+/// counters under the Wasm filter's names in Prometheus too.
+#[test]
+fn a_gateway_rendered_with_native_serves_end_to_end() {
+    let so = native_path().display().to_string();
+    let envoy = serves_end_to_end(&["--native", &so]);
+    let (_, page) = envoy.admin("/stats/prometheus");
+    assert!(page.contains("backstage_proxy_allowed{} 1"), "{page}");
+    assert!(!page.contains("envoy_wasmcustom_"), "{page}");
+}
+
+/// Renders with `artifact` (`--wasm PATH` or `--native PATH`), runs Envoy
+/// on the file as written, and checks what it serves.
+fn serves_end_to_end(artifact: &[&str]) -> Envoy {
     let up = Upstream::start(&[("set-cookie", "s=1")]);
     let dir = TempDir::new("served");
-    let out = render_served_config(&dir.0, up.port);
+    let out = render_served_config(&dir.0, up.port, artifact);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let native = artifact[0] == "--native";
+    assert_eq!(text.contains("envoy.filters.http.dynamic_modules"), native);
+    assert_eq!(text.contains("envoy.filters.http.wasm"), !native);
     let run_dir = TempDir::new("served-envoy");
     let envoy = Envoy::run_file(
         Path::new(&out),
@@ -192,11 +215,12 @@ fn a_rendered_gateway_serves_end_to_end() {
             .status,
         405
     );
+    envoy
 }
 
 /// Two files, the second overriding one key of the endpoint as Backstage
-/// merges, rendered for the upstream on `upstream_port`.
-fn render_served_config(dir: &Path, upstream_port: u16) -> String {
+/// merges, rendered for the upstream on `upstream_port` with `artifact`.
+fn render_served_config(dir: &Path, upstream_port: u16, artifact: &[&str]) -> String {
     let base = write(
         dir,
         "app-config.yaml",
@@ -224,14 +248,13 @@ proxy:
         "proxy:\n  endpoints:\n    /svc:\n      allowedMethods: [GET]\n",
     );
     let out = dir.join("envoy.yaml").display().to_string();
-    let wasm = wasm_path().display().to_string();
     let o = run_cli(
         &[
             "render",
             "-o",
             &out,
-            "--wasm",
-            &wasm,
+            artifact[0],
+            artifact[1],
             "--listen",
             "127.0.0.1:0",
             "--admin-port",

@@ -34,6 +34,9 @@ pub struct EnvoyOptions {
     /// Envoy's access log file; by default one in `BPW_LOG_DIR` (so the
     /// log scan reads it too), else none.
     pub access_log: Option<PathBuf>,
+    /// The native dynamic module (`make native`) in place of the Wasm
+    /// filter: the same configuration, `vm_env` as Envoy's own environment.
+    pub native: Option<PathBuf>,
 }
 
 impl EnvoyOptions {
@@ -47,7 +50,13 @@ impl EnvoyOptions {
             wasm: None,
             failure_policy: "FAIL_CLOSED",
             access_log: None,
+            native: None,
         }
+    }
+    /// Runs the native module at `so` instead of the Wasm filter.
+    pub fn native(mut self, so: impl Into<PathBuf>) -> Self {
+        self.native = Some(so.into());
+        self
     }
     pub fn cluster(mut self, name: impl Into<String>, port: u16) -> Self {
         self.clusters.push((name.into(), port));
@@ -108,6 +117,7 @@ pub fn render_config(opts: &EnvoyOptions, wasm: &Path) -> String {
         listen_port: 0,
         admin_port: 0,
         wasm_path: wasm.display().to_string(),
+        native: opts.native.as_ref().map(|so| so.display().to_string()),
         access_log: Some(
             opts.access_log
                 .clone()
@@ -184,9 +194,40 @@ impl Envoy {
         let dir = TempDir::new("envoy");
         let cfg_path = dir.0.join("envoy.yaml");
         register_config_secrets(opts);
-        let wasm = opts.wasm.clone().unwrap_or_else(wasm_path);
+        // The artifact switch: the gateway of a test that asks for no
+        // particular build runs the native module under
+        // `BACKSTAGE_PROXY_ARTIFACT=native`.
+        let switched;
+        let opts = if opts.native.is_none() && opts.wasm.is_none() && artifact() == Artifact::Native
+        {
+            switched = EnvoyOptions {
+                native: Some(native_path()),
+                vm_env: opts.vm_env.clone(),
+                clusters: opts.clusters.clone(),
+                filter_config: opts.filter_config.clone(),
+                access_log: opts.access_log.clone(),
+                wasm: None,
+                ..*opts
+            };
+            &switched
+        } else {
+            opts
+        };
+        // The native module reads Envoy's own environment; it needs no .wasm.
+        let wasm = match &opts.native {
+            Some(_) => PathBuf::new(),
+            None => opts.wasm.clone().unwrap_or_else(wasm_path),
+        };
         std::fs::write(&cfg_path, render_config(opts, &wasm)).unwrap();
-        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[], &[])
+        let env: Vec<(&str, &str)> = match &opts.native {
+            Some(_) => opts
+                .vm_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
+        Envoy::run_file(&cfg_path, opts.concurrency, dir, &[], &env)
     }
 
     /// Runs Envoy on a configuration file whose listener and admin ports are
@@ -230,7 +271,7 @@ impl Envoy {
                 "-l",
                 "info",
                 "--component-log-level",
-                "wasm:debug",
+                "wasm:debug,dynamic_modules:debug",
                 // Access logs reach their file within 0.2 s, not 10.
                 "--file-flush-interval-msec",
                 "200",

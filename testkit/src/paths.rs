@@ -56,3 +56,65 @@ pub fn unique() -> String {
         UNIQUE.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The native dynamic module (`make native`; `NATIVE` overrides).
+pub fn native_path() -> PathBuf {
+    let p = std::env::var("NATIVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("build/libbackstage_proxy.so"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make native` first",
+        p.display()
+    );
+    p
+}
+
+/// The test-only native module that panics on request (`make
+/// native-panic`; `PANIC_NATIVE` overrides).
+pub fn native_panic_path() -> PathBuf {
+    let p = std::env::var("PANIC_NATIVE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            repo_root().join("target/panic-native/release/libbackstage_proxy_native.so")
+        });
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make native-panic` (the test-only panicking build)",
+        p.display()
+    );
+    p
+}
+
+/// Which artifact the end-to-end suites run: the Wasm filter or the native
+/// dynamic module, from `BACKSTAGE_PROXY_ARTIFACT` (`wasm`, the default, or
+/// `native`; anything else fails the test). One test source serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifact {
+    Wasm,
+    Native,
+}
+
+pub fn artifact() -> Artifact {
+    match std::env::var("BACKSTAGE_PROXY_ARTIFACT").as_deref() {
+        Err(_) | Ok("") | Ok("wasm") => Artifact::Wasm,
+        Ok("native") => Artifact::Native,
+        Ok(other) => panic!("BACKSTAGE_PROXY_ARTIFACT={other}: expected `wasm` or `native`"),
+    }
+}
+
+/// For a test that only means something for the Wasm filter (its VM's
+/// memory, a Wasm panic, the OCI image): under the native artifact it says
+/// so on the terminal (past the test harness's capture, so a passing run
+/// shows it too) and returns `true`, and the test returns at once.
+pub fn wasm_only(test: &str, reason: &str) -> bool {
+    if artifact() == Artifact::Wasm {
+        return false;
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED under the native artifact: {test}: {reason}"
+    );
+    true
+}

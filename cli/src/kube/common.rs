@@ -44,6 +44,55 @@ pub struct KubeOptions {
     /// The CA bundle that verifies every `https` destination instead of
     /// the system's roots.
     pub upstream_ca: Option<UpstreamCa>,
+    /// Envoy Gateway: the native dynamic module instead of the Wasm image.
+    pub native: Option<NativeModule>,
+}
+
+/// Where Envoy Gateway's proxy finds the native module
+/// (`EnvoyProxy.spec.dynamicModules[].source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativeModule {
+    /// A file on the proxy container's filesystem (absolute).
+    Local(String),
+    /// Fetched by Envoy, checked against its SHA-256.
+    Remote { url: String, sha256: String },
+}
+
+impl NativeModule {
+    /// `--native` (and `--native-sha256`): an absolute path, or an
+    /// `http(s)` URL with the module's SHA-256.
+    pub fn parse(given: &str, sha256: Option<&str>) -> Result<NativeModule, Error> {
+        let remote = given.starts_with("https://") || given.starts_with("http://");
+        if !remote {
+            if !given.starts_with('/') {
+                return Err(Error::Unsupported(format!(
+                    "--native '{given}': a path on the proxy's filesystem must be absolute, or give an http(s) URL with --native-sha256"
+                )));
+            }
+            if sha256.is_some() {
+                return Err(Error::Unsupported(
+                    "--native-sha256 is for a --native URL; a local file is not fetched"
+                        .to_string(),
+                ));
+            }
+            return Ok(NativeModule::Local(given.to_string()));
+        }
+        let digest = sha256.map(|d| d.trim_start_matches("sha256:").to_ascii_lowercase());
+        match digest {
+            Some(d) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(NativeModule::Remote {
+                    url: given.to_string(),
+                    sha256: d,
+                })
+            }
+            Some(d) => Err(Error::Unsupported(format!(
+                "--native-sha256 '{d}' is not a SHA-256 (64 hex digits)"
+            ))),
+            None => Err(Error::Unsupported(format!(
+                "--native '{given}': a module Envoy fetches must be pinned: pass --native-sha256 (`sha256sum libbackstage_proxy.so`)"
+            ))),
+        }
+    }
 }
 
 /// A CA bundle for the upstreams: where it was read from, and its PEM.

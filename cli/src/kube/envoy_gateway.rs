@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::common::{check_image, dns_name, in_cluster, label_all, KubeOptions, Warnings};
+use super::common::{
+    check_image, dns_name, in_cluster, label_all, KubeOptions, NativeModule, Warnings,
+};
 use super::gateway_api::{http_route_rules, http_routes, route_name, Rule, MAX_RULES_PER_ROUTE};
 use super::{checks, secrets, upstream_ca};
 use crate::access_log;
@@ -43,7 +45,9 @@ pub fn envoy_gateway(loaded: &Loaded, opts: &KubeOptions) -> Result<(Vec<Value>,
     cluster_specs(plan)?;
     let routes = routes_with_callouts(plan);
     let mut warnings = Warnings::new();
-    check_image(opts, &mut warnings)?;
+    if opts.native.is_none() {
+        check_image(opts, &mut warnings)?;
+    }
     checks::loopback_destinations(plan, "Backend", &mut warnings);
     checks::per_replica_budgets(plan, &mut warnings);
     checks::uncarried_options(plan, "Envoy Gateway", &mut warnings);
@@ -163,6 +167,9 @@ fn extension_policy(
     if let Some(d) = opts.image_digest_hex() {
         set(&mut image, "sha256", json!(d));
     }
+    if opts.native.is_some() {
+        return native_extension_policy(config, gw_ns, gw_name);
+    }
     let mut wasm = json!({
         "name": "backstage-proxy",
         "rootID": "backstage_proxy",
@@ -184,6 +191,40 @@ fn extension_policy(
     })
 }
 
+/// The name the native module goes by in the `EnvoyProxy`'s allow-list
+/// and the policy.
+const NATIVE_MODULE_NAME: &str = "backstage-proxy";
+
+/// `--native`: the policy attaches the module the `EnvoyProxy` allows
+/// (`spec.dynamicModule`), with the filter's configuration as its config
+/// (Envoy Gateway hands it over as JSON text, as the module reads it).
+fn native_extension_policy(config: Value, gw_ns: &str, gw_name: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "EnvoyExtensionPolicy",
+        "metadata": { "name": "backstage-proxy-native", "namespace": gw_ns },
+        "spec": {
+            "targetRefs": [{ "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw_name }],
+            "dynamicModule": [{
+                "name": NATIVE_MODULE_NAME,
+                "filterName": "backstage_proxy",
+                "config": config
+            }]
+        }
+    })
+}
+
+/// `EnvoyProxy.spec.dynamicModules`: the one module the proxy may load.
+fn dynamic_modules(native: &NativeModule) -> Value {
+    let source = match native {
+        NativeModule::Local(path) => json!({ "type": "Local", "local": { "path": path } }),
+        NativeModule::Remote { url, sha256 } => {
+            json!({ "type": "Remote", "remote": { "url": url, "sha256": sha256 } })
+        }
+    };
+    json!([{ "name": NATIVE_MODULE_NAME, "source": source }])
+}
+
 /// The `EnvoyProxy`: with `--envoy-proxy` the access log, the filter's
 /// JSON line per request, and the bootstrap's Prometheus labels (merged: a
 /// YAML string, which JSON is); with VM variables the Envoy container's env
@@ -191,10 +232,13 @@ fn extension_policy(
 /// is written whenever there are any).
 fn envoy_proxy(loaded: &Loaded, opts: &KubeOptions, gw_ns: &str) -> Option<Value> {
     let provider = secrets::envoy_proxy_provider(loaded, opts);
-    if !opts.envoy_proxy && provider.is_none() {
+    if !opts.envoy_proxy && provider.is_none() && opts.native.is_none() {
         return None;
     }
     let mut spec = json!({});
+    if let Some(native) = &opts.native {
+        set(&mut spec, "dynamicModules", dynamic_modules(native));
+    }
     if opts.envoy_proxy {
         set(
             &mut spec,
