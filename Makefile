@@ -202,10 +202,12 @@ e2e: build envoy
 # log (filter at debug) in E2E_LOGS; tests/log_scan.rs then searches them for
 # every token, secret and injected header value the suite used.
 E2E_LOGS := $(CURDIR)/target/e2e-logs
-test: lint build build-panic envoy tools compose-images cli-static demo-tools module-test
+test: lint build build-panic native native-panic envoy tools compose-images cli-static demo-tools module-test
 	rm -rf $(E2E_LOGS)
-	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
+	@echo "== every test, artifact: wasm ($(CURDIR)/$(PLUGIN))"
+	BPW_LOG_DIR=$(E2E_LOGS) PANIC_WASM=$(CURDIR)/$(PANIC_WASM) NATIVE=$(CURDIR)/$(NATIVE) PANIC_NATIVE=$(CURDIR)/$(NATIVE_PANIC) ENVOY_BIN=$(ENVOY_BIN) $(CARGO) test --workspace --lib --bins --tests
 	BPW_LOG_DIR=$(E2E_LOGS) $(CARGO) test --workspace --test log_scan -- --ignored
+	$(MAKE) test-native
 	$(MAKE) fuzz-smoke
 
 # Envoy on http://127.0.0.1:10000 with the embedded example (envoy.yaml) and
