@@ -19,6 +19,11 @@
 //! - A panic must never unwind into Envoy (it would end the whole proxy):
 //!   every hook runs its body in [`guard`], which catches it and fails
 //!   closed (a local 500 where a reply is still possible, else stop).
+//! - A local reply or resuming a request can make Envoy call back into
+//!   the module for the same stream before the call returns (the
+//!   response hook, even the destroy hook): a stream's state is shared
+//!   by its hooks, never held mutably across such a call, and freed by
+//!   the outermost hook ([`hooks`]).
 
 use std::ffi::c_void;
 use std::ptr;
@@ -165,7 +170,8 @@ extern "C" {
     ) -> bool;
 
     /// Replaces every value of `key` with `value`; a null `value` removes
-    /// the header. Both buffers are read during the call only.
+    /// the header. Both buffers are read during the call only. `false`
+    /// when the map cannot be edited (the module then fails closed).
     fn envoy_dynamic_module_callback_http_set_header(
         filter_envoy_ptr: *mut c_void,
         header_type: i32,
@@ -173,7 +179,7 @@ extern "C" {
         value: ModuleBuffer,
     ) -> bool;
 
-    /// Appends a value to `key`.
+    /// Appends a value to `key`; `false` when it was not.
     fn envoy_dynamic_module_callback_http_add_header(
         filter_envoy_ptr: *mut c_void,
         header_type: i32,
@@ -298,7 +304,7 @@ impl filter::Host for Stream {
         }
     }
 
-    fn set(&mut self, map: Map, name: &str, value: Option<&[u8]>) {
+    fn set(&mut self, map: Map, name: &str, value: Option<&[u8]>) -> bool {
         let value = value.map_or_else(ModuleBuffer::null, ModuleBuffer::of);
         // SAFETY: the live stream; both buffers outlive the call.
         unsafe {
@@ -307,11 +313,11 @@ impl filter::Host for Stream {
                 map as i32,
                 ModuleBuffer::of(name.as_bytes()),
                 value,
-            );
+            )
         }
     }
 
-    fn add(&mut self, map: Map, name: &str, value: &[u8]) {
+    fn add(&mut self, map: Map, name: &str, value: &[u8]) -> bool {
         // SAFETY: the live stream; both buffers outlive the call.
         unsafe {
             envoy_dynamic_module_callback_http_add_header(
@@ -319,7 +325,7 @@ impl filter::Host for Stream {
                 map as i32,
                 ModuleBuffer::of(name.as_bytes()),
                 ModuleBuffer::of(value),
-            );
+            )
         }
     }
 
@@ -410,3 +416,6 @@ mod fake;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hook_tests;

@@ -18,10 +18,14 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use backstage_proxy_core::fasthash::{self, FastMap};
+use backstage_proxy_core::auth::jwks::fetch;
+use backstage_proxy_core::fasthash::{self, FastMap, FastSet};
+use backstage_proxy_core::permission::ask;
 
-/// One HTTP request the module makes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One HTTP request the module makes. Its `Debug` names the headers but
+/// prints none of their values (a permission question carries the user's
+/// token), and only the body's size.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Callout {
     /// The Envoy cluster it goes through.
     pub cluster: String,
@@ -36,6 +40,22 @@ pub struct Callout {
     /// The body is kept only up to this size (the answer's `size` says
     /// how large it was).
     pub max_body: usize,
+}
+
+impl std::fmt::Debug for Callout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Callout")
+            .field("cluster", &self.cluster)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("authority", &self.authority)
+            .field("headers (values redacted)", &names)
+            .field("body_bytes", &self.body.as_ref().map(Vec::len))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_body", &self.max_body)
+            .finish()
+    }
 }
 
 /// What came back.
@@ -126,6 +146,8 @@ struct Inner<B> {
     /// Sent, by Envoy's callout id.
     flying: FastMap<u64, Job>,
     mail: FastMap<WorkerId, Vec<(u32, Answer)>>,
+    /// Workers rung to look at their key sets that have not yet.
+    look: FastSet<WorkerId>,
     doorbells: FastMap<WorkerId, Vec<(StreamId, B)>>,
 }
 
@@ -141,6 +163,7 @@ impl<B> Default for Mailroom<B> {
                 queue: Vec::new(),
                 flying: fasthash::map(),
                 mail: fasthash::map(),
+                look: fasthash::set(),
                 doorbells: fasthash::map(),
             }),
         }
@@ -148,8 +171,16 @@ impl<B> Default for Mailroom<B> {
 }
 
 /// Most answers a worker's mailbox holds; past it the oldest go (their
-/// fetches are then expired by the worker as lost ones are).
-const MAX_MAIL: usize = 256;
+/// fetches are then expired by the worker as lost ones are). Each answer
+/// is one callout of the worker that it has not read yet, and the core
+/// bounds those: a question per paused stream (at most
+/// [`ask::MAX_PAUSED`]), a fetch per key source, and the worker reads its
+/// mail at least at every look. The bound is well above that sum, so an
+/// answer to a callout in flight is never dropped; it only stops a
+/// worker that never reads its mail from growing it without end.
+const MAX_MAIL: usize = 4 * (ask::MAX_PAUSED + fetch::MAX_PAUSED);
+
+const _: () = assert!(MAX_MAIL > ask::MAX_PAUSED + fetch::MAX_PAUSED + 256);
 
 impl<B> Mailroom<B> {
     /// The state, also after a panic elsewhere held the lock: every change
@@ -171,6 +202,18 @@ impl<B> Mailroom<B> {
     /// Whether `worker` has answers to read.
     pub fn has_mail(&self, worker: WorkerId) -> bool {
         self.lock().mail.get(&worker).is_some_and(|m| !m.is_empty())
+    }
+
+    /// Whether `worker` has answers to read or was rung to look at its key
+    /// sets, and has not yet.
+    pub fn has_pending(&self, worker: WorkerId) -> bool {
+        let inner = self.lock();
+        inner.look.contains(&worker) || inner.mail.get(&worker).is_some_and(|m| !m.is_empty())
+    }
+
+    /// `worker` looks at its key sets now.
+    pub fn looked(&self, worker: WorkerId) {
+        self.lock().look.remove(&worker);
     }
 
     /// The answers for `worker`, oldest first, as `(token, answer)`.
@@ -224,30 +267,60 @@ impl<B: Send> Mailroom<B> {
         }
     }
 
-    /// Rings one paused stream of every worker but `worker` with `event`.
+    /// Asks every worker but `worker` to look at its key sets: one paused
+    /// stream of each is rung with `event`, and the worker is marked so
+    /// that, should that stream go before its hook runs, the worker looks
+    /// when it goes ([`Mailroom::has_pending`]).
     pub fn ring_others<P: Post<Bell = B>>(&self, worker: WorkerId, event: u64) {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        let mut rung = Vec::new();
         for (w, list) in &inner.doorbells {
             if *w != worker {
                 if let Some((_, bell)) = list.first() {
                     P::ring(bell, event);
+                    rung.push(*w);
                 }
             }
         }
+        inner.look.extend(rung);
     }
 
-    /// Main thread: sends every queued callout. One that cannot be sent is
-    /// answered [`Answer::Lost`] at once.
+    /// Main thread: sends every queued callout, one at a time. One that
+    /// cannot be sent is answered [`Answer::Lost`] at once; so is one whose
+    /// sending panicked (the rest stay queued for the next call).
     pub fn send_queued<P: Post<Bell = B>>(&self, post: &mut P) {
-        let jobs = std::mem::take(&mut self.lock().queue);
-        for job in jobs {
-            match post.send(&job.callout) {
+        loop {
+            let job = {
+                let mut inner = self.lock();
+                if inner.queue.is_empty() {
+                    return;
+                }
+                inner.queue.remove(0)
+            };
+            let mut sending = Sending {
+                room: self,
+                job: Some(job),
+                lost: P::ring,
+            };
+            let Some(job) = sending.job.as_ref() else {
+                return;
+            };
+            let sent = post.send(&job.callout);
+            let Some(job) = sending.job.take() else {
+                return;
+            };
+            match sent {
                 Ok(id) => {
                     self.lock().flying.insert(id, job);
                 }
                 Err(why) => self.deliver::<P>(job.worker, job.token, Answer::Lost(why)),
             }
         }
+    }
+
+    /// Whether callouts wait for the main thread.
+    pub fn has_queued(&self) -> bool {
+        !self.lock().queue.is_empty()
     }
 
     /// Main thread: Envoy answered callout `id`.
@@ -263,16 +336,44 @@ impl<B: Send> Mailroom<B> {
 
     /// Puts an answer in the worker's mailbox and rings one of its paused
     /// streams, if it has any (else the worker reads it at its next
-    /// request).
+    /// request; should that stream go before its hook runs, the worker
+    /// reads it when it goes).
     fn deliver<P: Post<Bell = B>>(&self, worker: WorkerId, token: u32, answer: Answer) {
-        let mut inner = self.lock();
-        let mail = inner.mail.entry(worker).or_default();
-        if mail.len() >= MAX_MAIL {
-            mail.remove(0);
-        }
-        mail.push((token, answer));
-        if let Some((_, bell)) = inner.doorbells.get(&worker).and_then(|l| l.first()) {
-            P::ring(bell, EVENT_MAIL);
+        deliver_with(self, worker, token, answer, P::ring);
+    }
+}
+
+fn deliver_with<B>(
+    room: &Mailroom<B>,
+    worker: WorkerId,
+    token: u32,
+    answer: Answer,
+    ring: fn(&B, u64),
+) {
+    let mut inner = room.lock();
+    let mail = inner.mail.entry(worker).or_default();
+    if mail.len() >= MAX_MAIL {
+        mail.remove(0);
+    }
+    mail.push((token, answer));
+    if let Some((_, bell)) = inner.doorbells.get(&worker).and_then(|l| l.first()) {
+        ring(bell, EVENT_MAIL);
+    }
+}
+
+/// A job being sent: if sending it panics, it is answered lost as the
+/// panic unwinds, so its worker does not wait for it until it expires.
+struct Sending<'a, B> {
+    room: &'a Mailroom<B>,
+    job: Option<Job>,
+    lost: fn(&B, u64),
+}
+
+impl<B> Drop for Sending<'_, B> {
+    fn drop(&mut self) {
+        if let Some(job) = self.job.take() {
+            let why = Answer::Lost("sending it failed".to_string());
+            deliver_with(self.room, job.worker, job.token, why, self.lost);
         }
     }
 }

@@ -132,3 +132,9 @@ fn random_bytes() -> [u8; 32] {
     }
     out
 }
+
+// A configuration is made on Envoy's main thread and read by every worker.
+const _: () = {
+    const fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<Config>();
+};

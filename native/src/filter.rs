@@ -16,7 +16,7 @@ use backstage_proxy_core::decision::{
 use backstage_proxy_core::reply::Reply;
 
 use crate::abi::{log, Attribute, Level, Map, StreamScheduler};
-use crate::callout::{StreamId, EVENT_REDECIDE, EVENT_REFUSE, EVENT_TICK};
+use crate::callout::{StreamId, EVENT_MAIL, EVENT_REDECIDE, EVENT_REFUSE, EVENT_TICK};
 use crate::config::Config;
 use crate::pause::{pause, Need, Parked};
 use crate::shared::ProcessShared;
@@ -29,10 +29,11 @@ pub type HeaderMap = Vec<(String, Vec<u8>)>;
 pub trait Host {
     /// A copy of every entry of the map.
     fn headers(&mut self, map: Map) -> HeaderMap;
-    /// Replaces every value of `name`; `None` removes it.
-    fn set(&mut self, map: Map, name: &str, value: Option<&[u8]>);
-    /// Adds a value to `name`.
-    fn add(&mut self, map: Map, name: &str, value: &[u8]);
+    /// Replaces every value of `name`; `None` removes it. `false` when
+    /// Envoy did not make the edit.
+    fn set(&mut self, map: Map, name: &str, value: Option<&[u8]>) -> bool;
+    /// Adds a value to `name`; `false` when Envoy did not.
+    fn add(&mut self, map: Map, name: &str, value: &[u8]) -> bool;
     /// Answers the request locally.
     fn send(&mut self, status: u16, headers: &[(String, String)], body: &[u8]);
     /// Keeps `value` as the stream's filter state under `key`.
@@ -49,14 +50,30 @@ pub trait Host {
     fn count(&mut self, id: usize, by: u64);
 }
 
-/// What the request hook tells Envoy.
+/// What a hook is to do once it let go of the filter: the filter never
+/// calls what can end the stream (a local reply, resuming it) itself, as
+/// Envoy may then call back into the module and destroy the filter before
+/// the call returns (`docs/native.md#one-stream`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
+    /// The request goes on (from the scheduled hook: resume it).
     Continue,
-    /// Answered locally: the request goes no further.
-    Stop,
-    /// Paused for a key set: it is decided again when the set is here.
+    /// Answer locally with this reply: the request goes no further.
+    Reply(Reply),
+    /// Paused for a key set or an answer, decided again when it is here
+    /// (from the scheduled hook: nothing to do now).
     Pause,
+}
+
+impl Flow {
+    /// Carries the decision out; after this the stream may be gone.
+    pub fn perform(self, host: &mut impl Host) {
+        match self {
+            Flow::Continue => host.continue_decoding(),
+            Flow::Reply(r) => host.send(r.status, &r.headers, &r.body),
+            Flow::Pause => {}
+        }
+    }
 }
 
 /// A stream's own state, between its request and its response.
@@ -137,7 +154,7 @@ pub fn on_request(f: &mut Filter, host: &mut impl Host) -> Flow {
     let config = Arc::clone(&f.config);
     // The worker's periodic look rides on its requests.
     if let Some(counts) = crate::config::with_worker(&config, |w| {
-        w.tick(&config, None, now_ms());
+        w.tick(&config, None, false, now_ms());
         w.take_counts()
     }) {
         count_worker(host, &config, counts);
@@ -176,15 +193,20 @@ fn count_worker(host: &mut impl Host, config: &Config, counts: Counts) {
 }
 
 /// An event for this stream (its doorbell rang): the worker's mail is
-/// read, and a paused request decided again when its key set is in.
-pub fn on_scheduled(f: &mut Filter, host: &mut impl Host, event: u64) {
+/// read and its key sets looked at, and a paused request decided again
+/// when what it waits for is in. [`Flow::Continue`]: resume it;
+/// [`Flow::Pause`]: nothing to do.
+pub fn on_scheduled(f: &mut Filter, host: &mut impl Host, event: u64) -> Flow {
+    #[cfg(test)]
+    test_panic::in_scheduled();
     let config = Arc::clone(&f.config);
     let me = f.paused.then_some(f.id);
     let (wake, counts) = crate::config::with_worker(&config, |w| {
-        let wake = if event == EVENT_TICK {
-            w.tick(&config, me, now_ms())
-        } else {
-            w.read_mail(&config, me, now_ms())
+        let wake = match event {
+            // Mail or another worker's key set: the mail and the periodic
+            // look, now.
+            EVENT_MAIL | EVENT_TICK => w.tick(&config, me, true, now_ms()),
+            _ => w.read_mail(&config, me, now_ms()),
         };
         (wake, w.take_counts())
     })
@@ -192,18 +214,23 @@ pub fn on_scheduled(f: &mut Filter, host: &mut impl Host, event: u64) {
     count_worker(host, &config, counts);
     let refuse = wake.refuse || event == EVENT_REFUSE;
     if !f.paused || !(wake.redo || refuse || event == EVENT_REDECIDE) {
-        return;
+        return Flow::Pause;
     }
-    match decide(f, host, refuse) {
-        Flow::Continue => host.continue_decoding(),
-        Flow::Stop | Flow::Pause => {}
-    }
+    decide(f, host, refuse)
 }
 
-/// The stream is gone: a paused one is forgotten.
+/// The stream is gone: a paused one is forgotten. If its worker has mail
+/// or a look pending (its doorbell may have been this stream's, rung
+/// before it went), the worker reads it here, so the worker's other
+/// paused streams are not left waiting for the next request.
 pub fn on_destroy(f: &mut Filter) {
-    if f.paused {
-        unpause(f);
+    if !f.paused {
+        return;
+    }
+    unpause(f);
+    let config = Arc::clone(&f.config);
+    if config.mailroom.has_pending(worker::id()) {
+        let _ = crate::config::with_worker(&config, |w| w.tick(&config, None, true, now_ms()));
     }
 }
 
@@ -264,7 +291,7 @@ fn decide(f: &mut Filter, host: &mut impl Host, refuse: bool) -> Flow {
             v
         });
         let Some(verdict) = verdict else {
-            return send(f, host, &internal_error());
+            return send(f, internal_error());
         };
         let parked = match verdict {
             Verdict::Wait(source) => pause(f, host, Need::KeySet(&source), request.now_ms),
@@ -302,7 +329,7 @@ fn apply(
     let c = match verdict {
         Verdict::Continue(c) => c,
         Verdict::Answer(answer) => return answer_locally(f, host, plan, answer),
-        Verdict::Wait(_) | Verdict::Ask(_) => return send(f, host, &internal_error()),
+        Verdict::Wait(_) | Verdict::Ask(_) => return send(f, internal_error()),
     };
     let config = Arc::clone(&f.config);
     record(host, &config, &c.record);
@@ -315,13 +342,22 @@ fn apply(
         .iter()
         .filter(|name| headers.iter().any(|(n, _)| n == name.as_ref()));
     let mut edited = false;
+    let mut failed = false;
     for name in remove {
-        host.set(Map::Request, name, None);
+        failed |= !host.set(Map::Request, name, None);
         edited = true;
     }
     for (name, value) in &c.set {
-        host.set(Map::Request, name, Some(value.as_bytes()));
+        failed |= !host.set(Map::Request, name, Some(value.as_bytes()));
         edited = true;
+    }
+    if failed {
+        // A credential left in, or a header not injected: never forwarded.
+        log(
+            Level::Error,
+            "backstage-proxy-native: Envoy refused a request header edit; answered 500",
+        );
+        return send(f, internal_error());
     }
     if edited {
         host.clear_route_cache();
@@ -362,21 +398,24 @@ fn answer_locally(f: &mut Filter, host: &mut impl Host, plan: &Plan, answer: Ans
             ),
         );
     }
-    send(f, host, &answer.reply)
+    send(f, answer.reply)
 }
 
-fn send(f: &mut Filter, host: &mut impl Host, reply: &Reply) -> Flow {
+/// The filter's own reply, for the hook to send once it let go of the
+/// filter (its response is then not filtered).
+fn send(f: &mut Filter, reply: Reply) -> Flow {
     f.local_reply = true;
-    host.send(reply.status, &reply.headers, &reply.body);
-    Flow::Stop
+    Flow::Reply(reply)
 }
 
 /// The response's headers of a request that went on: what the endpoint
 /// lets through, CORS's headers, a refusal by Envoy's rate limit filter.
-pub fn on_response(f: &mut Filter, host: &mut impl Host) {
+/// A reply for the hook to send instead when Envoy refused an edit (a
+/// header the endpoint does not let through must not reach the client).
+pub fn on_response(f: &mut Filter, host: &mut impl Host) -> Option<Reply> {
     let after = std::mem::take(&mut f.after);
     if f.local_reply || (after.endpoint.is_none() && after.cors.is_empty()) {
-        return;
+        return None;
     }
     let config = Arc::clone(&f.config);
     let plan = &config.plan;
@@ -405,19 +444,31 @@ pub fn on_response(f: &mut Filter, host: &mut impl Host) {
             ),
         );
     }
+    let mut failed = false;
     for name in &edits.remove {
-        host.set(Map::Response, name, None);
+        failed |= !host.set(Map::Response, name, None);
     }
     for (name, value) in &edits.set {
-        host.set(Map::Response, name, Some(value.as_bytes()));
+        failed |= !host.set(Map::Response, name, Some(value.as_bytes()));
     }
     for (name, value) in &edits.add {
-        host.add(Map::Response, name, value.as_bytes());
+        failed |= !host.add(Map::Response, name, value.as_bytes());
     }
+    if !failed {
+        return None;
+    }
+    log(
+        Level::Error,
+        "backstage-proxy-native: Envoy refused a response header edit; answered 500",
+    );
+    f.local_reply = true;
+    Some(internal_error())
 }
 
 /// Test-only (feature `test-panic`): a request with this header panics
-/// inside the hook, which must catch it.
+/// inside the hook, which must catch it. The message quotes the request's
+/// credentials, as a careless one could: none of it may reach Envoy's log
+/// (the module's panic hook prints a fixed line only; tests/e2e_native.rs).
 #[cfg(feature = "test-panic")]
 #[allow(clippy::panic)]
 fn forced_panic(headers: &HeaderMap) {
@@ -425,6 +476,28 @@ fn forced_panic(headers: &HeaderMap) {
         .iter()
         .any(|(n, _)| n == "x-backstage-proxy-test-panic")
     {
-        panic!("test-panic: forced by x-backstage-proxy-test-panic");
+        let credentials = headers
+            .iter()
+            .find(|(n, _)| n == "authorization")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        panic!("test-panic: forced by x-backstage-proxy-test-panic, with {credentials}");
+    }
+}
+
+/// Unit tests only: a panic in the scheduled hook, on demand.
+#[cfg(test)]
+pub(crate) mod test_panic {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub static SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[allow(clippy::panic)]
+    pub fn in_scheduled() {
+        if SCHEDULED.with(Cell::get) {
+            panic!("test: a panic in the scheduled hook");
+        }
     }
 }

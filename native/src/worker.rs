@@ -136,14 +136,15 @@ impl Worker {
         counts
     }
 
-    /// At most every [`TICK_MS`] (at once for `me`, whose worker was
-    /// rung to look): the mail, then the coordinator's periodic look.
-    /// `true` when `me` is to be decided again.
-    pub fn tick(&mut self, config: &Config, me: Option<StreamId>, now: u64) -> Wake {
-        if me.is_none() && now.saturating_sub(self.last_tick) < TICK_MS {
+    /// At most every [`TICK_MS`] (at once when `force`d: the worker was
+    /// rung to look, or the stream it was rung through went away): the
+    /// mail, then the coordinator's periodic look. What it means for `me`.
+    pub fn tick(&mut self, config: &Config, me: Option<StreamId>, force: bool, now: u64) -> Wake {
+        if !force && now.saturating_sub(self.last_tick) < TICK_MS {
             return Wake::default();
         }
         self.last_tick = now;
+        config.mailroom.looked(id());
         let mut wake = self.read_mail(config, me, now);
         let cmds = self
             .coord

@@ -2,7 +2,7 @@
 //! thread-local stream, so the bindings' conversions run in unit tests
 //! (the test binary has no Envoy to link against).
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::cell::RefCell;
 use std::ffi::c_void;
@@ -15,6 +15,9 @@ pub type Sent = (u32, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
 #[derive(Default)]
 pub struct FakeStream {
     pub request: Vec<(Vec<u8>, Vec<u8>)>,
+    pub response: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Envoy refuses every header edit (`set`/`add` return false).
+    pub refuse_edits: bool,
     pub sent: Option<Sent>,
     pub state: Vec<(Vec<u8>, Vec<u8>)>,
     pub logs: Vec<(i32, String)>,
@@ -23,6 +26,18 @@ pub struct FakeStream {
 
 thread_local! {
     pub static STREAM: RefCell<FakeStream> = RefCell::new(FakeStream::default());
+    /// Run once by the next local reply, after it is recorded: what Envoy
+    /// may do inside the call (the response hook, the destroy hook).
+    pub static ON_SEND: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+}
+
+/// The map `t` names (0 request, 2 response).
+fn map(s: &mut FakeStream, t: i32) -> &mut Vec<(Vec<u8>, Vec<u8>)> {
+    match t {
+        0 => &mut s.request,
+        2 => &mut s.response,
+        _ => panic!("map {t} is not faked"),
+    }
 }
 
 fn bytes(b: ModuleBuffer) -> Option<Vec<u8>> {
@@ -41,19 +56,18 @@ extern "C" fn envoy_dynamic_module_callback_log(level: i32, message: ModuleBuffe
 
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_get_headers_size(_: *mut c_void, t: i32) -> usize {
-    assert_eq!(t, 0, "only the request map is faked");
-    STREAM.with(|s| s.borrow().request.len())
+    STREAM.with(|s| map(&mut s.borrow_mut(), t).len())
 }
 
 #[no_mangle]
 unsafe extern "C" fn envoy_dynamic_module_callback_http_get_headers(
     _: *mut c_void,
-    _: i32,
+    t: i32,
     out: *mut EnvoyHeader,
 ) -> bool {
     STREAM.with(|s| {
-        let s = s.borrow();
-        for (i, (k, v)) in s.request.iter().enumerate() {
+        let mut s = s.borrow_mut();
+        for (i, (k, v)) in map(&mut s, t).iter().enumerate() {
             // SAFETY: the module sized `out` for every entry; the fake's
             // buffers live in the thread-local as long as the test reads them.
             unsafe {
@@ -72,31 +86,41 @@ unsafe extern "C" fn envoy_dynamic_module_callback_http_get_headers(
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_set_header(
     _: *mut c_void,
-    _: i32,
+    t: i32,
     key: ModuleBuffer,
     value: ModuleBuffer,
 ) -> bool {
     let key = bytes(key).unwrap();
     STREAM.with(|s| {
         let mut s = s.borrow_mut();
-        s.request.retain(|(k, _)| *k != key);
-        if let Some(v) = bytes(value) {
-            s.request.push((key, v));
+        if s.refuse_edits {
+            return false;
         }
-    });
-    true
+        let m = map(&mut s, t);
+        m.retain(|(k, _)| *k != key);
+        if let Some(v) = bytes(value) {
+            m.push((key, v));
+        }
+        true
+    })
 }
 
 #[no_mangle]
 extern "C" fn envoy_dynamic_module_callback_http_add_header(
     _: *mut c_void,
-    _: i32,
+    t: i32,
     key: ModuleBuffer,
     value: ModuleBuffer,
 ) -> bool {
     let pair = (bytes(key).unwrap(), bytes(value).unwrap());
-    STREAM.with(|s| s.borrow_mut().request.push(pair));
-    true
+    STREAM.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.refuse_edits {
+            return false;
+        }
+        map(&mut s, t).push(pair);
+        true
+    })
 }
 
 #[no_mangle]
@@ -129,6 +153,9 @@ unsafe extern "C" fn envoy_dynamic_module_callback_http_send_response(
         .collect();
     let body = bytes(body).unwrap_or_default();
     STREAM.with(|s| s.borrow_mut().sent = Some((status, list, body)));
+    if let Some(then) = ON_SEND.with(|f| f.borrow_mut().take()) {
+        then();
+    }
 }
 
 #[no_mangle]

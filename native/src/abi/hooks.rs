@@ -1,6 +1,7 @@
 //! The hooks Envoy calls (the module's exports). Each runs its body in
 //! [`guard`] or catches a panic itself: nothing unwinds into Envoy.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -32,25 +33,153 @@ pub(super) fn guard<T>(hook: &str, failed: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
-/// The stream's filter, from the pointer [`envoy_dynamic_module_on_http_filter_new`] returned.
+/// A stream's state as Envoy holds it (the pointer
+/// [`envoy_dynamic_module_on_http_filter_new`] returns). Envoy can call a
+/// hook of the stream from inside another: a local reply runs the response
+/// hook at once, and a reply or resuming the request can end the stream
+/// and call the destroy hook before the call returns (Envoy 1.39.0 does not
+/// defer it). So hooks share it (`&Wrapper`), the filter is borrowed only
+/// while deciding, never across such a call, and a destroy that comes
+/// while a hook runs only marks it: the outermost hook frees it on exit.
+pub(super) struct Wrapper {
+    /// Hooks of this stream running now, nested ones included.
+    in_hook: Cell<u32>,
+    /// Envoy destroyed the stream while a hook ran.
+    dead: Cell<bool>,
+    filter: RefCell<Filter>,
+}
+
+impl Wrapper {
+    pub(super) fn new(filter: Filter) -> Wrapper {
+        Wrapper {
+            in_hook: Cell::new(0),
+            dead: Cell::new(false),
+            filter: RefCell::new(filter),
+        }
+    }
+}
+
+/// One hook's hold on its stream's state: counted in when made, out when
+/// dropped; the last one out of a destroyed stream frees the state.
+pub(super) struct Entered {
+    ptr: *const Wrapper,
+}
+
+impl Entered {
+    /// # Safety
+    /// `module` is null or the pointer `filter_new` returned, whose destroy
+    /// hook has not freed it (Envoy calls no hook of a stream after its
+    /// destroy hook returned), on the stream's worker thread.
+    pub(super) unsafe fn new(module: *const c_void) -> Option<Entered> {
+        let ptr = module.cast::<Wrapper>();
+        // SAFETY: the caller's contract: null, or a live `Box<Wrapper>`.
+        let w = unsafe { ptr.as_ref() }?;
+        w.in_hook.set(w.in_hook.get().saturating_add(1));
+        Some(Entered { ptr })
+    }
+
+    pub(super) fn wrapper(&self) -> &Wrapper {
+        // SAFETY: live while any `Entered` of it exists: the destroy hook
+        // frees it only when no hook runs, and `drop` below only once the
+        // count is back to zero, after which no `Entered` of it is left.
+        unsafe { &*self.ptr }
+    }
+
+    /// Envoy destroyed the stream meanwhile: nothing may call it now.
+    pub(super) fn dead(&self) -> bool {
+        self.wrapper().dead.get()
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let w = self.wrapper();
+        let n = w.in_hook.get().saturating_sub(1);
+        w.in_hook.set(n);
+        if n == 0 && w.dead.get() {
+            // SAFETY: the destroy hook came while hooks ran and left the
+            // freeing to the last of them: this one. `w` is not used after.
+            unsafe { free(self.ptr) }
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Streams' states freed on this thread.
+    pub(super) static FREED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Drops a stream's state, after forgetting a paused request (a panic in
+/// that is caught here: this may run while a panic unwinds).
 ///
 /// # Safety
-/// `module` is that pointer, not yet destroyed, and used by one hook at a
-/// time (Envoy runs a stream's hooks on its one worker, one after another).
-unsafe fn filter_of<'a>(module: *const c_void) -> Option<&'a mut Filter> {
-    // SAFETY: the caller's contract; `Box<Filter>` made the pointer.
-    unsafe { module.cast::<Filter>().cast_mut().as_mut() }
+/// `ptr` came from `Box<Wrapper>` and no reference to it is used after.
+unsafe fn free(ptr: *const Wrapper) {
+    // SAFETY: the caller's contract; this is its one drop.
+    let w = unsafe { Box::from_raw(ptr.cast_mut()) };
+    #[cfg(test)]
+    FREED.with(|n| n.set(n.get().saturating_add(1)));
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        let mut f = w.filter.into_inner();
+        filter::on_destroy(&mut f);
+    }));
 }
 
 /// A local 500 then stop: what a request or response hook does when its
 /// body panicked (the stream goes no further).
 fn fail_closed(envoy: *mut c_void) -> i32 {
-    let reply = filter::internal_error();
     let mut s = Stream { envoy };
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        filter::Host::send(&mut s, reply.status, &reply.headers, &reply.body);
+        Flow::Reply(filter::internal_error()).perform(&mut s);
     }));
     STOP_ITERATION
+}
+
+/// After a hook's body panicked: a 500 if the stream is still there and
+/// `reply` (a reply is still possible and owed), else only a log line.
+pub(super) fn after_panic(hook: &str, e: &Entered, envoy: *mut c_void, reply: bool) -> i32 {
+    let reply = reply && !e.dead();
+    log(
+        Level::Error,
+        &format!(
+            "backstage-proxy-native: panic caught in {hook}; {}",
+            if reply {
+                "answered 500"
+            } else {
+                "stream left as it was"
+            }
+        ),
+    );
+    if reply {
+        fail_closed(envoy)
+    } else {
+        STOP_ITERATION
+    }
+}
+
+/// The one line a panic prints to Envoy's standard error: where, never
+/// what (the message may quote a header or token).
+pub(super) fn panic_line(location: Option<&std::panic::Location<'_>>) -> String {
+    match location {
+        Some(l) => format!(
+            "backstage-proxy-native: panic at {}:{} (message withheld)",
+            l.file(),
+            l.line()
+        ),
+        None => "backstage-proxy-native: panic (message withheld)".to_string(),
+    }
+}
+
+/// Replaces Rust's default panic hook, which prints the message, with one
+/// that prints [`panic_line`] only. Not in the unit tests, whose failures
+/// need their messages.
+fn install_panic_hook() {
+    #[cfg(not(test))]
+    std::panic::set_hook(Box::new(|info| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{}", panic_line(info.location()));
+    }));
 }
 
 /// Called once, on the main thread, when Envoy loads the module: returns
@@ -58,6 +187,7 @@ fn fail_closed(envoy: *mut c_void) -> i32 {
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const u8 {
     guard("program_init", ptr::null(), || {
+        install_panic_hook();
         crate::logging::install();
         ABI_VERSION.as_ptr()
     })
@@ -106,7 +236,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
     })
 }
 
-/// A new stream (worker thread): its filter, or null (Envoy then fails
+/// A new stream (worker thread): its state, or null (Envoy then fails
 /// the stream).
 ///
 /// # Safety
@@ -121,13 +251,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
         let Some(config) = (unsafe { filter_config_ptr.cast::<Arc<Config>>().as_ref() }) else {
             return ptr::null();
         };
-        Box::into_raw(Box::new(Filter::new(Arc::clone(config))))
-            .cast_const()
-            .cast()
+        let w = Wrapper::new(Filter::new(Arc::clone(config)));
+        Box::into_raw(Box::new(w)).cast_const().cast()
     })
 }
 
-/// The request's headers: decided here, and answered, edited or let on.
+/// The request's headers: decided here, then answered, edited or let on.
 ///
 /// # Safety
 /// Both pointers are the live stream's (`filter_new`'s result for `module`).
@@ -137,28 +266,31 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(e) = (unsafe { Entered::new(filter_module_ptr) }) else {
+        return fail_closed(filter_envoy_ptr);
+    };
+    let mut s = Stream {
+        envoy: filter_envoy_ptr,
+    };
     let run = || {
-        // SAFETY: the caller's contract.
-        let Some(f) = (unsafe { filter_of(filter_module_ptr) }) else {
-            return fail_closed(filter_envoy_ptr);
+        let flow = match e.wrapper().filter.try_borrow_mut() {
+            Ok(mut f) => filter::on_request(&mut f, &mut s),
+            Err(_) => Flow::Reply(filter::internal_error()),
         };
-        let mut s = Stream {
-            envoy: filter_envoy_ptr,
-        };
-        match filter::on_request(f, &mut s) {
+        // The filter is let go of: the reply may re-enter and end the stream.
+        match flow {
             Flow::Continue => CONTINUE,
-            Flow::Stop | Flow::Pause => STOP_ITERATION,
+            Flow::Pause => STOP_ITERATION,
+            reply @ Flow::Reply(_) => {
+                reply.perform(&mut s);
+                STOP_ITERATION
+            }
         }
     };
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(status) => status,
-        Err(_) => {
-            log(
-                Level::Error,
-                "backstage-proxy-native: panic caught in request_headers; answered 500",
-            );
-            fail_closed(filter_envoy_ptr)
-        }
+        Err(_) => after_panic("request_headers", &e, filter_envoy_ptr, true),
     }
 }
 
@@ -172,29 +304,36 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     filter_module_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> i32 {
+    // SAFETY: the caller's contract.
+    let Some(e) = (unsafe { Entered::new(filter_module_ptr) }) else {
+        return CONTINUE;
+    };
+    let mut s = Stream {
+        envoy: filter_envoy_ptr,
+    };
     let run = || {
-        // SAFETY: the caller's contract.
-        if let Some(f) = unsafe { filter_of(filter_module_ptr) } {
-            let mut s = Stream {
-                envoy: filter_envoy_ptr,
-            };
-            filter::on_response(f, &mut s);
+        // Borrowed already: this is the module's own reply, sent from
+        // inside another hook of the stream, which is not filtered.
+        let refused = match e.wrapper().filter.try_borrow_mut() {
+            Ok(mut f) => filter::on_response(&mut f, &mut s),
+            Err(_) => None,
+        };
+        match refused {
+            None => CONTINUE,
+            Some(reply) => {
+                Flow::Reply(reply).perform(&mut s);
+                STOP_ITERATION
+            }
         }
-        CONTINUE
     };
     match catch_unwind(AssertUnwindSafe(run)) {
         Ok(status) => status,
-        Err(_) => {
-            log(
-                Level::Error,
-                "backstage-proxy-native: panic caught in response_headers; answered 500",
-            );
-            fail_closed(filter_envoy_ptr)
-        }
+        Err(_) => after_panic("response_headers", &e, filter_envoy_ptr, true),
     }
 }
 
-/// The stream is gone: its filter is dropped.
+/// The stream is gone: its state is dropped, or, if one of its hooks is
+/// running (this came from inside it), by that hook when it returns.
 ///
 /// # Safety
 /// `filter_module_ptr` came from `filter_new` and is destroyed once.
@@ -203,12 +342,36 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
     filter_module_ptr: *const c_void,
 ) {
     guard("filter_destroy", (), || {
-        if !filter_module_ptr.is_null() {
-            // SAFETY: `Box<Filter>` made it, and this is its one drop.
-            let mut f = unsafe { Box::from_raw(filter_module_ptr.cast::<Filter>().cast_mut()) };
-            filter::on_destroy(&mut f);
+        let ptr = filter_module_ptr.cast::<Wrapper>();
+        // SAFETY: `Box<Wrapper>` made it and it is not freed yet.
+        let Some(w) = (unsafe { ptr.as_ref() }) else {
+            return;
+        };
+        if w.in_hook.get() > 0 {
+            w.dead.set(true);
+        } else {
+            // SAFETY: no hook runs, and Envoy calls none after this one.
+            unsafe { free(ptr) }
         }
     })
+}
+
+/// Whether the stream's request is paused (its body and trailers are then
+/// held back); `true` when that cannot be read.
+///
+/// # Safety
+/// As [`Entered::new`].
+unsafe fn held(module: *const c_void) -> bool {
+    // SAFETY: the caller's contract.
+    let Some(e) = (unsafe { Entered::new(module) }) else {
+        return true;
+    };
+    let held = e
+        .wrapper()
+        .filter
+        .try_borrow()
+        .map_or(true, |f| f.is_paused());
+    held
 }
 
 /// A request body while the request is paused is held back (Envoy
@@ -225,9 +388,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     let _ = filter_envoy_ptr;
     guard("request_body", STOP_ITERATION, || {
         // SAFETY: the caller's contract.
-        match unsafe { filter_of(filter_module_ptr) } {
-            Some(f) if !f.is_paused() => CONTINUE,
-            _ => STOP_ITERATION,
+        if unsafe { held(filter_module_ptr) } {
+            STOP_ITERATION
+        } else {
+            CONTINUE
         }
     })
 }
@@ -244,15 +408,18 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
     let _ = filter_envoy_ptr;
     guard("request_trailers", STOP_ITERATION, || {
         // SAFETY: the caller's contract.
-        match unsafe { filter_of(filter_module_ptr) } {
-            Some(f) if !f.is_paused() => CONTINUE,
-            _ => STOP_ITERATION,
+        if unsafe { held(filter_module_ptr) } {
+            STOP_ITERATION
+        } else {
+            CONTINUE
         }
     })
 }
 
 /// An event the module scheduled for this stream (its doorbell): read the
-/// worker's mail, decide the paused request again.
+/// worker's mail, decide the paused request again, then resume or answer
+/// it. A panic answers 500 only a request paused when the hook began (one
+/// already let on or answered is left as it is).
 ///
 /// # Safety
 /// Both pointers are the live stream's.
@@ -262,21 +429,24 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
     filter_module_ptr: *const c_void,
     event_id: u64,
 ) {
+    // SAFETY: the caller's contract.
+    let Some(e) = (unsafe { Entered::new(filter_module_ptr) }) else {
+        return;
+    };
+    let mut s = Stream {
+        envoy: filter_envoy_ptr,
+    };
+    let paused = e.wrapper().filter.try_borrow().is_ok_and(|f| f.is_paused());
     let run = || {
-        // SAFETY: the caller's contract.
-        if let Some(f) = unsafe { filter_of(filter_module_ptr) } {
-            let mut s = Stream {
-                envoy: filter_envoy_ptr,
-            };
-            filter::on_scheduled(f, &mut s, event_id);
-        }
+        let flow = match e.wrapper().filter.try_borrow_mut() {
+            Ok(mut f) => filter::on_scheduled(&mut f, &mut s, event_id),
+            Err(_) => Flow::Pause,
+        };
+        // The filter is let go of: resuming or the reply may end the stream.
+        flow.perform(&mut s);
     };
     if catch_unwind(AssertUnwindSafe(run)).is_err() {
-        log(
-            Level::Error,
-            "backstage-proxy-native: panic caught in scheduled; answered 500",
-        );
-        let _ = fail_closed(filter_envoy_ptr);
+        let _ = after_panic("scheduled", &e, filter_envoy_ptr, paused);
     }
 }
 
@@ -296,7 +466,17 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
             let mut main = MainThread {
                 config_envoy: filter_config_envoy_ptr,
             };
-            config.mailroom.send_queued(&mut main);
+            let sent = catch_unwind(AssertUnwindSafe(|| config.mailroom.send_queued(&mut main)));
+            if sent.is_err() {
+                log(
+                    Level::Error,
+                    "backstage-proxy-native: panic caught in config_scheduled; that callout answered lost",
+                );
+                // The callouts still queued go at the next turn.
+                if let (true, Some(main)) = (config.mailroom.has_queued(), &config.main) {
+                    main.commit(0);
+                }
+            }
         }
     })
 }

@@ -174,3 +174,83 @@ fn answers_are_read_from_what_envoy_hands_over_and_bad_ones_are_lost() {
         ));
     }
 }
+
+#[test]
+fn a_callouts_debug_names_its_headers_but_never_their_values() {
+    let mut c = callout("/api/permission/authorize");
+    c.headers = vec![(
+        "authorization".into(),
+        "Bearer eyJhbGciOi.secret.sig".into(),
+    )];
+    c.body = Some(b"{\"items\":[]}".to_vec());
+    let shown = format!("{c:?}");
+    assert!(shown.contains("authorization"), "{shown}");
+    assert!(
+        !shown.contains("Bearer") && !shown.contains("eyJ"),
+        "{shown}"
+    );
+    assert!(!shown.contains("items"), "{shown}");
+}
+
+/// A fake Envoy whose sending panics for one path.
+struct Panicky;
+
+// Shared by the tests below (bells 5xx and 8xx/9xx apart).
+static PANICKY_RUNG: Mutex<Vec<(u32, u64)>> = Mutex::new(Vec::new());
+
+impl Post for Panicky {
+    type Bell = u32;
+    #[allow(clippy::panic)]
+    fn send(&mut self, c: &Callout) -> Result<u64, String> {
+        if c.path == "/boom" {
+            panic!("sending failed");
+        }
+        Ok(7)
+    }
+    fn ring(bell: &u32, event: u64) {
+        PANICKY_RUNG.lock().unwrap().push((*bell, event));
+    }
+}
+
+#[test]
+fn a_callout_whose_sending_panics_is_answered_lost_and_the_rest_stay_queued() {
+    let room: Mailroom<u32> = Mailroom::default();
+    room.register(5, 1, 501);
+    room.submit(5, 1, callout("/boom"));
+    room.submit(5, 2, callout("/next"));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        room.send_queued(&mut Panicky)
+    }));
+    assert!(caught.is_err());
+    // the job being sent is answered lost (its worker is rung) ...
+    assert!(PANICKY_RUNG.lock().unwrap().contains(&(501, EVENT_MAIL)));
+    let mail = room.take_mail(5);
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].0, 1);
+    assert!(matches!(mail[0].1, Answer::Lost(_)));
+    // ... and the next is still queued, sent at the next turn
+    assert!(room.has_queued());
+    room.send_queued(&mut Panicky);
+    assert!(!room.has_queued());
+    room.answered::<Panicky>(7, |c| {
+        assert_eq!(c.path, "/next");
+        ok(200)
+    });
+    assert_eq!(room.take_mail(5), vec![(2, ok(200))]);
+}
+
+#[test]
+fn a_worker_rung_to_look_is_pending_until_it_looks() {
+    let room: Mailroom<u32> = Mailroom::default();
+    room.register(8, 1, 801);
+    room.register(9, 1, 901);
+    assert!(!room.has_pending(9));
+    room.ring_others::<Panicky>(8, EVENT_TICK);
+    // every other worker, not the one that published
+    assert!(PANICKY_RUNG.lock().unwrap().contains(&(901, EVENT_TICK)));
+    assert!(!PANICKY_RUNG.lock().unwrap().contains(&(801, EVENT_TICK)));
+    assert!(room.has_pending(9));
+    assert!(!room.has_pending(8));
+    room.looked(9);
+    assert!(!room.has_pending(9));
+}
