@@ -13,6 +13,8 @@ COPY core ./core
 COPY cli ./cli
 COPY testkit ./testkit
 COPY benches ./benches
+# A workspace member (the native module): cargo reads every member.
+COPY native ./native
 RUN cargo build --locked --profile wasm --target wasm32-wasip1 -p backstage-proxy-wasm
 
 FROM docker.io/envoyproxy/envoy:v1.39.3
