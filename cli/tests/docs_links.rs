@@ -330,7 +330,7 @@ fn sources(root: &Path) -> Vec<PathBuf> {
     };
     let mut out = Vec::new();
     for dir in [
-        "src", "core", "cli", "testkit", "tests", "benches", "bench", "fuzz", "examples",
+        "src", "core", "cli", "native", "testkit", "tests", "benches", "bench", "fuzz", "examples",
     ] {
         common::files_below(&root.join(dir), &keep, &mut out);
     }
