@@ -20,7 +20,7 @@ use log::warn;
 
 use super::cache::Decisions;
 use super::{parse_answer, Answer, Permission};
-use crate::callout::{Park, Response};
+use crate::callout::{Park, Response, Waiters};
 use crate::fasthash::{FastMap, FastSet};
 
 /// A paused request is decided again at most this many times (a request
@@ -113,8 +113,7 @@ struct Call {
 /// Per-VM asking state.
 #[derive(Debug, Default)]
 pub struct Asker {
-    waiters: FastMap<String, Vec<u32>>,
-    rounds: FastMap<u32, u8>,
+    waiters: Waiters,
     /// Calls in flight: the host's call token → the call.
     calls: FastMap<u32, Call>,
     /// Questions asked or about to be: never twice at once.
@@ -126,20 +125,13 @@ pub struct Asker {
 impl Asker {
     /// A stream's decision needs the answer to `question`.
     pub fn park(&mut self, stream: u32, question: Question) -> Park {
-        let rounds = self.rounds.get(&stream).copied().unwrap_or(0);
-        if rounds >= MAX_ROUNDS || (rounds == 0 && self.rounds.len() >= MAX_PAUSED) {
-            self.forget(stream);
-            return Park::Refuse;
-        }
-        self.rounds.insert(stream, rounds + 1);
-        let list = self.waiters.entry(question.key.clone()).or_default();
-        if !list.contains(&stream) {
-            list.push(stream);
-        }
-        if self.asking.insert(question.key.clone()) {
+        let park = self
+            .waiters
+            .park(stream, &question.key, MAX_ROUNDS, MAX_PAUSED);
+        if park == Park::Wait && self.asking.insert(question.key.clone()) {
             self.queued.push(question);
         }
-        Park::Wait
+        park
     }
 
     /// Whether [`Asker::park`] queued a question since the last pump.
@@ -232,7 +224,7 @@ impl Asker {
                     Answer::Deny => Counter::Deny,
                 };
                 let mut out = vec![Command::Count(counter)];
-                if let Some(ids) = self.waiters.remove(&call.key).filter(|l| !l.is_empty()) {
+                if let Some(ids) = self.waiters.wake(&call.key) {
                     out.push(Command::Redecide(ids));
                 }
                 out
@@ -267,31 +259,23 @@ impl Asker {
 
     /// The stream ended, was answered or resumed: forget it.
     pub fn forget(&mut self, stream: u32) {
-        if self.rounds.remove(&stream).is_some() {
-            for list in self.waiters.values_mut() {
-                list.retain(|id| *id != stream);
-            }
-            self.waiters.retain(|_, list| !list.is_empty());
-        }
+        self.waiters.forget(stream);
     }
 
     /// Whether a stream is paused here.
     pub fn is_waiting(&self, stream: u32) -> bool {
-        self.waiters.values().any(|list| list.contains(&stream))
+        self.waiters.is_waiting(stream)
     }
 
     /// Requests currently paused.
     pub fn paused(&self) -> usize {
-        self.rounds.len()
+        self.waiters.paused()
     }
 
     fn fail(&mut self, key: &str) -> Vec<Command> {
         self.asking.remove(key);
         let mut out = vec![Command::Count(Counter::Failed)];
-        if let Some(ids) = self.waiters.remove(key).filter(|l| !l.is_empty()) {
-            for id in &ids {
-                self.rounds.remove(id);
-            }
+        if let Some(ids) = self.waiters.release(key) {
             out.push(Command::Refuse(ids));
         }
         out

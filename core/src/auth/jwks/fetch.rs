@@ -22,6 +22,7 @@
 
 use log::{debug, warn};
 
+use crate::callout::Waiters;
 pub use crate::callout::{Park, Response};
 
 use super::set::parse_key_set;
@@ -64,8 +65,7 @@ pub enum Counter {
 /// Per-VM coordination state.
 #[derive(Debug, Default)]
 pub struct Coordinator {
-    waiters: FastMap<String, Vec<u32>>,
-    rounds: FastMap<u32, u8>,
+    waiters: Waiters,
     /// Fetches in flight: the host's call token → source.
     calls: FastMap<u32, Source>,
     /// Set by [`Coordinator::park`]: something new waits, pump soon.
@@ -85,38 +85,28 @@ pub fn lease_key(url: &str) -> String {
 impl Coordinator {
     /// A stream's decision needs `source`'s set.
     pub fn park(&mut self, stream: u32, source: &Source) -> Park {
-        let rounds = self.rounds.get(&stream).copied().unwrap_or(0);
-        if rounds >= MAX_ROUNDS || (rounds == 0 && self.rounds.len() >= MAX_PAUSED) {
-            self.forget(stream);
-            return Park::Refuse;
+        let park = self
+            .waiters
+            .park(stream, &source.url, MAX_ROUNDS, MAX_PAUSED);
+        if park == Park::Wait {
+            self.pending_pump = true;
         }
-        self.rounds.insert(stream, rounds + 1);
-        let list = self.waiters.entry(source.url.clone()).or_default();
-        if !list.contains(&stream) {
-            list.push(stream);
-        }
-        self.pending_pump = true;
-        Park::Wait
+        park
     }
 
     /// The stream ended, or was answered or resumed: forget it.
     pub fn forget(&mut self, stream: u32) {
-        if self.rounds.remove(&stream).is_some() {
-            for list in self.waiters.values_mut() {
-                list.retain(|id| *id != stream);
-            }
-            self.waiters.retain(|_, list| !list.is_empty());
-        }
+        self.waiters.forget(stream);
     }
 
     /// Whether a stream is paused here.
     pub fn is_waiting(&self, stream: u32) -> bool {
-        self.waiters.values().any(|list| list.contains(&stream))
+        self.waiters.is_waiting(stream)
     }
 
     /// Requests currently paused.
     pub fn paused(&self) -> usize {
-        self.rounds.len()
+        self.waiters.paused()
     }
 
     /// Whether [`Coordinator::park`] queued work since the last pump.
@@ -298,10 +288,8 @@ impl Coordinator {
     /// Moves `url`'s waiters into a [`Command::Redecide`]. They park again
     /// (and count another round) if they still need a set.
     fn wake(&mut self, url: &str, out: &mut Vec<Command>) {
-        if let Some(ids) = self.waiters.remove(url) {
-            if !ids.is_empty() {
-                out.push(Command::Redecide(ids));
-            }
+        if let Some(ids) = self.waiters.wake(url) {
+            out.push(Command::Redecide(ids));
         }
     }
 }
