@@ -10,7 +10,9 @@ use std::rc::Rc;
 use backstage_proxy_core::audit::{self, Outcome};
 use backstage_proxy_core::auth::jwks::fetch::Park;
 use backstage_proxy_core::config::Plan;
-use backstage_proxy_core::decision::{self, response, Answer, Asking, Record, Request, Verdict};
+use backstage_proxy_core::decision::{
+    self, response, Answer, Asking, Header, Record, Request, Verdict,
+};
 use backstage_proxy_core::fasthash;
 use backstage_proxy_core::reply::{self, Reply};
 use log::debug;
@@ -88,7 +90,7 @@ impl<'h> Pseudo<'h> {
         }
     }
 
-    fn request<'a>(&'a self, headers: &'a [(String, Vec<u8>)]) -> Request<'a> {
+    fn request<'a>(&'a self, headers: &'a [Header<'a>]) -> Request<'a> {
         Request {
             method: &self.method,
             path: self.path.as_deref(),
@@ -112,7 +114,8 @@ pub fn on_request(
 ) -> Action {
     let plan = rt.borrow().plan.clone();
     let pseudo = Pseudo::read(rt, headers);
-    let request = pseudo.request(headers);
+    let view = decision::header_view(headers);
+    let request = pseudo.request(&view);
     let verdict = {
         let mut r = rt.borrow_mut();
         let v = decision::handle(&plan, &mut r.auth, &mut HostShared, &request);
@@ -145,11 +148,11 @@ pub fn on_request(
                 let present: Vec<Cow<'_, str>> = c
                     .remove
                     .into_iter()
-                    .filter(|name| headers.iter().any(|(n, _)| n == name))
+                    .filter(|name| view.iter().any(|(n, _)| *n == name))
                     .collect();
-                edit_map(MapType::HttpRequestHeaders, headers, &present, &c.set);
+                edit_map(MapType::HttpRequestHeaders, &view, &present, &c.set);
             } else {
-                apply_request_edits(headers, &c.remove, &c.set);
+                apply_request_edits(&view, &c.remove, &c.set);
             }
             stream.borrow_mut().after = c.after;
             Action::Continue
@@ -213,7 +216,8 @@ pub fn refuse_unanswered(rt: &Shared, stream: &Rc<RefCell<Stream>>, headers: &[(
         return;
     };
     let pseudo = Pseudo::read(rt, headers);
-    let request = pseudo.request(headers);
+    let view = decision::header_view(headers);
+    let request = pseudo.request(&view);
     let answer = decision::permission_unavailable(&plan, &request, &asking);
     answer_locally(rt, &plan, stream, answer);
 }
@@ -265,7 +269,7 @@ const REPLACE_MAP_ABOVE: usize = 6;
 /// The forwarded request's edits: in place, or the map replaced whole
 /// when many headers go.
 fn apply_request_edits(
-    headers: &[(String, Vec<u8>)],
+    headers: &[Header<'_>],
     remove: &[Cow<'_, str>],
     set: &[(Cow<'_, str>, Cow<'_, str>)],
 ) {
@@ -284,7 +288,7 @@ fn apply_request_edits(
 /// replaced whole when many headers go.
 fn edit_map(
     map_type: MapType,
-    headers: &[(String, Vec<u8>)],
+    headers: &[Header<'_>],
     remove: &[Cow<'_, str>],
     set: &[(Cow<'_, str>, Cow<'_, str>)],
 ) {
@@ -294,8 +298,8 @@ fn edit_map(
         gone.extend(set.iter().map(|(n, _)| n.as_ref()));
         let mut map: Vec<(&str, &[u8])> = headers
             .iter()
-            .filter(|(n, _)| !gone.contains(n.as_str()))
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .filter(|(n, _)| !gone.contains(n))
+            .copied()
             .collect();
         map.extend(set.iter().map(|(n, v)| (n.as_ref(), v.as_bytes())));
         let _ = hostcalls::set_map_bytes(map_type, map);
@@ -359,7 +363,8 @@ impl HttpContext for Http {
             return Action::Continue;
         }
         let plan = rt.borrow().plan.clone();
-        let headers = self.get_http_response_headers_bytes();
+        let owned = self.get_http_response_headers_bytes();
+        let headers = decision::header_view(&owned);
         let details = response::may_be_rate_limit_service(&plan, &headers)
             .then(|| {
                 hostcalls::get_property(vec!["response", "code_details"])

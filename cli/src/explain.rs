@@ -77,12 +77,13 @@ pub fn explain(plan: &Plan, q: &Question<'_>) -> Value {
             format!("Bearer {t}").into_bytes(),
         ));
     }
+    let view = decision::header_view(&headers);
     let req = Request {
         method: q.method,
         path: Some(q.path),
         authority: "gateway.example",
         downstream_tls: true,
-        headers: &headers,
+        headers: &view,
         client_address: Some("192.0.2.1"),
         now_ms: q.now_ms,
     };

@@ -16,7 +16,7 @@ mod common;
 
 use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{self, Endpoint, Plan};
-use backstage_proxy_core::decision::{decide, Decision, Request};
+use backstage_proxy_core::decision::{decide, header_view, Decision, Request};
 use common::generated;
 use serde_json::{json, Value};
 
@@ -353,7 +353,7 @@ fn through_filter(plan: &Plan, method: &str, path: &str) -> (String, Vec<(String
         path: Some(path),
         authority: "backstage.example.com",
         downstream_tls: true,
-        headers: &client,
+        headers: &header_view(&client),
         client_address: Some("10.1.2.3:5555"),
         now_ms: 1_800_000_000_000,
     };

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use backstage_proxy_core::auth::jwks::set::parse_key_set;
 use backstage_proxy_core::auth::{authenticate, AuthState, Outcome};
 use backstage_proxy_core::config::{parse, Plan};
-use backstage_proxy_core::decision::{decide, Decision, Request};
+use backstage_proxy_core::decision::{decide, header_view, Decision, Request};
 use backstage_proxy_core::{headers, routing};
 use backstage_proxy_mint::*;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -75,7 +75,7 @@ fn decision_cached_with(c: &mut Criterion, name: &str, gateway_extra: &str) {
         path: Some("/api/proxy/svc/a/b?c=d"),
         authority: "gw.example",
         downstream_tls: false,
-        headers: &hdrs,
+        headers: &header_view(&hdrs),
         client_address: None,
         now_ms: NOW * 1000,
     };
@@ -250,7 +250,7 @@ fn adversarial_shapes(c: &mut Criterion) {
             path: Some(path),
             authority: "gw.example",
             downstream_tls: false,
-            headers,
+            headers: &header_view(headers),
             client_address: None,
             now_ms: NOW * 1000,
         };

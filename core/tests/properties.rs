@@ -10,7 +10,7 @@
 
 use backstage_proxy_core::auth::{self, AuthState};
 use backstage_proxy_core::config::{parse, Plan};
-use backstage_proxy_core::decision::{decide, Decision, Request};
+use backstage_proxy_core::decision::{decide, header_view, Decision, Request};
 use proptest::prelude::*;
 
 const TOKEN: &str = "static-token-0123456789";
@@ -106,7 +106,7 @@ proptest! {
         if with_token {
             headers.push(("authorization".to_string(), format!("Bearer {TOKEN}").into_bytes()));
         }
-        let req = Request { method, path: Some(&p), authority: "gw", downstream_tls: false, headers: &headers, client_address: None, now_ms: 0 };
+        let req = Request { method, path: Some(&p), authority: "gw", downstream_tls: false, headers: &header_view(&headers), client_address: None, now_ms: 0 };
         match decide(&plan, &mut AuthState::new(&plan), &req) {
             Decision::Forward(f) => {
                 let ep = &plan.endpoints[f.endpoint];

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use backstage_proxy_core::auth::AuthState;
 use backstage_proxy_core::config::{parse, Plan};
-use backstage_proxy_core::decision::{decide, response_removals, Decision, Request, ENVOY_OWNED};
+use backstage_proxy_core::decision::{decide, header_view, response_removals, Decision, Request, ENVOY_OWNED};
 use libfuzzer_sys::fuzz_target;
 
 fn plan() -> &'static Plan {
@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let authorized = headers.iter().filter(|(n, _)| n == "authorization").count() == 1
         && headers.iter().any(|(n, v)| n == "authorization" && v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ") && v.ends_with(b" static-token-0123"));
-    let req = Request { method: &method, path: path.as_deref(), authority: "gw", downstream_tls: false, headers: &headers, client_address: Some("1.2.3.4:5"), now_ms: 0 };
+    let req = Request { method: &method, path: path.as_deref(), authority: "gw", downstream_tls: false, headers: &header_view(&headers), client_address: Some("1.2.3.4:5"), now_ms: 0 };
     let p = plan();
     if let Decision::Forward(f) = decide(p, &mut AuthState::new(p), &req) {
         let ep = &p.endpoints[f.endpoint];

@@ -28,7 +28,8 @@
 use std::ffi::c_void;
 use std::ptr;
 
-use crate::filter::{self, HeaderMap};
+use crate::filter;
+use crate::headers::HeaderMap;
 
 pub use sched::{ConfigScheduler, MainThread, StreamScheduler};
 
@@ -276,15 +277,23 @@ impl filter::Host for Stream {
         // before the hook does anything else with the map.
         unsafe {
             let n = envoy_dynamic_module_callback_http_get_headers_size(self.envoy, map as i32);
-            let mut raw = vec![
-                EnvoyHeader {
-                    key_ptr: ptr::null(),
-                    key_length: 0,
-                    value_ptr: ptr::null(),
-                    value_length: 0,
-                };
-                n
-            ];
+            // A request's map usually fits on the stack; a larger one gets
+            // a vector.
+            let empty = EnvoyHeader {
+                key_ptr: ptr::null(),
+                key_length: 0,
+                value_ptr: ptr::null(),
+                value_length: 0,
+            };
+            let mut small = [empty; 32];
+            let mut large = Vec::new();
+            let raw: &mut [EnvoyHeader] = match small.get_mut(..n) {
+                Some(s) => s,
+                None => {
+                    large.resize(n, empty);
+                    &mut large
+                }
+            };
             if n == 0
                 || !envoy_dynamic_module_callback_http_get_headers(
                     self.envoy,
@@ -292,15 +301,24 @@ impl filter::Host for Stream {
                     raw.as_mut_ptr(),
                 )
             {
-                return Vec::new();
+                return HeaderMap::default();
             }
-            raw.iter()
-                .map(|h| {
-                    let k = envoy_bytes(h.key_ptr, h.key_length);
-                    let v = envoy_bytes(h.value_ptr, h.value_length);
-                    (String::from_utf8_lossy(k).into_owned(), v.to_vec())
-                })
-                .collect()
+            let (names, values) = raw.iter().fold((0usize, 0usize), |(n, v), h| {
+                (
+                    n.saturating_add(h.key_length),
+                    v.saturating_add(h.value_length),
+                )
+            });
+            HeaderMap::build(
+                raw.iter().map(|h| {
+                    (
+                        envoy_bytes(h.key_ptr, h.key_length),
+                        envoy_bytes(h.value_ptr, h.value_length),
+                    )
+                }),
+                names,
+                values,
+            )
         }
     }
 

@@ -5,29 +5,29 @@
 //! the host is [`Host`], which [`crate::abi::Stream`] implements over
 //! Envoy's callbacks.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backstage_proxy_core::audit::{self, Outcome};
 use backstage_proxy_core::config::Plan;
 use backstage_proxy_core::decision::{
-    self, response, After, Answer, Asking, Record, Request, Verdict,
+    self, response, After, Answer, Asking, Header, Record, Request, Verdict,
 };
 use backstage_proxy_core::reply::Reply;
 
 use crate::abi::{log, Attribute, Level, Map, StreamScheduler};
 use crate::callout::{StreamId, EVENT_MAIL, EVENT_REDECIDE, EVENT_REFUSE, EVENT_TICK};
 use crate::config::Config;
+use crate::headers::HeaderMap;
 use crate::pause::{pause, Need, Parked};
 use crate::shared::ProcessShared;
 use crate::worker::{self, Counts};
 
-/// A header map as read: names (lower-cased by Envoy) and raw values.
-pub type HeaderMap = Vec<(String, Vec<u8>)>;
-
 /// What the filter needs of Envoy for one stream.
 pub trait Host {
-    /// A copy of every entry of the map.
+    /// A copy of every entry of the map (names lower-cased by Envoy, raw
+    /// values).
     fn headers(&mut self, map: Map) -> HeaderMap;
     /// Replaces every value of `name`; `None` removes it. `false` when
     /// Envoy did not make the edit.
@@ -122,9 +122,17 @@ pub fn internal_error() -> Reply {
 
 /// The filter state key the access log reads for an audit key: the Wasm
 /// filter's keys (Envoy prefixes its properties with `wasm.`), so one
-/// access log format serves both artifacts.
-fn state_key(key: &str) -> String {
-    format!("wasm.{key}")
+/// access log format serves both artifacts. The keys every request sets
+/// are written out, not formatted per request.
+fn state_key(key: &str) -> Cow<'static, str> {
+    Cow::Borrowed(match key {
+        audit::PRINCIPAL_KEY => "wasm.backstage_proxy.principal",
+        audit::ENDPOINT_KEY => "wasm.backstage_proxy.endpoint",
+        audit::DECISION_KEY => "wasm.backstage_proxy.decision",
+        audit::PERMISSION_KEY => "wasm.backstage_proxy.permission",
+        audit::REQUEST_URL_KEY => "wasm.backstage_proxy.request_url",
+        other => return Cow::Owned(format!("wasm.{other}")),
+    })
 }
 
 fn now_ms() -> u64 {
@@ -152,14 +160,15 @@ fn connection(config: &Config, host: &mut impl Host) -> (Option<String>, bool) {
 /// The request's headers: decided and applied.
 pub fn on_request(f: &mut Filter, host: &mut impl Host) -> Flow {
     let config = Arc::clone(&f.config);
+    let now = now_ms();
     // The worker's periodic look rides on its requests.
     if let Some(counts) = crate::config::with_worker(&config, |w| {
-        w.tick(&config, None, false, now_ms());
+        w.tick(&config, None, false, now);
         w.take_counts()
     }) {
         count_worker(host, &config, counts);
     }
-    decide(f, host, false)
+    decide(f, host, false, now)
 }
 
 /// Counts what the worker's state counted since: verified-token cache
@@ -216,7 +225,7 @@ pub fn on_scheduled(f: &mut Filter, host: &mut impl Host, event: u64) -> Flow {
     if !f.paused || !(wake.redo || refuse || event == EVENT_REDECIDE) {
         return Flow::Pause;
     }
-    decide(f, host, refuse)
+    decide(f, host, refuse, now_ms())
 }
 
 /// The stream is gone: a paused one is forgotten. If its worker has mail
@@ -249,14 +258,15 @@ pub(crate) fn unpause(f: &mut Filter) {
 /// Decides the request and applies the decision: from the request hook,
 /// and again from the stream's scheduled hook when it was paused.
 /// `refuse`: its permission question got no usable answer.
-fn decide(f: &mut Filter, host: &mut impl Host, refuse: bool) -> Flow {
-    let headers = host.headers(Map::Request);
+fn decide(f: &mut Filter, host: &mut impl Host, refuse: bool, now_ms: u64) -> Flow {
+    let copy = host.headers(Map::Request);
+    let headers = copy.view();
     #[cfg(feature = "test-panic")]
     forced_panic(&headers);
     let text = |name: &str| {
         headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|(_, v)| String::from_utf8_lossy(v))
     };
     let method = text(":method").unwrap_or_default();
@@ -272,7 +282,7 @@ fn decide(f: &mut Filter, host: &mut impl Host, refuse: bool) -> Flow {
         downstream_tls,
         headers: &headers,
         client_address: client.as_deref(),
-        now_ms: now_ms(),
+        now_ms,
     };
     if let (true, Some(asking)) = (refuse, f.asking.take()) {
         unpause(f);
@@ -323,7 +333,7 @@ fn apply(
     f: &mut Filter,
     host: &mut impl Host,
     plan: &Plan,
-    headers: &HeaderMap,
+    headers: &[Header<'_>],
     verdict: Verdict<'_>,
 ) -> Flow {
     let c = match verdict {
@@ -340,7 +350,7 @@ fn apply(
     let remove = c
         .remove
         .iter()
-        .filter(|name| headers.iter().any(|(n, _)| n == name.as_ref()));
+        .filter(|name| headers.iter().any(|(n, _)| *n == name.as_ref()));
     let mut edited = false;
     let mut failed = false;
     for name in remove {
@@ -419,7 +429,8 @@ pub fn on_response(f: &mut Filter, host: &mut impl Host) -> Option<Reply> {
     }
     let config = Arc::clone(&f.config);
     let plan = &config.plan;
-    let headers = host.headers(Map::Response);
+    let copy = host.headers(Map::Response);
+    let headers = copy.view();
     let details = response::may_be_rate_limit_service(plan, &headers)
         .then(|| host.attribute(Attribute::ResponseCodeDetails))
         .flatten();
@@ -471,14 +482,14 @@ pub fn on_response(f: &mut Filter, host: &mut impl Host) -> Option<Reply> {
 /// (the module's panic hook prints a fixed line only; tests/e2e_native.rs).
 #[cfg(feature = "test-panic")]
 #[allow(clippy::panic)]
-fn forced_panic(headers: &HeaderMap) {
+fn forced_panic(headers: &[Header<'_>]) {
     if headers
         .iter()
-        .any(|(n, _)| n == "x-backstage-proxy-test-panic")
+        .any(|(n, _)| *n == "x-backstage-proxy-test-panic")
     {
         let credentials = headers
             .iter()
-            .find(|(n, _)| n == "authorization")
+            .find(|(n, _)| *n == "authorization")
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();
         panic!("test-panic: forced by x-backstage-proxy-test-panic, with {credentials}");
@@ -498,6 +509,25 @@ pub(crate) mod test_panic {
     pub fn in_scheduled() {
         if SCHEDULED.with(Cell::get) {
             panic!("test: a panic in the scheduled hook");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_out_state_keys_are_the_wasm_filters_keys() {
+        for key in [
+            audit::PRINCIPAL_KEY,
+            audit::ENDPOINT_KEY,
+            audit::DECISION_KEY,
+            audit::PERMISSION_KEY,
+            audit::REQUEST_URL_KEY,
+            "backstage_proxy.other",
+        ] {
+            assert_eq!(state_key(key), format!("wasm.{key}"));
         }
     }
 }

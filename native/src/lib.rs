@@ -19,6 +19,7 @@ pub mod abi;
 pub mod callout;
 pub mod config;
 pub mod filter;
+pub mod headers;
 pub mod logging;
 pub mod metrics;
 pub mod pause;

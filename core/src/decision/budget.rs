@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{Forward, Request};
+use super::{Forward, Header, Request};
 use crate::config::Plan;
 use crate::ratelimit::{self, Admit, ENDPOINT_HEADER, PRINCIPAL_HEADER};
 use crate::reply::{Reason, Reply};
@@ -72,7 +72,7 @@ pub(super) fn spend(
 /// without the service, so that a rate limit configuration left behind
 /// reads nothing a client sent). Returns whether the endpoint's budgets
 /// were handed over (the service may refuse it).
-pub fn hand_to_service(plan: &Plan, headers: &[(String, Vec<u8>)], fwd: &mut Forward<'_>) -> bool {
+pub fn hand_to_service(plan: &Plan, headers: &[Header<'_>], fwd: &mut Forward<'_>) -> bool {
     let limited = plan.endpoints.get(fwd.endpoint).filter(|e| {
         e.rate_limit.as_ref().is_some_and(|l| !l.is_empty())
             && plan.gateway.rate_limit_service.is_some()

@@ -17,7 +17,7 @@ pub(super) fn forward<'a>(
     path: String,
     principal: Option<Principal>,
 ) -> Forward<'a> {
-    let names = req.headers.iter().map(|(n, _)| n.as_str());
+    let names = req.headers.iter().map(|&(n, _)| n);
     let mut remove = headers::request_removals(endpoint, names);
     remove.retain(|n| !ENVOY_OWNED.contains(&n.as_ref()));
     let mut set: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(endpoint.headers.len() + 3);

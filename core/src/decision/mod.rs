@@ -58,6 +58,18 @@ const REFUSED_BY_DEFAULT: [&str; 2] = ["TRACE", "CONNECT"];
 /// What a 405 for a refused-by-default method offers instead.
 const DEFAULT_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
+/// A header as the host holds it: name (lower-cased by Envoy) and raw
+/// value, both borrowed.
+pub type Header<'a> = (&'a str, &'a [u8]);
+
+/// A borrowed view of owned headers (the Wasm filter's copy, tests).
+pub fn header_view(headers: &[(String, Vec<u8>)]) -> Vec<Header<'_>> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect()
+}
+
 /// What the filter knows of a request when its headers arrive.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -68,8 +80,10 @@ pub struct Request<'a> {
     /// Whether the downstream connection is TLS, from the connection
     /// itself (never `:scheme`, which an HTTP/2 client sets at will).
     pub downstream_tls: bool,
-    /// Every header, pseudo-headers included, names lower-cased by Envoy.
-    pub headers: &'a [(String, Vec<u8>)],
+    /// Every header, pseudo-headers included, names lower-cased by Envoy,
+    /// borrowed from the host's own copy (the native module reads them in
+    /// place: [`Header`]).
+    pub headers: &'a [Header<'a>],
     /// The client's address (`ip:port` or `ip`), for `xfwd`.
     pub client_address: Option<&'a str>,
     /// Unix milliseconds.
@@ -210,11 +224,17 @@ impl Decision<'_> {
 }
 
 impl Request<'_> {
+    fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     fn header_values(&self, name: &str) -> Vec<&[u8]> {
         self.headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| *v)
             .collect()
     }
 
@@ -222,7 +242,7 @@ impl Request<'_> {
     /// if absent or not UTF-8.
     pub fn joined(&self, name: &str) -> Option<String> {
         let mut out: Option<String> = None;
-        for (n, v) in self.headers {
+        for &(n, v) in self.headers {
             if n == name {
                 let v = std::str::from_utf8(v).ok()?;
                 match &mut out {
@@ -402,7 +422,7 @@ fn after_access<'a>(
     principal: Option<Principal>,
 ) -> Decision<'a> {
     // 8. Upgrades (WebSocket) only for endpoints that ask for them.
-    if !endpoint.ws && !req.header_values("upgrade").is_empty() {
+    if !endpoint.ws && req.has_header("upgrade") {
         let r = req.error(
             403,
             Reason::UpgradeNotAllowed,

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::After;
+use super::{After, Header};
 use crate::audit::Outcome;
 use crate::config::Plan;
 use crate::reply::Reason;
@@ -31,7 +31,7 @@ const RATE_LIMITER_ERROR_DETAILS: &[u8] = b"rate_limiter_error";
 /// Whether the response's status is one the rate limit filter may have
 /// answered with (a `429`, or a `5xx` with `failureModeDeny`): only then
 /// is Envoy's response code detail worth reading.
-pub fn may_be_rate_limit_service(plan: &Plan, headers: &[(String, Vec<u8>)]) -> bool {
+pub fn may_be_rate_limit_service(plan: &Plan, headers: &[Header<'_>]) -> bool {
     plan.gateway.rate_limit_service.is_some()
         && matches!(
             status(headers),
@@ -39,11 +39,11 @@ pub fn may_be_rate_limit_service(plan: &Plan, headers: &[(String, Vec<u8>)]) -> 
         )
 }
 
-fn status(headers: &[(String, Vec<u8>)]) -> Option<&[u8]> {
+fn status<'h>(headers: &[Header<'h>]) -> Option<&'h [u8]> {
     headers
         .iter()
-        .find(|(n, _)| n == ":status")
-        .map(|(_, v)| v.as_slice())
+        .find(|(n, _)| *n == ":status")
+        .map(|&(_, v)| v)
 }
 
 /// The edits for a response of a request that went on. `code_details` is
@@ -52,12 +52,12 @@ fn status(headers: &[(String, Vec<u8>)]) -> Option<&[u8]> {
 pub fn edits<'h>(
     plan: &Plan,
     after: After,
-    headers: &'h [(String, Vec<u8>)],
+    headers: &'h [Header<'h>],
     code_details: Option<&[u8]>,
 ) -> Edits<'h> {
     let mut out = Edits::default();
     if let Some(idx) = after.endpoint {
-        out.remove = super::response_removals(plan, idx, headers.iter().map(|(n, _)| n.as_str()));
+        out.remove = super::response_removals(plan, idx, headers.iter().map(|&(n, _)| n));
         if let Some(details) = code_details {
             rate_limit_service_refusal(&mut out, headers, details);
         }
@@ -68,7 +68,7 @@ pub fn edits<'h>(
     for (name, value) in after.cors {
         let kept: Vec<&str> = headers
             .iter()
-            .filter(|(n, _)| n == name && !out.remove.iter().any(|r| r.as_ref() == n.as_str()))
+            .filter(|&&(n, _)| n == name && !out.remove.iter().any(|r| r.as_ref() == n))
             .filter_map(|(_, v)| std::str::from_utf8(v).ok())
             .collect();
         if kept.is_empty() {
@@ -117,11 +117,7 @@ fn merge_vary(upstream: &[&str], cors: &str) -> Option<String> {
 /// filter's own refusals are, and the `429` gets `retry-after` from
 /// Envoy's `x-ratelimit-reset` (the service's time to the next window), as
 /// the filter's own `429` has it.
-fn rate_limit_service_refusal<'h>(
-    out: &mut Edits<'h>,
-    headers: &'h [(String, Vec<u8>)],
-    details: &[u8],
-) {
+fn rate_limit_service_refusal<'h>(out: &mut Edits<'h>, headers: &'h [Header<'h>], details: &[u8]) {
     let reason = match details {
         RATE_LIMITED_DETAILS => Reason::RateLimited,
         RATE_LIMITER_ERROR_DETAILS => Reason::RateLimitServiceError,
@@ -130,7 +126,7 @@ fn rate_limit_service_refusal<'h>(
     out.refused = Some(Outcome::Denied(reason));
     let reset = headers
         .iter()
-        .find(|(n, _)| n == "x-ratelimit-reset")
+        .find(|(n, _)| *n == "x-ratelimit-reset")
         .and_then(|(_, v)| std::str::from_utf8(v).ok())
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
     if let (Reason::RateLimited, Some(seconds)) = (reason, reset) {

@@ -20,17 +20,37 @@ fn headers_are_copied_whole_and_bytes_that_are_not_utf8_survive_in_values() {
             (vec![b'x', 0xff], b"v".to_vec()),
         ]
     });
-    let got = stream().headers(Map::Request);
+    let map = stream().headers(Map::Request);
+    let got = map.view();
     assert_eq!(got.len(), 4);
-    assert_eq!(got[0], (":path".to_string(), b"/a?b".to_vec()));
-    assert_eq!(got[1].1, vec![0xff, 0x00, b'a']);
-    assert_eq!(got[2], ("x-empty".to_string(), Vec::new()));
+    assert_eq!(got[0], (":path", &b"/a?b"[..]));
+    assert_eq!(got[1].1, [0xff, 0x00, b'a']);
+    assert_eq!(got[2], ("x-empty", &b""[..]));
     // a name that is not UTF-8 (Envoy refuses those on the wire) stays distinct
     assert_eq!(got[3].0, "x\u{fffd}");
     // the copy does not depend on Envoy's buffers afterwards
     STREAM.with(|s| s.borrow_mut().request.clear());
     assert_eq!(got[0].1, b"/a?b");
     assert!(stream().headers(Map::Request).is_empty());
+}
+
+#[test]
+fn a_map_larger_than_the_stack_array_is_read_whole_in_order() {
+    // 32 entries fit the hook's stack array; a hostile request has more
+    let sent: Vec<(Vec<u8>, Vec<u8>)> = (0..100)
+        .map(|i| (format!("x-h{i}").into_bytes(), format!("v{i}").into_bytes()))
+        .collect();
+    STREAM.with(|s| s.borrow_mut().request = sent.clone());
+    for n in [31, 32, 33, 100] {
+        STREAM.with(|s| s.borrow_mut().request = sent[..n].to_vec());
+        let map = stream().headers(Map::Request);
+        let got = map.view();
+        assert_eq!(got.len(), n);
+        for (g, (name, value)) in got.iter().zip(&sent) {
+            assert_eq!(g.0.as_bytes(), &name[..]);
+            assert_eq!(g.1, &value[..]);
+        }
+    }
 }
 
 #[test]

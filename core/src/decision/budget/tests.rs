@@ -4,7 +4,7 @@
 use super::*;
 use crate::auth::AuthState;
 use crate::config;
-use crate::decision::{decide, Decision};
+use crate::decision::{decide, header_view, Decision};
 use crate::ratelimit::{COUNTERS_PER_ENDPOINT, ENDPOINT_HEADER, PRINCIPAL_HEADER};
 
 const TOKEN: &str = "static-token-abc";
@@ -39,7 +39,7 @@ fn forward(
         path: Some(path),
         authority: "gw",
         downstream_tls: false,
-        headers: &headers,
+        headers: &header_view(&headers),
         client_address: None,
         now_ms: 1_800_000_000_000,
     };
@@ -67,7 +67,7 @@ fn a_limited_endpoint_hands_over_its_key_and_the_principal_before_the_destinatio
     let p = plan(true);
     let (mut f, h) = forward(&p, "/api/proxy/pd/incidents", &[BEARER]);
     let destination = f.set.last().cloned();
-    hand_to_service(&p, &h, &mut f);
+    hand_to_service(&p, &header_view(&h), &mut f);
     assert_eq!(set_of(&f, ENDPOINT_HEADER), Some("/pd"));
     // A '%' in the subject is encoded, so values stay distinct.
     assert_eq!(set_of(&f, PRINCIPAL_HEADER), Some("external|ci%25bot"));
@@ -89,19 +89,19 @@ fn a_callers_own_copies_never_choose_the_descriptors() {
     ];
     // On a limited endpoint: replaced by the filter's values.
     let (mut f, h) = forward(&p, "/api/proxy/pd", &forged);
-    hand_to_service(&p, &h, &mut f);
+    hand_to_service(&p, &header_view(&h), &mut f);
     assert_eq!(set_of(&f, ENDPOINT_HEADER), Some("/pd"));
     assert_eq!(set_of(&f, PRINCIPAL_HEADER), Some("external|ci%25bot"));
     // On an endpoint without budgets: removed, so no descriptor at all.
     let (mut f, h) = forward(&p, "/api/proxy/gh", &forged);
-    hand_to_service(&p, &h, &mut f);
+    hand_to_service(&p, &header_view(&h), &mut f);
     assert_eq!(set_of(&f, ENDPOINT_HEADER), None);
     assert!(removes(&f, ENDPOINT_HEADER));
     assert!(removes(&f, PRINCIPAL_HEADER));
     // Without a principal: the endpoint only (its total), the
     // caller's principal removed.
     let (mut f, h) = forward(&p, "/api/proxy/open", &forged[1..]);
-    hand_to_service(&p, &h, &mut f);
+    hand_to_service(&p, &header_view(&h), &mut f);
     assert_eq!(set_of(&f, ENDPOINT_HEADER), Some("/open"));
     assert_eq!(set_of(&f, PRINCIPAL_HEADER), None);
     assert!(removes(&f, PRINCIPAL_HEADER));
@@ -121,7 +121,7 @@ fn outside_the_prefix_a_callers_copies_are_removed_too() {
         path: Some("/catalog/entities"),
         authority: "gw",
         downstream_tls: false,
-        headers: &headers,
+        headers: &header_view(&headers),
         client_address: None,
         now_ms: 1_800_000_000_000,
     };
@@ -148,7 +148,7 @@ fn without_the_service_a_callers_copies_are_removed_all_the_same() {
     for path in ["/api/proxy/pd", "/api/proxy/gh"] {
         let (mut f, h) = forward(&p, path, &forged);
         assert!(
-            !hand_to_service(&p, &h, &mut f),
+            !hand_to_service(&p, &header_view(&h), &mut f),
             "{path}: nothing handed over"
         );
         assert!(
@@ -164,7 +164,7 @@ fn without_the_service_nothing_is_handed_over() {
     let p = plan(false);
     let (mut f, h) = forward(&p, "/api/proxy/pd", &[BEARER]);
     let before = (f.set.clone(), f.remove.clone());
-    hand_to_service(&p, &h, &mut f);
+    hand_to_service(&p, &header_view(&h), &mut f);
     assert_eq!((f.set, f.remove), before);
 }
 
@@ -239,7 +239,7 @@ fn a_forged_descriptor_never_survives_the_hand_over_even_where_the_endpoint_allo
                 list.push(BEARER);
             }
             let (mut f, h) = forward(&p, path, &list);
-            let handed = hand_to_service(&p, &h, &mut f);
+            let handed = hand_to_service(&p, &header_view(&h), &mut f);
             assert!(
                 !survives(&f, ENDPOINT_HEADER, forged_endpoint),
                 "{service} {path} {bearer}: {f:?}"
@@ -277,7 +277,7 @@ fn an_endpoint_whose_entry_has_no_budget_is_never_handed_to_the_service() {
     let p = plan_allowing_the_headers(true);
     for path in ["/api/proxy/none", "/api/proxy/none/x", "/api/proxy/NONE/x"] {
         let (mut f, h) = forward(&p, path, &[BEARER]);
-        assert!(!hand_to_service(&p, &h, &mut f), "{path}");
+        assert!(!hand_to_service(&p, &header_view(&h), &mut f), "{path}");
         assert_eq!(set_of(&f, ENDPOINT_HEADER), None, "{path}");
         assert_eq!(set_of(&f, PRINCIPAL_HEADER), None, "{path}");
     }

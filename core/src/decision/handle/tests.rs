@@ -3,7 +3,7 @@
 //! filter only applies the verdict.
 
 use super::*;
-use crate::decision::response;
+use crate::decision::{header_view, response, Header};
 use crate::shared_data::InMemory;
 
 const TOKEN: &str = "static-token-abc";
@@ -24,10 +24,14 @@ fn budgets() -> Plan {
     plan(r#"{"rateLimits":{"/pd":{"perPrincipal":{"requests":2,"seconds":60}}}}"#)
 }
 
-fn headers(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    list.iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
+/// Test headers, as the host hands them over (borrowed; leaked, tests only).
+fn headers(list: &[(&str, &str)]) -> &'static [Header<'static>] {
+    let owned: &'static [(String, Vec<u8>)] = Vec::leak(
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect(),
+    );
+    Vec::leak(header_view(owned))
 }
 
 fn run<'a>(
@@ -35,7 +39,7 @@ fn run<'a>(
     shared: &mut InMemory,
     method: &'a str,
     path: &'a str,
-    h: &'a [(String, Vec<u8>)],
+    h: &'a [Header<'a>],
 ) -> Verdict<'a> {
     let req = Request {
         method,
@@ -74,7 +78,7 @@ fn a_preflight_is_answered_before_credentials_are_asked_for() {
         ("access-control-request-method", "POST"),
         ("access-control-request-headers", "authorization"),
     ]);
-    let Verdict::Answer(a) = run(&p, &mut created(&p), "OPTIONS", "/api/proxy/pd", &h) else {
+    let Verdict::Answer(a) = run(&p, &mut created(&p), "OPTIONS", "/api/proxy/pd", h) else {
         panic!("a preflight is answered");
     };
     assert_eq!(a.reply.status, 204);
@@ -91,7 +95,7 @@ fn a_preflight_is_answered_before_credentials_are_asked_for() {
 fn a_refusal_carries_cors_so_the_browser_can_read_it() {
     let p = plan("{}");
     let h = headers(&[("origin", APP)]);
-    let Verdict::Answer(a) = run(&p, &mut created(&p), "GET", "/api/proxy/pd/x", &h) else {
+    let Verdict::Answer(a) = run(&p, &mut created(&p), "GET", "/api/proxy/pd/x", h) else {
         panic!("no credentials: refused");
     };
     assert_eq!(a.reply.status, 401);
@@ -106,7 +110,7 @@ fn a_refusal_carries_cors_so_the_browser_can_read_it() {
     );
     // Another origin: no CORS at all.
     let h = headers(&[("origin", "https://evil.example")]);
-    let Verdict::Answer(a) = run(&p, &mut created(&p), "GET", "/api/proxy/pd/x", &h) else {
+    let Verdict::Answer(a) = run(&p, &mut created(&p), "GET", "/api/proxy/pd/x", h) else {
         panic!("refused");
     };
     assert_eq!(header(&a.reply, "access-control-allow-origin"), None);
@@ -119,14 +123,14 @@ fn budgets_are_spent_after_the_pipeline_admits_and_refuse_with_retry_after() {
     let bearer = format!("Bearer {TOKEN}");
     let h = headers(&[("authorization", &bearer), ("origin", APP)]);
     for _ in 0..2 {
-        let Verdict::Continue(c) = run(&p, &mut shared, "GET", "/api/proxy/pd/x", &h) else {
+        let Verdict::Continue(c) = run(&p, &mut shared, "GET", "/api/proxy/pd/x", h) else {
             panic!("within the budget");
         };
         assert_eq!(c.record.outcome, Outcome::Allowed);
         assert_eq!(c.after.endpoint, Some(0));
         assert_eq!(c.request_url, None, "nothing handed to a service");
     }
-    let Verdict::Answer(a) = run(&p, &mut shared, "GET", "/api/proxy/pd/x", &h) else {
+    let Verdict::Answer(a) = run(&p, &mut shared, "GET", "/api/proxy/pd/x", h) else {
         panic!("over the budget");
     };
     assert_eq!(a.reply.status, 429);
@@ -139,7 +143,7 @@ fn budgets_are_spent_after_the_pipeline_admits_and_refuse_with_retry_after() {
     // budget-free requests and refused ones leave /pd's counter as it is.
     let before = shared.get("backstage_proxy/ratelimit//pd/total");
     let none = headers(&[]);
-    let _ = run(&p, &mut shared, "GET", "/api/proxy/pd/x", &none);
+    let _ = run(&p, &mut shared, "GET", "/api/proxy/pd/x", none);
     assert_eq!(shared.get("backstage_proxy/ratelimit//pd/total"), before);
 }
 
@@ -152,7 +156,7 @@ fn with_the_service_the_request_goes_on_and_keeps_its_url() {
     let bearer = format!("Bearer {TOKEN}");
     let h = headers(&[("authorization", &bearer)]);
     for _ in 0..3 {
-        let Verdict::Continue(c) = run(&p, &mut shared, "GET", "/api/proxy/pd/x?y=1", &h) else {
+        let Verdict::Continue(c) = run(&p, &mut shared, "GET", "/api/proxy/pd/x?y=1", h) else {
             panic!("the service decides, not the filter");
         };
         assert_eq!(c.request_url, Some("/api/proxy/pd/x?y=1"));
@@ -168,7 +172,7 @@ fn with_the_service_the_request_goes_on_and_keeps_its_url() {
 fn outside_the_prefix_the_request_passes_and_is_not_logged() {
     let p = plan("{}");
     let h = headers(&[("x-backstage-proxy-cluster", "evil"), ("origin", APP)]);
-    let Verdict::Continue(c) = run(&p, &mut created(&p), "GET", "/catalog", &h) else {
+    let Verdict::Continue(c) = run(&p, &mut created(&p), "GET", "/catalog", h) else {
         panic!("passes through");
     };
     assert!(c.remove.iter().any(|r| r == "x-backstage-proxy-cluster"));
@@ -186,7 +190,7 @@ fn other_applications_preflights_reach_them() {
     let p = plan("{}");
     let h = headers(&[("origin", APP), ("access-control-request-method", "POST")]);
     for path in ["/catalog/entities", "/api/proxyx", "/", "/api/catalog"] {
-        let Verdict::Continue(c) = run(&p, &mut created(&p), "OPTIONS", path, &h) else {
+        let Verdict::Continue(c) = run(&p, &mut created(&p), "OPTIONS", path, h) else {
             panic!("{path}: not the filter's to answer");
         };
         assert!(c.after.cors.is_empty(), "{path}");
@@ -195,7 +199,7 @@ fn other_applications_preflights_reach_them() {
     for path in ["/api/proxy/pd", "/API/Proxy/pd", "//api/proxy/pd"] {
         assert!(
             matches!(
-                run(&p, &mut created(&p), "OPTIONS", path, &h),
+                run(&p, &mut created(&p), "OPTIONS", path, h),
                 Verdict::Answer(_)
             ),
             "{path}"
@@ -216,7 +220,7 @@ fn the_null_origin_is_never_matched_by_a_pattern() {
         );
         let p = crate::config::parse(cfg.as_bytes(), &|_| None).unwrap();
         let h = headers(&[("origin", "null")]);
-        let Verdict::Answer(a) = run(&p, &mut InMemory::default(), "GET", "/api/proxy/pd", &h)
+        let Verdict::Answer(a) = run(&p, &mut InMemory::default(), "GET", "/api/proxy/pd", h)
         else {
             panic!("refused: no credentials");
         };
@@ -235,7 +239,7 @@ fn the_null_origin_is_never_matched_by_a_pattern() {
         p.warnings
     );
     let h = headers(&[("origin", "null")]);
-    let Verdict::Answer(a) = run(&p, &mut InMemory::default(), "GET", "/api/proxy/pd", &h) else {
+    let Verdict::Answer(a) = run(&p, &mut InMemory::default(), "GET", "/api/proxy/pd", h) else {
         panic!("refused");
     };
     assert_eq!(
@@ -260,7 +264,7 @@ fn vary_is_merged_with_the_upstreams_never_replaced() {
         let mut list: Vec<(&str, &str)> = vec![(":status", "200")];
         list.extend(upstream.iter().map(|v| ("vary", *v)));
         let h = headers(&list);
-        let e = response::edits(&p, cors_after(Some(0)), &h, None);
+        let e = response::edits(&p, cors_after(Some(0)), h, None);
         let set = e
             .set
             .iter()
@@ -284,7 +288,7 @@ fn an_unfetchable_key_set_is_a_401_with_cors() {
         path: Some("/api/proxy/pd"),
         authority: "gw",
         downstream_tls: false,
-        headers: &h,
+        headers: h,
         client_address: None,
         now_ms: NOW,
     };
@@ -343,7 +347,7 @@ fn the_response_keeps_its_allowed_headers_and_gains_cors_where_it_has_none() {
         ("set-cookie", "a=1"),
         ("access-control-allow-origin", "https://upstream.example"),
     ]);
-    let e = response::edits(&p, cors_after(Some(0)), &h, None);
+    let e = response::edits(&p, cors_after(Some(0)), h, None);
     assert!(e.remove.iter().any(|r| r == "set-cookie"));
     assert!(!e.remove.iter().any(|r| r == "x-custom"));
     // The upstream's allow-origin is not allowed through, so CORS's is added.
@@ -355,7 +359,7 @@ fn the_response_keeps_its_allowed_headers_and_gains_cors_where_it_has_none() {
     assert_eq!(e.refused, None);
     // Outside the prefix nothing is removed, and a header the response
     // already has wins over CORS's.
-    let e = response::edits(&p, cors_after(None), &h, None);
+    let e = response::edits(&p, cors_after(None), h, None);
     assert!(e.remove.is_empty());
     assert!(!e
         .add
@@ -370,25 +374,25 @@ fn a_refusal_by_the_rate_limit_service_is_recorded_with_retry_after() {
         r#"{"rateLimitService":{"url":"http://rl:8081"},"rateLimits":{"/pd":{"total":{"requests":1,"seconds":60}}}}"#,
     );
     let h = headers(&[(":status", "429"), ("x-ratelimit-reset", "17")]);
-    assert!(response::may_be_rate_limit_service(&p, &h));
-    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"request_rate_limited"));
+    assert!(response::may_be_rate_limit_service(&p, h));
+    let e = response::edits(&p, cors_after(Some(0)), h, Some(b"request_rate_limited"));
     assert_eq!(e.refused, Some(Outcome::Denied(Reason::RateLimited)));
     assert!(e.set.iter().any(|(n, v)| n == "retry-after" && v == "17"));
-    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"rate_limiter_error"));
+    let e = response::edits(&p, cors_after(Some(0)), h, Some(b"rate_limiter_error"));
     assert_eq!(
         e.refused,
         Some(Outcome::Denied(Reason::RateLimitServiceError))
     );
     assert!(e.set.is_empty());
     // An upstream's own 429 is the upstream's.
-    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"via_upstream"));
+    let e = response::edits(&p, cors_after(Some(0)), h, Some(b"via_upstream"));
     assert_eq!(e.refused, None);
     // A 200, or no service: the detail is never read.
     assert!(!response::may_be_rate_limit_service(
         &p,
-        &headers(&[(":status", "200")])
+        headers(&[(":status", "200")])
     ));
-    assert!(!response::may_be_rate_limit_service(&plan("{}"), &h));
+    assert!(!response::may_be_rate_limit_service(&plan("{}"), h));
 }
 
 #[test]
@@ -437,7 +441,7 @@ fn every_request_under_the_prefix_is_logged_whatever_its_outcome() {
     );
     // Outside it, nothing is.
     for path in ["/catalog", "/api/proxyx/pd", "/"] {
-        let r = record(run(&p, &mut shared, "GET", path, &with_token));
+        let r = record(run(&p, &mut shared, "GET", path, with_token));
         assert!(!r.logged(), "{path}");
     }
 }
@@ -460,7 +464,7 @@ fn whether_cors_headers_are_added_depends_on_that_header_alone() {
         ];
         list.extend(others.iter().copied());
         let h = headers(&list);
-        let e = response::edits(&p, cors_after(Some(0)), &h, None);
+        let e = response::edits(&p, cors_after(Some(0)), h, None);
         assert!(
             e.remove.iter().any(|r| r == "access-control-allow-origin"),
             "{others:?}"
@@ -484,7 +488,7 @@ fn whether_cors_headers_are_added_depends_on_that_header_alone() {
         let mut list = vec![(":status", "200"), ("vary", "Accept-Encoding")];
         list.extend(others.iter().copied());
         let h = headers(&list);
-        let e = response::edits(&p, cors_after(Some(0)), &h, None);
+        let e = response::edits(&p, cors_after(Some(0)), h, None);
         assert!(
             !e.add.iter().any(|(n, _)| *n == "vary"),
             "{others:?}: {e:?}"
@@ -516,7 +520,7 @@ fn retry_after_is_taken_only_from_a_whole_number_of_seconds() {
         ("\u{2163}", None),
     ] {
         let h = headers(&[(":status", "429"), ("x-ratelimit-reset", reset)]);
-        let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"request_rate_limited"));
+        let e = response::edits(&p, cors_after(Some(0)), h, Some(b"request_rate_limited"));
         assert_eq!(
             e.refused,
             Some(Outcome::Denied(Reason::RateLimited)),
@@ -531,7 +535,7 @@ fn retry_after_is_taken_only_from_a_whole_number_of_seconds() {
     }
     // No reset at all: refused, without retry-after.
     let h = headers(&[(":status", "429")]);
-    let e = response::edits(&p, cors_after(Some(0)), &h, Some(b"request_rate_limited"));
+    let e = response::edits(&p, cors_after(Some(0)), h, Some(b"request_rate_limited"));
     assert_eq!(e.refused, Some(Outcome::Denied(Reason::RateLimited)));
     assert!(e.set.is_empty());
 }

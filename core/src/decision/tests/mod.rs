@@ -60,7 +60,7 @@ impl Req {
             path: Some(self.path),
             authority: "gw.example:8080",
             downstream_tls: false,
-            headers: &self.headers,
+            headers: &header_view(&self.headers),
             client_address: Some("10.1.2.3:5555"),
             now_ms: 1_800_000_000_000,
         };
@@ -514,7 +514,7 @@ fn handled_status(
         path: Some(path),
         authority: "gw",
         downstream_tls: false,
-        headers: &r.headers,
+        headers: &header_view(&r.headers),
         client_address: None,
         now_ms: 1_800_000_000_000,
     };

@@ -93,7 +93,7 @@ impl World {
             path: Some(path),
             authority: "gw",
             downstream_tls: false,
-            headers: &headers,
+            headers: &header_view(&headers),
             client_address: None,
             now_ms: NOW * 1000 + 1,
         };
@@ -285,7 +285,7 @@ fn a_request_landing_under_a_policied_target_needs_its_permission_too() {
             path: Some(path),
             authority: "gw",
             downstream_tls: false,
-            headers: &headers,
+            headers: &header_view(&headers),
             client_address: None,
             now_ms: NOW * 1000,
         };

@@ -80,7 +80,7 @@ fn x_forwarded_proto_comes_from_the_connection_never_from_scheme() {
             path: Some("/api/proxy/xfwd/a"),
             authority: "gw.example",
             downstream_tls: tls,
-            headers: &headers,
+            headers: &header_view(&headers),
             client_address: Some("10.1.2.3:5555"),
             now_ms: 1_800_000_000_000,
         };
