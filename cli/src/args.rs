@@ -53,8 +53,10 @@ pub enum Command {
     /// where the request lands upstream, the credentials, the access rule,
     /// the budgets and the upstream URL, with the filter's own decision.
     Explain(ExplainArgs),
-    /// Build the compat OCI image layout (one tar+gzip layer holding
-    /// plugin.wasm) and print its manifest digest.
+    /// Build an OCI image layout and print its manifest digest: with
+    /// --wasm the compat Wasm image (one tar+gzip layer holding
+    /// plugin.wasm); with --native the native module's image, then the
+    /// module's SHA-256 on a second line (envoy-gateway --native-sha256).
     Oci(OciArgs),
 }
 
@@ -219,15 +221,23 @@ pub struct RatelimitConfigArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("artifact").required(true).args(["wasm", "native"])))]
 pub struct OciArgs {
-    /// The .wasm to package.
-    #[arg(long, value_name = "PATH", default_value = "build/plugin.wasm")]
-    pub wasm: PathBuf,
+    /// The .wasm to package (make build: build/plugin.wasm): the compat
+    /// Wasm image.
+    #[arg(long, value_name = "PATH")]
+    pub wasm: Option<PathBuf>,
+    /// The native Envoy dynamic module to package (make native:
+    /// build/libbackstage_proxy.so): an image holding it at its root,
+    /// mode 0755, for a Kubernetes image volume (docs/native.md).
+    #[arg(long, value_name = "PATH")]
+    pub native: Option<PathBuf>,
     #[arg(long, default_value = "latest")]
     pub tag: String,
-    /// The OCI image layout directory (replaced).
-    #[arg(short, long, value_name = "DIR", default_value = "build/oci")]
-    pub output: PathBuf,
+    /// The OCI image layout directory (replaced); build/oci for --wasm,
+    /// build/oci-native for --native.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {

@@ -339,15 +339,37 @@ fn ratelimit_config(args: RatelimitConfigArgs) -> ExitCode {
 }
 
 fn oci(args: OciArgs) -> ExitCode {
-    let wasm = match std::fs::read(&args.wasm) {
-        Ok(w) => w,
-        Err(e) => return fail(format!("{}: {e}", args.wasm.display())),
+    let (path, native) = match (&args.wasm, &args.native) {
+        (_, Some(so)) => (so, true),
+        (Some(wasm), None) => (wasm, false),
+        (None, None) => return fail("oci: give --wasm PATH or --native PATH"),
     };
-    match oci::build(&wasm, &args.output, &args.tag) {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("{}: {e}", path.display())),
+    };
+    let default = if native {
+        "build/oci-native"
+    } else {
+        "build/oci"
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(default));
+    let built = if native {
+        oci::build_native(&data, &output, &args.tag)
+    } else {
+        oci::build(&data, &output, &args.tag)
+    };
+    match built {
         Ok(img) => {
             println!("{}", img.manifest_digest);
+            if native {
+                println!("{}", img.file_sha256);
+            }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e),
+        Err(e) => fail(format!("{}: {e}", path.display())),
     }
 }

