@@ -56,7 +56,7 @@ pub enum Command {
     /// Build an OCI image layout and print its manifest digest: with
     /// --wasm the compat Wasm image (one tar+gzip layer holding
     /// plugin.wasm); with --native the native module's image, then the
-    /// module's SHA-256 on a second line (envoy-gateway --native-sha256).
+    /// module's SHA-256 on a second line (sha256sum's).
     Oci(OciArgs),
 }
 
@@ -127,13 +127,11 @@ pub struct KubeArgs {
     #[arg(long, required_unless_present = "native")]
     pub url: Option<String>,
     /// Envoy Gateway 1.8: the native Envoy dynamic module instead of the
-    /// Wasm image: an absolute path on the proxy's filesystem, or an
-    /// http(s) URL with --native-sha256 (docs/native.md).
-    #[arg(long, value_name = "PATH|URL", conflicts_with = "url")]
+    /// Wasm image: its absolute path on the proxy's filesystem, where the
+    /// module image is mounted (never a URL: Envoy's remote source fails
+    /// open; docs/native.md).
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
     pub native: Option<String>,
-    /// The SHA-256 of the module a --native URL serves (64 hex digits).
-    #[arg(long, value_name = "HEX", requires = "native")]
-    pub native_sha256: Option<String>,
     /// The image's manifest digest (what `oci` prints).
     #[arg(long, value_name = "DIGEST")]
     pub sha256: Option<String>,

@@ -211,7 +211,7 @@ fn kube_options(
     let native = common
         .native
         .as_deref()
-        .map(|n| kube::NativeModule::parse(n, common.native_sha256.as_deref()))
+        .map(kube::NativeModule::parse)
         .transpose()?;
     Ok(kube::KubeOptions {
         url: common.url.clone().unwrap_or_default(),

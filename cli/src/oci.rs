@@ -59,8 +59,8 @@ pub struct Image {
     pub manifest_digest: String,
     pub layer_digest: String,
     pub config_digest: String,
-    /// The SHA-256 (hex) of the one file the image holds: for the native
-    /// module, what `envoy-gateway --native-sha256` takes.
+    /// The SHA-256 (hex) of the one file the image holds (`sha256sum`'s),
+    /// to check the module a node ends up with.
     pub file_sha256: String,
 }
 

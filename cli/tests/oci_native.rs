@@ -54,7 +54,7 @@ fn build_twice(dir: &Path, so: &Path) -> String {
     assert_eq!(
         Some(printed[1]),
         sum.split_whitespace().next(),
-        "the second line is the module's SHA-256 (envoy-gateway --native-sha256)"
+        "the second line is the module's SHA-256 (sha256sum's)"
     );
     digest.to_string()
 }

@@ -49,49 +49,33 @@ pub struct KubeOptions {
 }
 
 /// Where Envoy Gateway's proxy finds the native module
-/// (`EnvoyProxy.spec.dynamicModules[].source`).
+/// (`EnvoyProxy.spec.dynamicModules[].source`): a file on the proxy
+/// container's filesystem, never a URL. Envoy Gateway's `Remote` source
+/// becomes Envoy's remote module source, and Envoy 1.39.3 starts without
+/// the filter when that fetch fails or its SHA-256 does not match: every
+/// route served unchecked (`docs/native.md#envoys-remote-source`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NativeModule {
-    /// A file on the proxy container's filesystem (absolute).
-    Local(String),
-    /// Fetched by Envoy, checked against its SHA-256.
-    Remote { url: String, sha256: String },
+pub struct NativeModule {
+    /// Absolute.
+    pub path: String,
 }
 
 impl NativeModule {
-    /// `--native` (and `--native-sha256`): an absolute path, or an
-    /// `http(s)` URL with the module's SHA-256.
-    pub fn parse(given: &str, sha256: Option<&str>) -> Result<NativeModule, Error> {
-        let remote = given.starts_with("https://") || given.starts_with("http://");
-        if !remote {
-            if !given.starts_with('/') {
-                return Err(Error::Unsupported(format!(
-                    "--native '{given}': a path on the proxy's filesystem must be absolute, or give an http(s) URL with --native-sha256"
-                )));
-            }
-            if sha256.is_some() {
-                return Err(Error::Unsupported(
-                    "--native-sha256 is for a --native URL; a local file is not fetched"
-                        .to_string(),
-                ));
-            }
-            return Ok(NativeModule::Local(given.to_string()));
+    /// `--native`: an absolute path on the proxy's filesystem.
+    pub fn parse(given: &str) -> Result<NativeModule, Error> {
+        if given.contains("://") {
+            return Err(Error::Unsupported(format!(
+                "--native '{given}': a module Envoy fetches fails open (Envoy 1.39.3 serves every route without the filter when the download fails or its SHA-256 does not match); mount the module image and give its absolute path on the proxy's filesystem, e.g. /usr/lib/envoy/modules/libbackstage_proxy.so (docs/native.md#envoys-remote-source)"
+            )));
         }
-        let digest = sha256.map(|d| d.trim_start_matches("sha256:").to_ascii_lowercase());
-        match digest {
-            Some(d) if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Ok(NativeModule::Remote {
-                    url: given.to_string(),
-                    sha256: d,
-                })
-            }
-            Some(d) => Err(Error::Unsupported(format!(
-                "--native-sha256 '{d}' is not a SHA-256 (64 hex digits)"
-            ))),
-            None => Err(Error::Unsupported(format!(
-                "--native '{given}': a module Envoy fetches must be pinned: pass --native-sha256 (`sha256sum libbackstage_proxy.so`)"
-            ))),
+        if !given.starts_with('/') {
+            return Err(Error::Unsupported(format!(
+                "--native '{given}': a path on the proxy's filesystem must be absolute (where the module image is mounted, e.g. /usr/lib/envoy/modules/libbackstage_proxy.so)"
+            )));
         }
+        Ok(NativeModule {
+            path: given.to_string(),
+        })
     }
 }
 

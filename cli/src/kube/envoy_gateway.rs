@@ -216,12 +216,7 @@ fn native_extension_policy(config: Value, gw_ns: &str, gw_name: &str) -> Value {
 
 /// `EnvoyProxy.spec.dynamicModules`: the one module the proxy may load.
 fn dynamic_modules(native: &NativeModule) -> Value {
-    let source = match native {
-        NativeModule::Local(path) => json!({ "type": "Local", "local": { "path": path } }),
-        NativeModule::Remote { url, sha256 } => {
-            json!({ "type": "Remote", "remote": { "url": url, "sha256": sha256 } })
-        }
-    };
+    let source = json!({ "type": "Local", "local": { "path": native.path } });
     json!([{ "name": NATIVE_MODULE_NAME, "source": source }])
 }
 
