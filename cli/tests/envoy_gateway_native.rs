@@ -48,10 +48,9 @@ fn the_module_is_allowed_and_attached_with_the_wasm_policys_configuration() {
     for f in FIXTURES {
         let f = fixture(f);
         let wasm = docs(&["--url", "oci://ghcr.io/x/y:1", "--sha256", DIGEST], &f);
-        for (native, source) in [(
-            vec!["--native", SO],
-            json!({ "type": "Local", "local": { "path": SO } }),
-        )] {
+        {
+            let native = vec!["--native", SO];
+            let source = json!({ "type": "Local", "local": { "path": SO } });
             let out = docs(&native, &f);
             // every document, the usual CRDs
             let report = validate(&out);
