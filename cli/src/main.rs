@@ -339,33 +339,25 @@ fn ratelimit_config(args: RatelimitConfigArgs) -> ExitCode {
 }
 
 fn oci(args: OciArgs) -> ExitCode {
-    let (path, native) = match (&args.wasm, &args.native) {
-        (_, Some(so)) => (so, true),
-        (Some(wasm), None) => (wasm, false),
-        (None, None) => return fail("oci: give --wasm PATH or --native PATH"),
+    type Build = fn(&[u8], &std::path::Path, &str) -> std::io::Result<oci::Image>;
+    // clap lets exactly one of the two through
+    let (path, build, default): (_, Build, _) = match (&args.wasm, &args.native) {
+        (Some(wasm), None) => (wasm, oci::build, "build/oci"),
+        (None, Some(so)) => (so, oci::build_native, "build/oci-native"),
+        _ => return fail("oci: give exactly one of --wasm PATH and --native PATH"),
     };
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) => return fail(format!("{}: {e}", path.display())),
     };
-    let default = if native {
-        "build/oci-native"
-    } else {
-        "build/oci"
-    };
     let output = args
         .output
         .clone()
         .unwrap_or_else(|| std::path::PathBuf::from(default));
-    let built = if native {
-        oci::build_native(&data, &output, &args.tag)
-    } else {
-        oci::build(&data, &output, &args.tag)
-    };
-    match built {
+    match build(&data, &output, &args.tag) {
         Ok(img) => {
             println!("{}", img.manifest_digest);
-            if native {
+            if args.native.is_some() {
                 println!("{}", img.file_sha256);
             }
             ExitCode::SUCCESS

@@ -7,11 +7,10 @@
 //! are refused naming the flag; Istio, which has no resource for dynamic
 //! modules, refuses `--native`.
 
-use backstage_proxy_testkit::repo_root;
 use serde_json::{json, Value};
 
 mod common;
-use common::{fixture, run_cli, stderr, stdout, validate, venv_python, DIGEST, FIXTURES};
+use common::{fixture, run_cli, stderr, stdout, validate, validate_18, DIGEST, FIXTURES};
 
 const SO: &str = "/usr/lib/envoy/modules/libbackstage_proxy.so";
 
@@ -28,61 +27,44 @@ fn kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
-/// Validated against Envoy Gateway 1.8's CRDs alone.
-fn validate_18(docs: &[&Value]) -> Value {
-    let out = venv_python(
-        "testkit/crd_validate.py",
-        &repo_root().join("testkit/crds/envoy-gateway-1.8"),
-        serde_json::to_vec(docs).unwrap(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn the_module_is_allowed_and_attached_with_the_wasm_policys_configuration() {
     for f in FIXTURES {
         let f = fixture(f);
         let wasm = docs(&["--url", "oci://ghcr.io/x/y:1", "--sha256", DIGEST], &f);
-        {
-            let native = vec!["--native", SO];
-            let source = json!({ "type": "Local", "local": { "path": SO } });
-            let out = docs(&native, &f);
-            // every document, the usual CRDs
-            let report = validate(&out);
-            assert_eq!(report["violations"], json!([]), "{f} {native:?}: {report}");
-            // the two that carry the module, Envoy Gateway 1.8's own
-            let carried: Vec<&Value> = out
-                .iter()
-                .filter(|d| d["kind"] == "EnvoyProxy" || d["kind"] == "EnvoyExtensionPolicy")
-                .collect();
-            let report = validate_18(&carried);
-            assert_eq!(report["violations"], json!([]), "{f} {native:?}: {report}");
-            assert_eq!(report["documents"], 2);
+        let native = vec!["--native", SO];
+        let source = json!({ "type": "Local", "local": { "path": SO } });
+        let out = docs(&native, &f);
+        // every document, the usual CRDs
+        let report = validate(&out);
+        assert_eq!(report["violations"], json!([]), "{f} {native:?}: {report}");
+        // the two that carry the module, Envoy Gateway 1.8's own
+        let carried: Vec<&Value> = out
+            .iter()
+            .filter(|d| d["kind"] == "EnvoyProxy" || d["kind"] == "EnvoyExtensionPolicy")
+            .collect();
+        let report = validate_18(&carried);
+        assert_eq!(report["violations"], json!([]), "{f} {native:?}: {report}");
+        assert_eq!(report["documents"], 2);
 
-            let proxy = kind(&out, "EnvoyProxy");
-            let policy = kind(&out, "EnvoyExtensionPolicy");
-            assert_eq!((proxy.len(), policy.len()), (1, 1));
-            let allowed = &proxy[0]["spec"]["dynamicModules"];
-            assert_eq!(allowed.as_array().unwrap().len(), 1);
-            assert_eq!(allowed[0]["source"], source);
-            let attached = &policy[0]["spec"]["dynamicModule"];
-            assert_eq!(attached.as_array().unwrap().len(), 1);
-            assert_eq!(attached[0]["name"], allowed[0]["name"]);
-            assert!(policy[0]["spec"].get("wasm").is_none());
-            // the same configuration, the same routes and backends
-            let wasm_policy = kind(&wasm, "EnvoyExtensionPolicy")[0];
-            assert_eq!(
-                attached[0]["config"],
-                wasm_policy["spec"]["wasm"][0]["config"]
-            );
-            assert_eq!(kind(&out, "HTTPRoute"), kind(&wasm, "HTTPRoute"));
-            assert_eq!(kind(&out, "Backend"), kind(&wasm, "Backend"));
-        }
+        let proxy = kind(&out, "EnvoyProxy");
+        let policy = kind(&out, "EnvoyExtensionPolicy");
+        assert_eq!((proxy.len(), policy.len()), (1, 1));
+        let allowed = &proxy[0]["spec"]["dynamicModules"];
+        assert_eq!(allowed.as_array().unwrap().len(), 1);
+        assert_eq!(allowed[0]["source"], source);
+        let attached = &policy[0]["spec"]["dynamicModule"];
+        assert_eq!(attached.as_array().unwrap().len(), 1);
+        assert_eq!(attached[0]["name"], allowed[0]["name"]);
+        assert!(policy[0]["spec"].get("wasm").is_none());
+        // the same configuration, the same routes and backends
+        let wasm_policy = kind(&wasm, "EnvoyExtensionPolicy")[0];
+        assert_eq!(
+            attached[0]["config"],
+            wasm_policy["spec"]["wasm"][0]["config"]
+        );
+        assert_eq!(kind(&out, "HTTPRoute"), kind(&wasm, "HTTPRoute"));
+        assert_eq!(kind(&out, "Backend"), kind(&wasm, "Backend"));
     }
 }
 

@@ -9,8 +9,8 @@
 
 mod common;
 
-use backstage_proxy_testkit::{docs, repo_root};
-use common::{fixture, run_cli, stderr, stdout, validate, venv_python, FIXTURES};
+use backstage_proxy_testkit::docs;
+use common::{fixture, run_cli, stderr, stdout, validate, validate_18, FIXTURES};
 use serde_json::{json, Value};
 
 const MODULES: &str = "/usr/lib/envoy/modules";
@@ -19,54 +19,27 @@ const IMAGE: &str = "registry.example.com/backstage-proxy-wasm-native:1.0";
 /// Every document of the section's `yaml` blocks.
 fn examples() -> Vec<Value> {
     let section = docs::section("docs/native.md", "## Getting the module into Envoy");
-    let mut out = Vec::new();
-    let mut block: Option<String> = None;
-    for line in section.lines() {
-        match (&mut block, line.trim_start()) {
-            (None, "```yaml") => block = Some(String::new()),
-            (Some(b), "```") => {
-                out.extend(serde_saphyr::from_multiple::<Value>(b).unwrap());
-                block = None;
-            }
-            (Some(b), _) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    out
+    docs::blocks(&section, "yaml")
+        .iter()
+        .flat_map(|b| serde_saphyr::from_multiple::<Value>(b).unwrap())
+        .collect()
 }
 
 fn of_kind(all: &[Value], kind: &str) -> Vec<Value> {
     all.iter().filter(|d| d["kind"] == kind).cloned().collect()
 }
 
-/// Envoy Gateway 1.8's CRDs, strictly.
-fn validate_18(docs: &[Value]) -> Value {
-    let out = venv_python(
-        "testkit/crd_validate.py",
-        &repo_root().join("testkit/crds/envoy-gateway-1.8"),
-        serde_json::to_vec(docs).unwrap(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// The `modules` volume of a pod spec and where `container` mounts it.
 fn modules_volume<'a>(pod: &'a Value, container: &'a Value) -> (&'a Value, &'a str) {
-    let volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "modules")
-        .expect("a volume named modules");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "modules")
-        .expect("the modules volume mounted");
+    let named = |list: &'a Value, what: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "modules")
+            .unwrap_or_else(|| panic!("{what}"))
+    };
+    let volume = named(&pod["volumes"], "a volume named modules");
+    let mount = named(&container["volumeMounts"], "the modules volume mounted");
     (volume, mount["mountPath"].as_str().unwrap())
 }
 

@@ -104,6 +104,15 @@ fn envoy_from(modules: &Path, up: &Upstream, search_path: bool) -> Result<Envoy,
     Envoy::run_file(&cfg, 1, dir, &[], &env).map_err(|(log, _)| log)
 }
 
+/// Envoy loads the module from `modules` by name and it answers; the
+/// upstream, for more.
+fn assert_envoy_loads_from(modules: &Path) -> Upstream {
+    let up = Upstream::start(&[]);
+    let envoy = envoy_from(modules, &up, true).unwrap_or_else(|log| panic!("{log}"));
+    assert_the_filter_answers(&envoy, &up);
+    up
+}
+
 /// The module answers: no credentials is Backstage's 401 (never
 /// forwarded); the static token is forwarded to the endpoint's target.
 fn assert_the_filter_answers(envoy: &Envoy, up: &Upstream) {
@@ -163,9 +172,7 @@ fn the_module_image_round_trips_through_a_registry_and_envoy_loads_it_from_the_l
     assert!(std::fs::read(&file).unwrap() == built);
 
     // Envoy finds it there by name, and only there
-    let up = Upstream::start(&[]);
-    let envoy = envoy_from(&modules, &up, true).unwrap_or_else(|log| panic!("{log}"));
-    assert_the_filter_answers(&envoy, &up);
+    let up = assert_envoy_loads_from(&modules);
     let log = envoy_from(&modules, &up, false)
         .err()
         .expect("without the search path Envoy must not find the module");
@@ -251,9 +258,7 @@ fn a_container_runtime_mounts_the_image_and_envoy_loads_the_module_from_the_moun
         format!("{}/linux", host_architecture())
     );
     let modules = assert_module_at(&mounted, "", &so);
-    let up = Upstream::start(&[]);
-    let envoy = envoy_from(&modules, &up, true).unwrap_or_else(|log| panic!("{log}"));
-    assert_the_filter_answers(&envoy, &up);
+    assert_envoy_loads_from(&modules);
 }
 
 /// A Containerfile's `COPY --from` takes the module out of the image, as
@@ -289,9 +294,7 @@ fn a_containerfile_copies_the_module_out_of_the_image() {
     );
     let mounted = mount(tag, &[&reference]);
     let modules = assert_module_at(&mounted, "usr/lib/envoy/modules", &so);
-    let up = Upstream::start(&[]);
-    let envoy = envoy_from(&modules, &up, true).unwrap_or_else(|log| panic!("{log}"));
-    assert_the_filter_answers(&envoy, &up);
+    assert_envoy_loads_from(&modules);
 }
 
 /// What `oci` refuses, each with the file it names and what it is; a

@@ -32,11 +32,17 @@ pub fn section(rel: &str, heading: &str) -> String {
 
 /// The `sh` fenced blocks of a section, in order.
 pub fn sh_blocks(section: &str) -> Vec<String> {
+    blocks(section, "sh")
+}
+
+/// The fenced blocks of a section in `lang` (```` ```yaml ````), in order.
+pub fn blocks(section: &str, lang: &str) -> Vec<String> {
+    let fence = format!("```{lang}");
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in section.lines() {
         match (&mut current, line.trim_start()) {
-            (None, "```sh") => current = Some(String::new()),
+            (None, l) if l == fence => current = Some(String::new()),
             (Some(block), "```") => {
                 blocks.push(std::mem::take(block));
                 current = None;

@@ -225,9 +225,19 @@ pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathB
 /// validation (`testkit/crd_validate.py`: the published CRDs, and
 /// Kubernetes' own kinds by their published schemas): its JSON report.
 pub fn validate(docs: &[Value]) -> Value {
+    validate_in(docs, "testkit/crds")
+}
+
+/// [`validate`] against Envoy Gateway 1.8's CRDs alone
+/// (`testkit/crds/envoy-gateway-1.8`: its dynamic modules).
+pub fn validate_18<T: serde::Serialize + ?Sized>(docs: &T) -> Value {
+    validate_in(docs, "testkit/crds/envoy-gateway-1.8")
+}
+
+fn validate_in<T: serde::Serialize + ?Sized>(docs: &T, crds: &str) -> Value {
     let out = venv_python(
         "testkit/crd_validate.py",
-        &repo_root().join("testkit/crds"),
+        &repo_root().join(crds),
         serde_json::to_vec(docs).unwrap(),
     );
     assert!(
